@@ -1,0 +1,335 @@
+/*
+ * websock.h - the one header a websockd plugin author needs.
+ *
+ * A plugin is a shared object that exports one data symbol,
+ * `websock_handler_v1`, a const table of callbacks (struct websock_handler).
+ * The websockd host does the HTTP upgrade and all RFC 6455 framing, and routes
+ * each connection's whole lifecycle into the plugin its route names:
+ *
+ *   upgrade (optional) -> init (optional) -> handle_in / handle_control /
+ *   handle_info ... -> terminate (optional, exactly once after init said OK)
+ *
+ * Rules that hold everywhere:
+ *  - Pointers handed to a callback are valid for that call only; copy what you
+ *    keep. Functions that take data from you (websock_push, ...) copy it.
+ *  - Callbacks of one connection never run concurrently: a connection lives on
+ *    one worker thread. Callbacks of different connections may run at the same
+ *    time on different workers, so plugin-wide data needs its own locking.
+ *  - A callback must not block: it runs on the worker's event loop.
+ *  - Functions taking a websock_conn are callable only from inside a callback
+ *    of that same connection, unless their comment says otherwise.
+ *
+ * Build a plugin with `pkg-config --cflags websock` or CMake's
+ * `find_package(WebSock)` + `target_link_libraries(x PRIVATE WebSock::plugin)`.
+ * The websock_* functions are provided by the host process at load time; do
+ * not link anything for them. A plugin that uses a function the host lacks
+ * fails to load (the host opens plugins with RTLD_NOW), never mid-connection.
+ */
+#ifndef WEBSOCK_H
+#define WEBSOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The ABI version this header describes. The host refuses a table whose
+ * abi_version it does not know. */
+#define WEBSOCK_ABI_VERSION 1
+
+/* Marks the one symbol a plugin exports (plugins build with
+ * -fvisibility=hidden). */
+#if defined(__GNUC__)
+#define WEBSOCK_EXPORT __attribute__((visibility("default")))
+#else
+#define WEBSOCK_EXPORT
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Every websock_* function that can fail returns 0 or one of these negative
+ * codes; websock_strerror() names them. */
+#define WEBSOCK_ERRNO_MAP(XX)                                                  \
+  XX(EINVAL, -1, "invalid argument")                                           \
+  XX(ENOMEM, -2, "out of memory")                                              \
+  XX(ECLOSED, -3, "connection is closing or closed")                           \
+  XX(ECONTEXT, -4, "not allowed outside this connection's callbacks")         \
+  XX(EFULL, -5, "backpressure limit reached, message dropped")                 \
+  XX(ENOENT, -6, "no such connection, option or header")                       \
+  XX(ETOOBIG, -7, "message too big")
+
+typedef enum websock_errno {
+#define WEBSOCK_ERRNO_ENUM_(name, value, text) WEBSOCK_##name = (value),
+  WEBSOCK_ERRNO_MAP(WEBSOCK_ERRNO_ENUM_)
+#undef WEBSOCK_ERRNO_ENUM_
+} websock_errno;
+
+/* A static, human-readable string for a code above (or "unknown error").
+ * Never NULL; do not free. */
+const char *websock_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Types                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* One WebSocket connection. Opaque; owned by the host. Valid during the
+ * callbacks of that connection only: do not keep it past terminate. */
+typedef struct websock_conn websock_conn;
+
+/* The HTTP upgrade request. Opaque; owned by the host; valid during upgrade()
+ * and init() only. */
+typedef struct websock_request websock_request;
+
+/* The response to the upgrade request, filled in by upgrade(). Opaque. */
+typedef struct websock_response websock_response;
+
+/* A route's [options] section, handed to load() and readable from any
+ * callback through websock_conn_option(). Opaque; owned by the host. */
+typedef struct websock_options websock_options;
+
+/* RFC 6455 opcodes. */
+typedef enum websock_opcode {
+  WEBSOCK_OP_CONTINUATION = 0x0,
+  WEBSOCK_OP_TEXT = 0x1,
+  WEBSOCK_OP_BINARY = 0x2,
+  WEBSOCK_OP_CLOSE = 0x8,
+  WEBSOCK_OP_PING = 0x9,
+  WEBSOCK_OP_PONG = 0xA
+} websock_opcode;
+
+/* What a callback returns. */
+typedef enum websock_result {
+  WEBSOCK_OK = 0,  /* keep the connection open ({:ok, state}) */
+  WEBSOCK_STOP = 1 /* close it ({:stop, ...}); see websock_close() */
+} websock_result;
+
+/* Why a connection ended, as terminate() is told (WebSock's terminate/2). */
+typedef enum websock_reason_kind {
+  WEBSOCK_REASON_NORMAL = 0,   /* the plugin returned WEBSOCK_STOP (:normal) */
+  WEBSOCK_REASON_REMOTE = 1,   /* the client closed (:remote) */
+  WEBSOCK_REASON_SHUTDOWN = 2, /* host shutdown (1001) or restart (1012) */
+  WEBSOCK_REASON_TIMEOUT = 3,  /* idle or close-handshake timeout */
+  WEBSOCK_REASON_ERROR = 4     /* protocol, I/O or plugin error ({:error, _}) */
+} websock_reason_kind;
+
+typedef struct websock_reason {
+  websock_reason_kind kind;
+  /* The close code: for REMOTE the peer's (1005 if its close frame had
+   * none, 1006 if the TCP connection ended without a close frame); for the
+   * other kinds the code the host sent (1000, 1001, 1012, 1011, 1002, ...). */
+  uint16_t code;
+  /* REMOTE: the peer's close reason (UTF-8, may be empty). ERROR: a detail
+   * string such as "invalid UTF-8 in text message". Otherwise empty. Never
+   * NULL; NUL-terminated; valid during terminate() only. */
+  const char *text;
+} websock_reason;
+
+/* ------------------------------------------------------------------------ */
+/* The plugin table                                                          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Export exactly one of these, named websock_handler_v1:
+ *
+ *   WEBSOCK_EXPORT const struct websock_handler websock_handler_v1 = {
+ *       .abi_version = WEBSOCK_ABI_VERSION,
+ *       .struct_size = sizeof(struct websock_handler),
+ *       .name = "echo", .version = "1.0.0",
+ *       .handle_in = echo_in,
+ *   };
+ *
+ * Fields are only ever appended. The host treats a field that lies beyond
+ * the plugin's struct_size as absent, so a plugin built against an older
+ * header keeps working. Only handle_in is required.
+ */
+struct websock_handler {
+  /* WEBSOCK_ABI_VERSION as compiled. */
+  uint32_t abi_version;
+  /* sizeof(struct websock_handler) as compiled. */
+  uint32_t struct_size;
+  /* The plugin's name and version, for logs and metrics. Static strings. */
+  const char *name;
+  const char *version;
+
+  /* Optional. Called once per loaded generation of the plugin, before any
+   * connection, with the route's [options]. Return 0 to accept, non-zero to
+   * refuse (the route is then not served, and the host logs why). `options`
+   * stays valid until unload() returns. */
+  int (*load)(const websock_options *options);
+
+  /* Optional. Called once when the generation's last connection is gone and
+   * it is being unloaded (or the host exits). */
+  void (*unload)(void);
+
+  /* Optional. Sees the upgrade request before the host answers 101. Return 0
+   * to accept, or an HTTP status from 400 to 599 to refuse (say 401, after
+   * websock_response_add_header(resp, "WWW-Authenticate", ...)). May pick a
+   * subprotocol, add response headers, and hand a value on to init(). Runs
+   * on the worker thread that will own the connection; must not block. */
+  int (*upgrade)(const websock_request *req, websock_response *resp);
+
+  /* Optional. The connection is open (101 queued). Set *state to your
+   * per-connection state (it starts as the value upgrade() handed on, or
+   * NULL). May push; may return WEBSOCK_STOP. websock_conn_request(conn)
+   * is valid here. When init is NULL the connection opens with the value
+   * upgrade() handed on (or NULL) as its state. */
+  int (*init)(websock_conn *conn, void **state);
+
+  /* Required. One whole data message, reassembled from its fragments;
+   * opcode is WEBSOCK_OP_TEXT (data already validated as UTF-8) or
+   * WEBSOCK_OP_BINARY. `data` is valid for this call only. *state may be
+   * replaced. */
+  int (*handle_in)(websock_conn *conn, void **state, websock_opcode opcode,
+                   const uint8_t *data, size_t len);
+
+  /* Optional, informational: a ping or pong from the client (opcode
+   * WEBSOCK_OP_PING or WEBSOCK_OP_PONG), at most 125 bytes. The host has
+   * already answered a ping with a pong carrying the same payload. */
+  int (*handle_control)(websock_conn *conn, void **state, websock_opcode opcode,
+                        const uint8_t *data, size_t len);
+
+  /* Optional: a message sent to this connection from elsewhere
+   * (websock_send and friends, when the host provides them). */
+  int (*handle_info)(websock_conn *conn, void **state, const uint8_t *data,
+                     size_t len);
+
+  /* Optional. Called exactly once for every connection whose init returned
+   * WEBSOCK_OK (or that had no init), whatever ended it. Free your state here.
+   * Pushing is not possible any more. */
+  void (*terminate)(websock_conn *conn, void *state,
+                    const websock_reason *reason);
+};
+
+/* The symbol name the host looks up. */
+#define WEBSOCK_HANDLER_SYMBOL "websock_handler_v1"
+
+/* ------------------------------------------------------------------------ */
+/* Sending                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Queues one whole message for the client ({:push, ...}). Copies `data`.
+ * Messages go out in the order pushed, once the current callback returns.
+ * opcode: WEBSOCK_OP_TEXT (data must be UTF-8), WEBSOCK_OP_BINARY, or
+ * WEBSOCK_OP_PING / WEBSOCK_OP_PONG (at most 125 bytes).
+ * Returns 0; WEBSOCK_EINVAL for another opcode or an oversized control frame;
+ * WEBSOCK_ECLOSED once the connection is closing (for example after the
+ * callback decided to stop, or inside terminate); WEBSOCK_ECONTEXT from
+ * outside this connection's callbacks. */
+int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
+                 size_t len);
+
+/* Sets how the connection closes when the current callback returns
+ * WEBSOCK_STOP ({:stop, :normal, {code, text}, ...}). Without it a stop
+ * closes with 1000. Messages pushed before the stop go out before the close
+ * frame. `code` must be one a server may send: 1000, 1001, 1003, 1007, 1008,
+ * 1009, 1010, 1011, 1012, 1013, 1014 or 3000-4999; `text` may be NULL and is
+ * cut at 123 bytes (on a UTF-8 boundary). terminate() is told
+ * WEBSOCK_REASON_NORMAL with this code. If the callback returns WEBSOCK_OK
+ * instead, nothing happens. Returns 0, WEBSOCK_EINVAL or WEBSOCK_ECLOSED. */
+int websock_close(websock_conn *conn, uint16_t code, const char *text);
+
+/* Marks the coming WEBSOCK_STOP as an error stop: the connection closes with
+ * 1011 and terminate() is told WEBSOCK_REASON_ERROR with `detail` (copied,
+ * may be NULL). */
+int websock_close_error(websock_conn *conn, const char *detail);
+
+/* Marks the coming WEBSOCK_STOP as a restart ({:shutdown, :restart}): the
+ * connection closes with 1012 Service Restart so the client knows to
+ * reconnect, and terminate() is told WEBSOCK_REASON_SHUTDOWN, code 1012. */
+int websock_close_restart(websock_conn *conn);
+
+/* Bytes queued for this client and not yet written to the socket. */
+size_t websock_unsent_bytes(const websock_conn *conn);
+
+/* ------------------------------------------------------------------------ */
+/* About a connection                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* The upgrade request; valid during init() only, NULL elsewhere. */
+const websock_request *websock_conn_request(const websock_conn *conn);
+
+/* The negotiated subprotocol, or NULL if none. Valid for the connection's
+ * life. */
+const char *websock_conn_subprotocol(const websock_conn *conn);
+
+/* A value from the route's [options] section, or NULL. Valid for the
+ * connection's life. */
+const char *websock_conn_option(const websock_conn *conn, const char *key);
+
+/* The route's path (for example "/echo"). Valid for the connection's life. */
+const char *websock_conn_route(const websock_conn *conn);
+
+/* Logs one line to the host's log, prefixed with the route and connection
+ * id. printf-style. level: 0 error, 1 warning, 2 info, 3 debug. */
+void websock_log(const websock_conn *conn, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ------------------------------------------------------------------------ */
+/* The upgrade request (valid in upgrade() and init())                       */
+/* ------------------------------------------------------------------------ */
+
+/* "GET". */
+const char *websock_request_method(const websock_request *req);
+/* The path without the query ("/chat/room1"). */
+const char *websock_request_path(const websock_request *req);
+/* The query string without '?' ("" if none). */
+const char *websock_request_query(const websock_request *req);
+/* The first value of a header, matched case-insensitively, or NULL. */
+const char *websock_request_header(const websock_request *req,
+                                   const char *name);
+/* Number of headers, and the i-th one's name and value (0 or
+ * WEBSOCK_ENOENT). */
+size_t websock_request_header_count(const websock_request *req);
+int websock_request_header_at(const websock_request *req, size_t i,
+                              const char **name, const char **value);
+/* The client's address, "127.0.0.1:5000" or "[::1]:5000". */
+const char *websock_request_remote_addr(const websock_request *req);
+/* The subprotocol the host would pick from the route's list, or NULL. */
+const char *websock_request_subprotocol(const websock_request *req);
+
+/* ------------------------------------------------------------------------ */
+/* The upgrade response (in upgrade() only)                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Adds a header to the response, whether 101 or a refusal. Copies both.
+ * Returns 0 or WEBSOCK_EINVAL (a name or value with CR, LF or NUL, or a
+ * header the host owns: Upgrade, Connection, Sec-WebSocket-*). */
+int websock_response_add_header(websock_response *resp, const char *name,
+                                const char *value);
+
+/* Picks the subprotocol (copied): it must be one the client offered.
+ * Returns 0, or WEBSOCK_EINVAL if the client did not offer it. */
+int websock_response_set_subprotocol(websock_response *resp,
+                                     const char *protocol);
+
+/* Sets the body of a refusal (copied); ignored for 101. */
+int websock_response_set_body(websock_response *resp, const char *body);
+
+/* Hands a value on to init(), where it is the initial *state. The plugin
+ * owns it: if upgrade() returns 0, init() (or terminate() when init is NULL)
+ * is always called and can free it. */
+void websock_response_set_state(websock_response *resp, void *state);
+
+/* ------------------------------------------------------------------------ */
+/* Route options (in load())                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* A value from [options], or NULL. */
+const char *websock_option(const websock_options *options, const char *key);
+/* Number of options, and the i-th one (0 or WEBSOCK_ENOENT). */
+size_t websock_option_count(const websock_options *options);
+int websock_option_at(const websock_options *options, size_t i,
+                      const char **key, const char **value);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEBSOCK_H */
