@@ -1,0 +1,52 @@
+/*
+ * config.h - host-wide settings: defaults, the host config file (INI, read
+ * with inih) and command-line overrides.
+ */
+#ifndef WSH_CONFIG_H
+#define WSH_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct wsh_config {
+  char *config_file;     /* --config, or NULL */
+  char **listen;         /* "127.0.0.1:8080", "[::1]:8080", "*:8080" */
+  size_t nlisten;
+  char *plugins_dir;     /* plugins.d */
+  unsigned workers;      /* 0: one per core */
+  size_t max_header_size;
+  uint64_t handshake_timeout_ms;
+  uint64_t close_timeout_ms;
+  uint64_t shutdown_grace_ms;
+  int log_level;
+  int check_only;        /* -t */
+} wsh_config;
+
+#define WSH_DEFAULT_LISTEN "127.0.0.1:8080"
+
+void wsh_config_init(wsh_config *c);
+void wsh_config_free(wsh_config *c);
+
+/* Applies the command line (and the --config file it names, whose settings
+ * the other flags override). Returns 0 to run, 1 when --help or --version was
+ * printed (exit 0), or a negative code with err set (exit 2). */
+int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
+                         size_t errlen);
+
+/* Reads a host config file ([server] section). */
+int wsh_config_load_file(wsh_config *c, const char *file, char *err,
+                         size_t errlen);
+
+/* Parses "HOST:PORT", "[V6]:PORT" or "*:PORT" into a socket address. */
+int wsh_parse_listen(const char *spec, struct sockaddr_storage *addr,
+                     socklen_t *len);
+
+/* Formats a socket address as "1.2.3.4:5" or "[::1]:5". */
+void wsh_format_addr(const struct sockaddr *sa, char *out, size_t outlen);
+
+/* Fills in what the defaults leave open (workers = cores, a listen address)
+ * and checks every value. Returns 0 or a negative code with err set. */
+int wsh_config_finish(wsh_config *c, char *err, size_t errlen);
+
+#endif

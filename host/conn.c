@@ -1,0 +1,536 @@
+/*
+ * conn.c - one client connection, from the first byte of its upgrade request
+ * to the close of its socket. The connection knows the codec, the handshake
+ * module, the registry and the loop; the plugin sees it as websock_conn.
+ *
+ * Freeing happens only from the loop's own callbacks (conn_free at the end of
+ * an event, timer or write callback), never while the connection's bytes are
+ * being processed, so no code below has to ask "is c still alive?".
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "handshake.h"
+#include "log.h"
+#include "server.h"
+#include "worker.h"
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+static const wsh_config *conn_cfg(const websock_conn *c) { return c->w->srv->cfg; }
+
+static void set_deadline(websock_conn *c, uint64_t ms) {
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+  if (!c->timer)
+    c->timer = evtimer_new(c->w->base, on_timer, c);
+  if (c->timer)
+    evtimer_add(c->timer, &tv);
+}
+
+static void clear_deadline(websock_conn *c) {
+  if (c->timer) {
+    event_free(c->timer);
+    c->timer = NULL;
+  }
+}
+
+static void conn_free(websock_conn *c) {
+  wsh_worker *w = c->w;
+  clear_deadline(c);
+  if (c->bev)
+    bufferevent_free(c->bev);
+  if (c->req)
+    wsh_request_free(c->req);
+  wsh_decoder_free(&c->dec);
+  if (c->gen) {
+    atomic_fetch_sub(&c->gen->conns, 1);
+    wsh_generation_release(c->gen);
+  }
+  free(c->subprotocol);
+  free(c->stop_text);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    w->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  free(c);
+  wsh_worker_conn_gone(w);
+}
+
+/* ---- closing the TCP side ------------------------------------------------ */
+
+/* Write side shut down (our FIN sent: the server closes first); read until the
+ * peer's EOF so that unread bytes do not turn our close into a reset. */
+static void conn_linger(websock_conn *c) {
+  c->state = WSH_CONN_LINGER;
+  shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+  bufferevent_disable(c->bev, EV_WRITE);
+  bufferevent_enable(c->bev, EV_READ);
+  evbuffer_drain(bufferevent_get_input(c->bev),
+                 evbuffer_get_length(bufferevent_get_input(c->bev)));
+  set_deadline(c, conn_cfg(c)->close_timeout_ms);
+}
+
+/* Everything that had to be said is queued: close once it is written. */
+static void conn_flush_and_close(websock_conn *c) {
+  c->state = WSH_CONN_FLUSHING;
+  bufferevent_disable(c->bev, EV_READ);
+  set_deadline(c, conn_cfg(c)->close_timeout_ms);
+  if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    conn_linger(c);
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+int wsh_conn_send_frame(websock_conn *c, uint8_t opcode, const void *data,
+                        size_t len) {
+  uint8_t hdr[WSH_MAX_HEADER];
+  size_t n = wsh_frame_header(hdr, true, opcode, len);
+  struct evbuffer *out = bufferevent_get_output(c->bev);
+  if (evbuffer_add(out, hdr, n) != 0 || (len && evbuffer_add(out, data, len) != 0))
+    return WEBSOCK_ENOMEM;
+  return 0;
+}
+
+static void send_close(websock_conn *c, uint16_t code, const char *text) {
+  uint8_t payload[WSH_MAX_CONTROL];
+  size_t n = 0;
+  if (code != WSH_CLOSE_NO_STATUS)
+    n = wsh_close_payload(payload, code, text, text ? strlen(text) : 0);
+  wsh_conn_send_frame(c, WEBSOCK_OP_CLOSE, payload, n);
+}
+
+/* ---- the plugin's side --------------------------------------------------- */
+
+static const struct websock_handler *handler(const websock_conn *c) {
+  return &c->gen->plugin->h;
+}
+
+/* terminate(), exactly once, for a connection whose init said OK. */
+static void conn_terminate(websock_conn *c, websock_reason_kind kind,
+                           uint16_t code, const char *text) {
+  if (!c->plugin_open)
+    return;
+  c->plugin_open = 0;
+  wsh_debug("conn %llu %s: terminate (reason %d, code %u%s%s)",
+            (unsigned long long)c->id, c->gen->conf->path, (int)kind, code,
+            text && *text ? ", " : "", text ? text : "");
+  if (!handler(c)->terminate)
+    return;
+  websock_reason reason = {.kind = kind, .code = code, .text = text ? text : ""};
+  c->in_callback = 1;
+  handler(c)->terminate(c, c->state_ptr, &reason);
+  c->in_callback = 0;
+  c->state_ptr = NULL;
+}
+
+/* We close: the close frame is queued after anything pushed, terminate() is
+ * told why, and we wait for the peer's close frame. */
+static void conn_close(websock_conn *c, uint16_t code, const char *text,
+                       websock_reason_kind kind, const char *detail) {
+  send_close(c, code, text);
+  c->state = WSH_CONN_CLOSING;
+  bufferevent_set_timeouts(c->bev, NULL, NULL);
+  bufferevent_enable(c->bev, EV_READ);
+  set_deadline(c, conn_cfg(c)->close_timeout_ms);
+  conn_terminate(c, kind, code, detail);
+}
+
+/* The callback returned STOP: close as websock_close*() said. */
+static void conn_stop(websock_conn *c) {
+  char *text = c->stop_text;
+  c->stop_text = NULL;
+  switch (c->stop_kind) {
+  case WSH_STOP_ERROR:
+    conn_close(c, WSH_CLOSE_INTERNAL, "internal error", WEBSOCK_REASON_ERROR,
+               text ? text : "plugin stopped with an error");
+    break;
+  case WSH_STOP_RESTART:
+    conn_close(c, WSH_CLOSE_RESTART, "service restart", WEBSOCK_REASON_SHUTDOWN,
+               NULL);
+    break;
+  default:
+    conn_close(c, c->stop_code ? c->stop_code : WSH_CLOSE_NORMAL, text,
+               WEBSOCK_REASON_NORMAL, NULL);
+  }
+  free(text);
+}
+
+/* What a callback returned. */
+static void after_callback(websock_conn *c, int result, const char *what) {
+  if (result == WEBSOCK_OK) {
+    c->stop_kind = WSH_STOP_NORMAL;
+    c->stop_code = 0;
+    free(c->stop_text);
+    c->stop_text = NULL;
+    return;
+  }
+  if (result != WEBSOCK_STOP) {
+    wsh_error("route %s: %s returned %d (neither WEBSOCK_OK nor WEBSOCK_STOP)",
+              c->gen->conf->path, what, result);
+    free(c->stop_text);
+    c->stop_text = strdup("callback returned an invalid result");
+    c->stop_kind = WSH_STOP_ERROR;
+  }
+  conn_stop(c);
+}
+
+static void deliver_message(websock_conn *c, const wsh_event *ev) {
+  c->in_callback = 1;
+  int r = handler(c)->handle_in(c, &c->state_ptr, (websock_opcode)ev->opcode,
+                                ev->data, ev->len);
+  c->in_callback = 0;
+  after_callback(c, r, "handle_in");
+}
+
+static void deliver_control(websock_conn *c, const wsh_event *ev) {
+  websock_opcode op = ev->type == WSH_EV_PING ? WEBSOCK_OP_PING : WEBSOCK_OP_PONG;
+  if (op == WEBSOCK_OP_PING)
+    wsh_conn_send_frame(c, WEBSOCK_OP_PONG, ev->data, ev->len);
+  if (!handler(c)->handle_control)
+    return;
+  c->in_callback = 1;
+  int r = handler(c)->handle_control(c, &c->state_ptr, op, ev->data, ev->len);
+  c->in_callback = 0;
+  after_callback(c, r, "handle_control");
+}
+
+/* ---- frames -------------------------------------------------------------- */
+
+/* The peer's close frame: answer it with the same code (open), or take it as
+ * the answer to ours (closing); either way the server then closes first. */
+static void on_peer_close(websock_conn *c, const wsh_event *ev) {
+  if (c->state == WSH_CONN_OPEN) {
+    char reason[WSH_MAX_CONTROL + 1];
+    memcpy(reason, ev->data, ev->len);
+    reason[ev->len] = '\0';
+    send_close(c, ev->close_code, reason);
+    conn_terminate(c, WEBSOCK_REASON_REMOTE, ev->close_code, reason);
+  }
+  conn_flush_and_close(c);
+}
+
+static void on_frame_event(websock_conn *c, const wsh_event *ev) {
+  if (ev->type == WSH_EV_CLOSE) {
+    on_peer_close(c, ev);
+    return;
+  }
+  if (ev->type == WSH_EV_ERROR) {
+    wsh_info("conn %llu %s: closing with %u: %s", (unsigned long long)c->id,
+             c->peer, ev->close_code, ev->error);
+    if (c->state == WSH_CONN_OPEN)
+      conn_close(c, ev->close_code, ev->error, WEBSOCK_REASON_ERROR, ev->error);
+    conn_flush_and_close(c);
+    return;
+  }
+  if (c->state != WSH_CONN_OPEN) /* after our close: only the peer's counts */
+    return;
+  if (ev->type == WSH_EV_MESSAGE)
+    deliver_message(c, ev);
+  else
+    deliver_control(c, ev);
+}
+
+static void read_frames(websock_conn *c) {
+  struct evbuffer *in = bufferevent_get_input(c->bev);
+  while ((c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING) &&
+         evbuffer_get_length(in) > 0) {
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+      break;
+    wsh_event ev;
+    size_t used = wsh_decode(&c->dec, v.iov_base, v.iov_len, &ev);
+    if (ev.type != WSH_EV_NONE)
+      on_frame_event(c, &ev);
+    evbuffer_drain(in, used);
+  }
+}
+
+/* ---- the upgrade --------------------------------------------------------- */
+
+/* Answers the request with a refusal (or 200 for /healthz) and closes. */
+static void respond(websock_conn *c, websock_response *resp, const char *why) {
+  char *out;
+  size_t len;
+  const char *path = c->req && c->req->path ? c->req->path : "-";
+  wsh_info("%s %s %s: %d%s%s", c->peer, c->req ? c->req->method : "-", path,
+           resp->status, why ? " " : "", why ? why : "");
+  if (wsh_response_render(resp, NULL, &out, &len) == 0) {
+    evbuffer_add(bufferevent_get_output(c->bev), out, len);
+    free(out);
+  }
+  wsh_response_free(resp);
+  conn_flush_and_close(c);
+}
+
+static void respond_status(websock_conn *c, int status, const char *body,
+                           const char *why) {
+  websock_response resp;
+  wsh_response_init(&resp, c->req);
+  resp.status = status;
+  if (body)
+    websock_response_set_body(&resp, body);
+  respond(c, &resp, why);
+}
+
+/* Plain HTTP: /healthz, or 426 at a WebSocket route, or 404. */
+static void answer_plain_http(websock_conn *c) {
+  const char *path = c->req->path;
+  if (strcmp(path, "/healthz") == 0 && strcmp(c->req->method, "GET") == 0) {
+    respond_status(c, 200, "ok\n", NULL);
+    return;
+  }
+  wsh_generation *g = wsh_registry_acquire(c->w->srv->reg, path);
+  if (g) {
+    wsh_generation_release(g);
+    respond_status(c, 426, "This is a WebSocket endpoint: upgrade required.\n",
+                   "(plain HTTP at a WebSocket route)");
+    return;
+  }
+  respond_status(c, 404, NULL, NULL);
+}
+
+/* init(): the connection is open. */
+static void conn_open(websock_conn *c, websock_response *resp) {
+  c->state = WSH_CONN_OPEN;
+  clear_deadline(c);
+  c->state_ptr = resp->state;
+  c->subprotocol = resp->subprotocol;
+  resp->subprotocol = NULL;
+  wsh_decoder_init(&c->dec, c->gen->conf->max_message_size);
+  atomic_fetch_add(&c->gen->conns, 1);
+  if (c->gen->conf->idle_timeout_ms) {
+    uint64_t ms = c->gen->conf->idle_timeout_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+  }
+  c->plugin_open = 1;
+  if (handler(c)->init) {
+    c->in_callback = 1;
+    c->plugin_open = 0;
+    int r = handler(c)->init(c, &c->state_ptr);
+    c->in_callback = 0;
+    if (r == WEBSOCK_OK)
+      c->plugin_open = 1;
+    after_callback(c, r, "init");
+  }
+  wsh_request_free(c->req);
+  c->req = NULL;
+}
+
+/* The plugin's upgrade(), if any: 0 to go on, or a refusal already sent. */
+static int call_upgrade(websock_conn *c, websock_response *resp) {
+  if (!handler(c)->upgrade)
+    return 0;
+  int status = handler(c)->upgrade(c->req, resp);
+  if (status == 0)
+    return 0;
+  if (status < 400 || status > 599) {
+    wsh_error("route %s: upgrade() returned %d (want 0 or 400-599)",
+              c->gen->conf->path, status);
+    wsh_response_free(resp);
+    respond_status(c, 500, NULL, "(invalid upgrade() result)");
+    return -1;
+  }
+  resp->status = status;
+  respond(c, resp, "(refused by the plugin's upgrade())");
+  return -1;
+}
+
+static void answer_upgrade(websock_conn *c) {
+  const wsh_route_conf *rc = c->gen->conf;
+  const char *why = NULL;
+  int status = wsh_request_check_upgrade(c->req, &why);
+  if (status) {
+    respond_status(c, status, NULL, why);
+    return;
+  }
+  if (!wsh_route_origin_allowed(rc, websock_request_header(c->req, "Origin"))) {
+    respond_status(c, 403, "Origin not allowed.\n", "(origin not allowed)");
+    return;
+  }
+  c->req->subprotocol =
+      wsh_negotiate_subprotocol(c->req, rc->subprotocols, rc->nsubprotocols);
+  websock_response resp;
+  wsh_response_init(&resp, c->req);
+  if (c->req->subprotocol && !(resp.subprotocol = strdup(c->req->subprotocol))) {
+    wsh_response_free(&resp);
+    respond_status(c, 500, NULL, "(out of memory)");
+    return;
+  }
+  if (call_upgrade(c, &resp) != 0)
+    return;
+  char accept[29], *out;
+  size_t len;
+  wsh_accept_key(websock_request_header(c->req, "Sec-WebSocket-Key"), accept);
+  if (wsh_response_render(&resp, accept, &out, &len) != 0) {
+    wsh_response_free(&resp);
+    respond_status(c, 500, NULL, "(out of memory)");
+    return;
+  }
+  evbuffer_add(bufferevent_get_output(c->bev), out, len);
+  free(out);
+  wsh_info("%s GET %s: 101 (conn %llu, generation %u%s%s)", c->peer,
+           c->req->path, (unsigned long long)c->id, c->gen->id,
+           resp.subprotocol ? ", subprotocol " : "",
+           resp.subprotocol ? resp.subprotocol : "");
+  conn_open(c, &resp);
+  wsh_response_free(&resp);
+}
+
+static void on_request(websock_conn *c) {
+  if (!wsh_request_wants_websocket(c->req)) {
+    answer_plain_http(c);
+    return;
+  }
+  c->gen = wsh_registry_acquire(c->w->srv->reg, c->req->path);
+  if (!c->gen) {
+    respond_status(c, 404, NULL, "(no such route)");
+    return;
+  }
+  answer_upgrade(c);
+}
+
+static void read_request(websock_conn *c) {
+  struct evbuffer *in = bufferevent_get_input(c->bev);
+  while (c->state == WSH_CONN_HANDSHAKE && evbuffer_get_length(in) > 0) {
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+      break;
+    size_t used = 0;
+    int rc = wsh_request_feed(c->req, v.iov_base, v.iov_len, &used);
+    if (rc == WSH_HS_NEED_MORE) {
+      evbuffer_drain(in, v.iov_len);
+      continue;
+    }
+    if (rc != WSH_HS_DONE) {
+      respond_status(c, rc, NULL, "(bad request head)");
+      return;
+    }
+    evbuffer_drain(in, used);
+    on_request(c);
+  }
+}
+
+/* ---- loop callbacks ------------------------------------------------------ */
+
+static void on_read(struct bufferevent *bev, void *arg) {
+  websock_conn *c = arg;
+  struct evbuffer *in = bufferevent_get_input(bev);
+  if (c->state == WSH_CONN_HANDSHAKE)
+    read_request(c);
+  if (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING)
+    read_frames(c);
+  if (c->state == WSH_CONN_LINGER || c->state == WSH_CONN_FLUSHING)
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void on_write(struct bufferevent *bev, void *arg) {
+  websock_conn *c = arg;
+  (void)bev;
+  if (c->state == WSH_CONN_FLUSHING)
+    conn_linger(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg) {
+  websock_conn *c = arg;
+  (void)bev;
+  if ((what & BEV_EVENT_TIMEOUT) && c->state == WSH_CONN_OPEN) {
+    wsh_info("conn %llu %s: idle timeout", (unsigned long long)c->id, c->peer);
+    conn_close(c, WSH_CLOSE_GOING_AWAY, "idle timeout", WEBSOCK_REASON_TIMEOUT,
+               NULL);
+    return;
+  }
+  if (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING) {
+    const char *detail = (what & BEV_EVENT_EOF)
+                             ? "connection closed without a close frame"
+                             : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+    wsh_debug("conn %llu %s: %s", (unsigned long long)c->id, c->peer, detail);
+    conn_terminate(c, WEBSOCK_REASON_ERROR, WSH_CLOSE_ABNORMAL, detail);
+  }
+  conn_free(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg) {
+  websock_conn *c = arg;
+  (void)fd;
+  (void)what;
+  switch (c->state) {
+  case WSH_CONN_HANDSHAKE:
+    wsh_info("%s: handshake timeout", c->peer);
+    respond_status(c, 408, NULL, "(handshake timeout)");
+    break;
+  case WSH_CONN_CLOSING:
+    wsh_info("conn %llu %s: no close frame from the peer in time",
+             (unsigned long long)c->id, c->peer);
+    conn_free(c);
+    break;
+  default:
+    conn_free(c);
+  }
+}
+
+/* ---- life ---------------------------------------------------------------- */
+
+int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa, socklen_t len) {
+  (void)len;
+  websock_conn *c = calloc(1, sizeof(*c));
+  if (!c)
+    goto out_close_fd;
+  c->w = w;
+  c->id = ++w->next_id * 1000 + w->index;
+  wsh_format_addr(sa, c->peer, sizeof(c->peer));
+  evutil_make_socket_nonblocking(fd);
+  c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+  if (!c->bev)
+    goto out_free;
+  if (wsh_request_new(&c->req, conn_cfg(c)->max_header_size) != 0)
+    goto out_free_bev;
+  snprintf(c->req->remote_addr, sizeof(c->req->remote_addr), "%s", c->peer);
+  bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+  bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+  c->next = w->conns;
+  if (w->conns)
+    w->conns->prev = c;
+  w->conns = c;
+  w->nconns++;
+  set_deadline(c, conn_cfg(c)->handshake_timeout_ms);
+  return 0;
+out_free_bev:
+  bufferevent_free(c->bev);
+  free(c);
+  return WEBSOCK_ENOMEM;
+out_free:
+  free(c);
+out_close_fd:
+  evutil_closesocket(fd);
+  return WEBSOCK_ENOMEM;
+}
+
+void wsh_conn_shutdown(websock_conn *c) {
+  if (c->state == WSH_CONN_HANDSHAKE) {
+    respond_status(c, 503, "Shutting down.\n", "(shutting down)");
+    return;
+  }
+  if (c->state == WSH_CONN_OPEN)
+    conn_close(c, WSH_CLOSE_GOING_AWAY, "server shutting down",
+               WEBSOCK_REASON_SHUTDOWN, NULL);
+}
+
+void wsh_conn_abort(websock_conn *c) {
+  conn_terminate(c, WEBSOCK_REASON_SHUTDOWN, WSH_CLOSE_GOING_AWAY, NULL);
+  conn_free(c);
+}

@@ -1,0 +1,65 @@
+/*
+ * conn.h - one client connection: the HTTP upgrade, then the WebSocket state
+ * machine (open, closing, lingering) over a bufferevent, driving the codec
+ * and the plugin's callbacks.
+ */
+#ifndef WSH_CONN_H
+#define WSH_CONN_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "frame.h"
+#include "registry.h"
+#include "websock.h"
+
+struct bufferevent;
+struct event;
+typedef struct wsh_worker wsh_worker;
+
+typedef enum wsh_conn_state {
+  WSH_CONN_HANDSHAKE, /* reading the upgrade request */
+  WSH_CONN_OPEN,      /* frames flow both ways */
+  WSH_CONN_CLOSING,   /* our close frame is queued; waiting for the peer's */
+  WSH_CONN_FLUSHING,  /* last bytes queued; close the TCP side once written */
+  WSH_CONN_LINGER     /* write side shut down; waiting for the peer's EOF */
+} wsh_conn_state;
+
+enum { WSH_STOP_NORMAL = 0, WSH_STOP_ERROR = 1, WSH_STOP_RESTART = 2 };
+
+struct websock_conn {
+  wsh_worker *w;
+  websock_conn *prev, *next; /* the worker's list */
+  struct bufferevent *bev;
+  struct event *timer; /* handshake, close and linger deadlines */
+  uint64_t id;
+  uint8_t state;
+  uint8_t in_callback;  /* inside a plugin callback of this connection */
+  uint8_t plugin_open;  /* init said OK: terminate is owed */
+  uint8_t stop_kind;    /* how a WEBSOCK_STOP closes (WSH_STOP_*) */
+  uint16_t stop_code;   /* websock_close()'s code, 0 if none */
+  char *stop_text;      /* websock_close()'s text or the error detail */
+  websock_request *req; /* during the upgrade and init only */
+  wsh_generation *gen;
+  void *state_ptr;      /* the plugin's state */
+  char *subprotocol;
+  wsh_decoder dec;
+  char peer[48];
+};
+
+/* Worker thread: adopts an accepted socket. Returns 0 or a negative code
+ * (the socket is then closed). */
+int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa, socklen_t len);
+
+/* Queues one whole unmasked frame. Returns 0 or WEBSOCK_ENOMEM. */
+int wsh_conn_send_frame(websock_conn *c, uint8_t opcode, const void *data,
+                        size_t len);
+
+/* Host shutdown: close with 1001 (terminate: shutdown), or drop a connection
+ * still in its handshake. */
+void wsh_conn_shutdown(websock_conn *c);
+
+/* The grace period is over: free the connection now. */
+void wsh_conn_abort(websock_conn *c);
+
+#endif

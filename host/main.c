@@ -1,0 +1,67 @@
+/*
+ * main.c - websockd's entry point: settings, routes, then serve (or, with -t,
+ * check everything and exit).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "log.h"
+#include "registry.h"
+#include "server.h"
+
+/* -t: every route loaded in a throw-away generation, then released. */
+static int check_only(wsh_config *cfg, wsh_registry *reg, int failures) {
+  if (failures) {
+    fprintf(stderr, "websockd: %d route(s) in %s failed the check (see above)\n",
+            failures, cfg->plugins_dir);
+    return 1;
+  }
+  printf("websockd: configuration OK (%zu route(s) in %s, %zu listen "
+         "address(es), %u worker(s))\n",
+         reg->n, cfg->plugins_dir, cfg->nlisten, cfg->workers);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  wsh_config cfg;
+  wsh_registry *reg = NULL;
+  wsh_server *srv = NULL;
+  char err[1024];
+  int status = 2, failures = 0;
+  wsh_config_init(&cfg);
+  int rc = wsh_config_from_args(&cfg, argc, argv, err, sizeof(err));
+  if (rc == 1) {
+    status = 0;
+    goto out_config;
+  }
+  if (rc || (rc = wsh_config_finish(&cfg, err, sizeof(err))) != 0) {
+    fprintf(stderr, "websockd: %s\n", err);
+    goto out_config;
+  }
+  wsh_log_set_level(cfg.log_level);
+  if (wsh_registry_new(&reg, err, sizeof(err)) != 0) {
+    fprintf(stderr, "websockd: %s\n", err);
+    goto out_config;
+  }
+  if (wsh_registry_load_dir(reg, cfg.plugins_dir, &failures) != 0) {
+    status = 1;
+    goto out_registry;
+  }
+  if (cfg.check_only) {
+    status = check_only(&cfg, reg, failures);
+    goto out_registry;
+  }
+  if (wsh_server_new(&srv, &cfg, reg, err, sizeof(err)) != 0) {
+    wsh_error("%s", err);
+    status = 1;
+    goto out_registry;
+  }
+  status = wsh_server_run(srv);
+  wsh_server_free(srv);
+out_registry:
+  wsh_registry_free(reg);
+out_config:
+  wsh_config_free(&cfg);
+  return status;
+}

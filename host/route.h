@@ -1,0 +1,67 @@
+/*
+ * route.h - route files: plugins.d/NAME.conf, one INI file per route, read
+ * with inih. Knows nothing of plugins or connections.
+ */
+#ifndef WSH_ROUTE_H
+#define WSH_ROUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "websock.h"
+
+typedef struct wsh_kv {
+  char *key;
+  char *value;
+} wsh_kv;
+
+/* The [options] section, handed to the plugin's load(). */
+struct websock_options {
+  wsh_kv *items;
+  size_t n;
+  size_t cap;
+};
+
+enum { WSH_RELOAD_DRAIN = 0, WSH_RELOAD_RESTART = 1 };
+
+#define WSH_DEFAULT_MAX_MESSAGE (1024 * 1024)
+
+typedef struct wsh_route_conf {
+  char *conf_path;   /* the .conf file */
+  char *path;        /* the URL path served, "/echo" */
+  char *plugin_path; /* the .so, resolved relative to the .conf */
+  char **subprotocols; /* in the server's order of preference */
+  size_t nsubprotocols;
+  char **origins; /* allow-list; empty: any origin */
+  size_t norigins;
+  uint64_t max_message_size; /* bytes; over it: close 1009 */
+  uint64_t idle_timeout_ms;  /* 0: none */
+  int reload;                /* WSH_RELOAD_* */
+  websock_options options;
+} wsh_route_conf;
+
+/* Reads one route file. On error returns a negative code and writes one line
+ * naming the file, the line and the cause into err. */
+int wsh_route_conf_load(const char *file, wsh_route_conf **out, char *err,
+                        size_t errlen);
+void wsh_route_conf_free(wsh_route_conf *rc);
+
+/* The *.conf files of a directory, sorted by name (malloc'd array of
+ * malloc'd paths). Returns 0 or a negative code with err set. */
+int wsh_route_dir_list(const char *dir, char ***files, size_t *n, char *err,
+                       size_t errlen);
+void wsh_route_dir_list_free(char **files, size_t n);
+
+/* True if the route allows this Origin header value (NULL: no header). */
+int wsh_route_origin_allowed(const wsh_route_conf *rc, const char *origin);
+
+/* Options helpers shared by routes and the host config. */
+int wsh_options_add(websock_options *o, const char *key, const char *value);
+void wsh_options_free(websock_options *o);
+
+/* Parses a size such as "1048576", "64K", "16M" or "1G". 0 or -1. */
+int wsh_parse_size(const char *s, uint64_t *out);
+/* Parses a non-negative integer. 0 or -1. */
+int wsh_parse_u64(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * server.c - the main thread: listeners that hand accepted sockets to the
+ * workers in turn, and the signals that start a graceful shutdown.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "log.h"
+#include "worker.h"
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int len, void *arg) {
+  wsh_server *srv = arg;
+  (void)l;
+  wsh_worker *w = &srv->workers[srv->next_worker++ % srv->nworkers];
+  if (wsh_worker_post_fd(w, fd, sa, (socklen_t)len) != 0)
+    evutil_closesocket(fd);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg) {
+  (void)arg;
+  int err = EVUTIL_SOCKET_ERROR();
+  wsh_error("accept on fd %d: %s", (int)evconnlistener_get_fd(l),
+            evutil_socket_error_to_string(err));
+}
+
+static int bind_one(wsh_server *srv, const char *spec, char *err, size_t errlen) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (wsh_parse_listen(spec, &ss, &len) != 0) {
+    snprintf(err, errlen, "listen: cannot parse \"%s\"", spec);
+    return WEBSOCK_EINVAL;
+  }
+  struct evconnlistener *l = evconnlistener_new_bind(
+      srv->base, on_accept, srv,
+      LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+      (struct sockaddr *)&ss, (int)len);
+  if (!l) {
+    snprintf(err, errlen, "listen %s: %s", spec, strerror(errno));
+    return WEBSOCK_EINVAL;
+  }
+  evconnlistener_set_error_cb(l, on_accept_error);
+  srv->listeners[srv->nlisteners++] = l;
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof(bound);
+  char addr[64];
+  getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &blen);
+  wsh_format_addr((struct sockaddr *)&bound, addr, sizeof(addr));
+  wsh_info("listening on %s", addr);
+  return 0;
+}
+
+static void stop_listening(wsh_server *srv) {
+  for (size_t i = 0; i < srv->nlisteners; i++)
+    evconnlistener_free(srv->listeners[i]);
+  srv->nlisteners = 0;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg) {
+  wsh_server *srv = arg;
+  (void)what;
+  if (srv->shutting_down) {
+    wsh_warn("second signal %d: exiting now", (int)sig);
+    _exit(1);
+  }
+  srv->shutting_down = 1;
+  wsh_info("signal %d: shutting down (grace %llu ms)", (int)sig,
+           (unsigned long long)srv->cfg->shutdown_grace_ms);
+  stop_listening(srv);
+  for (unsigned i = 0; i < srv->nworkers; i++)
+    wsh_worker_post_stop(&srv->workers[i]);
+}
+
+static void on_worker_exit(evutil_socket_t fd, short what, void *arg) {
+  wsh_server *srv = arg;
+  (void)fd;
+  (void)what;
+  if (atomic_load(&srv->workers_done) == srv->nworkers)
+    event_base_loopexit(srv->base, NULL);
+}
+
+static int start_workers(wsh_server *srv, char *err, size_t errlen) {
+  srv->workers = calloc(srv->cfg->workers, sizeof(wsh_worker));
+  if (!srv->workers)
+    return WEBSOCK_ENOMEM;
+  for (unsigned i = 0; i < srv->cfg->workers; i++) {
+    if (wsh_worker_start(&srv->workers[i], srv, i) != 0) {
+      snprintf(err, errlen, "cannot start worker %u", i);
+      return WEBSOCK_ENOMEM;
+    }
+    srv->nworkers++;
+  }
+  return 0;
+}
+
+int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
+                   char *err, size_t errlen) {
+  int rc = WEBSOCK_ENOMEM;
+  evthread_use_pthreads();
+  signal(SIGPIPE, SIG_IGN);
+  wsh_server *srv = calloc(1, sizeof(*srv));
+  if (!srv)
+    return rc;
+  srv->cfg = cfg;
+  srv->reg = reg;
+  srv->base = event_base_new();
+  srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));
+  if (!srv->base || !srv->listeners)
+    goto out_free;
+  srv->worker_exit = event_new(srv->base, -1, EV_PERSIST | EV_READ, on_worker_exit, srv);
+  srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+  srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
+  if (!srv->worker_exit || !srv->sig_term || !srv->sig_int)
+    goto out_free;
+  evsignal_add(srv->sig_term, NULL);
+  evsignal_add(srv->sig_int, NULL);
+  for (size_t i = 0; i < cfg->nlisten; i++)
+    if ((rc = bind_one(srv, cfg->listen[i], err, errlen)) != 0)
+      goto out_free;
+  if ((rc = start_workers(srv, err, errlen)) != 0)
+    goto out_free;
+  *out = srv;
+  return 0;
+out_free:
+  wsh_server_free(srv);
+  return rc;
+}
+
+int wsh_server_run(wsh_server *srv) {
+  wsh_info("websockd ready: %u worker(s), %zu route(s)", srv->nworkers,
+           srv->reg->n);
+  event_base_loop(srv->base, EVLOOP_NO_EXIT_ON_EMPTY);
+  wsh_info("all connections closed; exiting");
+  return 0;
+}
+
+void wsh_server_free(wsh_server *srv) {
+  if (!srv)
+    return;
+  stop_listening(srv);
+  for (unsigned i = 0; i < srv->nworkers; i++)
+    wsh_worker_post_stop(&srv->workers[i]);
+  for (unsigned i = 0; i < srv->nworkers; i++)
+    wsh_worker_join(&srv->workers[i]);
+  free(srv->workers);
+  free(srv->listeners);
+  if (srv->sig_term)
+    event_free(srv->sig_term);
+  if (srv->sig_int)
+    event_free(srv->sig_int);
+  if (srv->worker_exit)
+    event_free(srv->worker_exit);
+  if (srv->base)
+    event_base_free(srv->base);
+  free(srv);
+}

@@ -1,0 +1,43 @@
+/*
+ * server.h - the server: host config, route registry, listeners and signals on
+ * the main thread, and the workers that own the connections.
+ */
+#ifndef WSH_SERVER_H
+#define WSH_SERVER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "registry.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+typedef struct wsh_worker wsh_worker;
+
+typedef struct wsh_server {
+  wsh_config *cfg;
+  wsh_registry *reg;
+  struct event_base *base; /* the main thread's loop */
+  struct evconnlistener **listeners;
+  size_t nlisteners;
+  wsh_worker *workers;
+  unsigned nworkers;
+  unsigned next_worker; /* round-robin hand-off of accepted sockets */
+  struct event *sig_term;
+  struct event *sig_int;
+  struct event *worker_exit; /* activated by each worker as it finishes */
+  atomic_uint workers_done;  /* counted by the workers themselves */
+  int shutting_down;
+} wsh_server;
+
+/* Sets the server up: binds every listen address, starts the workers.
+ * Returns 0 or a negative code with err set. cfg and reg stay the caller's. */
+int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
+                   char *err, size_t errlen);
+/* Serves until SIGTERM or SIGINT and the graceful shutdown that follows. */
+int wsh_server_run(wsh_server *srv);
+void wsh_server_free(wsh_server *srv);
+
+#endif

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages websockd needs to build (and, with --test, to
+# run its tests). As root it installs what is missing; otherwise it prints the
+# one apt-get line that would, and fails.
+set -euo pipefail
+
+pkgs=(gcc make cmake pkg-config libevent-dev libhttp-parser-dev libssl-dev
+      libinih-dev)
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(check python3 python3-websockets clang libclang-rt-14-dev)
+  # Node's WebSocket client for the end-to-end tests: keep a node that is
+  # already installed (say from NodeSource); otherwise take Debian's.
+  if ! command -v node >/dev/null 2>&1; then
+    pkgs+=(nodejs npm)
+  fi
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+line="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "websockd: missing Debian packages. Run as root:" >&2
+  echo "  $line" >&2
+  exit 1
+fi
+echo "websockd: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+$line -qq
