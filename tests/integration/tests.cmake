@@ -1,0 +1,21 @@
+# Integration tests: the real websockd on an ephemeral loopback port, talked to
+# by clients that are not ours (Debian's python3-websockets, Node's WebSocket
+# client, raw sockets). One line per test file below the functions.
+set(WSH_PYTHON /usr/bin/python3)
+set(WSH_INTEG_ENV
+  "WEBSOCKD=$<TARGET_FILE:websockd>"
+  "WSH_TEST_PLUGIN_DIR=${CMAKE_CURRENT_BINARY_DIR}/plugins"
+  "WSH_PLUGINS_D=${CMAKE_BINARY_DIR}/plugins.d"
+  "WSH_SDK_PREFIX=${CMAKE_BINARY_DIR}/sdk-prefix"
+  "WSH_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+  "WSH_BINARY_DIR=${CMAKE_BINARY_DIR}"
+  "PYTHONDONTWRITEBYTECODE=1")
+
+# wsh_py_test(e2e) runs tests/integration/test_e2e.py with unittest.
+function(wsh_py_test name)
+  add_test(NAME integ_${name}
+    COMMAND ${WSH_PYTHON} -m unittest -v test_${name}
+    WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+  set_tests_properties(integ_${name} PROPERTIES TIMEOUT 600
+    LABELS integration ENVIRONMENT "${WSH_INTEG_ENV}")
+endfunction()
