@@ -14,7 +14,10 @@
 #include "handshake.h"
 #include "log.h"
 #include "route.h"
+#include "server.h"
+#include "topic.h"
 #include "websock.h"
+#include "worker.h"
 
 const char *websock_strerror(int err) {
   switch (err) {
@@ -60,7 +63,7 @@ int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
   }
   if (len && !data)
     return WEBSOCK_EINVAL;
-  return wsh_conn_send_frame(conn, (uint8_t)opcode, data, len);
+  return wsh_conn_push(conn, (uint8_t)opcode, data, len);
 }
 
 /* Codes a server may put in a close frame it sends. */
@@ -160,4 +163,114 @@ int websock_option_at(const websock_options *options, size_t i,
   if (value)
     *value = options->items[i].value;
   return 0;
+}
+
+/* ---- messages, timers, topics -------------------------------------------- */
+
+/* A websock_ref's id: worker (8 bits), slot (24 bits), serial (32 bits). */
+websock_ref websock_self(const websock_conn *conn) {
+  websock_ref ref = {NULL, 0};
+  if (conn && conn->in_slot) {
+    ref.host_ = (const websock_host *)conn->w->srv;
+    ref.id_ = ((uint64_t)conn->w->index << 56) | ((uint64_t)conn->slot << 32) |
+              conn->serial;
+  }
+  return ref;
+}
+
+websock_host *websock_conn_host(const websock_conn *conn) {
+  return conn ? (websock_host *)conn->w->srv : NULL;
+}
+
+websock_host *websock_options_host(const websock_options *options) {
+  return options ? options->host : NULL;
+}
+
+int websock_send(websock_ref to, const void *data, size_t len) {
+  wsh_server *srv = (wsh_server *)to.host_;
+  if (!srv || to.id_ == 0)
+    return WEBSOCK_ENOENT;
+  if (len && !data)
+    return WEBSOCK_EINVAL;
+  unsigned worker = (unsigned)(to.id_ >> 56);
+  if (worker >= srv->nworkers)
+    return WEBSOCK_ENOENT;
+  return wsh_worker_post_send(&srv->workers[worker],
+                              (uint32_t)(to.id_ >> 32) & 0xFFFFFFu,
+                              (uint32_t)to.id_, data, len);
+}
+
+int64_t websock_send_after(websock_conn *conn, uint64_t ms, const void *data,
+                           size_t len) {
+  int rc = check_open(conn);
+  if (rc)
+    return rc;
+  if (len && !data)
+    return WEBSOCK_EINVAL;
+  return wsh_conn_send_after(conn, ms, data, len);
+}
+
+int websock_cancel_timer(websock_conn *conn, int64_t timer_id) {
+  if (!conn)
+    return WEBSOCK_EINVAL;
+  if (!conn->in_callback)
+    return WEBSOCK_ECONTEXT;
+  return wsh_conn_cancel_timer(conn, timer_id);
+}
+
+int websock_subscribe(websock_conn *conn, const char *topic) {
+  int rc = check_open(conn);
+  return rc ? rc : wsh_conn_subscribe(conn, topic);
+}
+
+int websock_unsubscribe(websock_conn *conn, const char *topic) {
+  if (!conn || !topic)
+    return WEBSOCK_EINVAL;
+  if (!conn->in_callback)
+    return WEBSOCK_ECONTEXT;
+  return wsh_conn_unsubscribe(conn, topic);
+}
+
+/* Hands a shared payload to every worker (each delivers to its own). */
+static int post_all(wsh_server *srv, int kind, wsh_shared *sh) {
+  int rc = 0;
+  for (unsigned i = 0; i < srv->nworkers; i++)
+    if (wsh_worker_post_shared(&srv->workers[i], kind, sh) != 0)
+      rc = WEBSOCK_ENOMEM;
+  wsh_shared_unref(sh);
+  return rc;
+}
+
+static int check_topic(const websock_host *host, const char *topic) {
+  if (!host || !topic || !*topic || strlen(topic) > WSH_TOPIC_MAX)
+    return WEBSOCK_EINVAL;
+  return 0;
+}
+
+int websock_publish(websock_host *host, const char *topic, const void *data,
+                    size_t len) {
+  if (check_topic(host, topic) || (len && !data))
+    return WEBSOCK_EINVAL;
+  wsh_shared *sh = wsh_shared_new(topic, len);
+  if (!sh)
+    return WEBSOCK_ENOMEM;
+  if (len)
+    memcpy(sh->data, data, len);
+  return post_all((wsh_server *)host, WSH_MAIL_PUBLISH, sh);
+}
+
+int websock_broadcast(websock_host *host, const char *topic,
+                      websock_opcode opcode, const void *data, size_t len) {
+  if (check_topic(host, topic) || (len && !data) ||
+      (opcode != WEBSOCK_OP_TEXT && opcode != WEBSOCK_OP_BINARY))
+    return WEBSOCK_EINVAL;
+  uint8_t hdr[WSH_MAX_HEADER];
+  size_t n = wsh_frame_header(hdr, true, (uint8_t)opcode, len);
+  wsh_shared *sh = wsh_shared_new(topic, n + len);
+  if (!sh)
+    return WEBSOCK_ENOMEM;
+  memcpy(sh->data, hdr, n);
+  if (len)
+    memcpy(sh->data + n, data, len);
+  return post_all((wsh_server *)host, WSH_MAIL_BROADCAST, sh);
 }

@@ -26,6 +26,7 @@ void wsh_config_init(wsh_config *c) {
   c->handshake_timeout_ms = 10000;
   c->close_timeout_ms = 5000;
   c->shutdown_grace_ms = 10000;
+  c->max_connections = 10000;
   c->log_level = WSH_LOG_INFO;
 }
 
@@ -86,6 +87,8 @@ static int set_key(wsh_config *c, const char *key, const char *value,
     bad = wsh_parse_u64(value, &c->handshake_timeout_ms) || !c->handshake_timeout_ms;
   } else if (strcmp(key, "close_timeout_ms") == 0) {
     bad = wsh_parse_u64(value, &c->close_timeout_ms) || !c->close_timeout_ms;
+  } else if (strcmp(key, "max_connections") == 0) {
+    bad = wsh_parse_u64(value, &c->max_connections) || !c->max_connections;
   } else if (strcmp(key, "shutdown_grace_ms") == 0) {
     bad = wsh_parse_u64(value, &c->shutdown_grace_ms);
   } else {
@@ -164,6 +167,8 @@ static void usage(FILE *out, const char *prog) {
 "                             within N ms (default 5000)\n"
 "      --shutdown-grace-ms N  on SIGTERM, wait at most N ms for connections to\n"
 "                             close (default 10000)\n"
+"      --max-connections N    open WebSocket connections at most; further\n"
+"                             upgrades get 503 (default 10000)\n"
 "      --log-level LEVEL      error, warn, info (default) or debug\n"
 "  -h, --help                 this text\n"
 "  -V, --version              the version\n"
@@ -183,13 +188,15 @@ static const struct option long_opts[] = {
     {"close-timeout-ms", required_argument, NULL, 3},
     {"shutdown-grace-ms", required_argument, NULL, 4},
     {"log-level", required_argument, NULL, 5},
+    {"max-connections", required_argument, NULL, 6},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
 
 static const char *const long_keys[] = {NULL, "max_header_size",
                                         "handshake_timeout_ms", "close_timeout_ms",
-                                        "shutdown_grace_ms", "log_level"};
+                                        "shutdown_grace_ms", "log_level",
+                                        "max_connections"};
 
 /* The first pass: only --config, --help and --version. */
 static int first_pass(wsh_config *c, int argc, char **argv, char *err,
@@ -241,7 +248,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 'p': rc = set_key(c, "plugins", optarg, what, sizeof(what)); break;
     case 'w': rc = set_key(c, "workers", optarg, what, sizeof(what)); break;
     case 't': c->check_only = 1; break;
-    case 1: case 2: case 3: case 4: case 5:
+    case 1: case 2: case 3: case 4: case 5: case 6:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default: break;

@@ -19,6 +19,7 @@ typedef struct wsh_config {
   uint64_t handshake_timeout_ms;
   uint64_t close_timeout_ms;
   uint64_t shutdown_grace_ms;
+  uint64_t max_connections; /* open WebSocket connections; past it: 503 */
   int log_level;
   int check_only;        /* -t */
 } wsh_config;

@@ -17,11 +17,13 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "config.h"
 #include "handshake.h"
 #include "log.h"
 #include "server.h"
+#include "topic.h"
 #include "worker.h"
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -30,6 +32,40 @@ static void on_event(struct bufferevent *bev, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 
 static const wsh_config *conn_cfg(const websock_conn *c) { return c->w->srv->cfg; }
+
+/* A websock_send_after() timer: its event and its message in one block. */
+struct wsh_timer {
+  struct event ev;
+  websock_conn *c;
+  wsh_timer *next;
+  int64_t id;
+  size_t len;
+  uint8_t data[];
+};
+
+static void timers_free(websock_conn *c) {
+  while (c->timers) {
+    wsh_timer *t = c->timers;
+    c->timers = t->next;
+    event_del(&t->ev);
+    free(t);
+  }
+}
+
+/* The connection no longer takes callbacks: it leaves its slot (messages to
+ * it now report non-delivery), its topics and its timers. */
+static void conn_leave(websock_conn *c) {
+  if (c->in_slot) {
+    wsh_slots_remove(&c->w->slots, c->slot);
+    c->in_slot = 0;
+  }
+  for (uint16_t i = 0; i < c->nsubs; i++)
+    wsh_topics_leave(&c->w->topics, c->subs[i], c);
+  free(c->subs);
+  c->subs = NULL;
+  c->nsubs = c->capsubs = 0;
+  timers_free(c);
+}
 
 static void set_deadline(websock_conn *c, uint64_t ms) {
   struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -48,6 +84,9 @@ static void clear_deadline(websock_conn *c) {
 
 static void conn_free(websock_conn *c) {
   wsh_worker *w = c->w;
+  conn_leave(c);
+  if (c->counted)
+    atomic_fetch_sub(&w->srv->open_conns, 1);
   clear_deadline(c);
   if (c->bev)
     bufferevent_free(c->bev);
@@ -55,7 +94,8 @@ static void conn_free(websock_conn *c) {
     wsh_request_free(c->req);
   wsh_decoder_free(&c->dec);
   if (c->gen) {
-    atomic_fetch_sub(&c->gen->conns, 1);
+    if (c->counted)
+      atomic_fetch_sub(&c->gen->conns, 1);
     wsh_generation_release(c->gen);
   }
   free(c->subprotocol);
@@ -87,6 +127,8 @@ static void conn_linger(websock_conn *c) {
 /* Everything that had to be said is queued: close once it is written. */
 static void conn_flush_and_close(websock_conn *c) {
   c->state = WSH_CONN_FLUSHING;
+  conn_leave(c);
+  bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
   bufferevent_disable(c->bev, EV_READ);
   set_deadline(c, conn_cfg(c)->close_timeout_ms);
   if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
@@ -143,10 +185,12 @@ static void conn_close(websock_conn *c, uint16_t code, const char *text,
                        websock_reason_kind kind, const char *detail) {
   send_close(c, code, text);
   c->state = WSH_CONN_CLOSING;
+  c->read_paused = 0;
   bufferevent_set_timeouts(c->bev, NULL, NULL);
   bufferevent_enable(c->bev, EV_READ);
   set_deadline(c, conn_cfg(c)->close_timeout_ms);
   conn_terminate(c, kind, code, detail);
+  conn_leave(c);
 }
 
 /* The callback returned STOP: close as websock_close*() said. */
@@ -169,9 +213,35 @@ static void conn_stop(websock_conn *c) {
   free(text);
 }
 
+/* A push passed max_unsent under the close policy. */
+static void conn_overflow(websock_conn *c) {
+  wsh_info("conn %llu %s: %zu bytes unsent, over max_unsent: closing with 1008",
+           (unsigned long long)c->id, c->peer,
+           evbuffer_get_length(bufferevent_get_output(c->bev)));
+  conn_close(c, WSH_CLOSE_POLICY, "send queue full", WEBSOCK_REASON_ERROR,
+             "backpressure: unsent bytes over max_unsent");
+}
+
+/* Reading pauses while our own unsent bytes to this client are over the
+ * route's mark; on_write resumes it once they drain to half of it. */
+static void maybe_pause_reading(websock_conn *c) {
+  const wsh_route_conf *rc = c->gen->conf;
+  if (c->read_paused || c->state != WSH_CONN_OPEN ||
+      evbuffer_get_length(bufferevent_get_output(c->bev)) <= rc->pause_reading_at)
+    return;
+  c->read_paused = 1;
+  bufferevent_disable(c->bev, EV_READ);
+  bufferevent_setwatermark(c->bev, EV_WRITE, rc->pause_reading_at / 2, 0);
+}
+
 /* What a callback returned. */
 static void after_callback(websock_conn *c, int result, const char *what) {
+  if (c->overflow && c->state == WSH_CONN_OPEN) {
+    conn_overflow(c);
+    return;
+  }
   if (result == WEBSOCK_OK) {
+    maybe_pause_reading(c);
     c->stop_kind = WSH_STOP_NORMAL;
     c->stop_code = 0;
     free(c->stop_text);
@@ -196,10 +266,37 @@ static void deliver_message(websock_conn *c, const wsh_event *ev) {
   after_callback(c, r, "handle_in");
 }
 
+/* Server pings (route ping_interval_ms): the timer alternates between "send a
+ * ping" and "the pong is late". */
+static void schedule_ping(websock_conn *c, uint64_t ms) {
+  if (c->gen->conf->ping_interval_ms)
+    set_deadline(c, ms);
+}
+
+static void ping_answered(websock_conn *c) {
+  c->awaiting_pong = 0;
+  schedule_ping(c, c->gen->conf->ping_interval_ms);
+}
+
+static void ping_due(websock_conn *c) {
+  if (c->awaiting_pong) {
+    wsh_info("conn %llu %s: no pong within %llu ms", (unsigned long long)c->id,
+             c->peer, (unsigned long long)c->gen->conf->ping_timeout_ms);
+    conn_close(c, WSH_CLOSE_GOING_AWAY, "ping timeout", WEBSOCK_REASON_TIMEOUT,
+               "no pong");
+    return;
+  }
+  wsh_conn_send_frame(c, WEBSOCK_OP_PING, NULL, 0);
+  c->awaiting_pong = 1;
+  schedule_ping(c, c->gen->conf->ping_timeout_ms);
+}
+
 static void deliver_control(websock_conn *c, const wsh_event *ev) {
   websock_opcode op = ev->type == WSH_EV_PING ? WEBSOCK_OP_PING : WEBSOCK_OP_PONG;
   if (op == WEBSOCK_OP_PING)
     wsh_conn_send_frame(c, WEBSOCK_OP_PONG, ev->data, ev->len);
+  else if (c->awaiting_pong)
+    ping_answered(c);
   if (!handler(c)->handle_control)
     return;
   c->in_callback = 1;
@@ -247,7 +344,7 @@ static void on_frame_event(websock_conn *c, const wsh_event *ev) {
 static void read_frames(websock_conn *c) {
   struct evbuffer *in = bufferevent_get_input(c->bev);
   while ((c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING) &&
-         evbuffer_get_length(in) > 0) {
+         !c->read_paused && evbuffer_get_length(in) > 0) {
     struct evbuffer_iovec v;
     if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
       break;
@@ -311,7 +408,9 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   c->subprotocol = resp->subprotocol;
   resp->subprotocol = NULL;
   wsh_decoder_init(&c->dec, c->gen->conf->max_message_size);
-  atomic_fetch_add(&c->gen->conns, 1);
+  if (wsh_slots_add(&c->w->slots, c, &c->slot, &c->serial) == 0)
+    c->in_slot = 1;
+  schedule_ping(c, c->gen->conf->ping_interval_ms);
   if (c->gen->conf->idle_timeout_ms) {
     uint64_t ms = c->gen->conf->idle_timeout_ms;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -350,6 +449,18 @@ static int call_upgrade(websock_conn *c, websock_response *resp) {
   return -1;
 }
 
+/* Counts the connection against max_connections, or says there is no room. */
+static int take_connection_slot(websock_conn *c) {
+  wsh_server *srv = c->w->srv;
+  if (atomic_fetch_add(&srv->open_conns, 1) >= srv->cfg->max_connections) {
+    atomic_fetch_sub(&srv->open_conns, 1);
+    return 0;
+  }
+  c->counted = 1;
+  atomic_fetch_add(&c->gen->conns, 1);
+  return 1;
+}
+
 static void answer_upgrade(websock_conn *c) {
   const wsh_route_conf *rc = c->gen->conf;
   const char *why = NULL;
@@ -360,6 +471,10 @@ static void answer_upgrade(websock_conn *c) {
   }
   if (!wsh_route_origin_allowed(rc, websock_request_header(c->req, "Origin"))) {
     respond_status(c, 403, "Origin not allowed.\n", "(origin not allowed)");
+    return;
+  }
+  if (!take_connection_slot(c)) {
+    respond_status(c, 503, "Too many connections.\n", "(max_connections reached)");
     return;
   }
   c->req->subprotocol =
@@ -440,9 +555,17 @@ static void on_read(struct bufferevent *bev, void *arg) {
 
 static void on_write(struct bufferevent *bev, void *arg) {
   websock_conn *c = arg;
-  (void)bev;
-  if (c->state == WSH_CONN_FLUSHING)
+  size_t unsent = evbuffer_get_length(bufferevent_get_output(bev));
+  if (c->state == WSH_CONN_FLUSHING && unsent == 0) {
     conn_linger(c);
+    return;
+  }
+  if (c->read_paused && unsent <= c->gen->conf->pause_reading_at / 2) {
+    c->read_paused = 0;
+    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    bufferevent_enable(bev, EV_READ);
+    read_frames(c); /* what arrived before the pause */
+  }
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg) {
@@ -473,6 +596,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     wsh_info("%s: handshake timeout", c->peer);
     respond_status(c, 408, NULL, "(handshake timeout)");
     break;
+  case WSH_CONN_OPEN:
+    ping_due(c);
+    break;
   case WSH_CONN_CLOSING:
     wsh_info("conn %llu %s: no close frame from the peer in time",
              (unsigned long long)c->id, c->peer);
@@ -481,6 +607,139 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
   default:
     conn_free(c);
   }
+}
+
+/* ---- what the plugin API does on a connection ------------------------------ */
+
+/* Is there room for `len` more unsent bytes? Applies the route's policy. */
+static int check_room(websock_conn *c, size_t len) {
+  const wsh_route_conf *rc = c->gen->conf;
+  size_t unsent = evbuffer_get_length(bufferevent_get_output(c->bev));
+  if (unsent + len <= rc->max_unsent)
+    return 0;
+  if (rc->on_max_unsent == WSH_FULL_DROP)
+    return WEBSOCK_EFULL;
+  c->overflow = 1;
+  return WEBSOCK_ECLOSED;
+}
+
+int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data, size_t len) {
+  if (c->overflow)
+    return WEBSOCK_ECLOSED;
+  int rc = check_room(c, len + WSH_MAX_HEADER);
+  if (rc)
+    return rc;
+  return wsh_conn_send_frame(c, opcode, data, len);
+}
+
+void wsh_conn_info(websock_conn *c, const uint8_t *data, size_t len) {
+  if (c->state != WSH_CONN_OPEN || !c->plugin_open || !handler(c)->handle_info)
+    return;
+  c->in_callback = 1;
+  int r = handler(c)->handle_info(c, &c->state_ptr, data, len);
+  c->in_callback = 0;
+  after_callback(c, r, "handle_info");
+}
+
+static void unref_shared(const void *data, size_t len, void *arg) {
+  (void)data;
+  (void)len;
+  wsh_shared_unref(arg);
+}
+
+void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
+  if (c->state != WSH_CONN_OPEN || c->overflow)
+    return;
+  if (check_room(c, sh->len) != 0) {
+    if (c->overflow)
+      conn_overflow(c);
+    return;
+  }
+  wsh_shared_ref(sh);
+  if (evbuffer_add_reference(bufferevent_get_output(c->bev), sh->data, sh->len,
+                             unref_shared, sh) != 0)
+    wsh_shared_unref(sh);
+  maybe_pause_reading(c);
+}
+
+static void on_send_after(evutil_socket_t fd, short what, void *arg) {
+  wsh_timer *t = arg;
+  websock_conn *c = t->c;
+  (void)fd;
+  (void)what;
+  wsh_timer **pp = &c->timers;
+  while (*pp != t)
+    pp = &(*pp)->next;
+  *pp = t->next;
+  wsh_conn_info(c, t->data, t->len);
+  free(t);
+}
+
+int64_t wsh_conn_send_after(websock_conn *c, uint64_t ms, const void *data,
+                            size_t len) {
+  wsh_timer *t = malloc(sizeof(*t) + len);
+  if (!t)
+    return WEBSOCK_ENOMEM;
+  t->c = c;
+  t->id = ++c->next_timer_id;
+  t->len = len;
+  if (len)
+    memcpy(t->data, data, len);
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+  evtimer_assign(&t->ev, c->w->base, on_send_after, t);
+  if (evtimer_add(&t->ev, &tv) != 0) {
+    free(t);
+    return WEBSOCK_ENOMEM;
+  }
+  t->next = c->timers;
+  c->timers = t;
+  return t->id;
+}
+
+int wsh_conn_cancel_timer(websock_conn *c, int64_t id) {
+  for (wsh_timer **pp = &c->timers; *pp; pp = &(*pp)->next) {
+    if ((*pp)->id == id) {
+      wsh_timer *t = *pp;
+      *pp = t->next;
+      event_del(&t->ev);
+      free(t);
+      return 0;
+    }
+  }
+  return WEBSOCK_ENOENT;
+}
+
+int wsh_conn_subscribe(websock_conn *c, const char *topic) {
+  if (!topic || !*topic || strlen(topic) > WSH_TOPIC_MAX)
+    return WEBSOCK_EINVAL;
+  if (c->nsubs == c->capsubs) {
+    if (c->capsubs >= UINT16_MAX / 2)
+      return WEBSOCK_ENOMEM;
+    uint16_t cap = c->capsubs ? (uint16_t)(c->capsubs * 2) : 2;
+    wsh_topic **subs = realloc(c->subs, cap * sizeof(*subs));
+    if (!subs)
+      return WEBSOCK_ENOMEM;
+    c->subs = subs;
+    c->capsubs = cap;
+  }
+  bool added;
+  wsh_topic *tp = wsh_topics_join(&c->w->topics, topic, c, &added);
+  if (!tp)
+    return WEBSOCK_ENOMEM;
+  if (added)
+    c->subs[c->nsubs++] = tp;
+  return 0;
+}
+
+int wsh_conn_unsubscribe(websock_conn *c, const char *topic) {
+  for (uint16_t i = 0; i < c->nsubs; i++) {
+    if (strcmp(c->subs[i]->name, topic) == 0) {
+      wsh_topics_leave(&c->w->topics, c->subs[i], c);
+      c->subs[i] = c->subs[--c->nsubs];
+      return 0;
+    }
+  }
+  return WEBSOCK_ENOENT;
 }
 
 /* ---- life ---------------------------------------------------------------- */

@@ -16,6 +16,9 @@
 struct bufferevent;
 struct event;
 typedef struct wsh_worker wsh_worker;
+typedef struct wsh_shared wsh_shared;
+typedef struct wsh_topic wsh_topic;
+typedef struct wsh_timer wsh_timer;
 
 typedef enum wsh_conn_state {
   WSH_CONN_HANDSHAKE, /* reading the upgrade request */
@@ -37,6 +40,11 @@ struct websock_conn {
   uint8_t in_callback;  /* inside a plugin callback of this connection */
   uint8_t plugin_open;  /* init said OK: terminate is owed */
   uint8_t stop_kind;    /* how a WEBSOCK_STOP closes (WSH_STOP_*) */
+  uint8_t in_slot;      /* reachable through websock_ref */
+  uint8_t overflow;     /* a push passed max_unsent (policy close) */
+  uint8_t read_paused;  /* our unsent bytes are over pause_reading_at */
+  uint8_t awaiting_pong; /* a server ping is unanswered */
+  uint8_t counted;      /* counts against max_connections */
   uint16_t stop_code;   /* websock_close()'s code, 0 if none */
   char *stop_text;      /* websock_close()'s text or the error detail */
   websock_request *req; /* during the upgrade and init only */
@@ -44,6 +52,11 @@ struct websock_conn {
   void *state_ptr;      /* the plugin's state */
   char *subprotocol;
   wsh_decoder dec;
+  uint32_t slot, serial; /* websock_ref */
+  wsh_topic **subs;      /* topics joined */
+  uint16_t nsubs, capsubs;
+  wsh_timer *timers;     /* websock_send_after */
+  int64_t next_timer_id;
   char peer[48];
 };
 
@@ -54,6 +67,22 @@ int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa, socklen_t len
 /* Queues one whole unmasked frame. Returns 0 or WEBSOCK_ENOMEM. */
 int wsh_conn_send_frame(websock_conn *c, uint8_t opcode, const void *data,
                         size_t len);
+
+/* Pushes one message, applying the route's backpressure policy. */
+int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data, size_t len);
+
+/* handle_info(data) if the connection is open and the plugin has one. */
+void wsh_conn_info(websock_conn *c, const uint8_t *data, size_t len);
+
+/* A broadcast frame: its bytes referenced, not copied. */
+void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh);
+
+/* Timers and topics of websock.h. */
+int64_t wsh_conn_send_after(websock_conn *c, uint64_t ms, const void *data,
+                            size_t len);
+int wsh_conn_cancel_timer(websock_conn *c, int64_t id);
+int wsh_conn_subscribe(websock_conn *c, const char *topic);
+int wsh_conn_unsubscribe(websock_conn *c, const char *topic);
 
 /* Host shutdown: close with 1001 (terminate: shutdown), or drop a connection
  * still in its handshake. */

@@ -44,12 +44,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "websockd: %s\n", err);
     goto out_config;
   }
-  if (wsh_registry_load_dir(reg, cfg.plugins_dir, &failures) != 0) {
-    status = 1;
-    goto out_registry;
-  }
   if (cfg.check_only) {
-    status = check_only(&cfg, reg, failures);
+    if (wsh_registry_load_dir(reg, cfg.plugins_dir, &failures) != 0)
+      status = 1;
+    else
+      status = check_only(&cfg, reg, failures);
     goto out_registry;
   }
   if (wsh_server_new(&srv, &cfg, reg, err, sizeof(err)) != 0) {
@@ -57,8 +56,23 @@ int main(int argc, char **argv) {
     status = 1;
     goto out_registry;
   }
+  reg->host = (websock_host *)srv;
+  if (wsh_registry_load_dir(reg, cfg.plugins_dir, &failures) != 0) {
+    status = 1;
+    goto out_server;
+  }
+  if (wsh_server_listen(srv, err, sizeof(err)) != 0) {
+    wsh_error("%s", err);
+    status = 1;
+    goto out_server;
+  }
   status = wsh_server_run(srv);
+  /* Every connection is gone: unload the plugins (which stop their threads)
+   * before the workers their websock_send() calls would reach are freed. */
+out_server:
+  wsh_registry_free(reg);
   wsh_server_free(srv);
+  goto out_config;
 out_registry:
   wsh_registry_free(reg);
 out_config:

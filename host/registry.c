@@ -86,6 +86,7 @@ int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
            base_name(conf->plugin_path));
   if ((rc = wsh_plugin_open(conf->plugin_path, copy, &g->plugin, err, errlen)))
     goto out_gen;
+  conf->options.host = r->host;
   if (g->plugin->h.load && g->plugin->h.load(&conf->options) != 0) {
     snprintf(err, errlen, "%s: load() refused the route %s (from %s)",
              conf->plugin_path, conf->path, conf->conf_path);

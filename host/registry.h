@@ -29,6 +29,7 @@ typedef struct wsh_registry {
   wsh_generation **routes; /* current generation per path */
   size_t n;
   unsigned next_id;
+  websock_host *host; /* handed to plugins through their options */
 } wsh_registry;
 
 /* Creates a registry and its private directory under $TMPDIR (or /tmp). */

@@ -163,6 +163,25 @@ static int set_route_key(route_parse *p, const char *name, const char *value) {
   } else if (strcmp(name, "idle_timeout_ms") == 0) {
     if (wsh_parse_u64(value, &rc->idle_timeout_ms))
       return fail(p, "idle_timeout_ms: not a number: \"%s\"", value);
+  } else if (strcmp(name, "max_unsent") == 0) {
+    if (wsh_parse_size(value, &rc->max_unsent) || rc->max_unsent == 0)
+      return fail(p, "max_unsent: not a size: \"%s\"", value);
+  } else if (strcmp(name, "pause_reading_at") == 0) {
+    if (wsh_parse_size(value, &rc->pause_reading_at) || rc->pause_reading_at == 0)
+      return fail(p, "pause_reading_at: not a size: \"%s\"", value);
+  } else if (strcmp(name, "on_max_unsent") == 0) {
+    if (strcmp(value, "close") == 0)
+      rc->on_max_unsent = WSH_FULL_CLOSE;
+    else if (strcmp(value, "drop") == 0)
+      rc->on_max_unsent = WSH_FULL_DROP;
+    else
+      return fail(p, "on_max_unsent must be close or drop, not \"%s\"", value);
+  } else if (strcmp(name, "ping_interval_ms") == 0) {
+    if (wsh_parse_u64(value, &rc->ping_interval_ms))
+      return fail(p, "ping_interval_ms: not a number: \"%s\"", value);
+  } else if (strcmp(name, "ping_timeout_ms") == 0) {
+    if (wsh_parse_u64(value, &rc->ping_timeout_ms) || rc->ping_timeout_ms == 0)
+      return fail(p, "ping_timeout_ms: not a number: \"%s\"", value);
   } else if (strcmp(name, "reload") == 0) {
     if (strcmp(value, "drain") == 0)
       rc->reload = WSH_RELOAD_DRAIN;
@@ -197,6 +216,9 @@ int wsh_route_conf_load(const char *file, wsh_route_conf **out, char *err,
   if (!rc)
     return WEBSOCK_ENOMEM;
   rc->max_message_size = WSH_DEFAULT_MAX_MESSAGE;
+  rc->max_unsent = WSH_DEFAULT_MAX_UNSENT;
+  rc->pause_reading_at = WSH_DEFAULT_PAUSE_READING;
+  rc->ping_timeout_ms = 10000;
   route_parse p = {.rc = rc, .file = file};
   if (!(rc->conf_path = strdup(file)))
     goto out_free;

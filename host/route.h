@@ -20,9 +20,14 @@ struct websock_options {
   wsh_kv *items;
   size_t n;
   size_t cap;
+  websock_host *host; /* set when a generation is loaded; NULL under -t */
 };
 
 enum { WSH_RELOAD_DRAIN = 0, WSH_RELOAD_RESTART = 1 };
+enum { WSH_FULL_CLOSE = 0, WSH_FULL_DROP = 1 };
+
+#define WSH_DEFAULT_MAX_UNSENT (4 * 1024 * 1024)
+#define WSH_DEFAULT_PAUSE_READING (1024 * 1024)
 
 #define WSH_DEFAULT_MAX_MESSAGE (1024 * 1024)
 
@@ -37,6 +42,11 @@ typedef struct wsh_route_conf {
   uint64_t max_message_size; /* bytes; over it: close 1009 */
   uint64_t idle_timeout_ms;  /* 0: none */
   int reload;                /* WSH_RELOAD_* */
+  uint64_t max_unsent;       /* bytes queued for one client, at most */
+  int on_max_unsent;         /* WSH_FULL_* */
+  uint64_t pause_reading_at; /* stop reading a client above this */
+  uint64_t ping_interval_ms; /* 0: no server pings */
+  uint64_t ping_timeout_ms;  /* no pong by then: close */
   websock_options options;
 } wsh_route_conf;
 

@@ -124,9 +124,6 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
     goto out_free;
   evsignal_add(srv->sig_term, NULL);
   evsignal_add(srv->sig_int, NULL);
-  for (size_t i = 0; i < cfg->nlisten; i++)
-    if ((rc = bind_one(srv, cfg->listen[i], err, errlen)) != 0)
-      goto out_free;
   if ((rc = start_workers(srv, err, errlen)) != 0)
     goto out_free;
   *out = srv;
@@ -134,6 +131,15 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
 out_free:
   wsh_server_free(srv);
   return rc;
+}
+
+int wsh_server_listen(wsh_server *srv, char *err, size_t errlen) {
+  for (size_t i = 0; i < srv->cfg->nlisten; i++) {
+    int rc = bind_one(srv, srv->cfg->listen[i], err, errlen);
+    if (rc)
+      return rc;
+  }
+  return 0;
 }
 
 int wsh_server_run(wsh_server *srv) {

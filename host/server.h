@@ -28,14 +28,17 @@ typedef struct wsh_server {
   struct event *sig_term;
   struct event *sig_int;
   struct event *worker_exit; /* activated by each worker as it finishes */
-  atomic_uint workers_done;  /* counted by the workers themselves */
+  atomic_uint workers_done;
+  atomic_ulong open_conns; /* WebSocket connections, for max_connections */  /* counted by the workers themselves */
   int shutting_down;
 } wsh_server;
 
-/* Sets the server up: binds every listen address, starts the workers.
- * Returns 0 or a negative code with err set. cfg and reg stay the caller's. */
+/* Sets the server up and starts the workers (not listening yet). Returns 0
+ * or a negative code with err set. cfg and reg stay the caller's. */
 int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
                    char *err, size_t errlen);
+/* Binds every listen address. */
+int wsh_server_listen(wsh_server *srv, char *err, size_t errlen);
 /* Serves until SIGTERM or SIGINT and the graceful shutdown that follows. */
 int wsh_server_run(wsh_server *srv);
 void wsh_server_free(wsh_server *srv);

@@ -1,6 +1,7 @@
 /*
- * worker.c - a worker thread and its event loop. The acceptor hands sockets
- * over through the inbox; the stop request comes the same way.
+ * worker.c - a worker thread and its event loop. Other threads reach it only
+ * through its mailbox: accepted sockets, messages for its connections,
+ * publishes and broadcasts to its subscribers, and the stop request.
  */
 #include "worker.h"
 
@@ -13,6 +14,141 @@
 #include "conn.h"
 #include "log.h"
 #include "server.h"
+
+/* ---- shared payloads ----------------------------------------------------- */
+
+wsh_shared *wsh_shared_new(const char *topic, size_t len) {
+  size_t tlen = strlen(topic);
+  wsh_shared *sh = malloc(sizeof(*sh) + tlen + 1 + len);
+  if (!sh)
+    return NULL;
+  atomic_init(&sh->refs, 1);
+  memcpy(sh->topic, topic, tlen + 1);
+  sh->data = (uint8_t *)sh->topic + tlen + 1;
+  sh->len = len;
+  return sh;
+}
+
+void wsh_shared_ref(wsh_shared *sh) {
+  atomic_fetch_add_explicit(&sh->refs, 1, memory_order_relaxed);
+}
+
+void wsh_shared_unref(wsh_shared *sh) {
+  if (atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1)
+    free(sh);
+}
+
+/* ---- the mailbox --------------------------------------------------------- */
+
+static void post(wsh_worker *w, wsh_mail *m) {
+  m->next = NULL;
+  pthread_mutex_lock(&w->lock);
+  if (w->inbox_tail)
+    w->inbox_tail->next = m;
+  else
+    w->inbox = m;
+  w->inbox_tail = m;
+  pthread_mutex_unlock(&w->lock);
+  event_active(w->wake, EV_READ, 0);
+}
+
+int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
+                       socklen_t len) {
+  wsh_mail *m = calloc(1, sizeof(*m));
+  if (!m)
+    return WEBSOCK_ENOMEM;
+  m->kind = WSH_MAIL_ACCEPT;
+  m->acc.fd = fd;
+  memcpy(&m->acc.addr, sa, len);
+  m->acc.addrlen = len;
+  post(w, m);
+  return 0;
+}
+
+int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,
+                         const void *data, size_t len) {
+  if (!wsh_slots_live(&w->slots, slot, serial))
+    return WEBSOCK_ENOENT;
+  wsh_mail *m = malloc(sizeof(*m) + len);
+  if (!m)
+    return WEBSOCK_ENOMEM;
+  m->kind = WSH_MAIL_SEND;
+  m->slot = slot;
+  m->serial = serial;
+  m->shared = NULL;
+  m->len = len;
+  if (len)
+    memcpy(m->data, data, len);
+  post(w, m);
+  return 0;
+}
+
+int wsh_worker_post_shared(wsh_worker *w, int kind, wsh_shared *sh) {
+  wsh_mail *m = calloc(1, sizeof(*m));
+  if (!m)
+    return WEBSOCK_ENOMEM;
+  m->kind = kind;
+  wsh_shared_ref(sh);
+  m->shared = sh;
+  post(w, m);
+  return 0;
+}
+
+void wsh_worker_post_stop(wsh_worker *w) {
+  pthread_mutex_lock(&w->lock);
+  w->stop_requested = 1;
+  pthread_mutex_unlock(&w->lock);
+  event_active(w->wake, EV_READ, 0);
+}
+
+/* ---- delivery (worker thread) -------------------------------------------- */
+
+/* Every local subscriber of a topic, from a snapshot: callbacks may join or
+ * leave topics while we deliver. */
+static void deliver_shared(wsh_worker *w, wsh_mail *m) {
+  wsh_topic *tp = wsh_topics_find(&w->topics, m->shared->topic);
+  if (!tp)
+    return;
+  size_t n = tp->n;
+  websock_conn **snap = malloc(n * sizeof(*snap));
+  if (!snap)
+    return;
+  memcpy(snap, tp->members, n * sizeof(*snap));
+  for (size_t i = 0; i < n; i++) {
+    if (m->kind == WSH_MAIL_PUBLISH)
+      wsh_conn_info(snap[i], m->shared->data, m->shared->len);
+    else
+      wsh_conn_push_shared(snap[i], m->shared);
+  }
+  free(snap);
+}
+
+static void deliver(wsh_worker *w, wsh_mail *m) {
+  switch (m->kind) {
+  case WSH_MAIL_ACCEPT:
+    if (w->stopping)
+      close(m->acc.fd);
+    else
+      wsh_conn_new(w, m->acc.fd, (struct sockaddr *)&m->acc.addr, m->acc.addrlen);
+    break;
+  case WSH_MAIL_SEND: {
+    websock_conn *c = wsh_slots_get(&w->slots, m->slot, m->serial);
+    if (c)
+      wsh_conn_info(c, m->data, m->len);
+    break;
+  }
+  default:
+    deliver_shared(w, m);
+  }
+}
+
+static void free_mail(wsh_mail *m) {
+  if (m->kind == WSH_MAIL_ACCEPT && m->acc.fd >= 0)
+    close(m->acc.fd);
+  if (m->shared)
+    wsh_shared_unref(m->shared);
+  free(m);
+}
 
 /* The grace period is over: whatever is still open is cut. */
 static void on_grace(evutil_socket_t fd, short what, void *arg) {
@@ -47,22 +183,20 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   pthread_mutex_lock(&w->lock);
-  wsh_accepted *items = w->inbox;
-  size_t n = w->ninbox;
+  wsh_mail *m = w->inbox;
   int stop = w->stop_requested;
-  w->inbox = NULL;
-  w->ninbox = w->capinbox = 0;
+  w->inbox = w->inbox_tail = NULL;
   pthread_mutex_unlock(&w->lock);
-  for (size_t i = 0; i < n; i++) {
-    if (w->stopping || stop)
-      close(items[i].fd);
-    else
-      wsh_conn_new(w, items[i].fd, (struct sockaddr *)&items[i].addr,
-                   items[i].addrlen);
-  }
-  free(items);
   if (stop && !w->stopping)
     begin_stop(w);
+  while (m) {
+    wsh_mail *next = m->next;
+    deliver(w, m);
+    if (m->kind == WSH_MAIL_ACCEPT)
+      m->acc.fd = -1; /* adopted (or closed) */
+    free_mail(m);
+    m = next;
+  }
 }
 
 void wsh_worker_conn_gone(wsh_worker *w) {
@@ -86,6 +220,8 @@ int wsh_worker_start(wsh_worker *w, wsh_server *srv, unsigned index) {
   w->srv = srv;
   w->index = index;
   pthread_mutex_init(&w->lock, NULL);
+  wsh_slots_init(&w->slots);
+  wsh_topics_init(&w->topics);
   w->base = event_base_new();
   if (!w->base)
     return WEBSOCK_ENOMEM;
@@ -105,46 +241,20 @@ out_free_base:
   return WEBSOCK_ENOMEM;
 }
 
-int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
-                       socklen_t len) {
-  pthread_mutex_lock(&w->lock);
-  if (w->ninbox == w->capinbox) {
-    size_t cap = w->capinbox ? w->capinbox * 2 : 16;
-    wsh_accepted *items = realloc(w->inbox, cap * sizeof(*items));
-    if (!items) {
-      pthread_mutex_unlock(&w->lock);
-      return WEBSOCK_ENOMEM;
-    }
-    w->inbox = items;
-    w->capinbox = cap;
-  }
-  wsh_accepted *a = &w->inbox[w->ninbox++];
-  a->fd = fd;
-  memcpy(&a->addr, sa, len);
-  a->addrlen = len;
-  pthread_mutex_unlock(&w->lock);
-  event_active(w->wake, EV_READ, 0);
-  return 0;
-}
-
-void wsh_worker_post_stop(wsh_worker *w) {
-  pthread_mutex_lock(&w->lock);
-  w->stop_requested = 1;
-  pthread_mutex_unlock(&w->lock);
-  event_active(w->wake, EV_READ, 0);
-}
-
 void wsh_worker_join(wsh_worker *w) {
   if (!w->started)
     return;
   pthread_join(w->thread, NULL);
   w->started = 0;
-  for (size_t i = 0; i < w->ninbox; i++)
-    close(w->inbox[i].fd);
-  free(w->inbox);
+  for (wsh_mail *m = w->inbox, *next; m; m = next) {
+    next = m->next;
+    free_mail(m);
+  }
   if (w->grace)
     event_free(w->grace);
   event_free(w->wake);
   event_base_free(w->base);
+  wsh_slots_free(&w->slots);
+  wsh_topics_free(&w->topics);
   pthread_mutex_destroy(&w->lock);
 }

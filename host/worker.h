@@ -7,10 +7,13 @@
 #define WSH_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "slots.h"
+#include "topic.h"
 #include "websock.h"
 
 struct event_base;
@@ -23,6 +26,34 @@ typedef struct wsh_accepted {
   socklen_t addrlen;
 } wsh_accepted;
 
+/* A payload several workers share: a publish (raw data for handle_info) or
+ * a broadcast (one framed message, its bytes referenced by every
+ * subscriber's send queue). Freed when the last reference goes. */
+typedef struct wsh_shared {
+  atomic_int refs;
+  size_t len;
+  uint8_t *data;
+  char topic[];
+} wsh_shared;
+
+wsh_shared *wsh_shared_new(const char *topic, size_t len);
+void wsh_shared_ref(wsh_shared *sh);
+void wsh_shared_unref(wsh_shared *sh);
+
+enum { WSH_MAIL_ACCEPT, WSH_MAIL_SEND, WSH_MAIL_PUBLISH, WSH_MAIL_BROADCAST };
+
+/* One item of a worker's mailbox. */
+typedef struct wsh_mail {
+  struct wsh_mail *next;
+  int kind;
+  wsh_accepted acc;   /* ACCEPT */
+  uint32_t slot;      /* SEND: the target */
+  uint32_t serial;
+  wsh_shared *shared; /* PUBLISH, BROADCAST */
+  size_t len;         /* SEND: data */
+  uint8_t data[];
+} wsh_mail;
+
 typedef struct wsh_worker {
   wsh_server *srv;
   unsigned index;
@@ -31,21 +62,30 @@ typedef struct wsh_worker {
   struct event_base *base;
   struct event *wake; /* activated from other threads: look at the inbox */
   pthread_mutex_t lock;
-  wsh_accepted *inbox; /* accepted sockets to adopt */
-  size_t ninbox;
-  size_t capinbox;
-  int stop_requested; /* under lock */
+  wsh_mail *inbox;      /* under lock: sockets, messages, publishes */
+  wsh_mail *inbox_tail; /* under lock */
+  int stop_requested;   /* under lock */
   int stopping;       /* worker thread only */
   struct event *grace;
   websock_conn *conns; /* every connection of this worker */
   size_t nconns;
   uint64_t next_id;
+  wsh_slots slots;   /* behind websock_ref */
+  wsh_topics topics; /* this worker's subscribers */
 } wsh_worker;
 
 int wsh_worker_start(wsh_worker *w, wsh_server *srv, unsigned index);
 /* From any thread: hand an accepted socket to this worker. */
 int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
                        socklen_t len);
+/* From any thread: queue a message for a connection of this worker. Returns
+ * 0, WEBSOCK_ENOENT (no such live connection) or WEBSOCK_ENOMEM. */
+int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,
+                         const void *data, size_t len);
+/* From any thread: deliver a shared publish or broadcast to this worker's
+ * subscribers (takes a reference). */
+int wsh_worker_post_shared(wsh_worker *w, int kind, wsh_shared *sh);
+
 /* From any thread: close every connection with 1001 and exit the thread
  * once they are gone or after the grace period. */
 void wsh_worker_post_stop(wsh_worker *w);

@@ -192,8 +192,10 @@ struct websock_handler {
   int (*handle_control)(websock_conn *conn, void **state, websock_opcode opcode,
                         const uint8_t *data, size_t len);
 
-  /* Optional: a message sent to this connection from elsewhere
-   * (websock_send and friends, when the host provides them). */
+  /* Optional: a message sent to this connection from elsewhere:
+   * websock_send() from any thread, a timer of websock_send_after(), or a
+   * websock_publish() to a topic the connection subscribed to. Runs on the
+   * connection's own worker; `data` is valid for this call only. */
   int (*handle_info)(websock_conn *conn, void **state, const uint8_t *data,
                      size_t len);
 
@@ -242,8 +244,83 @@ int websock_close_error(websock_conn *conn, const char *detail);
  * reconnect, and terminate() is told WEBSOCK_REASON_SHUTDOWN, code 1012. */
 int websock_close_restart(websock_conn *conn);
 
-/* Bytes queued for this client and not yet written to the socket. */
+/* Bytes queued for this client and not yet written to the socket.
+ *
+ * Backpressure: each route limits the unsent bytes of a connection
+ * (`max_unsent`, default 4 MiB). A push that would pass the limit follows the
+ * route's `on_max_unsent` policy: `close` (the default) refuses it with
+ * WEBSOCK_ECLOSED and closes the connection with 1008 once the callback
+ * returns (terminate: WEBSOCK_REASON_ERROR); `drop` refuses it with
+ * WEBSOCK_EFULL and the connection stays open. Reading from a client pauses
+ * while its own unsent bytes are above `pause_reading_at` (default 1 MiB). */
 size_t websock_unsent_bytes(const websock_conn *conn);
+
+/* ------------------------------------------------------------------------ */
+/* Messages, timers and topics (the handle_info sources)                     */
+/* ------------------------------------------------------------------------ */
+
+/* The host process, for calls that have no connection at hand (a thread the
+ * plugin started, say). Opaque; valid until the plugin's unload() returns. */
+typedef struct websock_host websock_host;
+
+/* A small copyable reference to a connection, like an Erlang pid. Copy it
+ * anywhere, keep it as long as you like: it never dangles. Treat the fields
+ * as private. */
+typedef struct websock_ref {
+  const websock_host *host_;
+  uint64_t id_;
+} websock_ref;
+
+/* This connection's reference. */
+websock_ref websock_self(const websock_conn *conn);
+
+/* The host, from a connection or from load()'s options. */
+websock_host *websock_conn_host(const websock_conn *conn);
+websock_host *websock_options_host(const websock_options *options);
+
+/* Sends `data` (copied) to the connection `to`: its handle_info runs on its
+ * own worker thread, soon. Callable from any thread, including threads the
+ * plugin started and other connections' callbacks. Messages from one sender
+ * thread to one connection arrive in the order sent. Returns 0 when the
+ * message was queued for a live connection, WEBSOCK_ENOENT when the
+ * connection is gone (or never existed): nothing was delivered. A connection
+ * that closes after the message was queued never sees it. */
+int websock_send(websock_ref to, const void *data, size_t len);
+
+/* Like Process.send_after: handle_info(data) on this connection after `ms`
+ * milliseconds. Copies data. Returns a timer id (> 0) for
+ * websock_cancel_timer, or a negative error (WEBSOCK_ECONTEXT outside this
+ * connection's callbacks, WEBSOCK_ECLOSED once closing). Timers die with the
+ * connection. */
+int64_t websock_send_after(websock_conn *conn, uint64_t ms, const void *data,
+                           size_t len);
+
+/* Cancels a timer that has not fired. Returns 0, or WEBSOCK_ENOENT if it
+ * already fired, was cancelled, or is not this connection's. */
+int websock_cancel_timer(websock_conn *conn, int64_t timer_id);
+
+/* Subscribes this connection to a topic (any NUL-terminated name, at most
+ * 255 bytes; topics are host-wide, shared by every route). Subscribing twice
+ * is harmless. A connection leaves its topics when it closes. Returns 0,
+ * WEBSOCK_EINVAL or WEBSOCK_ENOMEM. Only from this connection's callbacks. */
+int websock_subscribe(websock_conn *conn, const char *topic);
+
+/* Returns 0, or WEBSOCK_ENOENT if the connection was not subscribed. */
+int websock_unsubscribe(websock_conn *conn, const char *topic);
+
+/* Delivers `data` (copied once, shared) to handle_info of every subscriber
+ * of `topic`, on every worker, the publisher included if subscribed.
+ * Callable from any thread. Returns 0 or a negative error. */
+int websock_publish(websock_host *host, const char *topic, const void *data,
+                    size_t len);
+
+/* Pushes one message to every subscriber of `topic` without calling any
+ * callback: the frame is built once and its bytes shared by every
+ * connection's send queue (no copy per subscriber). opcode TEXT or BINARY.
+ * Each subscriber's backpressure policy applies. Callable from any thread.
+ * Returns 0 or a negative error. */
+int websock_broadcast(websock_host *host, const char *topic,
+                      websock_opcode opcode, const void *data, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* About a connection                                                        */

@@ -1,0 +1,41 @@
+/*
+ * slots.h - a worker's table of connection slots, behind websock_ref. Only
+ * the worker thread adds and removes; any thread may ask whether a slot still
+ * holds the connection a reference names (the serial changes on every reuse).
+ */
+#ifndef WSH_SLOTS_H
+#define WSH_SLOTS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "websock.h"
+
+#define WSH_SLOT_CHUNK 4096u
+#define WSH_SLOT_CHUNKS 4096u /* 16M slots per worker */
+
+typedef struct wsh_slot {
+  _Atomic uint64_t tag; /* serial << 1 | live */
+  websock_conn *conn;   /* worker thread only */
+  uint32_t next_free;   /* index + 1 of the next free slot, 0: none */
+} wsh_slot;
+
+typedef struct wsh_slots {
+  _Atomic(wsh_slot *) chunks[WSH_SLOT_CHUNKS];
+  uint32_t nslots;
+  uint32_t free_head; /* index + 1 */
+} wsh_slots;
+
+void wsh_slots_init(wsh_slots *s);
+void wsh_slots_free(wsh_slots *s);
+/* Worker thread: takes a slot for conn; *slot and *serial name it. */
+int wsh_slots_add(wsh_slots *s, websock_conn *conn, uint32_t *slot,
+                  uint32_t *serial);
+void wsh_slots_remove(wsh_slots *s, uint32_t slot);
+/* Worker thread: the live connection a (slot, serial) names, or NULL. */
+websock_conn *wsh_slots_get(wsh_slots *s, uint32_t slot, uint32_t serial);
+/* Any thread: does (slot, serial) still name a live connection? */
+bool wsh_slots_live(wsh_slots *s, uint32_t slot, uint32_t serial);
+
+#endif
