@@ -160,6 +160,9 @@ static void usage(FILE *out, const char *prog) {
 "  -w, --workers N            worker threads (default: one per core)\n"
 "  -t, --test                 check the config and every route (loading each\n"
 "                             plugin), print the result, exit 0 or 1\n"
+"      --watch                reload by itself when a file in the plugins\n"
+"                             directory or a plugin it names changes (for\n"
+"                             plugin development; off by default)\n"
 "      --max-header-size N    largest upgrade request head (default 8192; 431)\n"
 "      --handshake-timeout-ms N  cut a client whose request is not complete\n"
 "                             after N ms (default 10000)\n"
@@ -173,8 +176,11 @@ static void usage(FILE *out, const char *prog) {
 "  -h, --help                 this text\n"
 "  -V, --version              the version\n"
 "\n"
-"Signals: SIGTERM/SIGINT close every connection with 1001 and exit (a second\n"
-"one exits at once).\n", prog);
+"Signals: SIGHUP re-reads the plugins directory: changed routes get a new\n"
+"plugin generation, open connections stay on theirs (reload = drain) or are\n"
+"closed with 1012 (reload = restart); a failed reload changes nothing.\n"
+"SIGTERM/SIGINT close every connection with 1001 and exit (a second one\n"
+"exits at once).\n", prog);
 }
 
 static const struct option long_opts[] = {
@@ -189,6 +195,7 @@ static const struct option long_opts[] = {
     {"shutdown-grace-ms", required_argument, NULL, 4},
     {"log-level", required_argument, NULL, 5},
     {"max-connections", required_argument, NULL, 6},
+    {"watch", no_argument, NULL, 7},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -248,6 +255,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 'p': rc = set_key(c, "plugins", optarg, what, sizeof(what)); break;
     case 'w': rc = set_key(c, "workers", optarg, what, sizeof(what)); break;
     case 't': c->check_only = 1; break;
+    case 7: c->watch = 1; break;
     case 1: case 2: case 3: case 4: case 5: case 6:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;

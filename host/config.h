@@ -22,6 +22,7 @@ typedef struct wsh_config {
   uint64_t max_connections; /* open WebSocket connections; past it: 503 */
   int log_level;
   int check_only;        /* -t */
+  int watch;             /* --watch: reload when plugins.d or a plugin changes */
 } wsh_config;
 
 #define WSH_DEFAULT_LISTEN "127.0.0.1:8080"

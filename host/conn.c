@@ -22,6 +22,7 @@
 #include "config.h"
 #include "handshake.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "topic.h"
 #include "worker.h"
@@ -85,8 +86,10 @@ static void clear_deadline(websock_conn *c) {
 static void conn_free(websock_conn *c) {
   wsh_worker *w = c->w;
   conn_leave(c);
-  if (c->counted)
+  if (c->counted) {
     atomic_fetch_sub(&w->srv->open_conns, 1);
+    atomic_fetch_sub(&w->stats.open, 1);
+  }
   clear_deadline(c);
   if (c->bev)
     bufferevent_free(c->bev);
@@ -259,6 +262,8 @@ static void after_callback(websock_conn *c, int result, const char *what) {
 }
 
 static void deliver_message(websock_conn *c, const wsh_event *ev) {
+  atomic_fetch_add_explicit(&c->w->stats.msgs_in, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&c->w->stats.bytes_in, ev->len, memory_order_relaxed);
   c->in_callback = 1;
   int r = handler(c)->handle_in(c, &c->state_ptr, (websock_opcode)ev->opcode,
                                 ev->data, ev->len);
@@ -363,6 +368,8 @@ static void respond(websock_conn *c, websock_response *resp, const char *why) {
   char *out;
   size_t len;
   const char *path = c->req && c->req->path ? c->req->path : "-";
+  atomic_fetch_add_explicit(&c->w->stats.responses[wsh_status_index(resp->status)],
+                            1, memory_order_relaxed);
   wsh_info("%s %s %s: %d%s%s", c->peer, c->req ? c->req->method : "-", path,
            resp->status, why ? " " : "", why ? why : "");
   if (wsh_response_render(resp, NULL, &out, &len) == 0) {
@@ -383,11 +390,30 @@ static void respond_status(websock_conn *c, int status, const char *body,
   respond(c, &resp, why);
 }
 
-/* Plain HTTP: /healthz, or 426 at a WebSocket route, or 404. */
+static void answer_metrics(websock_conn *c) {
+  char *text = NULL;
+  if (wsh_metrics_render(c->w->srv, &text) != 0) {
+    respond_status(c, 500, NULL, "(out of memory)");
+    return;
+  }
+  websock_response resp;
+  wsh_response_init(&resp, c->req);
+  resp.status = 200;
+  websock_response_add_header(&resp, "Content-Type", "text/plain; version=0.0.4");
+  websock_response_set_body(&resp, text);
+  free(text);
+  respond(c, &resp, NULL);
+}
+
+/* Plain HTTP: /healthz, /metrics, or 426 at a WebSocket route, or 404. */
 static void answer_plain_http(websock_conn *c) {
   const char *path = c->req->path;
   if (strcmp(path, "/healthz") == 0 && strcmp(c->req->method, "GET") == 0) {
     respond_status(c, 200, "ok\n", NULL);
+    return;
+  }
+  if (strcmp(path, "/metrics") == 0 && strcmp(c->req->method, "GET") == 0) {
+    answer_metrics(c);
     return;
   }
   wsh_generation *g = wsh_registry_acquire(c->w->srv->reg, path);
@@ -458,6 +484,7 @@ static int take_connection_slot(websock_conn *c) {
   }
   c->counted = 1;
   atomic_fetch_add(&c->gen->conns, 1);
+  atomic_fetch_add(&c->w->stats.open, 1);
   return 1;
 }
 
@@ -498,6 +525,8 @@ static void answer_upgrade(websock_conn *c) {
   }
   evbuffer_add(bufferevent_get_output(c->bev), out, len);
   free(out);
+  atomic_fetch_add_explicit(&c->w->stats.responses[WSH_STATUS_101], 1,
+                            memory_order_relaxed);
   wsh_info("%s GET %s: 101 (conn %llu, generation %u%s%s)", c->peer,
            c->req->path, (unsigned long long)c->id, c->gen->id,
            resp.subprotocol ? ", subprotocol " : "",
@@ -629,6 +658,10 @@ int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data, size_t len)
   int rc = check_room(c, len + WSH_MAX_HEADER);
   if (rc)
     return rc;
+  if (opcode < WEBSOCK_OP_CLOSE) {
+    atomic_fetch_add_explicit(&c->w->stats.msgs_out, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->w->stats.bytes_out, len, memory_order_relaxed);
+  }
   return wsh_conn_send_frame(c, opcode, data, len);
 }
 
@@ -655,6 +688,8 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
       conn_overflow(c);
     return;
   }
+  atomic_fetch_add_explicit(&c->w->stats.msgs_out, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&c->w->stats.bytes_out, sh->len, memory_order_relaxed);
   wsh_shared_ref(sh);
   if (evbuffer_add_reference(bufferevent_get_output(c->bev), sh->data, sh->len,
                              unref_shared, sh) != 0)
@@ -752,6 +787,7 @@ int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa, socklen_t len
   c->w = w;
   c->id = ++w->next_id * 1000 + w->index;
   wsh_format_addr(sa, c->peer, sizeof(c->peer));
+  atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
   evutil_make_socket_nonblocking(fd);
   c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
   if (!c->bev)
@@ -787,6 +823,12 @@ void wsh_conn_shutdown(websock_conn *c) {
   if (c->state == WSH_CONN_OPEN)
     conn_close(c, WSH_CLOSE_GOING_AWAY, "server shutting down",
                WEBSOCK_REASON_SHUTDOWN, NULL);
+}
+
+void wsh_conn_restart(websock_conn *c) {
+  if (c->state == WSH_CONN_OPEN)
+    conn_close(c, WSH_CLOSE_RESTART, "service restart", WEBSOCK_REASON_SHUTDOWN,
+               NULL);
 }
 
 void wsh_conn_abort(websock_conn *c) {

@@ -88,6 +88,10 @@ int wsh_conn_unsubscribe(websock_conn *c, const char *topic);
  * still in its handshake. */
 void wsh_conn_shutdown(websock_conn *c);
 
+/* Hot reload of a `reload = restart` route: close with 1012 (terminate:
+ * shutdown, 1012). */
+void wsh_conn_restart(websock_conn *c);
+
 /* The grace period is over: free the connection now. */
 void wsh_conn_abort(websock_conn *c);
 

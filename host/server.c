@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -60,6 +61,8 @@ static int bind_one(wsh_server *srv, const char *spec, char *err, size_t errlen)
   return 0;
 }
 
+static void watch_plugins(wsh_server *srv);
+
 static void stop_listening(wsh_server *srv) {
   for (size_t i = 0; i < srv->nlisteners; i++)
     evconnlistener_free(srv->listeners[i]);
@@ -79,6 +82,93 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
   stop_listening(srv);
   for (unsigned i = 0; i < srv->nworkers; i++)
     wsh_worker_post_stop(&srv->workers[i]);
+}
+
+void wsh_server_reload(wsh_server *srv, const char *why) {
+  wsh_generation **restart = NULL;
+  size_t n = 0;
+  char summary[2048], err[1024];
+  if (srv->shutting_down)
+    return;
+  if (wsh_registry_reload(srv->reg, srv->cfg->plugins_dir, &restart, &n, summary,
+                          sizeof(summary), err, sizeof(err)) != 0) {
+    wsh_error("reload (%s) failed; the previous routes keep serving: %s", why, err);
+    return;
+  }
+  wsh_info("reload (%s) ok:%s", why, summary);
+  for (size_t i = 0; i < n; i++) {
+    for (unsigned j = 0; j < srv->nworkers; j++)
+      wsh_worker_post_restart(&srv->workers[j], restart[i]);
+    wsh_generation_release(restart[i]);
+  }
+  free(restart);
+  watch_plugins(srv);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg) {
+  (void)sig;
+  (void)what;
+  wsh_server_reload(arg, "SIGHUP");
+}
+
+static void on_watch_delay(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  wsh_server_reload(arg, "--watch");
+}
+
+/* Something changed under a watched directory: reload once it settles. */
+static void on_watch(evutil_socket_t fd, short what, void *arg) {
+  wsh_server *srv = arg;
+  char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+  (void)what;
+  while (read(fd, buf, sizeof(buf)) > 0)
+    ;
+  struct timeval tv = {0, 300 * 1000};
+  evtimer_add(srv->watch_delay, &tv);
+}
+
+static void watch_dir_of(wsh_server *srv, const char *file) {
+  char dir[4096];
+  snprintf(dir, sizeof(dir), "%s", file);
+  char *slash = strrchr(dir, '/');
+  if (slash)
+    *slash = '\0';
+  else
+    snprintf(dir, sizeof(dir), ".");
+  inotify_add_watch(srv->inotify_fd, dir,
+                    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                        IN_DELETE | IN_ATTRIB);
+}
+
+/* --watch: the plugins directory and the directory of every plugin. */
+static void watch_plugins(wsh_server *srv) {
+  if (srv->inotify_fd < 0)
+    return;
+  inotify_add_watch(srv->inotify_fd, srv->cfg->plugins_dir,
+                    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                        IN_DELETE | IN_ATTRIB);
+  pthread_mutex_lock(&srv->reg->lock);
+  for (size_t i = 0; i < srv->reg->n; i++)
+    watch_dir_of(srv, srv->reg->routes[i]->conf->plugin_path);
+  pthread_mutex_unlock(&srv->reg->lock);
+}
+
+static int start_watch(wsh_server *srv, char *err, size_t errlen) {
+  srv->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (srv->inotify_fd < 0) {
+    snprintf(err, errlen, "--watch: inotify: %s", strerror(errno));
+    return WEBSOCK_EINVAL;
+  }
+  srv->watch = event_new(srv->base, srv->inotify_fd, EV_READ | EV_PERSIST,
+                         on_watch, srv);
+  srv->watch_delay = evtimer_new(srv->base, on_watch_delay, srv);
+  if (!srv->watch || !srv->watch_delay)
+    return WEBSOCK_ENOMEM;
+  event_add(srv->watch, NULL);
+  watch_plugins(srv);
+  wsh_info("--watch: reloading when %s or a plugin changes", srv->cfg->plugins_dir);
+  return 0;
 }
 
 static void on_worker_exit(evutil_socket_t fd, short what, void *arg) {
@@ -113,6 +203,7 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
     return rc;
   srv->cfg = cfg;
   srv->reg = reg;
+  srv->inotify_fd = -1;
   srv->base = event_base_new();
   srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));
   if (!srv->base || !srv->listeners)
@@ -120,10 +211,12 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   srv->worker_exit = event_new(srv->base, -1, EV_PERSIST | EV_READ, on_worker_exit, srv);
   srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
   srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
-  if (!srv->worker_exit || !srv->sig_term || !srv->sig_int)
+  srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_hup, srv);
+  if (!srv->worker_exit || !srv->sig_term || !srv->sig_int || !srv->sig_hup)
     goto out_free;
   evsignal_add(srv->sig_term, NULL);
   evsignal_add(srv->sig_int, NULL);
+  evsignal_add(srv->sig_hup, NULL);
   if ((rc = start_workers(srv, err, errlen)) != 0)
     goto out_free;
   *out = srv;
@@ -134,6 +227,8 @@ out_free:
 }
 
 int wsh_server_listen(wsh_server *srv, char *err, size_t errlen) {
+  if (srv->cfg->watch && start_watch(srv, err, errlen) != 0)
+    return WEBSOCK_EINVAL;
   for (size_t i = 0; i < srv->cfg->nlisten; i++) {
     int rc = bind_one(srv, srv->cfg->listen[i], err, errlen);
     if (rc)
@@ -164,6 +259,14 @@ void wsh_server_free(wsh_server *srv) {
     event_free(srv->sig_term);
   if (srv->sig_int)
     event_free(srv->sig_int);
+  if (srv->sig_hup)
+    event_free(srv->sig_hup);
+  if (srv->watch)
+    event_free(srv->watch);
+  if (srv->watch_delay)
+    event_free(srv->watch_delay);
+  if (srv->inotify_fd >= 0)
+    close(srv->inotify_fd);
   if (srv->worker_exit)
     event_free(srv->worker_exit);
   if (srv->base)

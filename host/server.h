@@ -27,6 +27,10 @@ typedef struct wsh_server {
   unsigned next_worker; /* round-robin hand-off of accepted sockets */
   struct event *sig_term;
   struct event *sig_int;
+  struct event *sig_hup;
+  struct event *watch;       /* --watch: the inotify descriptor */
+  struct event *watch_delay; /* --watch: reload once changes settle */
+  int inotify_fd;
   struct event *worker_exit; /* activated by each worker as it finishes */
   atomic_uint workers_done;
   atomic_ulong open_conns; /* WebSocket connections, for max_connections */  /* counted by the workers themselves */
@@ -39,6 +43,9 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
                    char *err, size_t errlen);
 /* Binds every listen address. */
 int wsh_server_listen(wsh_server *srv, char *err, size_t errlen);
+/* Re-reads the plugins directory (SIGHUP, --watch). */
+void wsh_server_reload(wsh_server *srv, const char *why);
+
 /* Serves until SIGTERM or SIGINT and the graceful shutdown that follows. */
 int wsh_server_run(wsh_server *srv);
 void wsh_server_free(wsh_server *srv);

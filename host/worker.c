@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "registry.h"
 #include "log.h"
 #include "server.h"
 
@@ -94,6 +95,29 @@ int wsh_worker_post_shared(wsh_worker *w, int kind, wsh_shared *sh) {
   return 0;
 }
 
+int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g) {
+  wsh_mail *m = calloc(1, sizeof(*m));
+  if (!m)
+    return WEBSOCK_ENOMEM;
+  m->kind = WSH_MAIL_RESTART;
+  wsh_generation_acquire(g);
+  m->gen = g;
+  post(w, m);
+  return 0;
+}
+
+int wsh_status_index(int status) {
+  switch (status) {
+#define WSH_STATUS_CASE_(code)                                                 \
+  case code:                                                                   \
+    return WSH_STATUS_##code;
+    WSH_STATUS_MAP(WSH_STATUS_CASE_)
+#undef WSH_STATUS_CASE_
+  default:
+    return WSH_STATUS_OTHER;
+  }
+}
+
 void wsh_worker_post_stop(wsh_worker *w) {
   pthread_mutex_lock(&w->lock);
   w->stop_requested = 1;
@@ -131,6 +155,11 @@ static void deliver(wsh_worker *w, wsh_mail *m) {
     else
       wsh_conn_new(w, m->acc.fd, (struct sockaddr *)&m->acc.addr, m->acc.addrlen);
     break;
+  case WSH_MAIL_RESTART:
+    for (websock_conn *c = w->conns; c; c = c->next)
+      if (c->gen == m->gen)
+        wsh_conn_restart(c);
+    break;
   case WSH_MAIL_SEND: {
     websock_conn *c = wsh_slots_get(&w->slots, m->slot, m->serial);
     if (c)
@@ -147,6 +176,8 @@ static void free_mail(wsh_mail *m) {
     close(m->acc.fd);
   if (m->shared)
     wsh_shared_unref(m->shared);
+  if (m->gen)
+    wsh_generation_release(m->gen);
   free(m);
 }
 

@@ -40,7 +40,37 @@ wsh_shared *wsh_shared_new(const char *topic, size_t len);
 void wsh_shared_ref(wsh_shared *sh);
 void wsh_shared_unref(wsh_shared *sh);
 
-enum { WSH_MAIL_ACCEPT, WSH_MAIL_SEND, WSH_MAIL_PUBLISH, WSH_MAIL_BROADCAST };
+enum {
+  WSH_MAIL_ACCEPT,
+  WSH_MAIL_SEND,
+  WSH_MAIL_PUBLISH,
+  WSH_MAIL_BROADCAST,
+  WSH_MAIL_RESTART /* close a replaced generation's connections with 1012 */
+};
+
+/* Counters for /metrics: written by the worker, read by any thread. */
+#define WSH_STATUS_MAP(XX)                                                     \
+  XX(101) XX(200) XX(400) XX(401) XX(403) XX(404) XX(405) XX(408) XX(413)     \
+  XX(414) XX(426) XX(429) XX(431) XX(500) XX(503)
+enum {
+#define WSH_STATUS_ENUM_(code) WSH_STATUS_##code,
+  WSH_STATUS_MAP(WSH_STATUS_ENUM_)
+#undef WSH_STATUS_ENUM_
+  WSH_STATUS_OTHER,
+  WSH_NSTATUS
+};
+
+typedef struct wsh_stats {
+  atomic_ullong accepted;
+  atomic_ullong open; /* WebSocket connections now */
+  atomic_ullong msgs_in, msgs_out, bytes_in, bytes_out;
+  atomic_ullong responses[WSH_NSTATUS]; /* upgrade answers by status */
+} wsh_stats;
+
+/* Index of a status in wsh_stats.responses. */
+int wsh_status_index(int status);
+
+typedef struct wsh_generation wsh_generation;
 
 /* One item of a worker's mailbox. */
 typedef struct wsh_mail {
@@ -50,6 +80,7 @@ typedef struct wsh_mail {
   uint32_t slot;      /* SEND: the target */
   uint32_t serial;
   wsh_shared *shared; /* PUBLISH, BROADCAST */
+  wsh_generation *gen; /* RESTART (a reference) */
   size_t len;         /* SEND: data */
   uint8_t data[];
 } wsh_mail;
@@ -72,6 +103,7 @@ typedef struct wsh_worker {
   uint64_t next_id;
   wsh_slots slots;   /* behind websock_ref */
   wsh_topics topics; /* this worker's subscribers */
+  wsh_stats stats;
 } wsh_worker;
 
 int wsh_worker_start(wsh_worker *w, wsh_server *srv, unsigned index);
@@ -85,6 +117,10 @@ int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,
 /* From any thread: deliver a shared publish or broadcast to this worker's
  * subscribers (takes a reference). */
 int wsh_worker_post_shared(wsh_worker *w, int kind, wsh_shared *sh);
+
+/* From any thread: close this worker's connections on generation g with
+ * 1012 (takes a reference to g). */
+int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g);
 
 /* From any thread: close every connection with 1001 and exit the thread
  * once they are gone or after the grace period. */
