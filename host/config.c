@@ -104,9 +104,9 @@ static int set_key(wsh_config *c, const char *key, const char *value,
 
 typedef struct file_parse {
   wsh_config *c;
-  int failed;
+  wsh_ini_pos pos;
+  int failed; /* the line of the first error */
   char what[512];
-  int listen_reset; /* the file's listen lines replace the default */
 } file_parse;
 
 static int on_ini(void *user, const char *section, const char *name,
@@ -117,11 +117,11 @@ static int on_ini(void *user, const char *section, const char *name,
   if (strcmp(section, "server") != 0) {
     snprintf(p->what, sizeof(p->what), "unknown section [%s] (only [server])",
              section);
-    p->failed = 1;
+    p->failed = p->pos.line;
     return 0;
   }
   if (set_key(p->c, name, value, p->what, sizeof(p->what)) != 0) {
-    p->failed = 1;
+    p->failed = p->pos.line;
     return 0;
   }
   return 1;
@@ -130,14 +130,19 @@ static int on_ini(void *user, const char *section, const char *name,
 int wsh_config_load_file(wsh_config *c, const char *file, char *err,
                          size_t errlen) {
   file_parse p = {.c = c};
-  int line = ini_parse(file, on_ini, &p);
+  int line = wsh_ini_parse(file, on_ini, &p, &p.pos);
   if (line == -1) {
     snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
     return WEBSOCK_ENOENT;
   }
+  if (p.pos.too_long && (!line || p.pos.too_long <= line)) {
+    snprintf(err, errlen, "%s: line %d: line too long", file, p.pos.too_long);
+    return WEBSOCK_EINVAL;
+  }
   if (line != 0 || p.failed) {
-    snprintf(err, errlen, "%s: line %d: %s", file, line,
-             p.failed ? p.what : "syntax error");
+    int at = p.failed && (!line || p.failed <= line) ? p.failed : line;
+    snprintf(err, errlen, "%s: line %d: %s", file, at,
+             at == p.failed ? p.what : "syntax error");
     return WEBSOCK_EINVAL;
   }
   return 0;

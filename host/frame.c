@@ -21,8 +21,8 @@
 #define OP_PING 0x9
 #define OP_PONG 0xA
 
-#define BUF_MIN 4096          /* first reassembly buffer */
-#define BUF_KEEP (64 * 1024)  /* a larger one is freed once delivered */
+#define BUF_MIN 4096         /* first reassembly buffer */
+#define BUF_KEEP (64 * 1024) /* a larger one is freed once delivered */
 
 static bool is_control(uint8_t opcode) { return opcode & 0x8; }
 
@@ -334,7 +334,8 @@ size_t wsh_frame_header(uint8_t *out, bool fin, uint8_t opcode, uint64_t len) {
 
 size_t wsh_close_payload(uint8_t *out, uint16_t code, const char *reason,
                          size_t reason_len) {
-  size_t n = reason_len < WSH_MAX_CONTROL - 2 ? reason_len : WSH_MAX_CONTROL - 2;
+  size_t n =
+      reason_len < WSH_MAX_CONTROL - 2 ? reason_len : WSH_MAX_CONTROL - 2;
 
   /* Cutting before a continuation byte would split a code point. */
   if (n < reason_len)
@@ -360,7 +361,8 @@ static size_t mask_bytes(uint8_t *data, size_t len, const uint8_t key[4],
   return k;
 }
 
-void wsh_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t offset) {
+void wsh_mask(uint8_t *data, size_t len, const uint8_t key[4],
+              uint64_t offset) {
   size_t head = (8 - ((uintptr_t)data & 7)) & 7;
   size_t k = offset & 3;
   uint8_t kb[8];

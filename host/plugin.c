@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,15 @@ static int open_copy(wsh_plugin *p, char *err, size_t errlen) {
   int rc = check_table(p->so_path, t, err, errlen);
   if (rc)
     return rc;
+  Dl_info info;
+  const ElfW(Sym) *sym = NULL;
+  if (dladdr1(t, &info, (void **)&sym, RTLD_DL_SYMENT) && sym &&
+      sym->st_size && sym->st_size < t->struct_size) {
+    snprintf(err, errlen,
+             "%s: " WEBSOCK_HANDLER_SYMBOL " is %zu bytes but its struct_size "
+             "says %u", p->so_path, (size_t)sym->st_size, t->struct_size);
+    return WEBSOCK_EINVAL;
+  }
   size_t n = t->struct_size < sizeof(p->h) ? t->struct_size : sizeof(p->h);
   memset(&p->h, 0, sizeof(p->h));
   memcpy(&p->h, t, n);

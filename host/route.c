@@ -17,11 +17,12 @@
 typedef struct route_parse {
   wsh_route_conf *rc;
   const char *file;
-  int failed;
+  wsh_ini_pos pos;
+  int failed; /* the line of the first error, 0 if none */
   char what[512]; /* the first error, without file and line */
 } route_parse;
 
-/* Records the first error; returns 0 so that inih reports its line. */
+/* Records the first error and its line; returns 0 for inih. */
 __attribute__((format(printf, 2, 3))) static int fail(route_parse *p,
                                                       const char *fmt, ...) {
   if (!p->failed) {
@@ -29,9 +30,54 @@ __attribute__((format(printf, 2, 3))) static int fail(route_parse *p,
     va_start(ap, fmt);
     vsnprintf(p->what, sizeof(p->what), fmt, ap);
     va_end(ap);
-    p->failed = 1;
+    p->failed = p->pos.line;
   }
   return 0;
+}
+
+static char *read_line(char *str, int num, void *stream) {
+  wsh_ini_pos *pos = stream;
+  if (!fgets(str, num, pos->f))
+    return NULL;
+  pos->line++;
+  size_t len = strlen(str);
+  if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(pos->f)) {
+    pos->too_long = pos->line;
+    return NULL; /* stop: the rest of the line would become a line of its own */
+  }
+  return str;
+}
+
+int wsh_ini_parse(const char *file, ini_handler handler, void *user,
+                  wsh_ini_pos *pos) {
+  pos->line = 0;
+  pos->too_long = 0;
+  pos->f = fopen(file, "r");
+  if (!pos->f)
+    return -1;
+  int rc = ini_parse_stream(read_line, pos, handler, user);
+  fclose(pos->f);
+  pos->f = NULL;
+  return rc;
+}
+
+/* The first problem of a parse as "line N: what", or 0 if none. */
+static int parse_error(int inih_line, int handler_line, const char *what,
+                       const wsh_ini_pos *pos, char *out, size_t outlen) {
+  int line = inih_line;
+  const char *msg = "syntax error";
+  if (handler_line && (!line || handler_line <= line)) {
+    line = handler_line;
+    msg = what;
+  }
+  if (pos->too_long && (!line || pos->too_long <= line)) {
+    line = pos->too_long;
+    msg = "line too long (at most 198 characters)";
+  }
+  if (!line)
+    return 0;
+  snprintf(out, outlen, "line %d: %s", line, msg);
+  return line;
 }
 
 int wsh_options_add(websock_options *o, const char *key, const char *value) {
@@ -146,15 +192,21 @@ static int set_route_key(route_parse *p, const char *name, const char *value) {
       return fail(p, "path given twice (\"%s\")", value);
     if (value[0] != '/' || strpbrk(value, "?# \t"))
       return fail(p, "path must start with '/' and have no query: \"%s\"", value);
-    rc->path = strdup(value);
+    if (!(rc->path = strdup(value)))
+      return fail(p, "out of memory");
   } else if (strcmp(name, "plugin") == 0) {
     if (rc->plugin_path || !*value)
       return fail(p, "plugin given twice or empty");
-    rc->plugin_path = resolve_plugin(p->file, value);
+    if (!(rc->plugin_path = resolve_plugin(p->file, value)))
+      return fail(p, "out of memory");
   } else if (strcmp(name, "subprotocols") == 0) {
+    if (rc->subprotocols)
+      return fail(p, "subprotocols given twice");
     if (split_list(value, &rc->subprotocols, &rc->nsubprotocols))
       return fail(p, "out of memory");
   } else if (strcmp(name, "origins") == 0) {
+    if (rc->origins)
+      return fail(p, "origins given twice");
     if (split_list(value, &rc->origins, &rc->norigins))
       return fail(p, "out of memory");
   } else if (strcmp(name, "max_message_size") == 0) {
@@ -222,14 +274,14 @@ int wsh_route_conf_load(const char *file, wsh_route_conf **out, char *err,
   route_parse p = {.rc = rc, .file = file};
   if (!(rc->conf_path = strdup(file)))
     goto out_free;
-  int line = ini_parse(file, on_ini, &p);
+  int line = wsh_ini_parse(file, on_ini, &p, &p.pos);
   if (line == -1) {
     snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
     goto out_free;
   }
-  if (p.failed || line != 0) {
-    snprintf(err, errlen, "%s: line %d: %s", file, line,
-             p.failed ? p.what : "syntax error");
+  char why[600];
+  if (parse_error(line, p.failed, p.what, &p.pos, why, sizeof(why))) {
+    snprintf(err, errlen, "%s: %s", file, why);
     goto out_free;
   }
   if (!rc->path || !rc->plugin_path) {

@@ -7,6 +7,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include <ini.h>
 
 #include "websock.h"
 
@@ -64,6 +67,20 @@ void wsh_route_dir_list_free(char **files, size_t n);
 
 /* True if the route allows this Origin header value (NULL: no header). */
 int wsh_route_origin_allowed(const wsh_route_conf *rc, const char *origin);
+
+/* Reading INI files with inih, as routes and the host config do: counts
+ * lines so that a handler can name the line it rejects, and refuses a line
+ * longer than inih takes (instead of silently splitting it). */
+typedef struct wsh_ini_pos {
+  FILE *f;
+  int line;     /* the line being handled */
+  int too_long; /* the line of the first over-long line, or 0 */
+} wsh_ini_pos;
+
+/* 0, -1 if the file cannot be opened, or the line of the first error inih
+ * saw (a syntax error, or a handler that returned 0). */
+int wsh_ini_parse(const char *file, ini_handler handler, void *user,
+                  wsh_ini_pos *pos);
 
 /* Options helpers shared by routes and the host config. */
 int wsh_options_add(websock_options *o, const char *key, const char *value);

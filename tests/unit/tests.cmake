@@ -1,2 +1,6 @@
 # One line per unit test; each names tests/unit/test_NAME.c.
 wsh_unit_test(handshake)
+wsh_unit_test(plugin)
+wsh_unit_test(route)
+wsh_unit_test(slots)
+wsh_unit_test(topic)

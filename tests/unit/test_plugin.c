@@ -1,0 +1,1015 @@
+/*
+ * test_plugin.c - unit tests for host/plugin.c (opening a plugin from a
+ * private copy and checking its table) and host/registry.c (routes and their
+ * generations), against the test plugins of tests/plugins/ built into
+ * WSH_TEST_PLUGIN_DIR. Also checks that the recorder test plugin, which the
+ * integration tests rely on, does what its head comment says.
+ *
+ * recorder.so calls websock_* functions that the websockd executable exports.
+ * Here the test executable exports (-rdynamic, ENABLE_EXPORTS) the fakes
+ * below instead, which record what the plugin asked for.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "plugin.h"
+#include "registry.h"
+#include "route.h"
+#include "websock.h"
+
+#ifndef WSH_TEST_PLUGIN_DIR
+#error "WSH_TEST_PLUGIN_DIR must name the directory of the built test plugins"
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Fakes of the host API that recorder.so uses                               */
+/* ------------------------------------------------------------------------ */
+
+enum { FAKE_NONE, FAKE_NORMAL, FAKE_ERROR, FAKE_RESTART };
+
+typedef struct fake_push {
+  websock_opcode op;
+  size_t len;
+  char data[128];
+} fake_push;
+
+struct websock_conn {
+  const char *route;
+  const char *subprotocol;
+  const websock_options *options;
+  const websock_request *req; /* during init only, as the host does it */
+  int push_rc;                /* what websock_push returns when not 0 */
+  size_t npushed;
+  fake_push pushed[8];
+  int stop_kind; /* FAKE_* */
+  unsigned close_code;
+  char close_text[128];
+};
+
+struct websock_request {
+  const char *path;
+  const char *query;
+  const char *const *headers; /* name, value, name, value, ..., NULL */
+};
+
+struct websock_response {
+  const char *const *offered; /* subprotocols the client offered, NULL-ended */
+  size_t nheaders;
+  char header[4][2][64];
+  char body[64];
+  char subprotocol[64];
+  int state_set;
+  void *state;
+};
+
+static void copy_out(char *dst, size_t size, const char *src) {
+  snprintf(dst, size, "%s", src ? src : "");
+}
+
+int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
+                 size_t len) {
+  if (conn->push_rc)
+    return conn->push_rc;
+  if (conn->npushed == sizeof(conn->pushed) / sizeof(conn->pushed[0]))
+    return WEBSOCK_ENOMEM;
+  fake_push *p = &conn->pushed[conn->npushed++];
+  p->op = opcode;
+  p->len = len;
+  memset(p->data, 0, sizeof(p->data));
+  if (len)
+    memcpy(p->data, data, len < sizeof(p->data) - 1 ? len : sizeof(p->data) - 1);
+  return 0;
+}
+
+int websock_close(websock_conn *conn, uint16_t code, const char *text) {
+  if (!((code >= 1000 && code <= 1003 && code != 1002) ||
+        (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999)))
+    return WEBSOCK_EINVAL;
+  conn->stop_kind = FAKE_NORMAL;
+  conn->close_code = code;
+  copy_out(conn->close_text, sizeof(conn->close_text), text);
+  return 0;
+}
+
+int websock_close_error(websock_conn *conn, const char *detail) {
+  conn->stop_kind = FAKE_ERROR;
+  conn->close_code = 1011;
+  copy_out(conn->close_text, sizeof(conn->close_text), detail);
+  return 0;
+}
+
+int websock_close_restart(websock_conn *conn) {
+  conn->stop_kind = FAKE_RESTART;
+  conn->close_code = 1012;
+  conn->close_text[0] = '\0';
+  return 0;
+}
+
+const websock_request *websock_conn_request(const websock_conn *conn) {
+  return conn->req;
+}
+
+const char *websock_conn_subprotocol(const websock_conn *conn) {
+  return conn->subprotocol;
+}
+
+const char *websock_conn_option(const websock_conn *conn, const char *key) {
+  return websock_option(conn->options, key);
+}
+
+const char *websock_conn_route(const websock_conn *conn) { return conn->route; }
+
+const char *websock_option(const websock_options *options, const char *key) {
+  for (size_t i = 0; options && key && i < options->n; i++)
+    if (strcmp(options->items[i].key, key) == 0)
+      return options->items[i].value;
+  return NULL;
+}
+
+const char *websock_request_path(const websock_request *req) { return req->path; }
+
+const char *websock_request_query(const websock_request *req) {
+  return req->query;
+}
+
+const char *websock_request_header(const websock_request *req,
+                                   const char *name) {
+  for (size_t i = 0; req->headers && req->headers[i]; i += 2)
+    if (strcasecmp(req->headers[i], name) == 0)
+      return req->headers[i + 1];
+  return NULL;
+}
+
+int websock_response_add_header(websock_response *resp, const char *name,
+                                const char *value) {
+  if (resp->nheaders == 4)
+    return WEBSOCK_ENOMEM;
+  copy_out(resp->header[resp->nheaders][0], 64, name);
+  copy_out(resp->header[resp->nheaders][1], 64, value);
+  resp->nheaders++;
+  return 0;
+}
+
+int websock_response_set_subprotocol(websock_response *resp,
+                                     const char *protocol) {
+  for (size_t i = 0; resp->offered && resp->offered[i]; i++)
+    if (strcmp(resp->offered[i], protocol) == 0) {
+      copy_out(resp->subprotocol, sizeof(resp->subprotocol), protocol);
+      return 0;
+    }
+  return WEBSOCK_EINVAL;
+}
+
+int websock_response_set_body(websock_response *resp, const char *body) {
+  copy_out(resp->body, sizeof(resp->body), body);
+  return 0;
+}
+
+void websock_response_set_state(websock_response *resp, void *state) {
+  resp->state = state;
+  resp->state_set = 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* A fresh directory per test (each test runs in its own process). */
+static char tmp_dir[1024];
+
+static void tmp_setup(void) {
+  static char base[512]; /* $TMPDIR as the test started (CK_FORK=no) */
+  if (!base[0]) {
+    const char *t = getenv("TMPDIR");
+    snprintf(base, sizeof(base), "%s", t && *t ? t : "/tmp");
+  }
+  snprintf(tmp_dir, sizeof(tmp_dir), "%s/test_plugin.XXXXXX", base);
+  ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+  /* wsh_registry_new puts its private directory under $TMPDIR. */
+  ck_assert_int_eq(setenv("TMPDIR", tmp_dir, 1), 0);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag,
+                  struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+static void tmp_teardown(void) { nftw(tmp_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+
+static void tmp_path(char *out, const char *name) {
+  snprintf(out, PATH_MAX, "%s/%s", tmp_dir, name);
+}
+
+static void plugin_so(char *out, const char *name) {
+  snprintf(out, PATH_MAX, "%s/%s.so", WSH_TEST_PLUGIN_DIR, name);
+}
+
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+  fputs(text, f);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+/* The whole file (at most 64 KiB), or "" if there is none. */
+static const char *read_file(const char *path) {
+  static char buf[65536];
+  buf[0] = '\0';
+  FILE *f = fopen(path, "r");
+  if (f) {
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+  }
+  return buf;
+}
+
+#define ck_assert_has(s, sub)                                                  \
+  ck_assert_msg(strstr((s), (sub)) != NULL, "\"%s\" does not contain \"%s\"",   \
+                (s), (sub))
+
+/* Opening `name`.so must fail: err names the .so (first) and each cause, and
+ * no private copy is left behind. */
+static void check_refused(const char *name, const char *cause1,
+                          const char *cause2) {
+  char so[PATH_MAX], copy[PATH_MAX], err[1024] = "";
+  plugin_so(so, name);
+  tmp_path(copy, "copy.so");
+  wsh_plugin *p = NULL;
+  int rc = wsh_plugin_open(so, copy, &p, err, sizeof(err));
+  ck_assert_int_lt(rc, 0);
+  ck_assert_ptr_null(p);
+  ck_assert_msg(strncmp(err, so, strlen(so)) == 0,
+                "the error does not start with the .so path %s: \"%s\"", so, err);
+  ck_assert_has(err, cause1);
+  if (cause2)
+    ck_assert_has(err, cause2);
+  ck_assert_ptr_null(strchr(err, '\n'));
+  ck_assert_msg(!exists(copy), "private copy %s left behind", copy);
+}
+
+/* ------------------------------------------------------------------------ */
+/* wsh_plugin_open: refusals                                                 */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(open_missing_file) {
+  char so[PATH_MAX], copy[PATH_MAX], err[1024] = "";
+  tmp_path(so, "no_such_plugin.so");
+  tmp_path(copy, "copy.so");
+  wsh_plugin *p = NULL;
+  ck_assert_int_eq(wsh_plugin_open(so, copy, &p, err, sizeof(err)),
+                   WEBSOCK_ENOENT);
+  ck_assert_ptr_null(p);
+  ck_assert_msg(strncmp(err, so, strlen(so)) == 0, "\"%s\"", err);
+  ck_assert_has(err, strerror(ENOENT));
+  ck_assert(!exists(copy));
+}
+END_TEST
+
+START_TEST(open_directory) {
+  char copy[PATH_MAX], err[1024] = "";
+  tmp_path(copy, "copy.so");
+  wsh_plugin *p = NULL;
+  ck_assert_int_lt(wsh_plugin_open(tmp_dir, copy, &p, err, sizeof(err)), 0);
+  ck_assert_ptr_null(p);
+  ck_assert_has(err, tmp_dir);
+  ck_assert_has(err, "not a regular file");
+  ck_assert(!exists(copy));
+}
+END_TEST
+
+START_TEST(open_not_elf) {
+  check_refused("not_elf", "cannot load", NULL);
+  char so[PATH_MAX], copy[PATH_MAX], err[1024] = "";
+  plugin_so(so, "not_elf");
+  tmp_path(copy, "copy.so");
+  wsh_plugin *p = NULL;
+  wsh_plugin_open(so, copy, &p, err, sizeof(err));
+  ck_assert_msg(strstr(err, "invalid ELF header") || strstr(err, "file too short"),
+                "dlopen's cause missing: \"%s\"", err);
+}
+END_TEST
+
+START_TEST(open_no_symbol) {
+  check_refused("no_symbol", "no websock_handler_v1 symbol", NULL);
+}
+END_TEST
+
+START_TEST(open_bad_abi) {
+  check_refused("bad_abi", "unknown ABI version 99", "knows version 1");
+}
+END_TEST
+
+START_TEST(open_too_small) {
+  check_refused("too_small", "too small", "struct_size 8");
+}
+END_TEST
+
+START_TEST(open_null_handle_in) {
+  check_refused("null_handle_in", "no handle_in", NULL);
+}
+END_TEST
+
+START_TEST(open_missing_dep) {
+  check_refused("missing_dep", "cannot load", "websock_no_such_function");
+}
+END_TEST
+
+START_TEST(open_copy_not_writable) {
+  char so[PATH_MAX], copy[PATH_MAX], err[1024] = "";
+  plugin_so(so, "recorder");
+  tmp_path(copy, "no_such_dir/copy.so");
+  wsh_plugin *p = NULL;
+  ck_assert_int_lt(wsh_plugin_open(so, copy, &p, err, sizeof(err)), 0);
+  ck_assert_ptr_null(p);
+  ck_assert_has(err, so);
+  ck_assert_has(err, "cannot create private copy");
+  ck_assert_has(err, copy);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* wsh_plugin_open: plugins that load                                        */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(open_recorder) {
+  char so[PATH_MAX], copy[PATH_MAX], err[1024] = "";
+  plugin_so(so, "recorder");
+  tmp_path(copy, "1-recorder.so");
+  wsh_plugin *p = NULL;
+  ck_assert_int_eq(wsh_plugin_open(so, copy, &p, err, sizeof(err)), 0);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_ptr_nonnull(p->dl);
+  ck_assert_str_eq(p->so_path, so);
+  ck_assert_str_eq(p->copy_path, copy);
+  struct stat a, b;
+  ck_assert_int_eq(stat(so, &a), 0);
+  ck_assert_int_eq(stat(copy, &b), 0);
+  ck_assert(S_ISREG(b.st_mode));
+  ck_assert_int_eq(a.st_size, b.st_size);
+  ck_assert(a.st_ino != b.st_ino);
+  ck_assert_uint_eq(p->h.abi_version, WEBSOCK_ABI_VERSION);
+  ck_assert_uint_eq(p->h.struct_size, sizeof(struct websock_handler));
+  ck_assert_str_eq(p->h.name, "recorder");
+  ck_assert_str_eq(p->h.version, "1.0.0");
+  ck_assert_ptr_nonnull(p->h.load);
+  ck_assert_ptr_nonnull(p->h.unload);
+  ck_assert_ptr_nonnull(p->h.upgrade);
+  ck_assert_ptr_nonnull(p->h.init);
+  ck_assert_ptr_nonnull(p->h.handle_in);
+  ck_assert_ptr_nonnull(p->h.handle_control);
+  ck_assert_ptr_nonnull(p->h.handle_info);
+  ck_assert_ptr_nonnull(p->h.terminate);
+  wsh_plugin_close(p);
+  ck_assert_msg(!exists(copy), "private copy %s not deleted on close", copy);
+  ck_assert(exists(so));
+}
+END_TEST
+
+START_TEST(open_old_abi_small) {
+  char so[PATH_MAX], copy[PATH_MAX], err[1024] = "";
+  plugin_so(so, "old_abi_small");
+  tmp_path(copy, "old.so");
+  wsh_plugin *p = NULL;
+  ck_assert_msg(wsh_plugin_open(so, copy, &p, err, sizeof(err)) == 0, "%s", err);
+  ck_assert_uint_eq(p->h.struct_size, WSH_HANDLER_MIN_SIZE);
+  ck_assert_str_eq(p->h.name, "old_abi_small");
+  ck_assert_ptr_nonnull(p->h.handle_in);
+  /* In the old table but NULL there. */
+  ck_assert_ptr_null(p->h.load);
+  ck_assert_ptr_null(p->h.init);
+  /* Beyond its struct_size: absent, although non-NULL bytes follow it. */
+  ck_assert_ptr_null(p->h.handle_control);
+  ck_assert_ptr_null(p->h.handle_info);
+  ck_assert_ptr_null(p->h.terminate);
+  wsh_plugin_close(p);
+  ck_assert(!exists(copy));
+}
+END_TEST
+
+START_TEST(close_null) { wsh_plugin_close(NULL); }
+END_TEST
+
+/* Loads recorder through p with [options] record = path. */
+static void load_recording(wsh_plugin *p, const char *path) {
+  websock_options o = {0};
+  ck_assert_int_eq(wsh_options_add(&o, "record", path), 0);
+  ck_assert_int_eq(p->h.load(&o), 0);
+  wsh_options_free(&o);
+}
+
+START_TEST(open_same_path_twice) {
+  char so[PATH_MAX], c1[PATH_MAX], c2[PATH_MAX], err[1024] = "";
+  plugin_so(so, "recorder");
+  tmp_path(c1, "1-recorder.so");
+  tmp_path(c2, "2-recorder.so");
+  wsh_plugin *p1 = NULL, *p2 = NULL;
+  ck_assert_msg(wsh_plugin_open(so, c1, &p1, err, sizeof(err)) == 0, "%s", err);
+  ck_assert_msg(wsh_plugin_open(so, c2, &p2, err, sizeof(err)) == 0, "%s", err);
+  ck_assert_str_ne(p1->copy_path, p2->copy_path);
+  ck_assert_ptr_ne(p1->dl, p2->dl);
+  ck_assert_ptr_ne(p1->h.handle_in, p2->h.handle_in);
+  ck_assert(exists(c1) && exists(c2));
+
+  /* Independent statics: each copy records to its own file. */
+  char r1[PATH_MAX], r2[PATH_MAX];
+  tmp_path(r1, "r1.log");
+  tmp_path(r2, "r2.log");
+  load_recording(p1, r1);
+  load_recording(p2, r2);
+  p1->h.unload();
+  wsh_plugin_close(p1);
+  ck_assert(!exists(c1));
+  ck_assert(exists(c2));
+  ck_assert_str_eq(read_file(r1), "load\nunload\n");
+  ck_assert_str_eq(read_file(r2), "load\n");
+  /* p2's code is still mapped after p1 is gone. */
+  ck_assert_str_eq(p2->h.name, "recorder");
+  p2->h.unload();
+  ck_assert_str_eq(read_file(r2), "load\nunload\n");
+  wsh_plugin_close(p2);
+  ck_assert(!exists(c2));
+}
+END_TEST
+
+START_TEST(reopen_same_copy_path) {
+  char so[PATH_MAX], copy[PATH_MAX], err[1024] = "";
+  plugin_so(so, "recorder");
+  tmp_path(copy, "copy.so");
+  for (int i = 0; i < 3; i++) {
+    wsh_plugin *p = NULL;
+    ck_assert_msg(wsh_plugin_open(so, copy, &p, err, sizeof(err)) == 0, "%s", err);
+    wsh_plugin_close(p);
+    ck_assert(!exists(copy));
+  }
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* The registry                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Writes tmp/routes/NAME (creating routes/) with the given text. */
+static void write_route(char *dir, const char *name, const char *text) {
+  char path[PATH_MAX];
+  tmp_path(dir, "routes");
+  mkdir(dir, 0700);
+  snprintf(path, sizeof(path), "%s/routes/%s", tmp_dir, name);
+  write_file(path, text);
+}
+
+static void route_text(char *out, size_t size, const char *path,
+                       const char *plugin, const char *options) {
+  char so[PATH_MAX];
+  if (plugin[0] == '/' || strchr(plugin, '.'))
+    snprintf(so, sizeof(so), "%s", plugin);
+  else
+    plugin_so(so, plugin);
+  snprintf(out, size, "path = %s\nplugin = %s\n[options]\n%s", path, so,
+           options ? options : "");
+}
+
+START_TEST(registry_private_dir) {
+  wsh_registry *r = NULL;
+  char err[1024] = "";
+  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
+  ck_assert_ptr_nonnull(r->private_dir);
+  ck_assert_msg(strncmp(r->private_dir, tmp_dir, strlen(tmp_dir)) == 0,
+                "%s is not under $TMPDIR %s", r->private_dir, tmp_dir);
+  struct stat st;
+  ck_assert_int_eq(stat(r->private_dir, &st), 0);
+  ck_assert(S_ISDIR(st.st_mode));
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof(dir), "%s", r->private_dir);
+  wsh_registry_free(r);
+  ck_assert_msg(!exists(dir), "%s not removed", dir);
+}
+END_TEST
+
+START_TEST(registry_load_dir) {
+  char dir[PATH_MAX], rec[PATH_MAX], text[3 * PATH_MAX], opt[PATH_MAX + 16];
+  tmp_path(rec, "rec.log");
+  snprintf(opt, sizeof(opt), "record = %s\n", rec);
+  route_text(text, sizeof(text), "/good", "recorder", opt);
+  write_route(dir, "a_good.conf", text);
+  route_text(text, sizeof(text), "/bad", "bad_abi", NULL);
+  write_route(dir, "b_bad.conf", text);
+  route_text(text, sizeof(text), "/good", "recorder", opt);
+  write_route(dir, "c_dup.conf", text);
+  write_route(dir, "notes.txt", "not a route\n");
+
+  wsh_registry *r = NULL;
+  char err[1024] = "";
+  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
+  int failures = -1;
+  ck_assert_int_eq(wsh_registry_load_dir(r, dir, &failures), 0);
+  ck_assert_int_eq(failures, 2);
+  ck_assert_uint_eq(r->n, 1);
+
+  wsh_generation *g = wsh_registry_acquire(r, "/good");
+  ck_assert_ptr_nonnull(g);
+  ck_assert_str_eq(g->conf->path, "/good");
+  ck_assert_has(g->conf->conf_path, "a_good.conf");
+  ck_assert_str_eq(g->plugin->h.name, "recorder");
+  ck_assert_int_eq(g->loaded, 1);
+  ck_assert_msg(strncmp(g->plugin->copy_path, r->private_dir,
+                        strlen(r->private_dir)) == 0,
+                "copy %s outside %s", g->plugin->copy_path, r->private_dir);
+  ck_assert(exists(g->plugin->copy_path));
+  ck_assert_int_eq(atomic_load(&g->refs), 2);
+  wsh_generation_release(g);
+  ck_assert_ptr_null(wsh_registry_acquire(r, "/bad"));
+  ck_assert_ptr_null(wsh_registry_acquire(r, "/nope"));
+  ck_assert_ptr_null(wsh_registry_acquire(r, "/good/"));
+  /* load() ran once: the duplicate was refused before its plugin loaded. */
+  ck_assert_str_eq(read_file(rec), "load\n");
+
+  char priv[PATH_MAX];
+  snprintf(priv, sizeof(priv), "%s", r->private_dir);
+  wsh_registry_free(r);
+  ck_assert_str_eq(read_file(rec), "load\nunload\n");
+  ck_assert_msg(!exists(priv), "%s not removed", priv);
+}
+END_TEST
+
+START_TEST(registry_load_refused) {
+  char dir[PATH_MAX], rec[PATH_MAX], text[3 * PATH_MAX], opt[PATH_MAX + 32];
+  tmp_path(rec, "rec.log");
+  snprintf(opt, sizeof(opt), "record = %s\nrefuse = yes\n", rec);
+  route_text(text, sizeof(text), "/refused", "recorder", opt);
+  write_route(dir, "refused.conf", text);
+
+  wsh_registry *r = NULL;
+  char err[1024] = "";
+  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
+  int failures = -1;
+  ck_assert_int_eq(wsh_registry_load_dir(r, dir, &failures), 0);
+  ck_assert_int_eq(failures, 1);
+  ck_assert_ptr_null(wsh_registry_acquire(r, "/refused"));
+  wsh_registry_free(r);
+  /* Refused: no unload() owed. */
+  ck_assert_str_eq(read_file(rec), "load refused\n");
+}
+END_TEST
+
+START_TEST(registry_relative_plugin) {
+  /* plugin = recorder.so next to the .conf, as in plugins.d/. */
+  char dir[PATH_MAX], so[PATH_MAX], local[PATH_MAX + 16];
+  write_route(dir, "rel.conf", "path = /rel\nplugin = recorder.so\n");
+  plugin_so(so, "recorder");
+  snprintf(local, sizeof(local), "%s/recorder.so", dir);
+  write_file(local, "");
+  int in = open(so, O_RDONLY), out = open(local, O_WRONLY | O_TRUNC);
+  ck_assert(in >= 0 && out >= 0);
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(in, buf, sizeof(buf))) > 0)
+    ck_assert_int_eq(write(out, buf, (size_t)n), n);
+  close(in);
+  close(out);
+
+  wsh_registry *r = NULL;
+  char err[1024] = "";
+  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
+  int failures = -1;
+  ck_assert_int_eq(wsh_registry_load_dir(r, dir, &failures), 0);
+  ck_assert_int_eq(failures, 0);
+  wsh_generation *g = wsh_registry_acquire(r, "/rel");
+  ck_assert_ptr_nonnull(g);
+  ck_assert_str_eq(g->conf->plugin_path, local);
+  wsh_generation_release(g);
+  wsh_registry_free(r);
+}
+END_TEST
+
+START_TEST(registry_missing_dir) {
+  char dir[PATH_MAX];
+  tmp_path(dir, "no_such_dir");
+  wsh_registry *r = NULL;
+  char err[1024] = "";
+  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
+  int failures = -1;
+  ck_assert_int_lt(wsh_registry_load_dir(r, dir, &failures), 0);
+  ck_assert_uint_eq(r->n, 0);
+  wsh_registry_free(r);
+}
+END_TEST
+
+/* wsh_generation_new on a route file written from `text`. */
+static int new_generation(wsh_registry *r, const char *text, wsh_generation **g,
+                          char *conf, char *err, size_t errlen) {
+  tmp_path(conf, "gen.conf");
+  write_file(conf, text);
+  wsh_route_conf *rc = NULL;
+  ck_assert_msg(wsh_route_conf_load(conf, &rc, err, errlen) == 0, "%s", err);
+  return wsh_generation_new(r, rc, g, err, errlen);
+}
+
+START_TEST(generation_refused_names_everything) {
+  char text[3 * PATH_MAX], so[PATH_MAX], conf[PATH_MAX], err[1024] = "";
+  plugin_so(so, "recorder");
+  route_text(text, sizeof(text), "/refused", "recorder", "refuse = yes\n");
+  wsh_registry *r = NULL;
+  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
+  wsh_generation *g = NULL;
+  ck_assert_int_lt(new_generation(r, text, &g, conf, err, sizeof(err)), 0);
+  ck_assert_ptr_null(g);
+  ck_assert_has(err, so);
+  ck_assert_has(err, "load() refused");
+  ck_assert_has(err, "/refused");
+  ck_assert_has(err, conf);
+  wsh_registry_free(r); /* its private directory must be empty again */
+}
+END_TEST
+
+START_TEST(generation_bad_plugin) {
+  char text[3 * PATH_MAX], so[PATH_MAX], conf[PATH_MAX], err[1024] = "";
+  plugin_so(so, "bad_abi");
+  route_text(text, sizeof(text), "/bad", "bad_abi", NULL);
+  wsh_registry *r = NULL;
+  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
+  wsh_generation *g = NULL;
+  ck_assert_int_lt(new_generation(r, text, &g, conf, err, sizeof(err)), 0);
+  ck_assert_ptr_null(g);
+  ck_assert_has(err, so);
+  ck_assert_has(err, "unknown ABI version 99");
+  wsh_registry_free(r);
+}
+END_TEST
+
+START_TEST(generation_outlives_registry) {
+  /* A connection's reference keeps the generation, and unload() waits for
+   * the last one. */
+  char text[3 * PATH_MAX], rec[PATH_MAX], opt[PATH_MAX + 16], conf[PATH_MAX];
+  char err[1024] = "";
+  tmp_path(rec, "rec.log");
+  snprintf(opt, sizeof(opt), "record = %s\n", rec);
+  route_text(text, sizeof(text), "/live", "recorder", opt);
+  wsh_registry *r = NULL;
+  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
+  wsh_generation *g = NULL;
+  ck_assert_msg(new_generation(r, text, &g, conf, err, sizeof(err)) == 0, "%s",
+                err);
+  ck_assert_uint_eq(g->id, 1);
+  ck_assert_int_eq(atomic_load(&g->refs), 1);
+  wsh_generation_acquire(g);
+  wsh_generation_release(g);
+  ck_assert_str_eq(read_file(rec), "load\n");
+  wsh_generation_release(g);
+  ck_assert_str_eq(read_file(rec), "load\nunload\n");
+  wsh_registry_free(r);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* The recorder test plugin, driven through the fakes                        */
+/* ------------------------------------------------------------------------ */
+
+static wsh_plugin *rec_plugin;
+static websock_options rec_options;
+static char rec_log[PATH_MAX];
+
+static void recorder_setup(void) {
+  tmp_setup();
+  char so[PATH_MAX], copy[PATH_MAX], err[1024] = "";
+  plugin_so(so, "recorder");
+  tmp_path(copy, "recorder-copy.so");
+  tmp_path(rec_log, "rec.log");
+  ck_assert_msg(wsh_plugin_open(so, copy, &rec_plugin, err, sizeof(err)) == 0,
+                "%s", err);
+  memset(&rec_options, 0, sizeof(rec_options));
+  ck_assert_int_eq(wsh_options_add(&rec_options, "record", rec_log), 0);
+  ck_assert_int_eq(wsh_options_add(&rec_options, "colour", "blue"), 0);
+  ck_assert_int_eq(rec_plugin->h.load(&rec_options), 0);
+}
+
+static void recorder_teardown(void) {
+  rec_plugin->h.unload();
+  wsh_plugin_close(rec_plugin);
+  wsh_options_free(&rec_options);
+  tmp_teardown();
+}
+
+/* The n-th line of the record (from 0), without its newline. */
+static const char *record_line(int n) {
+  static char line[4096];
+  const char *s = read_file(rec_log);
+  for (int i = 0; i < n && s; i++)
+    if ((s = strchr(s, '\n')))
+      s++;
+  if (!s || !*s)
+    return "";
+  size_t len = strcspn(s, "\n");
+  snprintf(line, sizeof(line), "%.*s", (int)len, s);
+  return line;
+}
+
+/* upgrade() then init() on conn; returns init's result. */
+static int rec_open(websock_conn *conn, const char *path, const char *query,
+                    void **state) {
+  static const char *const no_headers[] = {NULL};
+  websock_request req = {.path = path, .query = query, .headers = no_headers};
+  websock_response resp = {0};
+  ck_assert_int_eq(rec_plugin->h.upgrade(&req, &resp), 0);
+  ck_assert(resp.state_set);
+  *state = resp.state;
+  conn->req = &req;
+  int rc = rec_plugin->h.init(conn, state);
+  conn->req = NULL;
+  return rc;
+}
+
+static int rec_text(websock_conn *conn, void **state, const char *msg) {
+  conn->npushed = 0;
+  return rec_plugin->h.handle_in(conn, state, WEBSOCK_OP_TEXT,
+                                 (const uint8_t *)msg, strlen(msg));
+}
+
+static void rec_close(websock_conn *conn, void *state, websock_reason_kind kind,
+                      uint16_t code, const char *text) {
+  websock_reason reason = {.kind = kind, .code = code, .text = text};
+  rec_plugin->h.terminate(conn, state, &reason);
+}
+
+#define ck_assert_pushed(conn, i, opcode, str)                                 \
+  do {                                                                         \
+    ck_assert_uint_gt((conn)->npushed, (i));                                   \
+    ck_assert_int_eq((conn)->pushed[(i)].op, (opcode));                        \
+    ck_assert_uint_eq((conn)->pushed[(i)].len, strlen(str));                   \
+    ck_assert_str_eq((conn)->pushed[(i)].data, (str));                         \
+  } while (0)
+
+START_TEST(recorder_load_refuse) {
+  char path[PATH_MAX];
+  tmp_path(path, "refuse.log");
+  websock_options o = {0};
+  ck_assert_int_eq(wsh_options_add(&o, "refuse", "yes"), 0);
+  ck_assert_int_eq(wsh_options_add(&o, "record", path), 0);
+  /* A second generation of the plugin: its own copy, its own statics. */
+  char so[PATH_MAX], copy[PATH_MAX], err[1024];
+  plugin_so(so, "recorder");
+  tmp_path(copy, "second.so");
+  wsh_plugin *p = NULL;
+  ck_assert_msg(wsh_plugin_open(so, copy, &p, err, sizeof(err)) == 0, "%s", err);
+  ck_assert_int_ne(p->h.load(&o), 0);
+  ck_assert_str_eq(read_file(path), "load refused\n");
+  wsh_plugin_close(p);
+  wsh_options_free(&o);
+}
+END_TEST
+
+START_TEST(recorder_upgrade_refuse) {
+  static const char *const headers[] = {"x-test-refuse", "1", NULL};
+  websock_request req = {.path = "/r", .query = "", .headers = headers};
+  websock_response resp = {0};
+  ck_assert_int_eq(rec_plugin->h.upgrade(&req, &resp), 401);
+  ck_assert_uint_eq(resp.nheaders, 1);
+  ck_assert_str_eq(resp.header[0][0], "WWW-Authenticate");
+  ck_assert_str_eq(resp.header[0][1], "Bearer realm=\"test\"");
+  ck_assert_str_eq(resp.body, "go away\n");
+  ck_assert(!resp.state_set);
+  ck_assert_str_eq(record_line(1), "upgrade /r");
+}
+END_TEST
+
+START_TEST(recorder_upgrade_subprotocol) {
+  static const char *const no_headers[] = {NULL};
+  static const char *const offered[] = {"v1.chat", "v2.chat", NULL};
+  websock_request req = {.path = "/r", .query = "a=1&proto=v2.chat&b",
+                         .headers = no_headers};
+  websock_response resp = {.offered = offered};
+  ck_assert_int_eq(rec_plugin->h.upgrade(&req, &resp), 0);
+  ck_assert_str_eq(resp.subprotocol, "v2.chat");
+  ck_assert_uint_eq(resp.nheaders, 1);
+  ck_assert_str_eq(resp.header[0][0], "X-Recorder");
+  ck_assert_str_eq(resp.header[0][1], "yes");
+  ck_assert(resp.state_set && resp.state);
+  free(resp.state);
+  ck_assert_str_eq(record_line(1), "upgrade /r?a=1&proto=v2.chat&b");
+
+  websock_response resp2 = {.offered = offered};
+  req.query = "proto=v3.chat";
+  ck_assert_int_eq(rec_plugin->h.upgrade(&req, &resp2), 400);
+  ck_assert(!resp2.state_set);
+}
+END_TEST
+
+START_TEST(recorder_init_and_terminate) {
+  websock_conn conn = {.route = "/r", .options = &rec_options};
+  void *state = NULL;
+  ck_assert_int_eq(rec_open(&conn, "/r", "x=1", &state), WEBSOCK_OK);
+  ck_assert_ptr_nonnull(state);
+  ck_assert_uint_eq(conn.npushed, 1);
+  ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, "hello");
+  uint8_t ping[3] = {1, 2, 3};
+  ck_assert_int_eq(rec_plugin->h.handle_control(&conn, &state, WEBSOCK_OP_PING,
+                                                ping, 3),
+                   WEBSOCK_OK);
+  ck_assert_int_eq(rec_plugin->h.handle_control(&conn, &state, WEBSOCK_OP_PONG,
+                                                NULL, 0),
+                   WEBSOCK_OK);
+  conn.npushed = 0;
+  ck_assert_int_eq(rec_plugin->h.handle_info(&conn, &state, ping, 3), WEBSOCK_OK);
+  ck_assert_uint_eq(conn.npushed, 1);
+  ck_assert_int_eq(conn.pushed[0].op, WEBSOCK_OP_BINARY);
+  rec_close(&conn, state, WEBSOCK_REASON_REMOTE, 4001, "bye\nnow");
+
+  /* A second connection gets the next id; an empty text keeps its space. */
+  websock_conn conn2 = {.route = "/r", .options = &rec_options};
+  void *state2 = NULL;
+  ck_assert_int_eq(rec_open(&conn2, "/r", "", &state2), WEBSOCK_OK);
+  rec_close(&conn2, state2, WEBSOCK_REASON_NORMAL, 1000, "");
+
+  ck_assert_str_eq(read_file(rec_log), "load\n"
+                                       "upgrade /r?x=1\n"
+                                       "init 1\n"
+                                       "control 1 ping 3\n"
+                                       "control 1 pong 0\n"
+                                       "handle_info 1 3\n"
+                                       "terminate 1 1 4001 bye?now\n"
+                                       "upgrade /r\n"
+                                       "init 2\n"
+                                       "terminate 2 0 1000 \n");
+}
+END_TEST
+
+START_TEST(recorder_initstop) {
+  websock_conn conn = {.route = "/r", .options = &rec_options};
+  void *state = NULL;
+  ck_assert_int_eq(rec_open(&conn, "/r", "initstop", &state), WEBSOCK_STOP);
+  ck_assert_ptr_null(state); /* freed by init (LeakSanitizer would tell) */
+  ck_assert_uint_eq(conn.npushed, 0);
+  ck_assert_str_eq(record_line(2), "init 1");
+}
+END_TEST
+
+START_TEST(recorder_commands) {
+  websock_conn conn = {.route = "/rec", .subprotocol = NULL,
+                       .options = &rec_options};
+  void *state = NULL;
+  ck_assert_int_eq(rec_open(&conn, "/rec", "", &state), WEBSOCK_OK);
+
+  ck_assert_int_eq(rec_text(&conn, &state, "echo:abc"), WEBSOCK_OK);
+  ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, "abc");
+  ck_assert_int_eq(rec_text(&conn, &state, "echo:"), WEBSOCK_OK);
+  ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, "");
+  ck_assert_int_eq(rec_text(&conn, &state, "push3"), WEBSOCK_OK);
+  ck_assert_uint_eq(conn.npushed, 3);
+  ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, "one");
+  ck_assert_pushed(&conn, 1, WEBSOCK_OP_TEXT, "two");
+  ck_assert_pushed(&conn, 2, WEBSOCK_OP_TEXT, "three");
+  ck_assert_int_eq(rec_text(&conn, &state, "subprotocol"), WEBSOCK_OK);
+  ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, "none");
+  conn.subprotocol = "v1.chat";
+  ck_assert_int_eq(rec_text(&conn, &state, "subprotocol"), WEBSOCK_OK);
+  ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, "v1.chat");
+  ck_assert_int_eq(rec_text(&conn, &state, "option:colour"), WEBSOCK_OK);
+  ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, "blue");
+  ck_assert_int_eq(rec_text(&conn, &state, "option:size"), WEBSOCK_OK);
+  ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, "none");
+  ck_assert_int_eq(rec_text(&conn, &state, "info"), WEBSOCK_OK);
+  ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, "/rec");
+  ck_assert_int_eq(rec_text(&conn, &state, "hello there"), WEBSOCK_OK);
+  ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, "hello there");
+  ck_assert_int_eq(rec_text(&conn, &state, "stopping"), WEBSOCK_OK);
+  ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, "stopping");
+  ck_assert_int_eq(rec_text(&conn, &state, "bad-result"), 42);
+  ck_assert_int_eq(conn.stop_kind, FAKE_NONE);
+
+  conn.npushed = 0;
+  const uint8_t bin[4] = {0, 0xff, 'a', 0};
+  ck_assert_int_eq(rec_plugin->h.handle_in(&conn, &state, WEBSOCK_OP_BINARY, bin, 4),
+                   WEBSOCK_OK);
+  ck_assert_uint_eq(conn.npushed, 1);
+  ck_assert_int_eq(conn.pushed[0].op, WEBSOCK_OP_BINARY);
+  ck_assert_uint_eq(conn.pushed[0].len, 4);
+  ck_assert_mem_eq(conn.pushed[0].data, bin, 4);
+
+  /* A failed push is recorded, and the connection stays up. */
+  conn.push_rc = WEBSOCK_EFULL;
+  ck_assert_int_eq(rec_text(&conn, &state, "echo:x"), WEBSOCK_OK);
+  conn.push_rc = 0;
+
+  ck_assert_str_eq(record_line(3), "in 1 text 8");
+  ck_assert_str_eq(record_line(14), "in 1 binary 4");
+  ck_assert_str_eq(record_line(15), "in 1 text 6");
+  ck_assert_str_eq(record_line(16), "pushfail 1 -5");
+  rec_close(&conn, state, WEBSOCK_REASON_SHUTDOWN, 1001, "");
+}
+END_TEST
+
+/* Each stopping command on a fresh connection. */
+START_TEST(recorder_stops) {
+  static const struct {
+    const char *msg;
+    int kind;
+    unsigned code;
+    const char *text;
+    const char *pushed;
+  } cases[] = {
+      {"stop", FAKE_NONE, 0, "", NULL},
+      {"close:4001:see you", FAKE_NORMAL, 4001, "see you", NULL},
+      {"close:1000:", FAKE_NORMAL, 1000, "", NULL},
+      {"close:3000", FAKE_NORMAL, 3000, "", NULL},
+      {"close:1005:not sendable", FAKE_NONE, 0, "", NULL},
+      {"error:it broke", FAKE_ERROR, 1011, "it broke", NULL},
+      {"restart", FAKE_RESTART, 1012, "", NULL},
+      {"pushstop", FAKE_NORMAL, 4000, "done", "bye"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    websock_conn conn = {.route = "/r", .options = &rec_options};
+    void *state = NULL;
+    ck_assert_int_eq(rec_open(&conn, "/r", "", &state), WEBSOCK_OK);
+    ck_assert_msg(rec_text(&conn, &state, cases[i].msg) == WEBSOCK_STOP, "%s",
+                  cases[i].msg);
+    ck_assert_msg(conn.stop_kind == cases[i].kind, "%s: kind %d", cases[i].msg,
+                  conn.stop_kind);
+    ck_assert_uint_eq(conn.close_code, cases[i].code);
+    ck_assert_str_eq(conn.close_text, cases[i].text);
+    if (cases[i].pushed) {
+      ck_assert_uint_eq(conn.npushed, 1);
+      ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, cases[i].pushed);
+    } else {
+      ck_assert_uint_eq(conn.npushed, 0);
+    }
+    rec_close(&conn, state, WEBSOCK_REASON_NORMAL, 1000, "");
+  }
+  ck_assert_has(read_file(rec_log), "\nin 5 text 23\nclosefail 5 -1\n");
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+
+static Suite *plugin_suite(void) {
+  Suite *s = suite_create("plugin");
+
+  TCase *tc = tcase_create("open");
+  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, open_missing_file);
+  tcase_add_test(tc, open_directory);
+  tcase_add_test(tc, open_not_elf);
+  tcase_add_test(tc, open_no_symbol);
+  tcase_add_test(tc, open_bad_abi);
+  tcase_add_test(tc, open_too_small);
+  tcase_add_test(tc, open_null_handle_in);
+  tcase_add_test(tc, open_missing_dep);
+  tcase_add_test(tc, open_copy_not_writable);
+  tcase_add_test(tc, open_recorder);
+  tcase_add_test(tc, open_old_abi_small);
+  tcase_add_test(tc, close_null);
+  tcase_add_test(tc, open_same_path_twice);
+  tcase_add_test(tc, reopen_same_copy_path);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("registry");
+  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, registry_private_dir);
+  tcase_add_test(tc, registry_load_dir);
+  tcase_add_test(tc, registry_load_refused);
+  tcase_add_test(tc, registry_relative_plugin);
+  tcase_add_test(tc, registry_missing_dir);
+  tcase_add_test(tc, generation_refused_names_everything);
+  tcase_add_test(tc, generation_bad_plugin);
+  tcase_add_test(tc, generation_outlives_registry);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("recorder");
+  tcase_add_checked_fixture(tc, recorder_setup, recorder_teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, recorder_load_refuse);
+  tcase_add_test(tc, recorder_upgrade_refuse);
+  tcase_add_test(tc, recorder_upgrade_subprotocol);
+  tcase_add_test(tc, recorder_init_and_terminate);
+  tcase_add_test(tc, recorder_initstop);
+  tcase_add_test(tc, recorder_commands);
+  tcase_add_test(tc, recorder_stops);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  /* The registry logs each refused route; errors are enough here. */
+  wsh_log_set_level(WSH_LOG_ERROR);
+  SRunner *sr = srunner_create(plugin_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,584 @@
+/*
+ * test_route.c - unit tests for host/route.c: route files read with inih
+ * (keys, [options], errors naming the file and the line), the listing of
+ * plugins.d/, the Origin allow-list, and the size and number parsers.
+ */
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "route.h"
+#include "websock.h"
+
+/* A fresh directory per test (each test runs in its own process). */
+static char tmp_dir[1024];
+
+static void tmp_setup(void) {
+  static char base[512]; /* $TMPDIR as the test started */
+  if (!base[0]) {
+    const char *t = getenv("TMPDIR");
+    snprintf(base, sizeof(base), "%s", t && *t ? t : "/tmp");
+  }
+  snprintf(tmp_dir, sizeof(tmp_dir), "%s/test_route.XXXXXX", base);
+  ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag,
+                  struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+static void tmp_teardown(void) { nftw(tmp_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+
+static void tmp_path(char *out, const char *name) {
+  snprintf(out, PATH_MAX, "%s/%s", tmp_dir, name);
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+  fputs(text, f);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+/* The path of the last route file written by load(). */
+static char conf_file[PATH_MAX];
+
+/* Writes tmp/route.conf with text and loads it; err gets the message. */
+static int load(const char *text, wsh_route_conf **out, char *err, size_t errlen) {
+  tmp_path(conf_file, "route.conf");
+  write_file(conf_file, text);
+  *out = NULL;
+  err[0] = '\0';
+  return wsh_route_conf_load(conf_file, out, err, errlen);
+}
+
+static wsh_route_conf *load_ok(const char *text) {
+  wsh_route_conf *rc;
+  char err[1024];
+  ck_assert_msg(load(text, &rc, err, sizeof(err)) == 0, "%s", err);
+  ck_assert_ptr_nonnull(rc);
+  return rc;
+}
+
+/* Loading text must fail with exactly "<file>: <what>". */
+static void check_error(const char *text, const char *what) {
+  wsh_route_conf *rc;
+  char err[1024], want[PATH_MAX + 512];
+  ck_assert_int_lt(load(text, &rc, err, sizeof(err)), 0);
+  ck_assert_ptr_null(rc);
+  snprintf(want, sizeof(want), "%s: %s", conf_file, what);
+  ck_assert_str_eq(err, want);
+}
+
+/* ------------------------------------------------------------------------ */
+/* wsh_route_conf_load                                                       */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(conf_full) {
+  wsh_route_conf *rc = load_ok("; the chat route\n"
+                               "# another comment\n"
+                               "path = /chat/room\n"
+                               "plugin = lib/chat.so\n"
+                               "subprotocols = v2.chat, v1.chat  chat\n"
+                               "origins = https://Example.com,http://localhost:8080\n"
+                               "max_message_size = 64K\n"
+                               "idle_timeout_ms = 30000\n"
+                               "reload = restart\n"
+                               "\n"
+                               "[options]\n"
+                               "greeting = hello world\n"
+                               "zeta = 1\n"
+                               "alpha = a=b\n"
+                               "empty =\n");
+  char plugin[PATH_MAX];
+  tmp_path(plugin, "lib/chat.so");
+  ck_assert_str_eq(rc->conf_path, conf_file);
+  ck_assert_str_eq(rc->path, "/chat/room");
+  ck_assert_str_eq(rc->plugin_path, plugin);
+  ck_assert_uint_eq(rc->nsubprotocols, 3);
+  ck_assert_str_eq(rc->subprotocols[0], "v2.chat");
+  ck_assert_str_eq(rc->subprotocols[1], "v1.chat");
+  ck_assert_str_eq(rc->subprotocols[2], "chat");
+  ck_assert_uint_eq(rc->norigins, 2);
+  ck_assert_str_eq(rc->origins[0], "https://Example.com");
+  ck_assert_str_eq(rc->origins[1], "http://localhost:8080");
+  ck_assert_uint_eq(rc->max_message_size, 64 * 1024);
+  ck_assert_uint_eq(rc->idle_timeout_ms, 30000);
+  ck_assert_int_eq(rc->reload, WSH_RELOAD_RESTART);
+  ck_assert_uint_eq(rc->options.n, 4);
+  const char *keys[] = {"greeting", "zeta", "alpha", "empty"};
+  const char *values[] = {"hello world", "1", "a=b", ""};
+  for (size_t i = 0; i < 4; i++) {
+    ck_assert_str_eq(rc->options.items[i].key, keys[i]);
+    ck_assert_str_eq(rc->options.items[i].value, values[i]);
+  }
+  wsh_route_conf_free(rc);
+}
+END_TEST
+
+START_TEST(conf_defaults) {
+  wsh_route_conf *rc = load_ok("path = /echo\nplugin = echo.so\n");
+  char plugin[PATH_MAX];
+  tmp_path(plugin, "echo.so");
+  ck_assert_str_eq(rc->plugin_path, plugin);
+  ck_assert_uint_eq(rc->nsubprotocols, 0);
+  ck_assert_uint_eq(rc->norigins, 0);
+  ck_assert_uint_eq(rc->max_message_size, WSH_DEFAULT_MAX_MESSAGE);
+  ck_assert_uint_eq(rc->idle_timeout_ms, 0);
+  ck_assert_int_eq(rc->reload, WSH_RELOAD_DRAIN);
+  ck_assert_uint_eq(rc->options.n, 0);
+  wsh_route_conf_free(rc);
+}
+END_TEST
+
+START_TEST(conf_sizes_and_reload) {
+  static const struct {
+    const char *size;
+    uint64_t bytes;
+  } cases[] = {{"1", 1},           {"1048576", 1048576}, {"64k", 65536},
+               {"16M", 16 << 20},  {"2m", 2 << 20},      {"1G", 1u << 30}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char text[256];
+    snprintf(text, sizeof(text),
+             "path = /s\nplugin = s.so\nmax_message_size = %s\nreload = drain\n",
+             cases[i].size);
+    wsh_route_conf *rc = load_ok(text);
+    ck_assert_msg(rc->max_message_size == cases[i].bytes, "%s gave %llu",
+                  cases[i].size, (unsigned long long)rc->max_message_size);
+    ck_assert_int_eq(rc->reload, WSH_RELOAD_DRAIN);
+    wsh_route_conf_free(rc);
+  }
+}
+END_TEST
+
+START_TEST(conf_plugin_paths) {
+  wsh_route_conf *rc = load_ok("path = /a\nplugin = /opt/plugins/a.so\n");
+  ck_assert_str_eq(rc->plugin_path, "/opt/plugins/a.so");
+  wsh_route_conf_free(rc);
+
+  rc = load_ok("path = /a\nplugin = ../shared/a.so\n");
+  char plugin[PATH_MAX];
+  tmp_path(plugin, "../shared/a.so");
+  ck_assert_str_eq(rc->plugin_path, plugin);
+  wsh_route_conf_free(rc);
+
+  /* A route file named without a directory: relative to ".". */
+  char cwd[PATH_MAX];
+  ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+  ck_assert_int_eq(chdir(tmp_dir), 0);
+  write_file("bare.conf", "path = /a\nplugin = a.so\n");
+  char err[1024] = "";
+  ck_assert_msg(wsh_route_conf_load("bare.conf", &rc, err, sizeof(err)) == 0, "%s",
+                err);
+  ck_assert_str_eq(rc->plugin_path, "./a.so");
+  ck_assert_str_eq(rc->conf_path, "bare.conf");
+  wsh_route_conf_free(rc);
+  ck_assert_int_eq(chdir(cwd), 0);
+}
+END_TEST
+
+START_TEST(conf_options_keep_duplicates_in_order) {
+  wsh_route_conf *rc =
+      load_ok("path = /a\nplugin = a.so\n[options]\nk = 1\nj = 2\nk = 3\n");
+  ck_assert_uint_eq(rc->options.n, 3);
+  ck_assert_str_eq(rc->options.items[0].key, "k");
+  ck_assert_str_eq(rc->options.items[0].value, "1");
+  ck_assert_str_eq(rc->options.items[2].key, "k");
+  ck_assert_str_eq(rc->options.items[2].value, "3");
+  wsh_route_conf_free(rc);
+}
+END_TEST
+
+START_TEST(conf_error_unknown_key) {
+  check_error("path = /a\nplugin = a.so\n\nmax_msg_size = 10\n",
+              "line 4: unknown key \"max_msg_size\"");
+}
+END_TEST
+
+START_TEST(conf_error_unknown_section) {
+  check_error("path = /a\nplugin = a.so\n[option]\nrecord = /tmp/x\n",
+              "line 4: unknown section [option] (only [options])");
+}
+END_TEST
+
+START_TEST(conf_error_route_key_in_options) {
+  /* Keys after [options] belong to the plugin, however they are named; a
+   * missing route key is then reported as missing. */
+  check_error("plugin = a.so\n[options]\npath = /a\n",
+              "missing required key \"path\"");
+}
+END_TEST
+
+START_TEST(conf_error_missing_path) {
+  check_error("plugin = a.so\nreload = drain\n", "missing required key \"path\"");
+}
+END_TEST
+
+START_TEST(conf_error_missing_plugin) {
+  check_error("path = /a\n[options]\nplugin = a.so\n",
+              "missing required key \"plugin\"");
+}
+END_TEST
+
+START_TEST(conf_error_empty_file) {
+  check_error("", "missing required key \"path\"");
+}
+END_TEST
+
+START_TEST(conf_error_bad_size) {
+  check_error("path = /a\nplugin = a.so\nmax_message_size = 12Q\n",
+              "line 3: max_message_size: not a size: \"12Q\"");
+  check_error("path = /a\nmax_message_size = 0\nplugin = a.so\n",
+              "line 2: max_message_size: not a size: \"0\"");
+  check_error("max_message_size = 1KB\n", "line 1: max_message_size: not a size: \"1KB\"");
+  check_error("max_message_size = -1\n", "line 1: max_message_size: not a size: \"-1\"");
+}
+END_TEST
+
+START_TEST(conf_error_bad_idle_timeout) {
+  check_error("path = /a\nplugin = a.so\nidle_timeout_ms = 5s\n",
+              "line 3: idle_timeout_ms: not a number: \"5s\"");
+}
+END_TEST
+
+START_TEST(conf_error_bad_reload) {
+  check_error("path = /a\nplugin = a.so\nreload = Restart\n",
+              "line 3: reload must be drain or restart, not \"Restart\"");
+}
+END_TEST
+
+START_TEST(conf_error_bad_path) {
+  check_error("path = echo\nplugin = a.so\n",
+              "line 1: path must start with '/' and have no query: \"echo\"");
+  check_error("plugin = a.so\npath = /echo?x=1\n",
+              "line 2: path must start with '/' and have no query: \"/echo?x=1\"");
+}
+END_TEST
+
+START_TEST(conf_error_twice) {
+  check_error("path = /a\npath = /b\nplugin = a.so\n",
+              "line 2: path given twice (\"/b\")");
+  check_error("path = /a\nplugin = a.so\nplugin = b.so\n",
+              "line 3: plugin given twice or empty");
+}
+END_TEST
+
+START_TEST(conf_error_syntax) {
+  check_error("path = /a\nplugin = a.so\nthis line has no equals sign\n",
+              "line 3: syntax error");
+  check_error("path = /a\n[options\nplugin = a.so\n", "line 2: syntax error");
+}
+END_TEST
+
+START_TEST(conf_error_first_error_wins) {
+  check_error("path = a\nbogus = 1\nreload = never\n",
+              "line 1: path must start with '/' and have no query: \"a\"");
+}
+END_TEST
+
+START_TEST(conf_error_cannot_open) {
+  char file[PATH_MAX], err[1024] = "";
+  tmp_path(file, "missing.conf");
+  wsh_route_conf *rc = NULL;
+  ck_assert_int_lt(wsh_route_conf_load(file, &rc, err, sizeof(err)), 0);
+  ck_assert_ptr_null(rc);
+  char want[PATH_MAX + 128];
+  snprintf(want, sizeof(want), "%s: cannot open: %s", file, strerror(ENOENT));
+  ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(conf_free_null) { wsh_route_conf_free(NULL); }
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Regressions: misbehaviours found while writing these tests, now fixed.   */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(bug_syntax_error_then_key_error) {
+  /* inih reports the first error line (2, the syntax error) and the handler
+   * its own (line 3): the message must pair the right line with its cause. */
+  check_error("path = /a\nthis is junk\nbogus = 1\nplugin = a.so\n",
+              "line 2: syntax error");
+}
+END_TEST
+
+START_TEST(bug_long_line_split) {
+  /* Debian's inih reads at most 199 bytes of a line (INI_MAX_LINE 200) and
+   * parses the rest as a line of its own: a long value is cut, and its tail
+   * becomes another key. It must be read whole or refused. */
+  char text[1024], value[400];
+  memset(value, 'x', 300);
+  memcpy(value + 290, "=tail", 6);
+  snprintf(text, sizeof(text), "path = /a\nplugin = a.so\n[options]\nkey = %s\n",
+           value);
+  wsh_route_conf *rc;
+  char err[1024];
+  if (load(text, &rc, err, sizeof(err)) == 0) {
+    ck_assert_uint_eq(rc->options.n, 1);
+    ck_assert_str_eq(rc->options.items[0].value, value);
+    wsh_route_conf_free(rc);
+  } else {
+    ck_assert_msg(strstr(err, "line 4") != NULL, "%s", err);
+  }
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* wsh_route_dir_list                                                        */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(dir_list_sorted_conf_only) {
+  const char *names[] = {"b.conf",     "a.conf",      "c.conf.bak", "readme.txt",
+                         ".hidden.conf", "conf",      "xconf",      "B.conf",
+                         "10-z.conf",  "d.CONF"};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    char p[PATH_MAX];
+    tmp_path(p, names[i]);
+    write_file(p, "");
+  }
+  char **files = NULL, err[1024] = "";
+  size_t n = 99;
+  ck_assert_msg(wsh_route_dir_list(tmp_dir, &files, &n, err, sizeof(err)) == 0,
+                "%s", err);
+  const char *want[] = {"10-z.conf", "B.conf", "a.conf", "b.conf"};
+  ck_assert_uint_eq(n, 4);
+  for (size_t i = 0; i < n; i++) {
+    char p[PATH_MAX];
+    tmp_path(p, want[i]);
+    ck_assert_str_eq(files[i], p);
+  }
+  wsh_route_dir_list_free(files, n);
+}
+END_TEST
+
+START_TEST(dir_list_empty) {
+  char **files = NULL, err[1024] = "";
+  size_t n = 99;
+  ck_assert_int_eq(wsh_route_dir_list(tmp_dir, &files, &n, err, sizeof(err)), 0);
+  ck_assert_uint_eq(n, 0);
+  wsh_route_dir_list_free(files, n);
+}
+END_TEST
+
+START_TEST(dir_list_missing) {
+  char dir[PATH_MAX], err[1024] = "";
+  tmp_path(dir, "nope");
+  char **files = NULL;
+  size_t n = 0;
+  ck_assert_int_lt(wsh_route_dir_list(dir, &files, &n, err, sizeof(err)), 0);
+  ck_assert_msg(strncmp(err, dir, strlen(dir)) == 0, "%s", err);
+  ck_assert_msg(strstr(err, strerror(ENOENT)) != NULL, "%s", err);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* wsh_route_origin_allowed                                                  */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(origin_empty_list_allows_all) {
+  wsh_route_conf rc = {0};
+  ck_assert(wsh_route_origin_allowed(&rc, "https://evil.example"));
+  ck_assert(wsh_route_origin_allowed(&rc, "null"));
+  ck_assert(wsh_route_origin_allowed(&rc, NULL));
+}
+END_TEST
+
+START_TEST(origin_star_allows_all) {
+  char *origins[] = {"https://a.example", "*"};
+  wsh_route_conf rc = {.origins = origins, .norigins = 2};
+  ck_assert(wsh_route_origin_allowed(&rc, "https://evil.example"));
+  ck_assert(wsh_route_origin_allowed(&rc, "https://a.example"));
+}
+END_TEST
+
+START_TEST(origin_listed) {
+  char *origins[] = {"https://a.example", "http://localhost:8080"};
+  wsh_route_conf rc = {.origins = origins, .norigins = 2};
+  ck_assert(wsh_route_origin_allowed(&rc, "https://a.example"));
+  ck_assert(wsh_route_origin_allowed(&rc, "HTTPS://A.Example"));
+  ck_assert(wsh_route_origin_allowed(&rc, "http://localhost:8080"));
+  ck_assert(!wsh_route_origin_allowed(&rc, "http://localhost:8081"));
+  ck_assert(!wsh_route_origin_allowed(&rc, "http://a.example"));
+  ck_assert(!wsh_route_origin_allowed(&rc, "https://a.example.evil"));
+  ck_assert(!wsh_route_origin_allowed(&rc, "https://b.example"));
+  ck_assert(!wsh_route_origin_allowed(&rc, ""));
+  ck_assert(!wsh_route_origin_allowed(&rc, "null"));
+  /* No Origin header: not a browser, nothing to protect. */
+  ck_assert(wsh_route_origin_allowed(&rc, NULL));
+}
+END_TEST
+
+START_TEST(origin_from_file) {
+  wsh_route_conf *rc =
+      load_ok("path = /a\nplugin = a.so\norigins = https://a.example https://b.example\n");
+  ck_assert(wsh_route_origin_allowed(rc, "https://b.example"));
+  ck_assert(!wsh_route_origin_allowed(rc, "https://c.example"));
+  wsh_route_conf_free(rc);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* wsh_parse_size, wsh_parse_u64, options                                    */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(parse_size_good) {
+  static const struct {
+    const char *s;
+    uint64_t v;
+  } cases[] = {
+      {"0", 0},
+      {"1", 1},
+      {"007", 7},
+      {"1k", 1024},
+      {"1K", 1024},
+      {"64K", 65536},
+      {"1m", 1048576},
+      {"16M", 16777216},
+      {"1g", 1073741824},
+      {"3G", 3221225472u},
+      {"18446744073709551615", UINT64_MAX},
+      {"17179869183G", UINT64_C(17179869183) << 30},
+      {"17592186044415M", UINT64_C(17592186044415) << 20},
+      {"18014398509481983K", UINT64_C(18014398509481983) << 10},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    uint64_t v = 12345;
+    ck_assert_msg(wsh_parse_size(cases[i].s, &v) == 0, "%s refused", cases[i].s);
+    ck_assert_msg(v == cases[i].v, "%s gave %llu", cases[i].s, (unsigned long long)v);
+  }
+}
+END_TEST
+
+START_TEST(parse_size_bad) {
+  static const char *const cases[] = {
+      "",        "K",        "-1",          "+1",         " 1",
+      "1 ",      "1 K",      "1KB",         "1k1",        "1T",
+      "1.5M",    "0x10",     "1e3",         "abc",        "1\n",
+      "18446744073709551616", "99999999999999999999999",
+      "17179869184G",         "17592186044416M",            "18014398509481984K",
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    uint64_t v = 12345;
+    ck_assert_msg(wsh_parse_size(cases[i], &v) == -1, "\"%s\" accepted", cases[i]);
+    ck_assert_msg(v == 12345, "\"%s\" wrote the output", cases[i]);
+  }
+  uint64_t v = 0;
+  ck_assert_int_eq(wsh_parse_size(NULL, &v), -1);
+}
+END_TEST
+
+START_TEST(parse_u64) {
+  uint64_t v = 0;
+  ck_assert_int_eq(wsh_parse_u64("0", &v), 0);
+  ck_assert_uint_eq(v, 0);
+  ck_assert_int_eq(wsh_parse_u64("30000", &v), 0);
+  ck_assert_uint_eq(v, 30000);
+  ck_assert_int_eq(wsh_parse_u64("18446744073709551615", &v), 0);
+  ck_assert_uint_eq(v, UINT64_MAX);
+  static const char *const bad[] = {"", "-1", "+1", " 1", "1 ", "1K", "1.0",
+                                    "18446744073709551616", "x"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    v = 7;
+    ck_assert_msg(wsh_parse_u64(bad[i], &v) == -1, "\"%s\" accepted", bad[i]);
+    ck_assert_uint_eq(v, 7);
+  }
+  ck_assert_int_eq(wsh_parse_u64(NULL, &v), -1);
+}
+END_TEST
+
+START_TEST(options_add_and_free) {
+  websock_options o = {0};
+  char key[16], value[16];
+  for (int i = 0; i < 100; i++) {
+    snprintf(key, sizeof(key), "k%d", i);
+    snprintf(value, sizeof(value), "v%d", i);
+    ck_assert_int_eq(wsh_options_add(&o, key, value), 0);
+  }
+  ck_assert_uint_eq(o.n, 100);
+  ck_assert_uint_ge(o.cap, 100);
+  ck_assert_str_eq(o.items[0].key, "k0");
+  ck_assert_str_eq(o.items[99].value, "v99");
+  wsh_options_free(&o);
+  ck_assert_uint_eq(o.n, 0);
+  ck_assert_ptr_null(o.items);
+  wsh_options_free(&o); /* twice is harmless */
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+
+static Suite *route_suite(void) {
+  Suite *s = suite_create("route");
+
+  TCase *tc = tcase_create("conf");
+  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+  tcase_add_test(tc, conf_full);
+  tcase_add_test(tc, conf_defaults);
+  tcase_add_test(tc, conf_sizes_and_reload);
+  tcase_add_test(tc, conf_plugin_paths);
+  tcase_add_test(tc, conf_options_keep_duplicates_in_order);
+  tcase_add_test(tc, conf_error_unknown_key);
+  tcase_add_test(tc, conf_error_unknown_section);
+  tcase_add_test(tc, conf_error_route_key_in_options);
+  tcase_add_test(tc, conf_error_missing_path);
+  tcase_add_test(tc, conf_error_missing_plugin);
+  tcase_add_test(tc, conf_error_empty_file);
+  tcase_add_test(tc, conf_error_bad_size);
+  tcase_add_test(tc, conf_error_bad_idle_timeout);
+  tcase_add_test(tc, conf_error_bad_reload);
+  tcase_add_test(tc, conf_error_bad_path);
+  tcase_add_test(tc, conf_error_twice);
+  tcase_add_test(tc, conf_error_syntax);
+  tcase_add_test(tc, conf_error_first_error_wins);
+  tcase_add_test(tc, conf_error_cannot_open);
+  tcase_add_test(tc, conf_free_null);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("regressions");
+  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+  tcase_add_test(tc, bug_syntax_error_then_key_error);
+  tcase_add_test(tc, bug_long_line_split);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("dir_list");
+  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+  tcase_add_test(tc, dir_list_sorted_conf_only);
+  tcase_add_test(tc, dir_list_empty);
+  tcase_add_test(tc, dir_list_missing);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("origin");
+  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+  tcase_add_test(tc, origin_empty_list_allows_all);
+  tcase_add_test(tc, origin_star_allows_all);
+  tcase_add_test(tc, origin_listed);
+  tcase_add_test(tc, origin_from_file);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("parse");
+  tcase_add_test(tc, parse_size_good);
+  tcase_add_test(tc, parse_size_bad);
+  tcase_add_test(tc, parse_u64);
+  tcase_add_test(tc, options_add_and_free);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(route_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
