@@ -9,6 +9,12 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWSH_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
+# Node's own WebSocket client (global, or behind --experimental-websocket on
+# Node 20); an older Node (Debian 12 ships 18) uses the npm package ws.
+node -e "process.exit(typeof WebSocket==='function'?0:1)" 2>/dev/null ||
+  node --experimental-websocket -e "process.exit(typeof WebSocket==='function'?0:1)" 2>/dev/null ||
+  [ -d tests/integration/node_modules/ws ] ||
+  (cd tests/integration && npm install --no-save --no-package-lock ws@8)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 300

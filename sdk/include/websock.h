@@ -119,8 +119,10 @@ typedef enum websock_reason_kind {
 typedef struct websock_reason {
   websock_reason_kind kind;
   /* The close code: for REMOTE the peer's (1005 if its close frame had
-   * none, 1006 if the TCP connection ended without a close frame); for the
-   * other kinds the code the host sent (1000, 1001, 1012, 1011, 1002, ...). */
+   * none); for ERROR the code the host sent (1002, 1007, 1009, 1011, 1008),
+   * or 1006 if the TCP connection ended without a close frame (a reset, an
+   * EOF); for the other kinds the code the host sent (1000 or the plugin's,
+   * 1001, 1012). */
   uint16_t code;
   /* REMOTE: the peer's close reason (UTF-8, may be empty). ERROR: a detail
    * string such as "invalid UTF-8 in text message". Otherwise empty. Never

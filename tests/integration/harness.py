@@ -162,8 +162,23 @@ class Daemon:
                     raise AssertionError("websockd exited %s:\n%s" % (status, self.log()))
         finally:
             self.kill()
+            self.close_pipes()
             shutil.rmtree(self.tmp, ignore_errors=True)
         return False
+
+    def close_pipes(self):
+        """Once the process is gone: join the log readers, close the pipes."""
+        for name in ("_reader", "_out_reader"):
+            t = getattr(self, name, None)
+            if t is not None:
+                t.join(timeout=5)
+        if self.proc is not None:
+            for f in (self.proc.stdout, self.proc.stderr):
+                if f is not None and not f.closed:
+                    try:
+                        f.close()
+                    except Exception:
+                        pass
 
     # -- clients ------------------------------------------------------------
     def url(self, path):

@@ -19,3 +19,7 @@ function(wsh_py_test name)
   set_tests_properties(integ_${name} PROPERTIES TIMEOUT 600
     LABELS integration ENVIRONMENT "${WSH_INTEG_ENV}")
 endfunction()
+wsh_py_test(e2e)
+wsh_py_test(node)
+wsh_py_test(sdk)
+wsh_py_test(lifecycle)

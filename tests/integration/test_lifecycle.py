@@ -1,0 +1,1136 @@
+"""Messages, timers, topics, workers, backpressure and limits: the real
+websockd with the msgs test plugin (tests/plugins/msgs.c) and the shipped
+chat plugin, driven by Debian's python3-websockets and by raw sockets (for
+clients that never read, never answer pings or send their headers slowly).
+
+Run by ctest as integ_lifecycle (tests.cmake sets WEBSOCKD,
+WSH_TEST_PLUGIN_DIR, WSH_PLUGINS_D). Every wait is bounded; every websockd is
+stopped by PID (harness.Daemon), and its log is checked for sanitizer reports.
+"""
+
+import asyncio
+import json
+import os
+import re
+import socket
+import struct
+import threading
+import time
+import unittest
+import urllib.parse
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatusCode
+
+import harness
+from harness import (FrameReader, mask_frame, read_http_head, read_records,
+                     test_plugin, upgrade_request)
+
+MSGS_SO = test_plugin("msgs")
+CHAT_SO = os.path.join(harness.PLUGINS_D, "chat.so")
+
+OP_TIMEOUT = 10.0    # one client operation
+TEST_TIMEOUT = 60.0  # one whole client coroutine
+MIB = 1024 * 1024
+CHUNK = 64 * 1024    # msgs' flood message size
+# The server's memory may grow this much while a client that does not read is
+# flooded with 100 MiB (max_unsent = 4M; ASan's allocator and quarantine add
+# their share).
+RSS_BOUND = 64 * MIB
+
+OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+class Daemon(harness.Daemon):
+    """harness.Daemon that also closes its pipes once the process is gone,
+    can name the worker that serves a client, and reads its memory use."""
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            return super().__exit__(exc_type, exc, tb)
+        finally:
+            for name in ("_reader", "_out_reader"):
+                t = getattr(self, name, None)
+                if t is not None:
+                    t.join(timeout=5)
+            if self.proc is not None:
+                for f in (self.proc.stdout, self.proc.stderr):
+                    if f is not None and not f.closed:
+                        try:
+                            f.close()
+                        except Exception:
+                            pass
+
+    def rec(self, name):
+        """The record file of route `name`."""
+        return self.path(name + ".rec")
+
+    def conn_ids(self, path=None):
+        """Connection ids of every 101 the log shows (id % 1000 = worker)."""
+        pat = r"GET %s: 101 \(conn (\d+)" % (re.escape(path) if path else r"\S+")
+        return [int(x) for x in re.findall(pat, self.log())]
+
+    def worker_of(self, local_port, timeout=5.0):
+        """The worker serving the client whose local port this is."""
+        m = self.wait_log(r"127\.0\.0\.1:%d GET \S+: 101 \(conn (\d+)" % local_port,
+                          timeout)
+        return int(m.group(1)) % 1000
+
+    def log_count(self, pattern):
+        return len(re.findall(pattern, self.log()))
+
+    def wait_log_count(self, pattern, count, timeout=10.0):
+        deadline = time.time() + timeout
+        while self.log_count(pattern) < count:
+            if time.time() > deadline:
+                raise AssertionError("fewer than %d log lines matching %r in:\n%s"
+                                     % (count, pattern, self.log()))
+            time.sleep(0.02)
+
+    def mem(self):
+        """(VmRSS, VmHWM) of websockd, in bytes."""
+        out = {}
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(value.split()[0]) * 1024
+        return out["VmRSS"], out["VmHWM"]
+
+
+def msgs_daemon(routes, workers=2, args=()):
+    """A Daemon whose routes all use msgs.so, each with its own record file
+    (each route loads its own copy of the plugin, so numbers restart)."""
+    d = Daemon({}, workers=workers, args=args)
+    for name, keys in routes.items():
+        route = {"plugin": MSGS_SO}
+        route.update(keys)
+        route["options"] = {"record": d.rec(name)}
+        d.routes[name] = route
+    return d
+
+
+def run(coro, timeout=TEST_TIMEOUT):
+    """Runs a client coroutine with an overall deadline."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def connect(url, **kw):
+    kw.setdefault("max_size", None)
+    kw.setdefault("open_timeout", OP_TIMEOUT)
+    kw.setdefault("close_timeout", 5)
+    kw.setdefault("ping_interval", None)
+    return websockets.connect(url, **kw)
+
+
+# -- the record file ---------------------------------------------------------
+
+def terminations(lines):
+    """{N: (kind, code, text)} from 'terminate N KIND CODE TEXT' lines."""
+    out = {}
+    for line in lines:
+        if line.startswith("terminate "):
+            parts = line.split(" ", 4)
+            out.setdefault(int(parts[1]), []).append(
+                (int(parts[2]), int(parts[3]), parts[4] if len(parts) > 4 else ""))
+    return out
+
+
+def wait_terminate(path, n, timeout=OP_TIMEOUT):
+    """(kind, code, text) of connection n's one terminate line."""
+    lines = read_records(path, timeout, until=lambda l: n in terminations(l))
+    terms = terminations(lines).get(n)
+    if not terms:
+        raise AssertionError("no terminate for %d in:\n%s" % (n, "\n".join(lines)))
+    if len(terms) != 1:
+        raise AssertionError("%d terminates for %d in:\n%s"
+                             % (len(terms), n, "\n".join(lines)))
+    return terms[0]
+
+
+def wait_record(path, regex, timeout=OP_TIMEOUT):
+    """The match of the first record line matching regex."""
+    rx = re.compile(regex)
+    lines = read_records(path, timeout,
+                         until=lambda l: any(rx.fullmatch(x) for x in l))
+    for line in lines:
+        m = rx.fullmatch(line)
+        if m:
+            return m
+    raise AssertionError("no record line %r in:\n%s" % (regex, "\n".join(lines)))
+
+
+# -- python-websockets clients -------------------------------------------------
+
+class Client:
+    """A websockets connection whose messages a reader task collects (with
+    their arrival times), so a test can wait for one and still see all."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.msgs = []
+        self.times = []
+        self.n = None
+        self._changed = asyncio.Event()
+        self.done = False
+        self.task = asyncio.get_running_loop().create_task(self._read())
+
+    @property
+    def port(self):
+        return self.ws.local_address[1]
+
+    async def _read(self):
+        try:
+            async for m in self.ws:
+                self.msgs.append(m)
+                self.times.append(time.monotonic())
+                self._changed.set()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.done = True
+            self._changed.set()
+
+    async def wait(self, pred, start=0, timeout=OP_TIMEOUT):
+        """(index, message) of the first message from `start` on for which
+        pred holds."""
+        deadline = time.monotonic() + timeout
+        i = start
+        while True:
+            while i < len(self.msgs):
+                if pred(self.msgs[i]):
+                    return i, self.msgs[i]
+                i += 1
+            if self.done:
+                raise AssertionError("connection closed (%s) while waiting; last "
+                                     "messages: %r" % (self.ws.close_code,
+                                                       self.msgs[-5:]))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("timed out waiting; last messages: %r"
+                                     % (self.msgs[-5:],))
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    async def wait_text(self, text, start=0, timeout=OP_TIMEOUT):
+        return (await self.wait(lambda m: m == text, start, timeout))[0]
+
+    async def call(self, text, prefix, timeout=OP_TIMEOUT):
+        """Sends a command; returns the rest of the first answer that starts
+        with prefix."""
+        start = len(self.msgs)
+        await self.ws.send(text)
+        _, m = await self.wait(lambda m: isinstance(m, str) and m.startswith(prefix),
+                               start, timeout)
+        return m[len(prefix):]
+
+    async def ref(self):
+        self.n = int(await self.call("self", "ref:"))
+        return self.n
+
+    def infos(self, start=0):
+        return [m[5:] for m in self.msgs[start:]
+                if isinstance(m, str) and m.startswith("info:")]
+
+    async def closed(self, timeout=OP_TIMEOUT):
+        """Waits until the server has closed the connection."""
+        await asyncio.wait_for(asyncio.shield(self.task), timeout)
+        return self.ws.close_code
+
+    async def close(self, code=1000, reason=""):
+        await asyncio.wait_for(self.ws.close(code, reason), OP_TIMEOUT)
+        await asyncio.wait_for(self.task, OP_TIMEOUT)
+
+
+async def open_client(url, **kw):
+    return Client(await connect(url, **kw))
+
+
+async def open_clients(url, count):
+    """`count` clients, opened one after the other (so that round-robin puts
+    consecutive ones on different workers)."""
+    return [await open_client(url) for _ in range(count)]
+
+
+async def close_all(clients):
+    await asyncio.gather(*(c.close() for c in clients if not c.done),
+                         return_exceptions=True)
+
+
+# -- raw clients ---------------------------------------------------------------
+
+def raw_open(d, path, rcvbuf=None):
+    """A raw socket upgraded to `path`; rcvbuf (set before connect) keeps the
+    kernel from buffering much for a client that does not read."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(OP_TIMEOUT)
+    s.connect(("127.0.0.1", d.port))
+    s.sendall(upgrade_request(path))
+    status, _, rest = read_http_head(s)
+    if status != 101:
+        s.close()
+        raise AssertionError("upgrade to %s got %d" % (path, status))
+    return s, FrameReader(s, rest)
+
+
+def raw_call(s, fr, text, prefix):
+    """Sends a masked text command; returns the answer after prefix."""
+    s.sendall(mask_frame(OP_TEXT, text.encode()))
+    while True:
+        _, op, payload = fr.frame()
+        if op == OP_TEXT and payload.startswith(prefix.encode()):
+            return payload[len(prefix):].decode()
+
+
+def answer_close(s, fr):
+    """Waits for the server's close frame, answers it; returns its code."""
+    s.settimeout(15)
+    code, _ = fr.close_frame()
+    s.sendall(mask_frame(OP_CLOSE, struct.pack("!H", code)))
+    return code
+
+
+def read_until_eof(s, timeout):
+    """Reads and discards until EOF or reset; returns (bytes read, seconds),
+    or raises if the server keeps the connection open past timeout."""
+    t0 = time.monotonic()
+    total = 0
+    s.settimeout(0.5)
+    while time.monotonic() - t0 < timeout:
+        try:
+            chunk = s.recv(1 << 20)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return total, time.monotonic() - t0
+        if not chunk:
+            return total, time.monotonic() - t0
+        total += len(chunk)
+    raise AssertionError("no EOF within %.1f s (%d bytes read)" % (timeout, total))
+
+
+# ---------------------------------------------------------------------------
+# Chat rooms: 200 clients across 2 workers
+# ---------------------------------------------------------------------------
+
+class ChatTest(unittest.TestCase):
+    ROOMS = 4
+    PER_ROOM = 50
+    MESSAGES = 5
+
+    def test_rooms_200_clients_2_workers(self):
+        if os.path.exists(CHAT_SO):
+            self.chat_rooms()
+        else:
+            self.topic_rooms()
+
+    def check_rooms(self, members, received):
+        """members: {room: [client names]}; received: {client: [(sender, k)]}
+        in arrival order. Every member gets every message of its room exactly
+        once, per sender in order, and nothing from another room."""
+        for room, names in members.items():
+            expected = {(s, k) for s in names for k in range(self.MESSAGES)}
+            for name in names:
+                got = received[name]
+                with self.subTest(room=room, client=name):
+                    self.assertEqual(len(got), len(set(got)), "duplicates")
+                    self.assertEqual(set(got), expected)
+                    for s in names:
+                        ks = [k for (sender, k) in got if sender == s]
+                        self.assertEqual(ks, list(range(self.MESSAGES)),
+                                         "order of %s's messages" % s)
+
+    def topic_rooms(self):
+        """Rooms as msgs topics (when the chat plugin is not built)."""
+        d = msgs_daemon({"m": {"path": "/m"}}, workers=2)
+        with d:
+            async def go():
+                members = {r: ["r%dc%d" % (r, i) for i in range(self.PER_ROOM)]
+                           for r in range(self.ROOMS)}
+                clients = {}
+                try:
+                    names = [n for r in members for n in members[r]]
+                    opened = await asyncio.gather(
+                        *(open_client(d.url("/m")) for _ in names))
+                    clients = dict(zip(names, opened))
+                    subs = await asyncio.gather(*(
+                        clients[n].call("sub:room%d" % r, "sub:")
+                        for r in members for n in members[r]))
+                    self.assertEqual(set(subs), {"0"})
+                    starts = {n: len(c.msgs) for n, c in clients.items()}
+
+                    async def talk(r, n):
+                        for k in range(self.MESSAGES):
+                            await clients[n].ws.send("pub:room%d:%s:%d" % (r, n, k))
+                    await asyncio.gather(*(talk(r, n) for r in members
+                                           for n in members[r]))
+                    want = self.PER_ROOM * self.MESSAGES
+                    await asyncio.gather(*(
+                        c.wait(lambda m, c=c, s=starts[n]: len(c.infos(s)) >= want,
+                               starts[n], 30)
+                        for n, c in clients.items()))
+                    await asyncio.sleep(0.3)  # anything extra would show now
+                    received = {}
+                    for n, c in clients.items():
+                        received[n] = []
+                        for info in c.infos(starts[n]):
+                            sender, k = info.rsplit(":", 1)
+                            received[n].append((sender, int(k)))
+                    workers = {d.worker_of(c.port) for c in clients.values()}
+                    return members, received, workers
+                finally:
+                    await close_all(list(clients.values()))
+            members, received, workers = run(go(), timeout=90)
+            self.assertEqual(workers, {0, 1})
+            self.check_rooms(members, received)
+
+    def chat_rooms(self):
+        """The shipped chat plugin (protocol from plugins/chat/chat.c)."""
+        d = Daemon({"chat": {"path": "/chat", "plugin": CHAT_SO}}, workers=2)
+        with d:
+            async def go():
+                members = {r: ["r%dc%d" % (r, i) for i in range(self.PER_ROOM)]
+                           for r in range(self.ROOMS)}
+                clients = {}
+                try:
+                    pairs = [(r, n) for r in members for n in members[r]]
+                    opened = await asyncio.gather(*(
+                        open_client(d.url("/chat?" + urllib.parse.urlencode(
+                            {"room": "room%d" % r, "name": n})))
+                        for r, n in pairs))
+                    clients = dict(zip([n for _, n in pairs], opened))
+                    await self.chat_ready(clients, members)
+                    starts = {n: len(c.msgs) for n, c in clients.items()}
+
+                    async def talk(n):
+                        for k in range(self.MESSAGES):
+                            await clients[n].ws.send(
+                                chat_message("%s:%d" % (n, k)))
+                    await asyncio.gather(*(talk(n) for n in clients))
+                    want = self.PER_ROOM * self.MESSAGES
+
+                    def texts(c, s):
+                        return [t for t in (chat_text(m) for m in c.msgs[s:]) if t]
+                    await asyncio.gather(*(
+                        c.wait(lambda m, c=c, s=starts[n]: len(texts(c, s)) >= want,
+                               starts[n], 30)
+                        for n, c in clients.items()))
+                    await asyncio.sleep(0.3)
+                    received = {}
+                    for n, c in clients.items():
+                        received[n] = []
+                        for t in texts(c, starts[n]):
+                            sender, k = t.rsplit(":", 1)
+                            received[n].append((sender, int(k)))
+                    workers = {d.worker_of(c.port) for c in clients.values()}
+                    return members, received, workers
+                finally:
+                    await close_all(list(clients.values()))
+            members, received, workers = run(go(), timeout=90)
+            self.assertEqual(workers, {0, 1})
+            self.check_rooms(members, received)
+
+    async def chat_ready(self, clients, members):
+        """Waits until every client has joined (see chat_joined)."""
+        await asyncio.sleep(0.2)
+
+
+def chat_message(text):
+    """One chat message as a client sends it (see plugins/chat/chat.c)."""
+    return json.dumps({"type": "message", "text": text})
+
+
+def chat_text(msg):
+    """The text of a chat message the server relayed, or None."""
+    if not isinstance(msg, str):
+        return None
+    try:
+        obj = json.loads(msg)
+    except ValueError:
+        return None
+    if isinstance(obj, dict) and obj.get("type") == "message":
+        return obj.get("text")
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Workers: round-robin over 2 workers
+# ---------------------------------------------------------------------------
+
+class WorkersTest(unittest.TestCase):
+    def test_100_connections_split_evenly(self):
+        d = msgs_daemon({"m": {"path": "/m"}}, workers=2)
+        with d:
+            async def go():
+                clients = []
+                try:
+                    clients = await asyncio.gather(
+                        *(open_client(d.url("/m")) for _ in range(100)))
+                    refs = await asyncio.gather(*(c.ref() for c in clients))
+                    workers = [d.worker_of(c.port) for c in clients]
+                    return refs, workers
+                finally:
+                    await close_all(clients)
+            refs, workers = run(go())
+            self.assertEqual(sorted(refs), list(range(100)))  # all served
+            ids = d.conn_ids("/m")
+            self.assertEqual(len(ids), 100, d.log())
+            per_worker = [sum(1 for i in ids if i % 1000 == w) for w in (0, 1)]
+            self.assertTrue(abs(per_worker[0] - per_worker[1]) <= 2,
+                            "split %r" % per_worker)
+            self.assertLessEqual(abs(per_worker[0] - 50), 1, per_worker)
+            self.assertEqual(sorted(workers.count(w) for w in (0, 1)),
+                             sorted(per_worker))
+
+
+# ---------------------------------------------------------------------------
+# Messages, timers and topics (one daemon, 2 workers)
+# ---------------------------------------------------------------------------
+
+class MessagesTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = msgs_daemon({"m": {"path": "/m"}}, workers=2,
+                            args=("--close-timeout-ms", "1000"))
+        cls.d.start()
+        cls.rec = cls.d.rec("m")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.__exit__(None, None, None)
+
+    def setUp(self):
+        self.assertIsNone(self.d.proc.poll(), "websockd died:\n" + self.d.log())
+
+    def url(self):
+        return self.d.url("/m")
+
+    async def pair_on_two_workers(self, count=2):
+        """`count` clients where the first two are on different workers."""
+        clients = await open_clients(self.url(), count)
+        for c in clients:
+            await c.ref()
+        w = [self.d.worker_of(c.port) for c in clients]
+        if w[0] == w[1]:  # another test's connection moved round-robin on
+            other = next((i for i in range(2, count) if w[i] != w[0]), None)
+            if other is None:
+                extra = await open_client(self.url())
+                await extra.ref()
+                clients.append(extra)
+                w.append(self.d.worker_of(extra.port))
+                other = len(clients) - 1
+            clients[1], clients[other] = clients[other], clients[1]
+        self.assertNotEqual(self.d.worker_of(clients[0].port),
+                            self.d.worker_of(clients[1].port))
+        return clients
+
+    # -- websock_send -------------------------------------------------------
+    def test_send_from_plugin_thread_in_order(self):
+        async def go():
+            clients = []
+            try:
+                clients = await self.pair_on_two_workers()
+                a, b = clients[:2]
+                start = len(b.msgs)
+                self.assertEqual(await a.call("thread:%d:1000" % b.n, "thread:"), "0")
+                await b.wait_text("info:t999", start, timeout=30)
+                return b.infos(start), b.n
+            finally:
+                await close_all(clients)
+        infos, n = run(go())
+        self.assertEqual(infos, ["t%d" % i for i in range(1000)])
+        wait_record(self.rec, r"thread %d 1000 0" % n)
+
+    def test_send_from_other_connection_in_order(self):
+        async def go():
+            clients = []
+            try:
+                clients = await self.pair_on_two_workers(3)
+                a, b, c = clients
+                start = len(b.msgs)
+                self.assertEqual(await a.call("send:%d:x" % b.n, "sent:"), "0")
+                await b.wait_text("info:x", start)
+                # two senders (one on b's worker, one not), interleaved
+                start = len(b.msgs)
+
+                async def burst(sender, tag):
+                    for i in range(50):
+                        await sender.ws.send("send:%d:%s%d" % (b.n, tag, i))
+                await asyncio.gather(burst(a, "a"), burst(c, "c"))
+                await b.wait_text("info:a49", start)
+                await b.wait_text("info:c49", start)
+                await asyncio.sleep(0.2)
+                self.assertEqual(a.msgs.count("sent:0"), 51)
+                self.assertEqual(c.msgs.count("sent:0"), 50)
+                return b.infos(start)
+            finally:
+                await close_all(clients)
+        infos = run(go())
+        self.assertEqual([i for i in infos if i.startswith("a")],
+                         ["a%d" % i for i in range(50)])
+        self.assertEqual([i for i in infos if i.startswith("c")],
+                         ["c%d" % i for i in range(50)])
+        self.assertEqual(len(infos), 100)
+
+    def test_send_to_closed_connection_is_enoent(self):
+        async def go():
+            clients = []
+            try:
+                clients = await self.pair_on_two_workers()
+                a, gone = clients[:2]
+                await gone.close()
+                self.assertEqual(wait_terminate(self.rec, gone.n)[:2], (1, 1000))
+                self.assertEqual(await a.call("gone:%d" % gone.n, "gone:"), "-6")
+                self.assertEqual(await a.call("send:%d:x" % gone.n, "sent:"), "-6")
+                self.assertEqual(await a.call("thread:%d:5" % gone.n, "thread:"), "0")
+                wait_record(self.rec, r"thread %d 0 5" % gone.n)
+                # a new connection may take the closed one's slot: the old
+                # ref must not reach it
+                fresh = await open_client(self.url())
+                clients.append(fresh)
+                await fresh.ref()
+                self.assertEqual(await a.call("send:%d:stale" % gone.n, "sent:"), "-6")
+                await asyncio.sleep(0.2)
+                self.assertNotIn("info:stale", fresh.msgs)
+            finally:
+                await close_all(clients)
+        run(go())
+
+    # -- websock_send_after ---------------------------------------------------
+    def test_send_after_timing(self):
+        async def go():
+            clients = []
+            try:
+                clients = [await open_client(self.url())]
+                a = clients[0]
+                start = len(a.msgs)
+                t0 = time.monotonic()
+                await a.ws.send("after:200:x")
+                _, m = await a.wait(lambda m: m.startswith("timer:"), start)
+                self.assertGreater(int(m[6:]), 0)
+                i = await a.wait_text("info:x", start, timeout=5)
+                return a.times[i] - t0
+            finally:
+                await close_all(clients)
+        elapsed = run(go())
+        self.assertGreaterEqual(elapsed, 0.2)
+        self.assertLess(elapsed, 0.2 + 1.5)
+
+    def test_send_after_order_and_cancel(self):
+        async def go():
+            clients = []
+            try:
+                clients = await open_clients(self.url(), 2)
+                a, b = clients
+                start = len(a.msgs)
+                late = int(await a.call("after:300:late", "timer:"))
+                early = int(await a.call("after:100:early", "timer:"))
+                doomed = int(await a.call("after:400:doomed", "timer:"))
+                self.assertEqual(len({late, early, doomed}), 3)
+                # cancel before it fires: never arrives
+                self.assertEqual(await a.call("cancel:%d" % doomed, "cancel:"), "0")
+                self.assertEqual(await a.call("cancel:%d" % doomed, "cancel:"), "-6")
+                # another connection cannot cancel a's timer
+                self.assertEqual(await b.call("cancel:%d" % late, "cancel:"), "-6")
+                await a.wait_text("info:late", start, timeout=5)
+                await asyncio.sleep(0.5 + 0.1)  # past the doomed one's time
+                self.assertNotIn("info:doomed", a.msgs)
+                self.assertLess(a.msgs.index("info:early"), a.msgs.index("info:late"))
+                # cancel after it fired: ENOENT
+                fired = int(await a.call("after:20:fired", "timer:"))
+                await a.wait_text("info:fired", start)
+                self.assertEqual(await a.call("cancel:%d" % fired, "cancel:"), "-6")
+                self.assertEqual(await a.call("cancel:987654", "cancel:"), "-6")
+                # a timer dies with its connection
+                await b.call("after:150:orphan", "timer:")
+                await b.close()
+                await asyncio.sleep(0.3)
+            finally:
+                await close_all(clients)
+        run(go())
+        self.assertIsNone(self.d.proc.poll(), self.d.log())
+
+    # -- topics -----------------------------------------------------------------
+    def test_topics_across_workers(self):
+        async def go():
+            clients = []
+            try:
+                clients = await open_clients(self.url(), 4)
+                for c in clients:
+                    await c.ref()
+                a, b, c, p = clients
+                self.assertEqual({self.d.worker_of(x.port) for x in (a, b, c)},
+                                 {0, 1})
+                for x in (a, b, c):
+                    self.assertEqual(await x.call("sub:news", "sub:"), "0")
+                self.assertEqual(await a.call("sub:news", "sub:"), "0")  # twice
+                self.assertEqual(await b.call("sub:marker-b", "sub:"), "0")
+                self.assertEqual(await p.call("sub:", "sub:"), "-1")
+                s = {x: len(x.msgs) for x in clients}
+                self.assertEqual(await p.call("pub:news:1", "pub:"), "0")
+                for x in (a, b, c):
+                    await x.wait_text("info:1", s[x])
+                # unsubscribe stops delivery; the marker, published after,
+                # proves nothing of news:2 is still on its way to b
+                self.assertEqual(await b.call("unsub:news", "unsub:"), "0")
+                self.assertEqual(await b.call("unsub:news", "unsub:"), "-6")
+                self.assertEqual(await p.call("pub:news:2", "pub:"), "0")
+                self.assertEqual(await p.call("pub:marker-b:m", "pub:"), "0")
+                for x in (a, c):
+                    await x.wait_text("info:2", s[x])
+                await b.wait_text("info:m", s[b])
+                # a closed connection leaves its topics
+                await c.close()
+                wait_terminate(self.rec, c.n)
+                self.assertEqual(await p.call("pub:news:3", "pub:"), "0")
+                await a.wait_text("info:3", s[a])
+                # the publisher gets its own message when subscribed
+                self.assertEqual(await a.call("pub:news:4", "pub:"), "0")
+                await a.wait_text("info:4", s[a])
+                # broadcast: the frame itself, no handle_info
+                for x in (a, b):
+                    self.assertEqual(await x.call("sub:room", "sub:"), "0")
+                self.assertEqual(await p.call("bcast:room:hello all", "bcast:"), "0")
+                for x in (a, b):
+                    await x.wait_text("hello all", s[x])
+                self.assertEqual(await p.call("bcast:nobody:x", "bcast:"), "0")
+                self.assertEqual(await p.call("pub:nobody:x", "pub:"), "0")
+                await asyncio.sleep(0.2)
+                return {x: x.msgs[s[x]:] for x in clients}
+            finally:
+                await close_all(clients)
+        got = run(go())
+        a, b, c, p = list(got)
+        infos = lambda x: [m for m in got[x] if m.startswith("info:")]
+        self.assertEqual(infos(a), ["info:1", "info:2", "info:3", "info:4"])
+        self.assertEqual(infos(b), ["info:1", "info:m"])
+        self.assertEqual(infos(c), ["info:1", "info:2"])
+        self.assertEqual(infos(p), [])
+        self.assertEqual(got[a].count("hello all"), 1)
+        self.assertEqual(got[b].count("hello all"), 1)
+        self.assertNotIn("hello all", got[p])
+
+
+# ---------------------------------------------------------------------------
+# terminate(): the reason for every way a connection ends
+# ---------------------------------------------------------------------------
+
+class TerminateTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = msgs_daemon({"m": {"path": "/m"},
+                             "idle": {"path": "/idle", "idle_timeout_ms": 300}},
+                            workers=2, args=("--close-timeout-ms", "1000"))
+        cls.d.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.__exit__(None, None, None)
+
+    def setUp(self):
+        self.assertIsNone(self.d.proc.poll(), "websockd died:\n" + self.d.log())
+
+    def ended_by_command(self, command):
+        """Sends a stopping command; returns (close code seen, terminate)."""
+        async def go():
+            c = await open_client(self.d.url("/m"))
+            try:
+                await c.ref()
+                await c.ws.send(command)
+                return await c.closed(), c.n
+            finally:
+                await close_all([c])
+        code, n = run(go())
+        return code, wait_terminate(self.d.rec("m"), n)
+
+    def test_client_close(self):
+        async def go():
+            c = await open_client(self.d.url("/m"))
+            await c.ref()
+            await c.close(4001, "bye now")
+            return c.n
+        self.assertEqual(wait_terminate(self.d.rec("m"), run(go())),
+                         (1, 4001, "bye now"))
+
+    def test_plugin_stop(self):
+        self.assertEqual(self.ended_by_command("stop"), (1000, (0, 1000, "")))
+
+    def test_restart_stop(self):
+        self.assertEqual(self.ended_by_command("restart"), (1012, (2, 1012, "")))
+
+    def test_error_stop(self):
+        self.assertEqual(self.ended_by_command("error:boom"), (1011, (4, 1011, "boom")))
+
+    def test_idle_timeout(self):
+        async def go():
+            c = await open_client(self.d.url("/idle"))
+            try:
+                await c.ref()
+                t0 = time.monotonic()
+                code = await c.closed(timeout=5)
+                return code, time.monotonic() - t0, c.n
+            finally:
+                await close_all([c])
+        code, elapsed, n = run(go())
+        self.assertEqual(code, 1001)
+        self.assertGreaterEqual(elapsed, 0.25)
+        self.assertLess(elapsed, 1.5)
+        self.assertEqual(wait_terminate(self.d.rec("idle"), n)[:2], (3, 1001))
+
+    def test_protocol_error_unmasked_frame(self):
+        s, fr = raw_open(self.d, "/m")
+        try:
+            n = int(raw_call(s, fr, "self", "ref:"))
+            s.sendall(mask_frame(OP_TEXT, b"self", mask=False))
+            code, _ = fr.close_frame()
+            self.assertEqual(code, 1002)
+        finally:
+            s.close()
+        kind, code, text = wait_terminate(self.d.rec("m"), n)
+        self.assertEqual((kind, code), (4, 1002))
+        self.assertTrue(text, "no detail for a protocol error")
+
+    def test_tcp_reset_mid_frame(self):
+        s, fr = raw_open(self.d, "/m")
+        n = int(raw_call(s, fr, "self", "ref:"))
+        frame = mask_frame(OP_TEXT, b"x" * 1000)
+        s.sendall(frame[:300])  # header and part of the payload
+        time.sleep(0.05)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # RST
+        kind, code, text = wait_terminate(self.d.rec("m"), n)
+        self.assertEqual((kind, code), (4, 1006))
+        self.assertTrue(text)
+
+    def test_eof_without_close_frame(self):
+        """websock.h: 1006 when the TCP connection ended without a close
+        frame (listed under REMOTE; the host reports it as an error)."""
+        s, fr = raw_open(self.d, "/m")
+        n = int(raw_call(s, fr, "self", "ref:"))
+        s.shutdown(socket.SHUT_WR)
+        self.assertTrue(fr.at_eof(5))
+        s.close()
+        kind, code, _ = wait_terminate(self.d.rec("m"), n)
+        self.assertIn(kind, (1, 4))
+        self.assertEqual(code, 1006)
+
+
+class ShutdownTest(unittest.TestCase):
+    def test_sigterm_closes_1001(self):
+        d = msgs_daemon({"m": {"path": "/m"}}, workers=2)
+        with d:
+            rec = d.rec("m")
+            s, fr = raw_open(d, "/m")
+            raw_n = int(raw_call(s, fr, "self", "ref:"))
+
+            async def go():
+                clients = await open_clients(d.url("/m"), 3)
+                for c in clients:
+                    await c.ref()
+                # a plugin thread still sending when the host stops: unload()
+                # waits for it (the host stays valid until unload returns)
+                await clients[0].call("thread:%d:20000" % clients[1].n, "thread:")
+                loop = asyncio.get_running_loop()
+                raw = loop.run_in_executor(None, answer_close, s, fr)
+                status = await loop.run_in_executor(None, d.stop)
+                codes = [await c.closed(timeout=15) for c in clients]
+                return status, codes, [c.n for c in clients], await raw
+            try:
+                status, codes, ns, raw_code = run(go())
+            finally:
+                s.close()
+            self.assertEqual(status, 0, d.log())
+            self.assertEqual(codes, [1001] * 3)
+            self.assertEqual(raw_code, 1001)
+            lines = read_records(rec)
+        terms = terminations(lines)
+        for n in ns + [raw_n]:
+            self.assertEqual(terms.get(n), [(2, 1001, "")], "\n".join(lines))
+        self.assertEqual(lines[-1], "unload", "\n".join(lines))
+
+
+# ---------------------------------------------------------------------------
+# Backpressure: a client that never reads
+# ---------------------------------------------------------------------------
+
+class BackpressureTest(unittest.TestCase):
+    """Raw clients upgrade, learn their number, then stop reading while msgs
+    pushes 100 MiB at them (max_unsent = 4M)."""
+
+    measured = {}
+
+    @classmethod
+    def setUpClass(cls):
+        common = {"max_unsent": "4M", "pause_reading_at": "1M"}
+        cls.d = msgs_daemon({
+            "close": dict(common, path="/close", on_max_unsent="close"),
+            "drop": dict(common, path="/drop", on_max_unsent="drop"),
+        }, workers=2, args=("--close-timeout-ms", "1000"))
+        cls.d.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.__exit__(None, None, None)
+        if cls.measured:
+            print("\nRSS growth while flooding (MiB): " + ", ".join(
+                "%s rss %+.1f hwm %+.1f" % (k, v[0] / MIB, v[1] / MIB)
+                for k, v in sorted(cls.measured.items())))
+
+    def setUp(self):
+        self.assertIsNone(self.d.proc.poll(), "websockd died:\n" + self.d.log())
+
+    def flood(self, route, command):
+        """Starts the flood on a non-reading client; returns (sock, reader,
+        number, record match of the flood's result line, rss and hwm growth)."""
+        s, fr = raw_open(self.d, "/" + route, rcvbuf=64 * 1024)
+        n = int(raw_call(s, fr, "self", "ref:"))
+        rss0, hwm0 = self.d.mem()
+        s.sendall(mask_frame(OP_TEXT, command.encode()))
+        verb = command.split(":")[0]
+        m = wait_record(self.d.rec(route), r"%s %d (\d+) (\d+) (\d+)" % (verb, n),
+                        timeout=30)
+        rss1, hwm1 = self.d.mem()
+        growth = (rss1 - rss0, hwm1 - hwm0)
+        self.measured["%s %s" % (route, command)] = growth
+        self.assertLess(growth[0], RSS_BOUND, "RSS grew %d bytes" % growth[0])
+        self.assertLess(growth[1], RSS_BOUND, "peak RSS grew %d bytes" % growth[1])
+        return s, fr, n, tuple(int(x) for x in m.groups()), growth
+
+    def check_closed_by_policy(self, route, command):
+        cut_before = self.d.log_count(r"no close frame from the peer in time")
+        s, fr, n, (ok, efull, eclosed), _ = self.flood(route, command)
+        try:
+            self.assertEqual(efull, 0)
+            self.assertGreater(ok, 0)
+            self.assertGreater(eclosed, 0)  # refused from the limit on
+            self.assertLess(ok * CHUNK, 100 * MIB // 2)
+            kind, code, text = wait_terminate(self.d.rec(route), n)
+            self.assertEqual((kind, code), (4, 1008), text)
+            # we never read, so our close frame is stuck behind the data:
+            # the close timeout (1 s) cuts the TCP connection
+            self.d.wait_log_count(r"no close frame from the peer in time",
+                                  cut_before + 1, timeout=10)
+            total, _ = read_until_eof(s, 10)
+            self.assertLess(total, ok * (CHUNK + 10) + 4096)
+        finally:
+            s.close()
+
+    def test_flood_close_policy(self):
+        self.check_closed_by_policy("close", "flood:100")
+
+    def test_floodinfo_close_policy(self):
+        self.check_closed_by_policy("close", "floodinfo:100")
+
+    def check_drop_policy(self, command):
+        s, fr, n, (ok, efull, eclosed), _ = self.flood("drop", command)
+        rec = self.d.rec("drop")
+        try:
+            self.assertEqual(eclosed, 0)
+            self.assertGreater(ok, 0)
+            self.assertGreater(efull, 0)
+            self.assertEqual(ok + efull, 100 * MIB // CHUNK)
+            # reading pauses: over pause_reading_at, what the client sends is
+            # not processed...
+            s.sendall(mask_frame(OP_TEXT, b"unsent"))
+            time.sleep(1.5)  # also past the close timeout: still open
+            lines = read_records(rec)
+            self.assertNotIn(n, terminations(lines), "\n".join(lines))
+            self.assertNotIn("in %d unsent" % n, lines)
+            # ...until the client reads: then everything that was accepted
+            # arrives, in order, and the command is answered
+            binary = 0
+            texts = []
+            s.settimeout(OP_TIMEOUT)
+            while not any(t.startswith("unsent:") for t in texts):
+                _, op, payload = fr.frame()
+                if op == OP_BINARY:
+                    self.assertFalse(texts, "binary after the result text")
+                    self.assertEqual(len(payload), CHUNK)
+                    binary += 1
+                elif op == OP_TEXT:
+                    texts.append(payload.decode())
+                else:
+                    self.fail("unexpected opcode %d" % op)
+            self.assertEqual(binary, ok)
+            verb = command.split(":")[0]
+            # the result text itself may have been dropped (EFULL) in
+            # floodinfo's last tick; flood's fits in the room left
+            if verb == "flood":
+                self.assertEqual(texts[0], "flood:%d:%d:0" % (ok, efull))
+            self.assertLessEqual(int(texts[-1][len("unsent:"):]), MIB)
+            wait_record(rec, r"in %d unsent" % n)
+            s.sendall(mask_frame(OP_CLOSE, struct.pack("!H", 1000)))
+            self.assertEqual(fr.close_frame()[0], 1000)
+            self.assertEqual(wait_terminate(rec, n)[:2], (1, 1000))
+        finally:
+            s.close()
+
+    def test_flood_drop_policy(self):
+        self.check_drop_policy("flood:100")
+
+    def test_floodinfo_drop_policy(self):
+        self.check_drop_policy("floodinfo:100")
+
+
+# ---------------------------------------------------------------------------
+# Limits: max connections, handshake timeout, server pings
+# ---------------------------------------------------------------------------
+
+class LimitsTest(unittest.TestCase):
+    def test_max_connections(self):
+        d = msgs_daemon({"m": {"path": "/m"}}, workers=2,
+                        args=("--max-connections", "5"))
+        with d:
+            async def status():
+                try:
+                    async with connect(d.url("/m")) as ws:
+                        await ws.send("self")
+                        await asyncio.wait_for(ws.recv(), OP_TIMEOUT)
+                        return 101
+                except InvalidStatusCode as e:
+                    return e.status_code
+
+            async def go():
+                clients = []
+                try:
+                    clients = await open_clients(d.url("/m"), 5)
+                    for c in clients:
+                        await c.ref()
+                    self.assertEqual(await status(), 503)
+                    self.assertEqual(await status(), 503)
+                    await clients[0].close()
+                    # the slot is free once the server has let go of it
+                    deadline = time.monotonic() + 5
+                    got = None
+                    while time.monotonic() < deadline:
+                        try:
+                            c = await open_client(d.url("/m"))
+                            clients.append(c)
+                            got = await c.ref()
+                            break
+                        except InvalidStatusCode as e:
+                            self.assertEqual(e.status_code, 503)
+                            await asyncio.sleep(0.05)
+                    self.assertIsNotNone(got, "no room after a close")
+                    self.assertEqual(await status(), 503)
+                finally:
+                    await close_all(clients)
+            run(go())
+            self.assertTrue(d.find_log(r"503 \(max_connections reached\)"), d.log())
+
+    def test_handshake_timeout(self):
+        d = msgs_daemon({"m": {"path": "/m"}}, workers=2,
+                        args=("--handshake-timeout-ms", "500"))
+        with d:
+            result = {}
+
+            def slow():
+                """One header byte every 100 ms."""
+                s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+                t0 = time.monotonic()
+                data = b""
+                try:
+                    s.settimeout(0.1)
+                    for byte in upgrade_request("/m"):
+                        try:
+                            s.send(bytes([byte]))
+                        except OSError:
+                            break
+                        try:
+                            chunk = s.recv(4096)
+                            if not chunk:
+                                result["eof"] = time.monotonic() - t0
+                                break
+                            data += chunk
+                        except socket.timeout:
+                            pass
+                        except ConnectionResetError:
+                            result["eof"] = time.monotonic() - t0
+                            break
+                        if time.monotonic() - t0 > 5:
+                            break
+                    s.settimeout(3)
+                    while "eof" not in result:
+                        try:
+                            chunk = s.recv(4096)
+                        except (socket.timeout, ConnectionResetError):
+                            result["eof"] = time.monotonic() - t0
+                            result["how"] = "timeout/reset"
+                            break
+                        if not chunk:
+                            result["eof"] = time.monotonic() - t0
+                        data += chunk
+                finally:
+                    result["data"] = data
+                    s.close()
+
+            t = threading.Thread(target=slow)
+            t.start()
+
+            async def meanwhile():
+                c = await open_client(d.url("/m"))
+                try:
+                    self.assertEqual(await c.call("echo:served", "served"), "")
+                finally:
+                    await c.close()
+            run(meanwhile())
+            t.join(15)
+            self.assertFalse(t.is_alive())
+            self.assertIn("eof", result)
+            self.assertNotEqual(result.get("how"), "timeout/reset", result)
+            self.assertGreaterEqual(result["eof"], 0.45)
+            self.assertLess(result["eof"], 1.5)
+            if result["data"]:
+                self.assertTrue(result["data"].startswith(b"HTTP/1.1 408"),
+                                result["data"][:100])
+
+    def test_server_pings(self):
+        d = msgs_daemon({"ping": {"path": "/ping", "ping_interval_ms": 200,
+                                  "ping_timeout_ms": 300}},
+                        workers=2, args=("--close-timeout-ms", "1000"))
+        with d:
+            rec = d.rec("ping")
+            # a client that never answers pings
+            s, fr = raw_open(d, "/ping")
+            n = int(raw_call(s, fr, "self", "ref:"))
+            t0 = time.monotonic()
+            pings = 0
+            try:
+                while True:
+                    _, op, payload = fr.frame()
+                    if op == OP_PING:
+                        pings += 1
+                    elif op == OP_CLOSE:
+                        elapsed = time.monotonic() - t0
+                        code = struct.unpack("!H", payload[:2])[0]
+                        break
+            finally:
+                s.close()
+            self.assertGreaterEqual(pings, 1)
+            self.assertEqual(code, 1001)
+            self.assertLess(elapsed, 1.5)
+            self.assertEqual(wait_terminate(rec, n)[:2], (3, 1001))
+
+            # python-websockets answers pings: still open after 1.5 s
+            async def polite():
+                c = await open_client(d.url("/ping"))
+                try:
+                    await c.ref()
+                    await asyncio.sleep(1.5)
+                    self.assertFalse(c.done, "closed: %s" % c.ws.close_code)
+                    self.assertEqual(await c.call("echo:still here", "still"),
+                                     " here")
+                    return c.n
+                finally:
+                    await c.close()
+            polite_n = run(polite())
+            self.assertEqual(wait_terminate(rec, polite_n), (1, 1000, ""))
+
+
+if __name__ == "__main__":
+    unittest.main()
