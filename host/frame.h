@@ -38,8 +38,9 @@ typedef enum wsh_ev_type {
   WSH_EV_PONG,     /* data, len (<= 125) */
   WSH_EV_CLOSE,    /* peer's close: close_code (1005 if the payload was empty),
                       data/len = reason, already validated as UTF-8 */
-  WSH_EV_ERROR     /* protocol violation: close_code (1002, 1007 or 1009) and
-                      error (a static string saying what was wrong) */
+  WSH_EV_ERROR     /* protocol violation: close_code (1002, 1007 or 1009; 1011
+                      when out of memory) and error (a static string saying
+                      what was wrong) */
 } wsh_ev_type;
 
 typedef struct wsh_event {
@@ -79,14 +80,15 @@ typedef struct wsh_decoder {
 } wsh_decoder;
 
 /* Sets up a decoder for client-to-server frames (masking required, no
- * extensions). max_message: the largest message accepted (0: no limit). */
+ * extensions). max_message: the largest message accepted (0: no limit, for
+ * tests only: a peer could then grow the buffer without bound). */
 void wsh_decoder_init(wsh_decoder *d, uint64_t max_message);
 
 /* Frees the reassembly buffer. The decoder may be re-initialised after. */
 void wsh_decoder_free(wsh_decoder *d);
 
 /* Releases the reassembly buffer if no message is being assembled (for idle
- * connections). */
+ * connections). Ends the life of the data of a message just delivered. */
 void wsh_decoder_trim(wsh_decoder *d);
 
 /*
@@ -98,8 +100,15 @@ void wsh_decoder_trim(wsh_decoder *d);
  * ev->data points either into `in` (a single-frame message or control frame
  * wholly inside this call's input is handed over without a copy) or into the
  * decoder's own buffers. Either way it is valid until the next call to
- * wsh_decode/wsh_decoder_free and as long as the caller keeps the consumed
- * bytes of `in` alive.
+ * wsh_decode/wsh_decoder_trim/wsh_decoder_free and as long as the caller
+ * keeps the consumed bytes of `in` alive.
+ *
+ * On an error, the bytes consumed end at the byte that decided it: a header
+ * byte for header rules; the whole header for the 64-bit length rule and
+ * max_message (none of the refused payload is taken); the first bad byte of
+ * text; the frame's last byte for a bad close frame or text ending inside a
+ * code point. The decoder keeps decoding after a WSH_EV_CLOSE; the caller
+ * stops feeding it what it must ignore.
  *
  * Checks every rule of RFC 6455 a server must: masking (1002), reserved bits
  * (1002), reserved opcodes (1002), control frames at most 125 bytes and never

@@ -3,7 +3,8 @@
  * close reasons. A lead byte fixes how many continuation bytes follow and the
  * range the first of them may take (which rules out overlong forms,
  * surrogates and code points above U+10FFFF); every later continuation byte
- * must be in 80..BF. Runs of ASCII are skipped a word at a time.
+ * must be in 80..BF. Runs of ASCII are skipped a word at a time, and a code
+ * point that lies whole in the input is checked in one go.
  */
 #include "utf8.h"
 
@@ -53,9 +54,22 @@ static size_t utf8_ascii_run(const uint8_t *s, size_t len) {
   return i;
 }
 
+/* Checks the continuation bytes s[0..n) expected by st (n <= st->need).
+ * Returns n, or the offset of the first bad one. */
+static size_t utf8_cont(wsh_utf8 *st, const uint8_t *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < st->lo || s[i] > st->hi)
+      return i;
+    st->need--;
+    st->lo = 0x80;
+    st->hi = 0xBF;
+  }
+  return n;
+}
+
 size_t wsh_utf8_feed(wsh_utf8 *st, const uint8_t *s, size_t len) {
   wsh_utf8 cur = *st; /* a local copy, so that it can live in registers */
-  size_t i = 0;
+  size_t i = 0, n, ok;
 
   while (i < len) {
     if (cur.need == 0) {
@@ -64,14 +78,13 @@ size_t wsh_utf8_feed(wsh_utf8 *st, const uint8_t *s, size_t len) {
         break;
       if (!utf8_lead(&cur, s[i]))
         return i;
-    } else {
-      if (s[i] < cur.lo || s[i] > cur.hi)
-        return i;
-      cur.need--;
-      cur.lo = 0x80;
-      cur.hi = 0xBF;
+      i++;
     }
-    i++;
+    n = len - i < cur.need ? len - i : cur.need;
+    ok = utf8_cont(&cur, s + i, n);
+    if (ok < n)
+      return i + ok;
+    i += n;
   }
   *st = cur;
   return len;
