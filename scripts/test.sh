@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: the whole suite under AddressSanitizer
-# and UBSan (Debug), after a warnings-as-errors release build.
+# and UBSan (Debug), after a warnings-as-errors release build; then the
+# threaded code (slots, topics, and the daemon under the messaging tests)
+# under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -18,3 +20,9 @@ node -e "process.exit(typeof WebSocket==='function'?0:1)" 2>/dev/null ||
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 300
+
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DWSH_TSAN=ON >/dev/null
+cmake --build build-tsan -j"$jobs"
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+ctest --test-dir build-tsan --output-on-failure --timeout 300 \
+  -R '^(unit_slots|unit_topic|integ_e2e|integ_lifecycle)$'
