@@ -72,7 +72,8 @@ static int close_code_sendable(uint16_t code) {
          (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
-static int set_stop(websock_conn *c, int kind, uint16_t code, const char *text) {
+static int set_stop(websock_conn *c, int kind, uint16_t code,
+                    const char *text) {
   int rc = check_open(c);
   if (rc)
     return rc;

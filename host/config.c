@@ -66,8 +66,8 @@ static int set_string(char **dst, const char *value) {
 }
 
 /* One setting, from the config file or the command line. */
-static int set_key(wsh_config *c, const char *key, const char *value,
-                   char *err, size_t errlen) {
+static int set_key(wsh_config *c, const char *key, const char *value, char *err,
+                   size_t errlen) {
   uint64_t v = 0;
   int bad = 0;
   if (strcmp(key, "listen") == 0)
@@ -84,7 +84,8 @@ static int set_key(wsh_config *c, const char *key, const char *value,
     bad = wsh_parse_size(value, &v) || v < 256 || v > (1u << 20);
     c->max_header_size = (size_t)v;
   } else if (strcmp(key, "handshake_timeout_ms") == 0) {
-    bad = wsh_parse_u64(value, &c->handshake_timeout_ms) || !c->handshake_timeout_ms;
+    bad = wsh_parse_u64(value, &c->handshake_timeout_ms) ||
+          !c->handshake_timeout_ms;
   } else if (strcmp(key, "close_timeout_ms") == 0) {
     bad = wsh_parse_u64(value, &c->close_timeout_ms) || !c->close_timeout_ms;
   } else if (strcmp(key, "max_connections") == 0) {
@@ -148,45 +149,65 @@ int wsh_config_load_file(wsh_config *c, const char *file, char *err,
   return 0;
 }
 
+// clang-format off (the help text is laid out as printed)
 static void usage(FILE *out, const char *prog) {
-  fprintf(out,
-"Usage: %s [options]\n"
-"\n"
-"websockd hosts WebSocket handlers loaded from plugin .so files. Each route\n"
-"file plugins.d/NAME.conf names a path and the plugin that serves it.\n"
-"\n"
-"Options (each overrides the same setting of the --config file):\n"
-"  -l, --listen ADDR:PORT     listen here; repeatable; IPv4 \"127.0.0.1:8080\",\n"
-"                             IPv6 \"[::1]:8080\", all IPv4 \"*:8080\"; port 0\n"
-"                             picks a free port (logged). Default " WSH_DEFAULT_LISTEN "\n"
-"  -p, --plugins DIR          the route files directory (default plugins.d)\n"
-"  -c, --config FILE          host config file (INI, [server] section, keys as\n"
-"                             the long options with '_' for '-')\n"
-"  -w, --workers N            worker threads (default: one per core)\n"
-"  -t, --test                 check the config and every route (loading each\n"
-"                             plugin), print the result, exit 0 or 1\n"
-"      --watch                reload by itself when a file in the plugins\n"
-"                             directory or a plugin it names changes (for\n"
-"                             plugin development; off by default)\n"
-"      --max-header-size N    largest upgrade request head (default 8192; 431)\n"
-"      --handshake-timeout-ms N  cut a client whose request is not complete\n"
-"                             after N ms (default 10000)\n"
-"      --close-timeout-ms N   cut a peer that does not answer our close frame\n"
-"                             within N ms (default 5000)\n"
-"      --shutdown-grace-ms N  on SIGTERM, wait at most N ms for connections to\n"
-"                             close (default 10000)\n"
-"      --max-connections N    open WebSocket connections at most; further\n"
-"                             upgrades get 503 (default 10000)\n"
-"      --log-level LEVEL      error, warn, info (default) or debug\n"
-"  -h, --help                 this text\n"
-"  -V, --version              the version\n"
-"\n"
-"Signals: SIGHUP re-reads the plugins directory: changed routes get a new\n"
-"plugin generation, open connections stay on theirs (reload = drain) or are\n"
-"closed with 1012 (reload = restart); a failed reload changes nothing.\n"
-"SIGTERM/SIGINT close every connection with 1001 and exit (a second one\n"
-"exits at once).\n", prog);
+  fprintf(
+      out,
+      "Usage: %s [options]\n"
+      "\n"
+      "websockd hosts WebSocket handlers loaded from plugin .so files. Each "
+      "route\n"
+      "file plugins.d/NAME.conf names a path and the plugin that serves it.\n"
+      "\n"
+      "Options (each overrides the same setting of the --config file):\n"
+      "  -l, --listen ADDR:PORT     listen here; repeatable; IPv4 "
+      "\"127.0.0.1:8080\",\n"
+      "                             IPv6 \"[::1]:8080\", all IPv4 \"*:8080\"; "
+      "port 0\n"
+      "                             picks a free port (logged). "
+      "Default " WSH_DEFAULT_LISTEN "\n"
+      "  -p, --plugins DIR          the route files directory (default "
+      "plugins.d)\n"
+      "  -c, --config FILE          host config file (INI, [server] section, "
+      "keys as\n"
+      "                             the long options with '_' for '-')\n"
+      "  -w, --workers N            worker threads (default: one per core)\n"
+      "  -t, --test                 check the config and every route (loading "
+      "each\n"
+      "                             plugin), print the result, exit 0 or 1\n"
+      "      --watch                reload by itself when a file in the "
+      "plugins\n"
+      "                             directory or a plugin it names changes "
+      "(for\n"
+      "                             plugin development; off by default)\n"
+      "      --max-header-size N    largest upgrade request head (default "
+      "8192; 431)\n"
+      "      --handshake-timeout-ms N  cut a client whose request is not "
+      "complete\n"
+      "                             after N ms (default 10000)\n"
+      "      --close-timeout-ms N   cut a peer that does not answer our close "
+      "frame\n"
+      "                             within N ms (default 5000)\n"
+      "      --shutdown-grace-ms N  on SIGTERM, wait at most N ms for "
+      "connections to\n"
+      "                             close (default 10000)\n"
+      "      --max-connections N    open WebSocket connections at most; "
+      "further\n"
+      "                             upgrades get 503 (default 10000)\n"
+      "      --log-level LEVEL      error, warn, info (default) or debug\n"
+      "  -h, --help                 this text\n"
+      "  -V, --version              the version\n"
+      "\n"
+      "Signals: SIGHUP re-reads the plugins directory: changed routes get a "
+      "new\n"
+      "plugin generation, open connections stay on theirs (reload = drain) or "
+      "are\n"
+      "closed with 1012 (reload = restart); a failed reload changes nothing.\n"
+      "SIGTERM/SIGINT close every connection with 1001 and exit (a second one\n"
+      "exits at once).\n",
+      prog);
 }
+// clang-format on
 
 static const struct option long_opts[] = {
     {"listen", required_argument, NULL, 'l'},
@@ -205,9 +226,12 @@ static const struct option long_opts[] = {
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
 
-static const char *const long_keys[] = {NULL, "max_header_size",
-                                        "handshake_timeout_ms", "close_timeout_ms",
-                                        "shutdown_grace_ms", "log_level",
+static const char *const long_keys[] = {NULL,
+                                        "max_header_size",
+                                        "handshake_timeout_ms",
+                                        "close_timeout_ms",
+                                        "shutdown_grace_ms",
+                                        "log_level",
                                         "max_connections"};
 
 /* The first pass: only --config, --help and --version. */
@@ -216,7 +240,8 @@ static int first_pass(wsh_config *c, int argc, char **argv, char *err,
   int opt;
   opterr = 0;
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "l:p:c:w:thV", long_opts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "l:p:c:w:thV", long_opts, NULL)) !=
+         -1) {
     if (opt == 'h') {
       usage(stdout, argv[0]);
       return 1;
@@ -234,7 +259,8 @@ static int first_pass(wsh_config *c, int argc, char **argv, char *err,
       return WEBSOCK_ENOMEM;
   }
   if (optind < argc) {
-    snprintf(err, errlen, "unexpected argument \"%s\" (see --help)", argv[optind]);
+    snprintf(err, errlen, "unexpected argument \"%s\" (see --help)",
+             argv[optind]);
     return WEBSOCK_EINVAL;
   }
   if (c->config_file)
@@ -249,7 +275,8 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     return rc;
   int opt, listen_given = 0;
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "l:p:c:w:thV", long_opts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "l:p:c:w:thV", long_opts, NULL)) !=
+         -1) {
     char what[512] = "";
     switch (opt) {
     case 'l':
@@ -257,14 +284,28 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
         free_listen(c);
       rc = add_listen(c, optarg);
       break;
-    case 'p': rc = set_key(c, "plugins", optarg, what, sizeof(what)); break;
-    case 'w': rc = set_key(c, "workers", optarg, what, sizeof(what)); break;
-    case 't': c->check_only = 1; break;
-    case 7: c->watch = 1; break;
-    case 1: case 2: case 3: case 4: case 5: case 6:
+    case 'p':
+      rc = set_key(c, "plugins", optarg, what, sizeof(what));
+      break;
+    case 'w':
+      rc = set_key(c, "workers", optarg, what, sizeof(what));
+      break;
+    case 't':
+      c->check_only = 1;
+      break;
+    case 7:
+      c->watch = 1;
+      break;
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+    case 5:
+    case 6:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
-    default: break;
+    default:
+      break;
     }
     if (rc) {
       snprintf(err, errlen, "%s", what[0] ? what : "out of memory");
@@ -289,7 +330,8 @@ int wsh_parse_listen(const char *spec, struct sockaddr_storage *addr,
     memmove(host, host + 1, hlen - 2);
     host[hlen - 2] = '\0';
   }
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+  struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                           .ai_socktype = SOCK_STREAM,
                            .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
   int any = host[0] == '\0' || strcmp(host, "*") == 0;
   if (any)
@@ -325,8 +367,10 @@ int wsh_config_finish(wsh_config *c, char *err, size_t errlen) {
     struct sockaddr_storage ss;
     socklen_t len;
     if (wsh_parse_listen(c->listen[i], &ss, &len)) {
-      snprintf(err, errlen, "listen: cannot parse \"%s\" (want HOST:PORT, "
-               "[V6]:PORT or *:PORT)", c->listen[i]);
+      snprintf(err, errlen,
+               "listen: cannot parse \"%s\" (want HOST:PORT, "
+               "[V6]:PORT or *:PORT)",
+               c->listen[i]);
       return WEBSOCK_EINVAL;
     }
   }

@@ -10,19 +10,19 @@
 #include <sys/socket.h>
 
 typedef struct wsh_config {
-  char *config_file;     /* --config, or NULL */
-  char **listen;         /* "127.0.0.1:8080", "[::1]:8080", "*:8080" */
+  char *config_file; /* --config, or NULL */
+  char **listen;     /* "127.0.0.1:8080", "[::1]:8080", "*:8080" */
   size_t nlisten;
-  char *plugins_dir;     /* plugins.d */
-  unsigned workers;      /* 0: one per core */
+  char *plugins_dir; /* plugins.d */
+  unsigned workers;  /* 0: one per core */
   size_t max_header_size;
   uint64_t handshake_timeout_ms;
   uint64_t close_timeout_ms;
   uint64_t shutdown_grace_ms;
   uint64_t max_connections; /* open WebSocket connections; past it: 503 */
   int log_level;
-  int check_only;        /* -t */
-  int watch;             /* --watch: reload when plugins.d or a plugin changes */
+  int check_only; /* -t */
+  int watch;      /* --watch: reload when plugins.d or a plugin changes */
 } wsh_config;
 
 #define WSH_DEFAULT_LISTEN "127.0.0.1:8080"

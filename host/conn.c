@@ -34,7 +34,9 @@ static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 
-static const wsh_config *conn_cfg(const websock_conn *c) { return c->w->srv->cfg; }
+static const wsh_config *conn_cfg(const websock_conn *c) {
+  return c->w->srv->cfg;
+}
 
 /* A websock_send_after() timer: its event and its message in one block. */
 struct wsh_timer {
@@ -147,7 +149,8 @@ int wsh_conn_send_frame(websock_conn *c, uint8_t opcode, const void *data,
   uint8_t hdr[WSH_MAX_HEADER];
   size_t n = wsh_frame_header(hdr, true, opcode, len);
   struct evbuffer *out = bufferevent_get_output(c->bev);
-  if (evbuffer_add(out, hdr, n) != 0 || (len && evbuffer_add(out, data, len) != 0))
+  if (evbuffer_add(out, hdr, n) != 0 ||
+      (len && evbuffer_add(out, data, len) != 0))
     return WEBSOCK_ENOMEM;
   return 0;
 }
@@ -182,7 +185,8 @@ static void conn_terminate(websock_conn *c, websock_reason_kind kind,
             text && *text ? ", " : "", text ? text : "");
   if (!handler(c)->terminate)
     return;
-  websock_reason reason = {.kind = kind, .code = code, .text = text ? text : ""};
+  websock_reason reason = {
+      .kind = kind, .code = code, .text = text ? text : ""};
   c->in_callback = 1;
   handler(c)->terminate(c, c->state_ptr, &reason);
   c->in_callback = 0;
@@ -237,7 +241,8 @@ static void conn_overflow(websock_conn *c) {
 static void maybe_pause_reading(websock_conn *c) {
   const wsh_route_conf *rc = c->gen->conf;
   if (c->read_paused || c->state != WSH_CONN_OPEN ||
-      evbuffer_get_length(bufferevent_get_output(c->bev)) <= rc->pause_reading_at)
+      evbuffer_get_length(bufferevent_get_output(c->bev)) <=
+          rc->pause_reading_at)
     return;
   c->read_paused = 1;
   bufferevent_disable(c->bev, EV_READ);
@@ -270,7 +275,8 @@ static void after_callback(websock_conn *c, int result, const char *what) {
 
 static void deliver_message(websock_conn *c, const wsh_event *ev) {
   atomic_fetch_add_explicit(&c->w->stats.msgs_in, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&c->w->stats.bytes_in, ev->len, memory_order_relaxed);
+  atomic_fetch_add_explicit(&c->w->stats.bytes_in, ev->len,
+                            memory_order_relaxed);
   c->in_callback = 1;
   int r = handler(c)->handle_in(c, &c->state_ptr, (websock_opcode)ev->opcode,
                                 ev->data, ev->len);
@@ -304,7 +310,8 @@ static void ping_due(websock_conn *c) {
 }
 
 static void deliver_control(websock_conn *c, const wsh_event *ev) {
-  websock_opcode op = ev->type == WSH_EV_PING ? WEBSOCK_OP_PING : WEBSOCK_OP_PONG;
+  websock_opcode op =
+      ev->type == WSH_EV_PING ? WEBSOCK_OP_PING : WEBSOCK_OP_PONG;
   if (op == WEBSOCK_OP_PING)
     wsh_conn_send_frame(c, WEBSOCK_OP_PONG, ev->data, ev->len);
   else if (c->awaiting_pong)
@@ -375,8 +382,9 @@ static void respond(websock_conn *c, websock_response *resp, const char *why) {
   char *out;
   size_t len;
   const char *path = c->req && c->req->path ? c->req->path : "-";
-  atomic_fetch_add_explicit(&c->w->stats.responses[wsh_status_index(resp->status)],
-                            1, memory_order_relaxed);
+  atomic_fetch_add_explicit(
+      &c->w->stats.responses[wsh_status_index(resp->status)], 1,
+      memory_order_relaxed);
   wsh_info("%s %s %s: %d%s%s", c->peer, c->req ? c->req->method : "-", path,
            resp->status, why ? " " : "", why ? why : "");
   if (wsh_response_render(resp, NULL, &out, &len) == 0) {
@@ -406,7 +414,8 @@ static void answer_metrics(websock_conn *c) {
   websock_response resp;
   wsh_response_init(&resp, c->req);
   resp.status = 200;
-  websock_response_add_header(&resp, "Content-Type", "text/plain; version=0.0.4");
+  websock_response_add_header(&resp, "Content-Type",
+                              "text/plain; version=0.0.4");
   websock_response_set_body(&resp, text);
   free(text);
   respond(c, &resp, NULL);
@@ -508,14 +517,16 @@ static void answer_upgrade(websock_conn *c) {
     return;
   }
   if (!take_connection_slot(c)) {
-    respond_status(c, 503, "Too many connections.\n", "(max_connections reached)");
+    respond_status(c, 503, "Too many connections.\n",
+                   "(max_connections reached)");
     return;
   }
   c->req->subprotocol =
       wsh_negotiate_subprotocol(c->req, rc->subprotocols, rc->nsubprotocols);
   websock_response resp;
   wsh_response_init(&resp, c->req);
-  if (c->req->subprotocol && !(resp.subprotocol = strdup(c->req->subprotocol))) {
+  if (c->req->subprotocol &&
+      !(resp.subprotocol = strdup(c->req->subprotocol))) {
     wsh_response_free(&resp);
     respond_status(c, 500, NULL, "(out of memory)");
     return;
@@ -614,9 +625,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg) {
     return;
   }
   if (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING) {
-    const char *detail = (what & BEV_EVENT_EOF)
-                             ? "connection closed without a close frame"
-                             : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+    const char *detail =
+        (what & BEV_EVENT_EOF)
+            ? "connection closed without a close frame"
+            : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
     wsh_debug("conn %llu %s: %s", (unsigned long long)c->id, c->peer, detail);
     conn_terminate(c, WEBSOCK_REASON_ERROR, WSH_CLOSE_ABNORMAL, detail);
   }
@@ -645,7 +657,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
-/* ---- what the plugin API does on a connection ------------------------------ */
+/* ---- what the plugin API does on a connection ------------------------------
+ */
 
 /* Is there room for `len` more unsent bytes? Applies the route's policy. */
 static int check_room(websock_conn *c, size_t len) {
@@ -659,7 +672,8 @@ static int check_room(websock_conn *c, size_t len) {
   return WEBSOCK_ECLOSED;
 }
 
-int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data, size_t len) {
+int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
+                  size_t len) {
   if (c->overflow)
     return WEBSOCK_ECLOSED;
   int rc = check_room(c, len + WSH_MAX_HEADER);
@@ -667,7 +681,8 @@ int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data, size_t len)
     return rc;
   if (opcode < WEBSOCK_OP_CLOSE) {
     atomic_fetch_add_explicit(&c->w->stats.msgs_out, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->w->stats.bytes_out, len, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->w->stats.bytes_out, len,
+                              memory_order_relaxed);
   }
   return wsh_conn_send_frame(c, opcode, data, len);
 }
@@ -696,7 +711,8 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
     return;
   }
   atomic_fetch_add_explicit(&c->w->stats.msgs_out, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&c->w->stats.bytes_out, sh->len, memory_order_relaxed);
+  atomic_fetch_add_explicit(&c->w->stats.bytes_out, sh->len,
+                            memory_order_relaxed);
   wsh_shared_ref(sh);
   if (evbuffer_add_reference(bufferevent_get_output(c->bev), sh->data, sh->len,
                              unref_shared, sh) != 0)
@@ -786,7 +802,8 @@ int wsh_conn_unsubscribe(websock_conn *c, const char *topic) {
 
 /* ---- life ---------------------------------------------------------------- */
 
-int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa, socklen_t len) {
+int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa,
+                 socklen_t len) {
   (void)len;
   websock_conn *c = calloc(1, sizeof(*c));
   if (!c)

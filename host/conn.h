@@ -37,39 +37,41 @@ struct websock_conn {
   struct event *timer; /* handshake, close and linger deadlines */
   uint64_t id;
   uint8_t state;
-  uint8_t in_callback;  /* inside a plugin callback of this connection */
-  uint8_t plugin_open;  /* init said OK: terminate is owed */
-  uint8_t stop_kind;    /* how a WEBSOCK_STOP closes (WSH_STOP_*) */
-  uint8_t in_slot;      /* reachable through websock_ref */
-  uint8_t overflow;     /* a push passed max_unsent (policy close) */
-  uint8_t read_paused;  /* our unsent bytes are over pause_reading_at */
+  uint8_t in_callback;   /* inside a plugin callback of this connection */
+  uint8_t plugin_open;   /* init said OK: terminate is owed */
+  uint8_t stop_kind;     /* how a WEBSOCK_STOP closes (WSH_STOP_*) */
+  uint8_t in_slot;       /* reachable through websock_ref */
+  uint8_t overflow;      /* a push passed max_unsent (policy close) */
+  uint8_t read_paused;   /* our unsent bytes are over pause_reading_at */
   uint8_t awaiting_pong; /* a server ping is unanswered */
-  uint8_t counted;      /* counts against max_connections */
-  uint16_t stop_code;   /* websock_close()'s code, 0 if none */
-  char *stop_text;      /* websock_close()'s text or the error detail */
-  websock_request *req; /* during the upgrade and init only */
+  uint8_t counted;       /* counts against max_connections */
+  uint16_t stop_code;    /* websock_close()'s code, 0 if none */
+  char *stop_text;       /* websock_close()'s text or the error detail */
+  websock_request *req;  /* during the upgrade and init only */
   wsh_generation *gen;
-  void *state_ptr;      /* the plugin's state */
+  void *state_ptr; /* the plugin's state */
   char *subprotocol;
   wsh_decoder dec;
   uint32_t slot, serial; /* websock_ref */
   wsh_topic **subs;      /* topics joined */
   uint16_t nsubs, capsubs;
-  wsh_timer *timers;     /* websock_send_after */
+  wsh_timer *timers; /* websock_send_after */
   int64_t next_timer_id;
   char peer[48];
 };
 
 /* Worker thread: adopts an accepted socket. Returns 0 or a negative code
  * (the socket is then closed). */
-int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa, socklen_t len);
+int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa,
+                 socklen_t len);
 
 /* Queues one whole unmasked frame. Returns 0 or WEBSOCK_ENOMEM. */
 int wsh_conn_send_frame(websock_conn *c, uint8_t opcode, const void *data,
                         size_t len);
 
 /* Pushes one message, applying the route's backpressure policy. */
-int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data, size_t len);
+int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
+                  size_t len);
 
 /* handle_info(data) if the connection is open and the plugin has one. */
 void wsh_conn_info(websock_conn *c, const uint8_t *data, size_t len);

@@ -30,7 +30,9 @@
 #define BUF_MIN 4096         /* first reassembly buffer */
 #define BUF_KEEP (64 * 1024) /* a larger one is freed once delivered */
 
-static bool is_control(uint8_t opcode) { return opcode & 0x8; }
+static bool is_control(uint8_t opcode) {
+  return opcode & 0x8;
+}
 
 /* Reports an error and kills the decoder. Returns `consumed`. */
 static size_t fail(wsh_decoder *d, wsh_event *ev, uint16_t code,

@@ -19,8 +19,8 @@ enum {
   WSH_CLOSE_GOING_AWAY = 1001,
   WSH_CLOSE_PROTOCOL = 1002,
   WSH_CLOSE_UNSUPPORTED = 1003,
-  WSH_CLOSE_NO_STATUS = 1005,   /* never on the wire */
-  WSH_CLOSE_ABNORMAL = 1006,    /* never on the wire */
+  WSH_CLOSE_NO_STATUS = 1005, /* never on the wire */
+  WSH_CLOSE_ABNORMAL = 1006,  /* never on the wire */
   WSH_CLOSE_INVALID_DATA = 1007,
   WSH_CLOSE_POLICY = 1008,
   WSH_CLOSE_TOO_BIG = 1009,
@@ -28,19 +28,19 @@ enum {
   WSH_CLOSE_RESTART = 1012
 };
 
-#define WSH_MAX_HEADER 10      /* longest server frame header */
-#define WSH_MAX_CONTROL 125    /* longest control payload */
+#define WSH_MAX_HEADER 10   /* longest server frame header */
+#define WSH_MAX_CONTROL 125 /* longest control payload */
 
 typedef enum wsh_ev_type {
   WSH_EV_NONE = 0, /* every byte given was consumed; need more input */
-  WSH_EV_MESSAGE,  /* a whole data message: opcode (TEXT or BINARY), data, len */
-  WSH_EV_PING,     /* data, len (<= 125) */
-  WSH_EV_PONG,     /* data, len (<= 125) */
-  WSH_EV_CLOSE,    /* peer's close: close_code (1005 if the payload was empty),
-                      data/len = reason, already validated as UTF-8 */
-  WSH_EV_ERROR     /* protocol violation: close_code (1002, 1007 or 1009; 1011
-                      when out of memory) and error (a static string saying
-                      what was wrong) */
+  WSH_EV_MESSAGE, /* a whole data message: opcode (TEXT or BINARY), data, len */
+  WSH_EV_PING,    /* data, len (<= 125) */
+  WSH_EV_PONG,    /* data, len (<= 125) */
+  WSH_EV_CLOSE,   /* peer's close: close_code (1005 if the payload was empty),
+                     data/len = reason, already validated as UTF-8 */
+  WSH_EV_ERROR    /* protocol violation: close_code (1002, 1007 or 1009; 1011
+                     when out of memory) and error (a static string saying
+                     what was wrong) */
 } wsh_ev_type;
 
 typedef struct wsh_event {
@@ -63,7 +63,7 @@ typedef struct wsh_decoder {
   uint8_t fin;
   uint8_t opcode;
   uint8_t mask[4];
-  uint64_t remaining; /* payload bytes of the current frame not yet seen */
+  uint64_t remaining;   /* payload bytes of the current frame not yet seen */
   uint64_t payload_off; /* payload bytes of the current frame already seen */
   /* current data message */
   uint8_t msg_opcode; /* 0: no message open */

@@ -79,7 +79,9 @@ static void free_headers(wsh_header *headers, size_t n) {
   free(headers);
 }
 
-static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+static bool is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
 
 static bool is_token(const char *s) {
   return s[0] != '\0' && s[strspn(s, TOKEN_CHARS)] == '\0';

@@ -29,10 +29,10 @@ struct websock_request {
   int state;               /* private to handshake.c */
   int status;              /* the error status once failed */
   char method[16];
-  char *url;               /* raw request target, owned */
-  char *path;              /* owned, without the query */
-  char *query;             /* owned, "" if none */
-  wsh_header *headers;     /* owned */
+  char *url;           /* raw request target, owned */
+  char *path;          /* owned, without the query */
+  char *query;         /* owned, "" if none */
+  wsh_header *headers; /* owned */
   size_t nheaders;
   size_t cap_headers;
   char remote_addr[64];    /* set by the caller: "1.2.3.4:5" or "[::1]:5" */
@@ -45,9 +45,9 @@ struct websock_response {
   wsh_header *headers; /* extra headers, owned */
   size_t nheaders;
   size_t cap_headers;
-  char *subprotocol;   /* owned; NULL if none */
-  char *body;          /* owned; NULL if none */
-  void *state;         /* handed on to init() */
+  char *subprotocol; /* owned; NULL if none */
+  char *body;        /* owned; NULL if none */
+  void *state;       /* handed on to init() */
   /* the client's offered subprotocols, for websock_response_set_subprotocol;
      points into the request */
   const websock_request *req;

@@ -18,9 +18,13 @@ static atomic_int log_level = WSH_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-void wsh_log_set_level(int level) { atomic_store(&log_level, level); }
+void wsh_log_set_level(int level) {
+  atomic_store(&log_level, level);
+}
 
-int wsh_log_level(void) { return atomic_load(&log_level); }
+int wsh_log_level(void) {
+  return atomic_load(&log_level);
+}
 
 int wsh_log_parse_level(const char *name) {
   for (int i = 0; i < 4; i++)
@@ -40,8 +44,9 @@ void wsh_vlog(int level, const char *fmt, va_list ap) {
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
   size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-  n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s: ",
-                        (long)(tv.tv_usec / 1000), level_names[level]);
+  n += (size_t)snprintf(line + n, sizeof(line) - n,
+                        ".%03ldZ %s: ", (long)(tv.tv_usec / 1000),
+                        level_names[level]);
   int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
   if (m < 0)
     m = 0;

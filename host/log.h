@@ -7,15 +7,22 @@
 
 #include <stdarg.h>
 
-enum { WSH_LOG_ERROR = 0, WSH_LOG_WARN = 1, WSH_LOG_INFO = 2, WSH_LOG_DEBUG = 3 };
+enum {
+  WSH_LOG_ERROR = 0,
+  WSH_LOG_WARN = 1,
+  WSH_LOG_INFO = 2,
+  WSH_LOG_DEBUG = 3
+};
 
 void wsh_log_set_level(int level);
 int wsh_log_level(void);
 /* Parses "error", "warn", "info" or "debug"; -1 if none of them. */
 int wsh_log_parse_level(const char *name);
 
-void wsh_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void wsh_vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void wsh_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void wsh_vlog(int level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 #define wsh_error(...) wsh_log(WSH_LOG_ERROR, __VA_ARGS__)
 #define wsh_warn(...) wsh_log(WSH_LOG_WARN, __VA_ARGS__)

@@ -13,7 +13,8 @@
 /* -t: every route loaded in a throw-away generation, then released. */
 static int check_only(wsh_config *cfg, wsh_registry *reg, int failures) {
   if (failures) {
-    fprintf(stderr, "websockd: %d route(s) in %s failed the check (see above)\n",
+    fprintf(stderr,
+            "websockd: %d route(s) in %s failed the check (see above)\n",
             failures, cfg->plugins_dir);
     return 1;
   }

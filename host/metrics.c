@@ -28,7 +28,8 @@ static void label(FILE *f, const char *s) {
 
 static void generations(FILE *f, wsh_registry *r) {
   fputs("# HELP websockd_connections Open WebSocket connections per route and "
-        "plugin generation.\n# TYPE websockd_connections gauge\n", f);
+        "plugin generation.\n# TYPE websockd_connections gauge\n",
+        f);
   pthread_mutex_lock(&r->lock);
   for (wsh_generation *g = r->live; g; g = g->live_next) {
     fputs("websockd_connections{route=\"", f);
@@ -41,18 +42,20 @@ static void generations(FILE *f, wsh_registry *r) {
             wsh_registry_is_current_locked(r, g) ? "current" : "draining",
             atomic_load(&g->conns));
   }
-  fprintf(f, "# HELP websockd_reloads_total Reloads (SIGHUP) by result.\n"
-             "# TYPE websockd_reloads_total counter\n"
-             "websockd_reloads_total{result=\"ok\"} %llu\n"
-             "websockd_reloads_total{result=\"failed\"} %llu\n"
-             "# HELP websockd_last_reload_timestamp_seconds When the last reload "
-             "ran (0: never).\n# TYPE websockd_last_reload_timestamp_seconds gauge\n"
-             "websockd_last_reload_timestamp_seconds %lld\n"
-             "# HELP websockd_last_reload_success 1 if the last reload succeeded.\n"
-             "# TYPE websockd_last_reload_success gauge\n"
-             "websockd_last_reload_success %d\n",
-          (unsigned long long)r->reloads_ok, (unsigned long long)r->reloads_failed,
-          (long long)r->last_reload, r->last_reload ? r->last_reload_ok : 1);
+  fprintf(
+      f,
+      "# HELP websockd_reloads_total Reloads (SIGHUP) by result.\n"
+      "# TYPE websockd_reloads_total counter\n"
+      "websockd_reloads_total{result=\"ok\"} %llu\n"
+      "websockd_reloads_total{result=\"failed\"} %llu\n"
+      "# HELP websockd_last_reload_timestamp_seconds When the last reload "
+      "ran (0: never).\n# TYPE websockd_last_reload_timestamp_seconds gauge\n"
+      "websockd_last_reload_timestamp_seconds %lld\n"
+      "# HELP websockd_last_reload_success 1 if the last reload succeeded.\n"
+      "# TYPE websockd_last_reload_success gauge\n"
+      "websockd_last_reload_success %d\n",
+      (unsigned long long)r->reloads_ok, (unsigned long long)r->reloads_failed,
+      (long long)r->last_reload, r->last_reload ? r->last_reload_ok : 1);
   pthread_mutex_unlock(&r->lock);
 }
 
@@ -61,24 +64,29 @@ static void per_worker(FILE *f, wsh_server *srv, const char *name,
   fprintf(f, "# HELP websockd_%s %s\n# TYPE websockd_%s %s\n", name, help, name,
           type);
   for (unsigned i = 0; i < srv->nworkers; i++) {
-    atomic_ullong *v = (atomic_ullong *)((char *)&srv->workers[i].stats + offset);
+    atomic_ullong *v =
+        (atomic_ullong *)((char *)&srv->workers[i].stats + offset);
     fprintf(f, "websockd_%s{worker=\"%u\"} %llu\n", name, i, atomic_load(v));
   }
 }
 
 static void workers(FILE *f, wsh_server *srv) {
   per_worker(f, srv, "worker_connections", "gauge",
-             "Open WebSocket connections per worker.", offsetof(wsh_stats, open));
+             "Open WebSocket connections per worker.",
+             offsetof(wsh_stats, open));
   per_worker(f, srv, "accepted_total", "counter",
-             "TCP connections accepted per worker.", offsetof(wsh_stats, accepted));
+             "TCP connections accepted per worker.",
+             offsetof(wsh_stats, accepted));
   per_worker(f, srv, "messages_in_total", "counter",
-             "Whole messages received from clients.", offsetof(wsh_stats, msgs_in));
+             "Whole messages received from clients.",
+             offsetof(wsh_stats, msgs_in));
   per_worker(f, srv, "messages_out_total", "counter",
              "Messages queued for clients.", offsetof(wsh_stats, msgs_out));
   per_worker(f, srv, "bytes_in_total", "counter",
              "Message payload bytes received.", offsetof(wsh_stats, bytes_in));
   per_worker(f, srv, "bytes_out_total", "counter",
-             "Message bytes queued for clients.", offsetof(wsh_stats, bytes_out));
+             "Message bytes queued for clients.",
+             offsetof(wsh_stats, bytes_out));
 }
 
 static const int status_codes[] = {
@@ -90,7 +98,8 @@ static const int status_codes[] = {
 static void responses(FILE *f, wsh_server *srv) {
   fputs("# HELP websockd_http_responses_total Answers to HTTP requests (101 "
         "upgrades, refusals, /healthz) by status.\n"
-        "# TYPE websockd_http_responses_total counter\n", f);
+        "# TYPE websockd_http_responses_total counter\n",
+        f);
   for (int s = 0; s < WSH_NSTATUS; s++) {
     unsigned long long n = 0;
     for (unsigned i = 0; i < srv->nworkers; i++)
@@ -111,9 +120,10 @@ int wsh_metrics_render(wsh_server *srv, char **out) {
   generations(f, srv->reg);
   workers(f, srv);
   responses(f, srv);
-  fprintf(f, "# HELP websockd_open_connections Open WebSocket connections.\n"
-             "# TYPE websockd_open_connections gauge\n"
-             "websockd_open_connections %lu\n",
+  fprintf(f,
+          "# HELP websockd_open_connections Open WebSocket connections.\n"
+          "# TYPE websockd_open_connections gauge\n"
+          "websockd_open_connections %lu\n",
           atomic_load(&srv->open_conns));
   return fclose(f) == 0 ? 0 : WEBSOCK_ENOMEM;
 }

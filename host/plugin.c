@@ -16,7 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int copy_file(const char *from, const char *to, char *err, size_t errlen) {
+static int copy_file(const char *from, const char *to, char *err,
+                     size_t errlen) {
   int rc = WEBSOCK_EINVAL;
   int in = open(from, O_RDONLY | O_CLOEXEC);
   if (in < 0) {
@@ -70,7 +71,8 @@ static int check_table(const char *so_path, const struct websock_handler *t,
     snprintf(err, errlen,
              "%s: " WEBSOCK_HANDLER_SYMBOL " is too small (struct_size %u, "
              "at least %zu needed for ABI version %d)",
-             so_path, t->struct_size, WSH_HANDLER_MIN_SIZE, WEBSOCK_ABI_VERSION);
+             so_path, t->struct_size, WSH_HANDLER_MIN_SIZE,
+             WEBSOCK_ABI_VERSION);
     return WEBSOCK_EINVAL;
   }
   if (!t->handle_in) {
@@ -94,7 +96,8 @@ static int open_copy(wsh_plugin *p, char *err, size_t errlen) {
   const struct websock_handler *t = dlsym(p->dl, WEBSOCK_HANDLER_SYMBOL);
   if (!t) {
     snprintf(err, errlen,
-             "%s: no " WEBSOCK_HANDLER_SYMBOL " symbol (not a websockd plugin?)",
+             "%s: no " WEBSOCK_HANDLER_SYMBOL
+             " symbol (not a websockd plugin?)",
              p->so_path);
     return WEBSOCK_EINVAL;
   }
@@ -103,11 +106,12 @@ static int open_copy(wsh_plugin *p, char *err, size_t errlen) {
     return rc;
   Dl_info info;
   const ElfW(Sym) *sym = NULL;
-  if (dladdr1(t, &info, (void **)&sym, RTLD_DL_SYMENT) && sym &&
-      sym->st_size && sym->st_size < t->struct_size) {
+  if (dladdr1(t, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size &&
+      sym->st_size < t->struct_size) {
     snprintf(err, errlen,
              "%s: " WEBSOCK_HANDLER_SYMBOL " is %zu bytes but its struct_size "
-             "says %u", p->so_path, (size_t)sym->st_size, t->struct_size);
+             "says %u",
+             p->so_path, (size_t)sym->st_size, t->struct_size);
     return WEBSOCK_EINVAL;
   }
   size_t n = t->struct_size < sizeof(p->h) ? t->struct_size : sizeof(p->h);

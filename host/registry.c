@@ -21,8 +21,8 @@ int wsh_registry_new(wsh_registry **out, char *err, size_t errlen) {
     return WEBSOCK_ENOMEM;
   const char *tmp = getenv("TMPDIR");
   char tmpl[4096];
-  snprintf(tmpl, sizeof(tmpl), "%s/websockd.%ld.XXXXXX", tmp && *tmp ? tmp : "/tmp",
-           (long)getpid());
+  snprintf(tmpl, sizeof(tmpl), "%s/websockd.%ld.XXXXXX",
+           tmp && *tmp ? tmp : "/tmp", (long)getpid());
   if (!mkdtemp(tmpl)) {
     snprintf(err, errlen, "%s: cannot create private directory: %s", tmpl,
              strerror(errno));
@@ -170,7 +170,8 @@ typedef struct table {
   size_t errlen;
 } table;
 
-static wsh_generation *find_in(wsh_generation **gens, size_t n, const char *path) {
+static wsh_generation *find_in(wsh_generation **gens, size_t n,
+                               const char *path) {
   for (size_t i = 0; i < n; i++)
     if (strcmp(gens[i]->conf->path, path) == 0)
       return gens[i];
@@ -204,8 +205,10 @@ static wsh_generation *unchanged(wsh_registry *r, const wsh_route_conf *conf) {
   pthread_mutex_unlock(&r->lock);
   if (!g)
     return NULL;
-  if (digest_file(conf->conf_path, cd) == 0 && digest_file(conf->plugin_path, sd) == 0 &&
-      memcmp(cd, g->conf_digest, 32) == 0 && memcmp(sd, g->so_digest, 32) == 0 &&
+  if (digest_file(conf->conf_path, cd) == 0 &&
+      digest_file(conf->plugin_path, sd) == 0 &&
+      memcmp(cd, g->conf_digest, 32) == 0 &&
+      memcmp(sd, g->so_digest, 32) == 0 &&
       strcmp(conf->conf_path, g->conf->conf_path) == 0)
     return g;
   wsh_generation_release(g);
@@ -309,8 +312,9 @@ static void append(char *buf, size_t len, const char *what, const char *path,
 }
 
 /* What changed, and the old generations whose connections must restart. */
-static int diff_tables(const table *old, wsh_registry *r, wsh_generation ***restart,
-                       size_t *nrestart, char *summary, size_t len) {
+static int diff_tables(const table *old, wsh_registry *r,
+                       wsh_generation ***restart, size_t *nrestart,
+                       char *summary, size_t len) {
   size_t unchanged_n = 0;
   summary[0] = '\0';
   *restart = calloc(old->n + 1, sizeof(**restart));
@@ -318,7 +322,8 @@ static int diff_tables(const table *old, wsh_registry *r, wsh_generation ***rest
   if (!*restart)
     return WEBSOCK_ENOMEM;
   for (size_t i = 0; i < r->n; i++) {
-    wsh_generation *g = r->routes[i], *was = find_in(old->gens, old->n, g->conf->path);
+    wsh_generation *g = r->routes[i],
+                   *was = find_in(old->gens, old->n, g->conf->path);
     if (was == g) {
       unchanged_n++;
     } else if (was) {

@@ -25,7 +25,7 @@ typedef struct wsh_generation {
   unsigned id;
   wsh_route_conf *conf;
   wsh_plugin *plugin;
-  int loaded; /* load() accepted: unload() is owed */
+  int loaded;              /* load() accepted: unload() is owed */
   uint8_t conf_digest[32]; /* SHA-256 of the .conf and of the .so, to tell */
   uint8_t so_digest[32];   /* a changed route from an unchanged one */
   wsh_registry *reg;

@@ -18,7 +18,7 @@ typedef struct route_parse {
   wsh_route_conf *rc;
   const char *file;
   wsh_ini_pos pos;
-  int failed; /* the line of the first error, 0 if none */
+  int failed;     /* the line of the first error, 0 if none */
   char what[512]; /* the first error, without file and line */
 } route_parse;
 
@@ -132,11 +132,25 @@ int wsh_parse_size(const char *s, uint64_t *out) {
     return -1;
   unsigned shift = 0;
   switch (*end) {
-  case '\0': break;
-  case 'k': case 'K': shift = 10; end++; break;
-  case 'm': case 'M': shift = 20; end++; break;
-  case 'g': case 'G': shift = 30; end++; break;
-  default: return -1;
+  case '\0':
+    break;
+  case 'k':
+  case 'K':
+    shift = 10;
+    end++;
+    break;
+  case 'm':
+  case 'M':
+    shift = 20;
+    end++;
+    break;
+  case 'g':
+  case 'G':
+    shift = 30;
+    end++;
+    break;
+  default:
+    return -1;
   }
   if (*end || (shift && v > (UINT64_MAX >> shift)))
     return -1;
@@ -149,7 +163,8 @@ static int split_list(const char *value, char ***out, size_t *n) {
   char *copy = strdup(value), *save = NULL;
   if (!copy)
     return WEBSOCK_ENOMEM;
-  for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+  for (char *t = strtok_r(copy, ", \t", &save); t;
+       t = strtok_r(NULL, ", \t", &save)) {
     char **list = realloc(*out, (*n + 1) * sizeof(char *));
     if (!list)
       goto out_nomem;
@@ -191,7 +206,8 @@ static int set_route_key(route_parse *p, const char *name, const char *value) {
     if (rc->path)
       return fail(p, "path given twice (\"%s\")", value);
     if (value[0] != '/' || strpbrk(value, "?# \t"))
-      return fail(p, "path must start with '/' and have no query: \"%s\"", value);
+      return fail(p, "path must start with '/' and have no query: \"%s\"",
+                  value);
     if (!(rc->path = strdup(value)))
       return fail(p, "out of memory");
   } else if (strcmp(name, "plugin") == 0) {
@@ -210,7 +226,8 @@ static int set_route_key(route_parse *p, const char *name, const char *value) {
     if (split_list(value, &rc->origins, &rc->norigins))
       return fail(p, "out of memory");
   } else if (strcmp(name, "max_message_size") == 0) {
-    if (wsh_parse_size(value, &rc->max_message_size) || rc->max_message_size == 0)
+    if (wsh_parse_size(value, &rc->max_message_size) ||
+        rc->max_message_size == 0)
       return fail(p, "max_message_size: not a size: \"%s\"", value);
   } else if (strcmp(name, "idle_timeout_ms") == 0) {
     if (wsh_parse_u64(value, &rc->idle_timeout_ms))
@@ -219,7 +236,8 @@ static int set_route_key(route_parse *p, const char *name, const char *value) {
     if (wsh_parse_size(value, &rc->max_unsent) || rc->max_unsent == 0)
       return fail(p, "max_unsent: not a size: \"%s\"", value);
   } else if (strcmp(name, "pause_reading_at") == 0) {
-    if (wsh_parse_size(value, &rc->pause_reading_at) || rc->pause_reading_at == 0)
+    if (wsh_parse_size(value, &rc->pause_reading_at) ||
+        rc->pause_reading_at == 0)
       return fail(p, "pause_reading_at: not a size: \"%s\"", value);
   } else if (strcmp(name, "on_max_unsent") == 0) {
     if (strcmp(value, "close") == 0)
@@ -310,7 +328,8 @@ void wsh_route_conf_free(wsh_route_conf *rc) {
 
 static int is_conf(const struct dirent *d) {
   size_t n = strlen(d->d_name);
-  return d->d_name[0] != '.' && n > 5 && strcmp(d->d_name + n - 5, ".conf") == 0;
+  return d->d_name[0] != '.' && n > 5 &&
+         strcmp(d->d_name + n - 5, ".conf") == 0;
 }
 
 int wsh_route_dir_list(const char *dir, char ***files, size_t *n, char *err,
@@ -318,7 +337,8 @@ int wsh_route_dir_list(const char *dir, char ***files, size_t *n, char *err,
   struct dirent **names;
   int count = scandir(dir, &names, is_conf, alphasort);
   if (count < 0) {
-    snprintf(err, errlen, "%s: cannot read directory: %s", dir, strerror(errno));
+    snprintf(err, errlen, "%s: cannot read directory: %s", dir,
+             strerror(errno));
     return WEBSOCK_ENOENT;
   }
   int rc = 0;
@@ -345,7 +365,9 @@ int wsh_route_dir_list(const char *dir, char ***files, size_t *n, char *err,
   return rc;
 }
 
-void wsh_route_dir_list_free(char **files, size_t n) { free_list(files, n); }
+void wsh_route_dir_list_free(char **files, size_t n) {
+  free_list(files, n);
+}
 
 int wsh_route_origin_allowed(const wsh_route_conf *rc, const char *origin) {
   if (rc->norigins == 0)
@@ -353,7 +375,8 @@ int wsh_route_origin_allowed(const wsh_route_conf *rc, const char *origin) {
   if (!origin) /* not a browser: origin checks protect browsers only */
     return 1;
   for (size_t i = 0; i < rc->norigins; i++)
-    if (strcmp(rc->origins[i], "*") == 0 || strcasecmp(rc->origins[i], origin) == 0)
+    if (strcmp(rc->origins[i], "*") == 0 ||
+        strcasecmp(rc->origins[i], origin) == 0)
       return 1;
   return 0;
 }

@@ -35,9 +35,9 @@ enum { WSH_FULL_CLOSE = 0, WSH_FULL_DROP = 1 };
 #define WSH_DEFAULT_MAX_MESSAGE (1024 * 1024)
 
 typedef struct wsh_route_conf {
-  char *conf_path;   /* the .conf file */
-  char *path;        /* the URL path served, "/echo" */
-  char *plugin_path; /* the .so, resolved relative to the .conf */
+  char *conf_path;     /* the .conf file */
+  char *path;          /* the URL path served, "/echo" */
+  char *plugin_path;   /* the .so, resolved relative to the .conf */
   char **subprotocols; /* in the server's order of preference */
   size_t nsubprotocols;
   char **origins; /* allow-list; empty: any origin */

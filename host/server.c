@@ -35,7 +35,8 @@ static void on_accept_error(struct evconnlistener *l, void *arg) {
             evutil_socket_error_to_string(err));
 }
 
-static int bind_one(wsh_server *srv, const char *spec, char *err, size_t errlen) {
+static int bind_one(wsh_server *srv, const char *spec, char *err,
+                    size_t errlen) {
   struct sockaddr_storage ss;
   socklen_t len;
   if (wsh_parse_listen(spec, &ss, &len) != 0) {
@@ -90,9 +91,10 @@ void wsh_server_reload(wsh_server *srv, const char *why) {
   char summary[2048], err[1024];
   if (srv->shutting_down)
     return;
-  if (wsh_registry_reload(srv->reg, srv->cfg->plugins_dir, &restart, &n, summary,
-                          sizeof(summary), err, sizeof(err)) != 0) {
-    wsh_error("reload (%s) failed; the previous routes keep serving: %s", why, err);
+  if (wsh_registry_reload(srv->reg, srv->cfg->plugins_dir, &restart, &n,
+                          summary, sizeof(summary), err, sizeof(err)) != 0) {
+    wsh_error("reload (%s) failed; the previous routes keep serving: %s", why,
+              err);
     return;
   }
   wsh_info("reload (%s) ok:%s", why, summary);
@@ -167,7 +169,8 @@ static int start_watch(wsh_server *srv, char *err, size_t errlen) {
     return WEBSOCK_ENOMEM;
   event_add(srv->watch, NULL);
   watch_plugins(srv);
-  wsh_info("--watch: reloading when %s or a plugin changes", srv->cfg->plugins_dir);
+  wsh_info("--watch: reloading when %s or a plugin changes",
+           srv->cfg->plugins_dir);
   return 0;
 }
 
@@ -208,7 +211,8 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));
   if (!srv->base || !srv->listeners)
     goto out_free;
-  srv->worker_exit = event_new(srv->base, -1, EV_PERSIST | EV_READ, on_worker_exit, srv);
+  srv->worker_exit =
+      event_new(srv->base, -1, EV_PERSIST | EV_READ, on_worker_exit, srv);
   srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
   srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
   srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_hup, srv);

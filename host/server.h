@@ -33,7 +33,9 @@ typedef struct wsh_server {
   int inotify_fd;
   struct event *worker_exit; /* activated by each worker as it finishes */
   atomic_uint workers_done;
-  atomic_ulong open_conns; /* WebSocket connections, for max_connections */  /* counted by the workers themselves */
+  atomic_ulong open_conns;
+      /* WebSocket connections, for max_connections */ /* counted by the workers
+                                                          themselves */
   int shutting_down;
 } wsh_server;
 

@@ -59,7 +59,8 @@ int wsh_slots_add(wsh_slots *s, websock_conn *conn, uint32_t *slot,
     next = 1;
   sl->conn = conn;
   sl->next_free = 0;
-  atomic_store_explicit(&sl->tag, ((uint64_t)next << 1) | 1, memory_order_release);
+  atomic_store_explicit(&sl->tag, ((uint64_t)next << 1) | 1,
+                        memory_order_release);
   *slot = i;
   *serial = next;
   return 0;

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void wsh_topics_init(wsh_topics *t) { memset(t, 0, sizeof(*t)); }
+void wsh_topics_init(wsh_topics *t) {
+  memset(t, 0, sizeof(*t));
+}
 
 void wsh_topics_free(wsh_topics *t) {
   for (size_t i = 0; i < t->nbuckets; i++) {

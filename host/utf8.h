@@ -17,7 +17,8 @@ typedef struct wsh_utf8 {
   uint8_t hi;
 } wsh_utf8;
 
-#define WSH_UTF8_INIT {0, 0x80, 0xBF}
+#define WSH_UTF8_INIT                                                          \
+  { 0, 0x80, 0xBF }
 
 /* Validates `len` more bytes. Returns `len` when every byte so far can still
  * be part of valid UTF-8 (possibly ending inside a code point), or the offset
@@ -28,7 +29,9 @@ size_t wsh_utf8_feed(wsh_utf8 *st, const uint8_t *s, size_t len);
 
 /* True if the input so far ended on a code point boundary (a message may end
  * here). */
-static inline bool wsh_utf8_complete(const wsh_utf8 *st) { return st->need == 0; }
+static inline bool wsh_utf8_complete(const wsh_utf8 *st) {
+  return st->need == 0;
+}
 
 /* One-shot: true if s[0..len) is complete, valid UTF-8. */
 bool wsh_utf8_valid(const uint8_t *s, size_t len);

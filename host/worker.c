@@ -153,7 +153,8 @@ static void deliver(wsh_worker *w, wsh_mail *m) {
     if (w->stopping)
       close(m->acc.fd);
     else
-      wsh_conn_new(w, m->acc.fd, (struct sockaddr *)&m->acc.addr, m->acc.addrlen);
+      wsh_conn_new(w, m->acc.fd, (struct sockaddr *)&m->acc.addr,
+                   m->acc.addrlen);
     break;
   case WSH_MAIL_RESTART:
     for (websock_conn *c = w->conns; c; c = c->next)

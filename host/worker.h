@@ -50,13 +50,14 @@ enum {
 
 /* Counters for /metrics: written by the worker, read by any thread. */
 #define WSH_STATUS_MAP(XX)                                                     \
-  XX(101) XX(200) XX(400) XX(401) XX(403) XX(404) XX(405) XX(408) XX(413)     \
-  XX(414) XX(426) XX(429) XX(431) XX(500) XX(503)
+  XX(101)                                                                      \
+  XX(200) XX(400) XX(401) XX(403) XX(404) XX(405) XX(408) XX(413) XX(414)      \
+      XX(426) XX(429) XX(431) XX(500) XX(503)
 enum {
 #define WSH_STATUS_ENUM_(code) WSH_STATUS_##code,
   WSH_STATUS_MAP(WSH_STATUS_ENUM_)
 #undef WSH_STATUS_ENUM_
-  WSH_STATUS_OTHER,
+      WSH_STATUS_OTHER,
   WSH_NSTATUS
 };
 
@@ -76,12 +77,12 @@ typedef struct wsh_generation wsh_generation;
 typedef struct wsh_mail {
   struct wsh_mail *next;
   int kind;
-  wsh_accepted acc;   /* ACCEPT */
-  uint32_t slot;      /* SEND: the target */
+  wsh_accepted acc; /* ACCEPT */
+  uint32_t slot;    /* SEND: the target */
   uint32_t serial;
-  wsh_shared *shared; /* PUBLISH, BROADCAST */
+  wsh_shared *shared;  /* PUBLISH, BROADCAST */
   wsh_generation *gen; /* RESTART (a reference) */
-  size_t len;         /* SEND: data */
+  size_t len;          /* SEND: data */
   uint8_t data[];
 } wsh_mail;
 
@@ -96,7 +97,7 @@ typedef struct wsh_worker {
   wsh_mail *inbox;      /* under lock: sockets, messages, publishes */
   wsh_mail *inbox_tail; /* under lock */
   int stop_requested;   /* under lock */
-  int stopping;       /* worker thread only */
+  int stopping;         /* worker thread only */
   struct event *grace;
   websock_conn *conns; /* every connection of this worker */
   size_t nconns;

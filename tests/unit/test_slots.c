@@ -10,7 +10,9 @@
 
 #include "slots.h"
 
-static websock_conn *fake(uintptr_t n) { return (websock_conn *)(n * 16); }
+static websock_conn *fake(uintptr_t n) {
+  return (websock_conn *)(n * 16);
+}
 
 START_TEST(add_get_remove) {
   wsh_slots s;
@@ -85,7 +87,8 @@ START_TEST(readers_on_other_threads) {
     pthread_create(&t[i], NULL, reader, &r);
   for (int i = 0; i < 20000; i++) {
     uint32_t slot, serial;
-    ck_assert_int_eq(wsh_slots_add(&s, fake(1 + (uintptr_t)i), &slot, &serial), 0);
+    ck_assert_int_eq(wsh_slots_add(&s, fake(1 + (uintptr_t)i), &slot, &serial),
+                     0);
     atomic_store(&r.ref, ((uint64_t)slot << 32) | serial);
     wsh_slots_remove(&s, slot);
   }

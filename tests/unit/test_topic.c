@@ -8,7 +8,9 @@
 
 #include "topic.h"
 
-static websock_conn *fake(uintptr_t n) { return (websock_conn *)(n * 16); }
+static websock_conn *fake(uintptr_t n) {
+  return (websock_conn *)(n * 16);
+}
 
 START_TEST(join_leave) {
   wsh_topics t;
