@@ -44,7 +44,7 @@ static void generations(FILE *f, wsh_registry *r) {
   }
   fprintf(
       f,
-      "# HELP websockd_reloads_total Reloads (SIGHUP) by result.\n"
+      "# HELP websockd_reloads_total Reloads (SIGHUP or --watch) by result.\n"
       "# TYPE websockd_reloads_total counter\n"
       "websockd_reloads_total{result=\"ok\"} %llu\n"
       "websockd_reloads_total{result=\"failed\"} %llu\n"

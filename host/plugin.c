@@ -88,6 +88,10 @@ static int open_copy(wsh_plugin *p, char *err, size_t errlen) {
   p->dl = dlopen(p->copy_path, RTLD_NOW | RTLD_LOCAL);
   if (!p->dl) {
     const char *why = dlerror();
+    size_t n = strlen(p->copy_path);
+    /* dlerror() names the private copy; the operator knows the original. */
+    if (why && strncmp(why, p->copy_path, n) == 0 && why[n] == ':')
+      why += n + 1 + (why[n + 1] == ' ');
     snprintf(err, errlen, "%s: cannot load: %s", p->so_path,
              why ? why : "unknown dlopen error");
     return WEBSOCK_EINVAL;

@@ -123,12 +123,12 @@ int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
   g->id = r->next_id++;
   pthread_mutex_unlock(&r->lock);
   digest_file(conf->conf_path, g->conf_digest);
-  digest_file(conf->plugin_path, g->so_digest);
   char copy[4096];
   snprintf(copy, sizeof(copy), "%s/%u-%s", r->private_dir, g->id,
            base_name(conf->plugin_path));
   if ((rc = wsh_plugin_open(conf->plugin_path, copy, &g->plugin, err, errlen)))
     goto out_gen;
+  digest_file(copy, g->so_digest); /* of the code actually loaded */
   conf->options.host = r->host;
   if (g->plugin->h.load && g->plugin->h.load(&conf->options) != 0) {
     snprintf(err, errlen, "%s: load() refused the route %s (from %s)",

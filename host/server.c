@@ -4,6 +4,7 @@
  */
 #include "server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,11 +71,29 @@ static void stop_listening(wsh_server *srv) {
   srv->nlisteners = 0;
 }
 
+/* A forced exit leaves no plugin copies behind. */
+static void remove_private_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  char path[4096];
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+    unlink(path);
+  }
+  closedir(d);
+  rmdir(dir);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
   wsh_server *srv = arg;
   (void)what;
   if (srv->shutting_down) {
     wsh_warn("second signal %d: exiting now", (int)sig);
+    remove_private_dir(srv->reg->private_dir);
     _exit(1);
   }
   srv->shutting_down = 1;
