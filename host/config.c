@@ -27,6 +27,7 @@ void wsh_config_init(wsh_config *c) {
   c->close_timeout_ms = 5000;
   c->shutdown_grace_ms = 10000;
   c->max_connections = 10000;
+  c->slow_callback_ms = 100;
   c->log_level = WSH_LOG_INFO;
 }
 
@@ -90,6 +91,8 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
     bad = wsh_parse_u64(value, &c->close_timeout_ms) || !c->close_timeout_ms;
   } else if (strcmp(key, "max_connections") == 0) {
     bad = wsh_parse_u64(value, &c->max_connections) || !c->max_connections;
+  } else if (strcmp(key, "slow_callback_ms") == 0) {
+    bad = wsh_parse_u64(value, &c->slow_callback_ms) || !c->slow_callback_ms;
   } else if (strcmp(key, "shutdown_grace_ms") == 0) {
     bad = wsh_parse_u64(value, &c->shutdown_grace_ms);
   } else {
@@ -194,6 +197,9 @@ static void usage(FILE *out, const char *prog) {
       "      --max-connections N    open WebSocket connections at most; "
       "further\n"
       "                             upgrades get 503 (default 10000)\n"
+      "      --slow-callback-ms N   log a plugin callback that blocks its "
+      "worker\n"
+      "                             this long (default 100)\n"
       "      --log-level LEVEL      error, warn, info (default) or debug\n"
       "  -h, --help                 this text\n"
       "  -V, --version              the version\n"
@@ -222,17 +228,21 @@ static const struct option long_opts[] = {
     {"log-level", required_argument, NULL, 5},
     {"max-connections", required_argument, NULL, 6},
     {"watch", no_argument, NULL, 7},
+    {"slow-callback-ms", required_argument, NULL, 8},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
 
+/* The setting each numbered long option sets (7, --watch, is a flag). */
 static const char *const long_keys[] = {NULL,
                                         "max_header_size",
                                         "handshake_timeout_ms",
                                         "close_timeout_ms",
                                         "shutdown_grace_ms",
                                         "log_level",
-                                        "max_connections"};
+                                        "max_connections",
+                                        NULL,
+                                        "slow_callback_ms"};
 
 /* The first pass: only --config, --help and --version. */
 static int first_pass(wsh_config *c, int argc, char **argv, char *err,
@@ -302,6 +312,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 4:
     case 5:
     case 6:
+    case 8:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:

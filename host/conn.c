@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@
 #include <event2/event_struct.h>
 
 #include "config.h"
+#include "crash.h"
 #include "handshake.h"
 #include "log.h"
 #include "metrics.h"
@@ -174,6 +176,33 @@ static const struct websock_handler *handler(const websock_conn *c) {
   return &c->gen->plugin->h;
 }
 
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Around every plugin callback: the connection is inside one (websock_push
+ * and friends check that), a crash names it, and one that blocks the loop
+ * is logged with its route. Returns the start time for callback_leave. */
+static uint64_t callback_enter(websock_conn *c, const char *what) {
+  c->in_callback = 1;
+  wsh_crash_enter(c->gen->conf->path, handler(c)->name, what, c->id);
+  return now_ms();
+}
+
+static void callback_leave(websock_conn *c, const char *what, uint64_t t0) {
+  c->in_callback = 0;
+  wsh_crash_leave();
+  uint64_t took = now_ms() - t0;
+  if (took >= conn_cfg(c)->slow_callback_ms)
+    wsh_warn("route %s: %s() of plugin %s took %llu ms (callbacks must not "
+             "block: every connection of worker %u waited)",
+             c->gen->conf->path, what,
+             handler(c)->name ? handler(c)->name : "?",
+             (unsigned long long)took, c->w->index);
+}
+
 /* terminate(), exactly once, for a connection whose init said OK. */
 static void conn_terminate(websock_conn *c, websock_reason_kind kind,
                            uint16_t code, const char *text) {
@@ -187,9 +216,9 @@ static void conn_terminate(websock_conn *c, websock_reason_kind kind,
     return;
   websock_reason reason = {
       .kind = kind, .code = code, .text = text ? text : ""};
-  c->in_callback = 1;
+  uint64_t t0 = callback_enter(c, "terminate");
   handler(c)->terminate(c, c->state_ptr, &reason);
-  c->in_callback = 0;
+  callback_leave(c, "terminate", t0);
   c->state_ptr = NULL;
 }
 
@@ -277,10 +306,10 @@ static void deliver_message(websock_conn *c, const wsh_event *ev) {
   atomic_fetch_add_explicit(&c->w->stats.msgs_in, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&c->w->stats.bytes_in, ev->len,
                             memory_order_relaxed);
-  c->in_callback = 1;
+  uint64_t t0 = callback_enter(c, "handle_in");
   int r = handler(c)->handle_in(c, &c->state_ptr, (websock_opcode)ev->opcode,
                                 ev->data, ev->len);
-  c->in_callback = 0;
+  callback_leave(c, "handle_in", t0);
   after_callback(c, r, "handle_in");
 }
 
@@ -318,9 +347,9 @@ static void deliver_control(websock_conn *c, const wsh_event *ev) {
     ping_answered(c);
   if (!handler(c)->handle_control)
     return;
-  c->in_callback = 1;
+  uint64_t t0 = callback_enter(c, "handle_control");
   int r = handler(c)->handle_control(c, &c->state_ptr, op, ev->data, ev->len);
-  c->in_callback = 0;
+  callback_leave(c, "handle_control", t0);
   after_callback(c, r, "handle_control");
 }
 
@@ -460,10 +489,10 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   }
   c->plugin_open = 1;
   if (handler(c)->init) {
-    c->in_callback = 1;
     c->plugin_open = 0;
+    uint64_t t0 = callback_enter(c, "init");
     int r = handler(c)->init(c, &c->state_ptr);
-    c->in_callback = 0;
+    callback_leave(c, "init", t0);
     if (r == WEBSOCK_OK)
       c->plugin_open = 1;
     after_callback(c, r, "init");
@@ -476,7 +505,15 @@ static void conn_open(websock_conn *c, websock_response *resp) {
 static int call_upgrade(websock_conn *c, websock_response *resp) {
   if (!handler(c)->upgrade)
     return 0;
+  wsh_crash_enter(c->gen->conf->path, handler(c)->name, "upgrade", c->id);
+  uint64_t t0 = now_ms();
   int status = handler(c)->upgrade(c->req, resp);
+  wsh_crash_leave();
+  if (now_ms() - t0 >= conn_cfg(c)->slow_callback_ms)
+    wsh_warn("route %s: upgrade() of plugin %s took %llu ms (callbacks must "
+             "not block)",
+             c->gen->conf->path, handler(c)->name ? handler(c)->name : "?",
+             (unsigned long long)(now_ms() - t0));
   if (status == 0)
     return 0;
   if (status < 400 || status > 599) {
@@ -690,9 +727,9 @@ int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
 void wsh_conn_info(websock_conn *c, const uint8_t *data, size_t len) {
   if (c->state != WSH_CONN_OPEN || !c->plugin_open || !handler(c)->handle_info)
     return;
-  c->in_callback = 1;
+  uint64_t t0 = callback_enter(c, "handle_info");
   int r = handler(c)->handle_info(c, &c->state_ptr, data, len);
-  c->in_callback = 0;
+  callback_leave(c, "handle_info", t0);
   after_callback(c, r, "handle_info");
 }
 

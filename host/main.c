@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "crash.h"
 #include "log.h"
 #include "registry.h"
 #include "server.h"
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
     goto out_config;
   }
   wsh_log_set_level(cfg.log_level);
+  wsh_crash_install();
   if (wsh_registry_new(&reg, err, sizeof(err)) != 0) {
     fprintf(stderr, "websockd: %s\n", err);
     goto out_config;

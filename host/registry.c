@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 
+#include "crash.h"
 #include "log.h"
 
 int wsh_registry_new(wsh_registry **out, char *err, size_t errlen) {
@@ -60,8 +61,11 @@ void wsh_registry_free(wsh_registry *r) {
 
 static void generation_destroy(wsh_generation *g) {
   wsh_registry *r = g->reg;
-  if (g->loaded && g->plugin->h.unload)
+  if (g->loaded && g->plugin->h.unload) {
+    wsh_crash_enter(g->conf->path, g->plugin->h.name, "unload", 0);
     g->plugin->h.unload();
+    wsh_crash_leave();
+  }
   if (r) {
     pthread_mutex_lock(&r->lock);
     if (g->live_prev)
@@ -130,7 +134,10 @@ int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
     goto out_gen;
   digest_file(copy, g->so_digest); /* of the code actually loaded */
   conf->options.host = r->host;
-  if (g->plugin->h.load && g->plugin->h.load(&conf->options) != 0) {
+  wsh_crash_enter(conf->path, g->plugin->h.name, "load", 0);
+  int refused = g->plugin->h.load && g->plugin->h.load(&conf->options) != 0;
+  wsh_crash_leave();
+  if (refused) {
     snprintf(err, errlen, "%s: load() refused the route %s (from %s)",
              conf->plugin_path, conf->path, conf->conf_path);
     rc = WEBSOCK_EINVAL;

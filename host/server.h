@@ -34,8 +34,8 @@ typedef struct wsh_server {
   struct event *worker_exit; /* activated by each worker as it finishes */
   atomic_uint workers_done;
   atomic_ulong open_conns;
-      /* WebSocket connections, for max_connections */ /* counted by the workers
-                                                          themselves */
+  /* WebSocket connections, for max_connections */ /* counted by the workers
+                                                      themselves */
   int shutting_down;
 } wsh_server;
 
