@@ -209,6 +209,8 @@ static void conn_terminate(websock_conn *c, websock_reason_kind kind,
   if (!c->plugin_open)
     return;
   c->plugin_open = 0;
+  if (c->state == WSH_CONN_OPEN) /* no push, timer or close from terminate */
+    c->state = WSH_CONN_CLOSING;
   wsh_debug("conn %llu %s: terminate (reason %d, code %u%s%s)",
             (unsigned long long)c->id, c->gen->conf->path, (int)kind, code,
             text && *text ? ", " : "", text ? text : "");

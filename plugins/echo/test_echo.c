@@ -31,8 +31,8 @@ static void test_echoes(void) {
   websock_test_plugin *p;
   websock_conn *c;
   EXPECT(websock_test_host_new(&h) == 0);
-  if (!EXPECT(websock_test_load(h, so_path, &(websock_test_route){.path = "/echo"},
-                                &p) == 0))
+  if (!EXPECT(websock_test_load(
+                  h, so_path, &(websock_test_route){.path = "/echo"}, &p) == 0))
     return;
   EXPECT_STR(websock_test_handler(p)->name, "echo");
   EXPECT(websock_test_connect(p, NULL, &c) == 0);
@@ -78,8 +78,8 @@ static void test_prefix(void) {
   websock_conn *c;
   static const char *const opts[] = {"prefix", "> ", NULL};
   EXPECT(websock_test_host_new(&h) == 0);
-  if (!EXPECT(websock_test_load(h, so_path, &(websock_test_route){.options = opts},
-                                &p) == 0))
+  if (!EXPECT(websock_test_load(
+                  h, so_path, &(websock_test_route){.options = opts}, &p) == 0))
     return;
   EXPECT(websock_test_connect(p, NULL, &c) == 0);
   EXPECT(websock_test_client_text(c, "hi") == WEBSOCK_OK);

@@ -203,7 +203,12 @@ struct websock_handler {
 
   /* Optional. Called exactly once for every connection whose init returned
    * WEBSOCK_OK (or that had no init), whatever ended it. Free your state here.
-   * Pushing is not possible any more. */
+   * The connection is closing: websock_push, websock_send_after,
+   * websock_subscribe and websock_close* return WEBSOCK_ECLOSED. Still
+   * allowed: websock_unsubscribe, websock_cancel_timer (both pointless:
+   * topics and timers go with the connection), the websock_conn_* getters,
+   * websock_log, and the any-thread functions (websock_send,
+   * websock_publish, websock_broadcast through websock_conn_host(conn)). */
   void (*terminate)(websock_conn *conn, void *state,
                     const websock_reason *reason);
 };
@@ -217,7 +222,9 @@ struct websock_handler {
 
 /* Queues one whole message for the client ({:push, ...}). Copies `data`.
  * Messages go out in the order pushed, once the current callback returns.
- * opcode: WEBSOCK_OP_TEXT (data must be UTF-8), WEBSOCK_OP_BINARY, or
+ * opcode: WEBSOCK_OP_TEXT (data must be UTF-8: the host sends it as it is,
+ * and a strict client fails the connection with 1007 otherwise),
+ * WEBSOCK_OP_BINARY, or
  * WEBSOCK_OP_PING / WEBSOCK_OP_PONG (at most 125 bytes).
  * Returns 0; WEBSOCK_EINVAL for another opcode or an oversized control frame;
  * WEBSOCK_ECLOSED once the connection is closing (for example after the
@@ -233,17 +240,21 @@ int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
  * 1009, 1010, 1011, 1012, 1013, 1014 or 3000-4999; `text` may be NULL and is
  * cut at 123 bytes (on a UTF-8 boundary). terminate() is told
  * WEBSOCK_REASON_NORMAL with this code. If the callback returns WEBSOCK_OK
- * instead, nothing happens. Returns 0, WEBSOCK_EINVAL or WEBSOCK_ECLOSED. */
+ * instead, nothing happens. Returns 0, WEBSOCK_EINVAL (a code a server may
+ * not send), WEBSOCK_ECLOSED (already closing), WEBSOCK_ECONTEXT (outside
+ * this connection's callbacks) or WEBSOCK_ENOMEM. */
 int websock_close(websock_conn *conn, uint16_t code, const char *text);
 
 /* Marks the coming WEBSOCK_STOP as an error stop: the connection closes with
  * 1011 and terminate() is told WEBSOCK_REASON_ERROR with `detail` (copied,
- * may be NULL). */
+ * may be NULL). Returns 0, WEBSOCK_ECLOSED, WEBSOCK_ECONTEXT or
+ * WEBSOCK_ENOMEM. */
 int websock_close_error(websock_conn *conn, const char *detail);
 
 /* Marks the coming WEBSOCK_STOP as a restart ({:shutdown, :restart}): the
  * connection closes with 1012 Service Restart so the client knows to
- * reconnect, and terminate() is told WEBSOCK_REASON_SHUTDOWN, code 1012. */
+ * reconnect, and terminate() is told WEBSOCK_REASON_SHUTDOWN, code 1012.
+ * Returns 0, WEBSOCK_ECLOSED or WEBSOCK_ECONTEXT. */
 int websock_close_restart(websock_conn *conn);
 
 /* Bytes queued for this client and not yet written to the socket.
@@ -307,7 +318,8 @@ int websock_cancel_timer(websock_conn *conn, int64_t timer_id);
  * WEBSOCK_EINVAL or WEBSOCK_ENOMEM. Only from this connection's callbacks. */
 int websock_subscribe(websock_conn *conn, const char *topic);
 
-/* Returns 0, or WEBSOCK_ENOENT if the connection was not subscribed. */
+/* Returns 0, WEBSOCK_ENOENT if the connection was not subscribed,
+ * WEBSOCK_EINVAL or WEBSOCK_ECONTEXT. */
 int websock_unsubscribe(websock_conn *conn, const char *topic);
 
 /* Delivers `data` (copied once, shared) to handle_info of every subscriber
@@ -343,7 +355,8 @@ const char *websock_conn_option(const websock_conn *conn, const char *key);
 const char *websock_conn_route(const websock_conn *conn);
 
 /* Logs one line to the host's log, prefixed with the route and connection
- * id. printf-style. level: 0 error, 1 warning, 2 info, 3 debug. */
+ * id. printf-style. level: 0 error, 1 warning, 2 info, 3 debug. conn may be
+ * NULL (in load(), or on a plugin's own thread). Any thread. */
 void websock_log(const websock_conn *conn, int level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -356,7 +369,7 @@ void websock_log(const websock_conn *conn, int level, const char *fmt, ...)
 
 /* "GET". */
 const char *websock_request_method(const websock_request *req);
-/* The path without the query ("/chat/room1"). */
+/* The path without the query ("/chat"; routes match it exactly). */
 const char *websock_request_path(const websock_request *req);
 /* The query string without '?' ("" if none). */
 const char *websock_request_query(const websock_request *req);
@@ -378,8 +391,11 @@ const char *websock_request_subprotocol(const websock_request *req);
 /* ------------------------------------------------------------------------ */
 
 /* Adds a header to the response, whether 101 or a refusal. Copies both.
- * Returns 0 or WEBSOCK_EINVAL (a name or value with CR, LF or NUL, or a
- * header the host owns: Upgrade, Connection, Sec-WebSocket-*). */
+ * Returns 0, WEBSOCK_ENOMEM, or WEBSOCK_EINVAL: an empty name or one that is
+ * not an HTTP token, a value with control characters (CR, LF, NUL, ...; HTAB
+ * is fine), or a header the host owns (Upgrade, Connection, Content-Length,
+ * Transfer-Encoding, Sec-WebSocket-*). On a refusal, a Content-Type given
+ * here replaces the default text/plain. */
 int websock_response_add_header(websock_response *resp, const char *name,
                                 const char *value);
 
@@ -393,7 +409,8 @@ int websock_response_set_body(websock_response *resp, const char *body);
 
 /* Hands a value on to init(), where it is the initial *state. The plugin
  * owns it: if upgrade() returns 0, init() (or terminate() when init is NULL)
- * is always called and can free it. */
+ * is always called and can free it; if upgrade() refuses, the plugin frees
+ * it before returning. */
 void websock_response_set_state(websock_response *resp, void *state);
 
 /* ------------------------------------------------------------------------ */

@@ -808,8 +808,12 @@ class ReloadLoopTest(unittest.TestCase):
         traffic; returns the (fds, maps lines, mapped copies, VmRSS kB)
         figures after the warm-up and at the end."""
         warmup = 10
+        # The echo.so of the same build as the binary: a sanitizer build's
+        # plugins need the sanitizer runtime of its websockd.
+        echo_so = os.path.join(os.path.dirname(os.path.dirname(binary)),
+                               "plugins.d", "echo.so")
         d = Daemon({"marker": marker_route(),
-                    "echo": {"path": "/echo", "plugin": ECHO_SO}}, binary=binary)
+                    "echo": {"path": "/echo", "plugin": echo_so}}, binary=binary)
         install("v1", d.so())
         t0 = time.time()
         with d:
