@@ -73,10 +73,10 @@ int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,
   wsh_mail *m = malloc(sizeof(*m) + len);
   if (!m)
     return WEBSOCK_ENOMEM;
+  memset(m, 0, sizeof(*m));
   m->kind = WSH_MAIL_SEND;
   m->slot = slot;
   m->serial = serial;
-  m->shared = NULL;
   m->len = len;
   if (len)
     memcpy(m->data, data, len);

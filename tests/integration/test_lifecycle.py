@@ -9,6 +9,7 @@ stopped by PID (harness.Daemon), and its log is checked for sanitizer reports.
 """
 
 import asyncio
+import http.client
 import json
 import os
 import re
@@ -37,29 +38,15 @@ CHUNK = 64 * 1024    # msgs' flood message size
 # flooded with 100 MiB (max_unsent = 4M; ASan's allocator and quarantine add
 # their share).
 RSS_BOUND = 64 * MIB
+COARSE_CLOCK = 0.01  # a jiffy at HZ=100
+ASAN_QUARANTINE_MB = 16  # for the daemon whose memory is measured
 
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 
 
 class Daemon(harness.Daemon):
-    """harness.Daemon that also closes its pipes once the process is gone,
-    can name the worker that serves a client, and reads its memory use."""
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            return super().__exit__(exc_type, exc, tb)
-        finally:
-            for name in ("_reader", "_out_reader"):
-                t = getattr(self, name, None)
-                if t is not None:
-                    t.join(timeout=5)
-            if self.proc is not None:
-                for f in (self.proc.stdout, self.proc.stderr):
-                    if f is not None and not f.closed:
-                        try:
-                            f.close()
-                        except Exception:
-                            pass
+    """harness.Daemon that can name the worker serving a client and read its
+    own memory use."""
 
     def rec(self, name):
         """The record file of route `name`."""
@@ -126,7 +113,8 @@ def connect(url, **kw):
 # -- the record file ---------------------------------------------------------
 
 def terminations(lines):
-    """{N: (kind, code, text)} from 'terminate N KIND CODE TEXT' lines."""
+    """{N: [(kind, code, text), ...]} from 'terminate N KIND CODE TEXT'
+    lines (a list, so that a second terminate would show)."""
     out = {}
     for line in lines:
         if line.startswith("terminate "):
@@ -245,6 +233,18 @@ class Client:
         await asyncio.wait_for(self.task, OP_TIMEOUT)
 
 
+def counting(pred, want):
+    """A predicate for Client.wait (which sees each message once) that holds
+    once `want` messages have satisfied `pred`."""
+    seen = [0]
+
+    def count(m):
+        if isinstance(m, str) and pred(m):
+            seen[0] += 1
+        return seen[0] >= want
+    return count
+
+
 async def open_client(url, **kw):
     return Client(await connect(url, **kw))
 
@@ -295,6 +295,17 @@ def answer_close(s, fr):
     return code
 
 
+def http_get(port, path):
+    """(status, body text) of a plain GET."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=OP_TIMEOUT)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
 def read_until_eof(s, timeout):
     """Reads and discards until EOF or reset; returns (bytes read, seconds),
     or raises if the server keeps the connection open past timeout."""
@@ -319,39 +330,51 @@ def read_until_eof(s, timeout):
 # ---------------------------------------------------------------------------
 
 class ChatTest(unittest.TestCase):
+    """4 rooms x 50 clients of the shipped chat plugin over 2 workers, each
+    client sending 5 messages (when chat.so is not built: the same rooms as
+    msgs topics)."""
+
     ROOMS = 4
     PER_ROOM = 50
     MESSAGES = 5
 
-    def test_rooms_200_clients_2_workers(self):
+    def test_rooms_publish_fanout(self):
         if os.path.exists(CHAT_SO):
-            self.chat_rooms()
+            self.chat_rooms("publish")
         else:
             self.topic_rooms()
 
+    @unittest.skipUnless(os.path.exists(CHAT_SO), "chat.so not built")
+    def test_rooms_broadcast_fanout(self):
+        self.chat_rooms("broadcast")
+
     def check_rooms(self, members, received):
-        """members: {room: [client names]}; received: {client: [(sender, k)]}
-        in arrival order. Every member gets every message of its room exactly
-        once, per sender in order, and nothing from another room."""
+        """members: {room: [client names]}; received: {client: [(room,
+        sender, k)]} in arrival order. Every member gets every message of its
+        room exactly once, per sender in order, and nothing from another
+        room."""
         for room, names in members.items():
-            expected = {(s, k) for s in names for k in range(self.MESSAGES)}
+            expected = {(room, s, k) for s in names for k in range(self.MESSAGES)}
             for name in names:
                 got = received[name]
                 with self.subTest(room=room, client=name):
                     self.assertEqual(len(got), len(set(got)), "duplicates")
                     self.assertEqual(set(got), expected)
                     for s in names:
-                        ks = [k for (sender, k) in got if sender == s]
+                        ks = [k for (_, sender, k) in got if sender == s]
                         self.assertEqual(ks, list(range(self.MESSAGES)),
                                          "order of %s's messages" % s)
 
+    def rooms(self):
+        return {"room%d" % r: ["r%dc%d" % (r, i) for i in range(self.PER_ROOM)]
+                for r in range(self.ROOMS)}
+
     def topic_rooms(self):
-        """Rooms as msgs topics (when the chat plugin is not built)."""
+        """Rooms as msgs topics: sub:ROOM, pub:ROOM:SENDER:K -> info:..."""
         d = msgs_daemon({"m": {"path": "/m"}}, workers=2)
         with d:
             async def go():
-                members = {r: ["r%dc%d" % (r, i) for i in range(self.PER_ROOM)]
-                           for r in range(self.ROOMS)}
+                members = self.rooms()
                 clients = {}
                 try:
                     names = [n for r in members for n in members[r]]
@@ -359,19 +382,19 @@ class ChatTest(unittest.TestCase):
                         *(open_client(d.url("/m")) for _ in names))
                     clients = dict(zip(names, opened))
                     subs = await asyncio.gather(*(
-                        clients[n].call("sub:room%d" % r, "sub:")
+                        clients[n].call("sub:%s" % r, "sub:")
                         for r in members for n in members[r]))
                     self.assertEqual(set(subs), {"0"})
                     starts = {n: len(c.msgs) for n, c in clients.items()}
 
                     async def talk(r, n):
                         for k in range(self.MESSAGES):
-                            await clients[n].ws.send("pub:room%d:%s:%d" % (r, n, k))
+                            await clients[n].ws.send("pub:%s:%s:%s:%d" % (r, r, n, k))
                     await asyncio.gather(*(talk(r, n) for r in members
                                            for n in members[r]))
                     want = self.PER_ROOM * self.MESSAGES
                     await asyncio.gather(*(
-                        c.wait(lambda m, c=c, s=starts[n]: len(c.infos(s)) >= want,
+                        c.wait(counting(lambda m: m.startswith("info:"), want),
                                starts[n], 30)
                         for n, c in clients.items()))
                     await asyncio.sleep(0.3)  # anything extra would show now
@@ -379,8 +402,8 @@ class ChatTest(unittest.TestCase):
                     for n, c in clients.items():
                         received[n] = []
                         for info in c.infos(starts[n]):
-                            sender, k = info.rsplit(":", 1)
-                            received[n].append((sender, int(k)))
+                            room, sender, k = info.split(":")
+                            received[n].append((room, sender, int(k)))
                     workers = {d.worker_of(c.port) for c in clients.values()}
                     return members, received, workers
                 finally:
@@ -389,44 +412,44 @@ class ChatTest(unittest.TestCase):
             self.assertEqual(workers, {0, 1})
             self.check_rooms(members, received)
 
-    def chat_rooms(self):
-        """The shipped chat plugin (protocol from plugins/chat/chat.c)."""
-        d = Daemon({"chat": {"path": "/chat", "plugin": CHAT_SO}}, workers=2)
+    def chat_rooms(self, fanout):
+        """The shipped chat plugin (plugins/chat/chat.c): connect to
+        /chat?room=R&name=N; every text message goes to every member of the
+        room, the sender included, as {"type":"msg","room","user","text"}."""
+        d = Daemon({"chat": {"path": "/chat", "plugin": CHAT_SO,
+                             "options": {"fanout": fanout}}}, workers=2)
         with d:
             async def go():
-                members = {r: ["r%dc%d" % (r, i) for i in range(self.PER_ROOM)]
-                           for r in range(self.ROOMS)}
+                members = self.rooms()
                 clients = {}
                 try:
+                    # init() joins the room before the 101 goes out, so once
+                    # every client is connected every room is complete
                     pairs = [(r, n) for r in members for n in members[r]]
                     opened = await asyncio.gather(*(
                         open_client(d.url("/chat?" + urllib.parse.urlencode(
-                            {"room": "room%d" % r, "name": n})))
+                            {"room": r, "name": n})))
                         for r, n in pairs))
                     clients = dict(zip([n for _, n in pairs], opened))
-                    await self.chat_ready(clients, members)
                     starts = {n: len(c.msgs) for n, c in clients.items()}
 
                     async def talk(n):
                         for k in range(self.MESSAGES):
-                            await clients[n].ws.send(
-                                chat_message("%s:%d" % (n, k)))
+                            await clients[n].ws.send("%s says %d" % (n, k))
                     await asyncio.gather(*(talk(n) for n in clients))
                     want = self.PER_ROOM * self.MESSAGES
-
-                    def texts(c, s):
-                        return [t for t in (chat_text(m) for m in c.msgs[s:]) if t]
                     await asyncio.gather(*(
-                        c.wait(lambda m, c=c, s=starts[n]: len(texts(c, s)) >= want,
+                        c.wait(counting(lambda m: '"type":"msg"' in m, want),
                                starts[n], 30)
                         for n, c in clients.items()))
-                    await asyncio.sleep(0.3)
+                    await asyncio.sleep(0.3)  # anything extra would show now
                     received = {}
                     for n, c in clients.items():
                         received[n] = []
-                        for t in texts(c, starts[n]):
-                            sender, k = t.rsplit(":", 1)
-                            received[n].append((sender, int(k)))
+                        for obj in chat_msgs(c.msgs[starts[n]:]):
+                            sender, _, k = obj["text"].split(" ")
+                            self.assertEqual(obj["user"], sender)
+                            received[n].append((obj["room"], sender, int(k)))
                     workers = {d.worker_of(c.port) for c in clients.values()}
                     return members, received, workers
                 finally:
@@ -435,27 +458,20 @@ class ChatTest(unittest.TestCase):
             self.assertEqual(workers, {0, 1})
             self.check_rooms(members, received)
 
-    async def chat_ready(self, clients, members):
-        """Waits until every client has joined (see chat_joined)."""
-        await asyncio.sleep(0.2)
 
-
-def chat_message(text):
-    """One chat message as a client sends it (see plugins/chat/chat.c)."""
-    return json.dumps({"type": "message", "text": text})
-
-
-def chat_text(msg):
-    """The text of a chat message the server relayed, or None."""
-    if not isinstance(msg, str):
-        return None
-    try:
-        obj = json.loads(msg)
-    except ValueError:
-        return None
-    if isinstance(obj, dict) and obj.get("type") == "message":
-        return obj.get("text")
-    return None
+def chat_msgs(messages):
+    """The {"type":"msg"} lines among chat messages (joins and leaves of
+    other members are skipped)."""
+    out = []
+    for m in messages:
+        if not isinstance(m, str):
+            raise AssertionError("binary from chat: %r" % m[:50])
+        obj = json.loads(m)
+        if obj.get("type") == "msg":
+            out.append(obj)
+        elif obj.get("type") not in ("join", "leave"):
+            raise AssertionError("unexpected chat line %r" % m)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -473,11 +489,20 @@ class WorkersTest(unittest.TestCase):
                         *(open_client(d.url("/m")) for _ in range(100)))
                     refs = await asyncio.gather(*(c.ref() for c in clients))
                     workers = [d.worker_of(c.port) for c in clients]
-                    return refs, workers
+                    metrics = await asyncio.get_running_loop().run_in_executor(
+                        None, http_get, d.port, "/metrics")
+                    return refs, workers, metrics
                 finally:
                     await close_all(clients)
-            refs, workers = run(go())
+            refs, workers, (status, metrics) = run(go())
             self.assertEqual(sorted(refs), list(range(100)))  # all served
+            self.assertEqual(status, 200)
+            gauge = {int(w): int(v) for w, v in re.findall(
+                r'^websockd_worker_connections\{worker="(\d+)"\} (\d+)$',
+                metrics, re.M)}
+            self.assertEqual(set(gauge), {0, 1}, metrics)
+            self.assertEqual(sum(gauge.values()), 100, metrics)
+            self.assertLessEqual(abs(gauge[0] - gauge[1]), 2, metrics)
             ids = d.conn_ids("/m")
             self.assertEqual(len(ids), 100, d.log())
             per_worker = [sum(1 for i in ids if i % 1000 == w) for w in (0, 1)]
@@ -489,10 +514,141 @@ class WorkersTest(unittest.TestCase):
 
 
 # ---------------------------------------------------------------------------
-# Messages, timers and topics (one daemon, 2 workers)
+# Messages (websock_send), timers and topics
 # ---------------------------------------------------------------------------
 
-class MessagesTest(unittest.TestCase):
+def asan_build():
+    """Is websockd built with AddressSanitizer?"""
+    try:
+        with open(harness.WEBSOCKD, "rb") as f:
+            return b"libasan.so" in f.read()
+    except OSError:
+        return False
+
+
+# Regression: wsh_worker_post_send() once left the mail's `gen` field
+# uninitialised, and every websock_send() delivery then released a garbage
+# generation (a crash under ASan). The send tests below cover it.
+
+
+async def pair_on_two_workers(d, count=2):
+    """`count` clients (numbers known), the first two on different workers."""
+    clients = await open_clients(d.url("/m"), count)
+    for c in clients:
+        await c.ref()
+    w = [d.worker_of(c.port) for c in clients]
+    if w[0] == w[1]:  # round-robin was moved on by another connection
+        other = next((i for i in range(2, count) if w[i] != w[0]), None)
+        if other is None:
+            extra = await open_client(d.url("/m"))
+            await extra.ref()
+            clients.append(extra)
+            other = len(clients) - 1
+        clients[1], clients[other] = clients[other], clients[1]
+    if d.worker_of(clients[0].port) == d.worker_of(clients[1].port):
+        raise AssertionError("no two clients on different workers")
+    return clients
+
+
+class SendTest(unittest.TestCase):
+    """websock_self / websock_send: one daemon per test."""
+
+    def test_send_from_plugin_thread_in_order(self):
+        d = msgs_daemon({"m": {"path": "/m"}}, workers=2)
+        with d:
+            async def go():
+                clients = []
+                try:
+                    clients = await pair_on_two_workers(d)
+                    a, b = clients[:2]
+                    start = len(b.msgs)
+                    self.assertEqual(await a.call("thread:%d:1000" % b.n,
+                                                  "thread:"), "0")
+                    await b.wait_text("info:t999", start, timeout=30)
+                    return b.infos(start), b.n
+                finally:
+                    await close_all(clients)
+            infos, n = run(go())
+            self.assertEqual(infos, ["t%d" % i for i in range(1000)])
+            wait_record(d.rec("m"), r"thread %d 1000 0" % n)
+
+    def test_send_from_other_connection_in_order(self):
+        d = msgs_daemon({"m": {"path": "/m"}}, workers=2)
+        with d:
+            async def go():
+                clients = []
+                try:
+                    # b the target; a on the other worker, c on b's
+                    clients = await open_clients(d.url("/m"), 4)
+                    for x in clients:
+                        await x.ref()
+                    b = clients[0]
+                    wb = d.worker_of(b.port)
+                    a = next(x for x in clients[1:] if d.worker_of(x.port) != wb)
+                    c = next(x for x in clients[1:] if d.worker_of(x.port) == wb)
+                    start = len(b.msgs)
+                    self.assertEqual(await a.call("send:%d:x" % b.n, "sent:"), "0")
+                    await b.wait_text("info:x", start)
+                    # two senders (one on b's worker, one not), interleaved:
+                    # each one's messages arrive in the order sent
+                    start = len(b.msgs)
+
+                    async def burst(sender, tag):
+                        for i in range(50):
+                            await sender.ws.send("send:%d:%s%d" % (b.n, tag, i))
+                    await asyncio.gather(burst(a, "a"), burst(c, "c"))
+                    await b.wait_text("info:a49", start)
+                    await b.wait_text("info:c49", start)
+                    await asyncio.sleep(0.2)
+                    self.assertEqual(a.msgs.count("sent:0"), 51)
+                    self.assertEqual(c.msgs.count("sent:0"), 50)
+                    return b.infos(start)
+                finally:
+                    await close_all(clients)
+            infos = run(go())
+            self.assertEqual([i for i in infos if i.startswith("a")],
+                             ["a%d" % i for i in range(50)])
+            self.assertEqual([i for i in infos if i.startswith("c")],
+                             ["c%d" % i for i in range(50)])
+            self.assertEqual(len(infos), 100)
+
+    def test_send_to_closed_connection_is_enoent(self):
+        d = msgs_daemon({"m": {"path": "/m"}}, workers=2)
+        with d:
+            rec = d.rec("m")
+
+            async def go():
+                clients = []
+                try:
+                    clients = await pair_on_two_workers(d)
+                    a, gone = clients[:2]
+                    await gone.close()
+                    self.assertEqual(wait_terminate(rec, gone.n)[:2], (1, 1000))
+                    self.assertEqual(await a.call("gone", "gone:"), "-6")
+                    self.assertEqual(await a.call("gone:%d" % gone.n, "gone:"), "-6")
+                    self.assertEqual(await a.call("send:%d:x" % gone.n, "sent:"), "-6")
+                    self.assertEqual(await a.call("thread:%d:5" % gone.n, "thread:"),
+                                     "0")
+                    wait_record(rec, r"thread %d 0 5" % gone.n)
+                    # new connections may take the closed one's slot: the
+                    # old ref must not reach them
+                    fresh = await open_clients(d.url("/m"), 2)
+                    clients += fresh
+                    for f in fresh:
+                        await f.ref()
+                    self.assertEqual(await a.call("send:%d:stale" % gone.n, "sent:"),
+                                     "-6")
+                    await asyncio.sleep(0.2)
+                    for f in fresh:
+                        self.assertNotIn("info:stale", f.msgs)
+                finally:
+                    await close_all(clients)
+            run(go())
+
+
+class TimersTopicsTest(unittest.TestCase):
+    """websock_send_after / websock_cancel_timer and topics: one daemon."""
+
     @classmethod
     def setUpClass(cls):
         cls.d = msgs_daemon({"m": {"path": "/m"}}, workers=2,
@@ -509,97 +665,6 @@ class MessagesTest(unittest.TestCase):
 
     def url(self):
         return self.d.url("/m")
-
-    async def pair_on_two_workers(self, count=2):
-        """`count` clients where the first two are on different workers."""
-        clients = await open_clients(self.url(), count)
-        for c in clients:
-            await c.ref()
-        w = [self.d.worker_of(c.port) for c in clients]
-        if w[0] == w[1]:  # another test's connection moved round-robin on
-            other = next((i for i in range(2, count) if w[i] != w[0]), None)
-            if other is None:
-                extra = await open_client(self.url())
-                await extra.ref()
-                clients.append(extra)
-                w.append(self.d.worker_of(extra.port))
-                other = len(clients) - 1
-            clients[1], clients[other] = clients[other], clients[1]
-        self.assertNotEqual(self.d.worker_of(clients[0].port),
-                            self.d.worker_of(clients[1].port))
-        return clients
-
-    # -- websock_send -------------------------------------------------------
-    def test_send_from_plugin_thread_in_order(self):
-        async def go():
-            clients = []
-            try:
-                clients = await self.pair_on_two_workers()
-                a, b = clients[:2]
-                start = len(b.msgs)
-                self.assertEqual(await a.call("thread:%d:1000" % b.n, "thread:"), "0")
-                await b.wait_text("info:t999", start, timeout=30)
-                return b.infos(start), b.n
-            finally:
-                await close_all(clients)
-        infos, n = run(go())
-        self.assertEqual(infos, ["t%d" % i for i in range(1000)])
-        wait_record(self.rec, r"thread %d 1000 0" % n)
-
-    def test_send_from_other_connection_in_order(self):
-        async def go():
-            clients = []
-            try:
-                clients = await self.pair_on_two_workers(3)
-                a, b, c = clients
-                start = len(b.msgs)
-                self.assertEqual(await a.call("send:%d:x" % b.n, "sent:"), "0")
-                await b.wait_text("info:x", start)
-                # two senders (one on b's worker, one not), interleaved
-                start = len(b.msgs)
-
-                async def burst(sender, tag):
-                    for i in range(50):
-                        await sender.ws.send("send:%d:%s%d" % (b.n, tag, i))
-                await asyncio.gather(burst(a, "a"), burst(c, "c"))
-                await b.wait_text("info:a49", start)
-                await b.wait_text("info:c49", start)
-                await asyncio.sleep(0.2)
-                self.assertEqual(a.msgs.count("sent:0"), 51)
-                self.assertEqual(c.msgs.count("sent:0"), 50)
-                return b.infos(start)
-            finally:
-                await close_all(clients)
-        infos = run(go())
-        self.assertEqual([i for i in infos if i.startswith("a")],
-                         ["a%d" % i for i in range(50)])
-        self.assertEqual([i for i in infos if i.startswith("c")],
-                         ["c%d" % i for i in range(50)])
-        self.assertEqual(len(infos), 100)
-
-    def test_send_to_closed_connection_is_enoent(self):
-        async def go():
-            clients = []
-            try:
-                clients = await self.pair_on_two_workers()
-                a, gone = clients[:2]
-                await gone.close()
-                self.assertEqual(wait_terminate(self.rec, gone.n)[:2], (1, 1000))
-                self.assertEqual(await a.call("gone:%d" % gone.n, "gone:"), "-6")
-                self.assertEqual(await a.call("send:%d:x" % gone.n, "sent:"), "-6")
-                self.assertEqual(await a.call("thread:%d:5" % gone.n, "thread:"), "0")
-                wait_record(self.rec, r"thread %d 0 5" % gone.n)
-                # a new connection may take the closed one's slot: the old
-                # ref must not reach it
-                fresh = await open_client(self.url())
-                clients.append(fresh)
-                await fresh.ref()
-                self.assertEqual(await a.call("send:%d:stale" % gone.n, "sent:"), "-6")
-                await asyncio.sleep(0.2)
-                self.assertNotIn("info:stale", fresh.msgs)
-            finally:
-                await close_all(clients)
-        run(go())
 
     # -- websock_send_after ---------------------------------------------------
     def test_send_after_timing(self):
@@ -618,7 +683,9 @@ class MessagesTest(unittest.TestCase):
             finally:
                 await close_all(clients)
         elapsed = run(go())
-        self.assertGreaterEqual(elapsed, 0.2)
+        # libevent may time with CLOCK_MONOTONIC_COARSE (a jiffy behind the
+        # clock Python reads): allow that much early
+        self.assertGreaterEqual(elapsed, 0.2 - COARSE_CLOCK)
         self.assertLess(elapsed, 0.2 + 1.5)
 
     def test_send_after_order_and_cancel(self):
@@ -808,16 +875,16 @@ class TerminateTest(unittest.TestCase):
         self.assertTrue(text)
 
     def test_eof_without_close_frame(self):
-        """websock.h: 1006 when the TCP connection ended without a close
-        frame (listed under REMOTE; the host reports it as an error)."""
+        """websock.h: ERROR with 1006 when the TCP connection ended without a
+        close frame (a reset, an EOF)."""
         s, fr = raw_open(self.d, "/m")
         n = int(raw_call(s, fr, "self", "ref:"))
         s.shutdown(socket.SHUT_WR)
         self.assertTrue(fr.at_eof(5))
         s.close()
-        kind, code, _ = wait_terminate(self.d.rec("m"), n)
-        self.assertIn(kind, (1, 4))
-        self.assertEqual(code, 1006)
+        kind, code, text = wait_terminate(self.d.rec("m"), n)
+        self.assertEqual((kind, code), (4, 1006))
+        self.assertTrue(text)
 
 
 class ShutdownTest(unittest.TestCase):
@@ -832,9 +899,6 @@ class ShutdownTest(unittest.TestCase):
                 clients = await open_clients(d.url("/m"), 3)
                 for c in clients:
                     await c.ref()
-                # a plugin thread still sending when the host stops: unload()
-                # waits for it (the host stays valid until unload returns)
-                await clients[0].call("thread:%d:20000" % clients[1].n, "thread:")
                 loop = asyncio.get_running_loop()
                 raw = loop.run_in_executor(None, answer_close, s, fr)
                 status = await loop.run_in_executor(None, d.stop)
@@ -851,6 +915,38 @@ class ShutdownTest(unittest.TestCase):
         terms = terminations(lines)
         for n in ns + [raw_n]:
             self.assertEqual(terms.get(n), [(2, 1001, "")], "\n".join(lines))
+        self.assertEqual(lines[-1], "unload", "\n".join(lines))
+
+    def test_sigterm_while_plugin_thread_sends(self):
+        """A plugin thread still sending when the host stops: the host stays
+        valid until unload() returns, and msgs' unload() waits for it."""
+        d = msgs_daemon({"m": {"path": "/m"}}, workers=2)
+        with d:
+            rec = d.rec("m")
+
+            async def go():
+                clients = await pair_on_two_workers(d)
+                a, b = clients[:2]
+                start = len(b.msgs)
+                # 2000 messages, 1 ms apart: still sending when SIGTERM comes
+                self.assertEqual(await a.call("thread:%d:2000:1000" % b.n,
+                                              "thread:"), "0")
+                await b.wait_text("info:t10", start)
+                status = await asyncio.get_running_loop().run_in_executor(
+                    None, d.stop)
+                codes = [await c.closed(timeout=15) for c in clients]
+                return status, codes, b.infos(start), b.n
+            status, codes, infos, n = run(go())
+            self.assertEqual(status, 0, d.log())
+            self.assertEqual(set(codes), {1001})
+            self.assertEqual(infos, ["t%d" % i for i in range(len(infos))])
+            lines = read_records(rec)
+        m = [l for l in lines if l.startswith("thread %d " % n)]
+        self.assertEqual(len(m), 1, "\n".join(lines))
+        sent, enoent = map(int, m[0].split()[2:])
+        self.assertEqual(sent + enoent, 2000)
+        self.assertGreater(enoent, 0, "the thread ended before the host")
+        self.assertGreaterEqual(sent, len(infos))
         self.assertEqual(lines[-1], "unload", "\n".join(lines))
 
 
@@ -871,7 +967,21 @@ class BackpressureTest(unittest.TestCase):
             "close": dict(common, path="/close", on_max_unsent="close"),
             "drop": dict(common, path="/drop", on_max_unsent="drop"),
         }, workers=2, args=("--close-timeout-ms", "1000"))
-        cls.d.start()
+        # ASan keeps freed memory in a quarantine (256 MB by default) that
+        # counts in RSS: every freed copy of a message would look like growth.
+        # A small quarantine (still catching recent use-after-free) lets RSS
+        # show what websockd itself holds.
+        cls.asan_options = os.environ.get("ASAN_OPTIONS")
+        os.environ["ASAN_OPTIONS"] = ":".join(
+            x for x in (cls.asan_options, "quarantine_size_mb=%d" % ASAN_QUARANTINE_MB)
+            if x)
+        try:
+            cls.d.start()
+        finally:
+            if cls.asan_options is None:
+                del os.environ["ASAN_OPTIONS"]
+            else:
+                os.environ["ASAN_OPTIONS"] = cls.asan_options
 
     @classmethod
     def tearDownClass(cls):
@@ -925,6 +1035,42 @@ class BackpressureTest(unittest.TestCase):
 
     def test_floodinfo_close_policy(self):
         self.check_closed_by_policy("close", "floodinfo:100")
+
+    def test_broadcast_to_non_reader_closes_it(self):
+        """websock_broadcast: each subscriber's policy applies; the reading
+        ones keep getting every frame."""
+        rec = self.d.rec("close")
+        s, fr = raw_open(self.d, "/close", rcvbuf=64 * 1024)
+        try:
+            self.assertEqual(raw_call(s, fr, "sub:firehose", "sub:"), "0")
+            n = int(raw_call(s, fr, "self", "ref:"))
+            rss0, hwm0 = self.d.mem()
+
+            async def go():
+                reader, pub = await open_clients(self.d.url("/close"), 2)
+                try:
+                    self.assertEqual(await reader.call("sub:firehose", "sub:"), "0")
+                    start = len(reader.msgs)
+                    body = "x" * (CHUNK - 16)
+                    for i in range(200):  # 12.8 MB
+                        self.assertEqual(await pub.call(
+                            "bcast:firehose:%03d%s" % (i, body), "bcast:"), "0")
+                    await reader.wait(lambda m: m.startswith("199"), start, 30)
+                    got = [m[:3] for m in reader.msgs[start:]]
+                    return got
+                finally:
+                    await close_all([reader, pub])
+            got = run(go())
+            self.assertEqual(got, ["%03d" % i for i in range(200)])
+            kind, code, text = wait_terminate(rec, n)
+            self.assertEqual((kind, code), (4, 1008), text)
+            rss1, hwm1 = self.d.mem()
+            growth = (rss1 - rss0, hwm1 - hwm0)
+            self.measured["close bcast 200x64KiB"] = growth
+            self.assertLess(growth[0], RSS_BOUND)
+            self.assertLess(growth[1], RSS_BOUND)
+        finally:
+            s.close()
 
     def check_drop_policy(self, command):
         s, fr, n, (ok, efull, eclosed), _ = self.flood("drop", command)
@@ -1085,9 +1231,9 @@ class LimitsTest(unittest.TestCase):
             self.assertNotEqual(result.get("how"), "timeout/reset", result)
             self.assertGreaterEqual(result["eof"], 0.45)
             self.assertLess(result["eof"], 1.5)
-            if result["data"]:
-                self.assertTrue(result["data"].startswith(b"HTTP/1.1 408"),
-                                result["data"][:100])
+            # the README: "the whole request head must arrive by then (408)"
+            self.assertTrue(result["data"].startswith(b"HTTP/1.1 408"),
+                            result["data"][:100])
 
     def test_server_pings(self):
         d = msgs_daemon({"ping": {"path": "/ping", "ping_interval_ms": 200,

@@ -13,8 +13,11 @@
  *
  *   self               "ref:N" (this connection's number)
  *   send:N:TEXT        websock_send(ref N, TEXT)            -> "sent:RC"
- *   thread:N:COUNT     a detached thread sends "t0".."t<COUNT-1>" to ref N
- *                      -> "thread:RC" (pthread_create's result)
+ *   thread:N:COUNT[:US] a new thread sends "t0".."t<COUNT-1>" to ref N
+ *                      (sleeping US microseconds after each, default 0)
+ *                      -> "thread:RC" (pthread_create's result); unload()
+ *                      joins every such thread (the host stays valid, and
+ *                      the plugin's code mapped, until unload returns)
  *   after:MS:TEXT      websock_send_after(MS, TEXT)         -> "timer:ID"
  *   cancel:ID          websock_cancel_timer(ID)             -> "cancel:RC"
  *   sub:TOPIC          websock_subscribe                    -> "sub:RC"
@@ -29,7 +32,7 @@
  *                      to itself), then "floodinfo:OK:EFULL:ECLOSED"
  *   unsent             "unsent:BYTES" (websock_unsent_bytes)
  *   gone               websock_send to the ref of the connection that
- *                      terminated last (gone:N: to ref N)    -> "gone:RC"
+ *                      terminated last ("gone:N": to ref N)     -> "gone:RC"
  *   echo:TEXT          TEXT
  *   stop / restart / error:DETAIL / close:CODE   stop so
  *
@@ -67,12 +70,16 @@ typedef struct msgs_state {
 } msgs_state;
 
 /* Plugin-wide, per loaded generation (each has its own copy of the .so). */
+typedef struct thread_entry {
+  pthread_t thread;
+  struct thread_entry *next;
+} thread_entry;
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t threads_done = PTHREAD_COND_INITIALIZER;
 static ref_entry *refs;
 static size_t nrefs, caprefs;
 static long last_closed = -1;
-static int running_threads;
+static thread_entry *threads; /* started by thread:..., joined by unload */
 static char *record_path; /* set in load, freed in unload: read-only between */
 static const uint8_t zeros[CHUNK];
 
@@ -135,10 +142,20 @@ static int msgs_load(const websock_options *options) {
 }
 
 static void msgs_unload(void) {
-  /* The host is valid until we return: let our threads finish first. */
+  /* The host is valid, and our code mapped, until we return: join every
+   * thread we started (joined, not just counted down, so none is still
+   * running our code when the host dlclose()s us). */
   pthread_mutex_lock(&lock);
-  while (running_threads > 0)
-    pthread_cond_wait(&threads_done, &lock);
+  thread_entry *list = threads;
+  threads = NULL;
+  pthread_mutex_unlock(&lock);
+  while (list) {
+    thread_entry *next = list->next;
+    pthread_join(list->thread, NULL);
+    free(list);
+    list = next;
+  }
+  pthread_mutex_lock(&lock);
   free(refs);
   refs = NULL;
   nrefs = caprefs = 0;
@@ -197,6 +214,7 @@ typedef struct sender {
   websock_ref to;
   size_t target;
   unsigned long count;
+  unsigned long pause_us;
 } sender;
 
 static void *sender_main(void *arg) {
@@ -210,17 +228,16 @@ static void *sender_main(void *arg) {
       sent++;
     else
       enoent++;
+    if (s->pause_us)
+      usleep((useconds_t)s->pause_us);
   }
   record("thread %zu %lu %lu", s->target, sent, enoent);
   free(s);
-  pthread_mutex_lock(&lock);
-  running_threads--;
-  pthread_cond_broadcast(&threads_done);
-  pthread_mutex_unlock(&lock);
   return NULL;
 }
 
-static int start_sender(size_t target, unsigned long count) {
+static int start_sender(size_t target, unsigned long count,
+                        unsigned long pause_us) {
   sender *s = malloc(sizeof(*s));
   if (!s)
     return ENOMEM;
@@ -230,23 +247,23 @@ static int start_sender(size_t target, unsigned long count) {
   }
   s->target = target;
   s->count = count;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_mutex_lock(&lock);
-  running_threads++;
-  pthread_mutex_unlock(&lock);
-  pthread_t t;
-  int rc = pthread_create(&t, &attr, sender_main, s);
-  pthread_attr_destroy(&attr);
+  s->pause_us = pause_us;
+  thread_entry *e = malloc(sizeof(*e));
+  if (!e) {
+    free(s);
+    return ENOMEM;
+  }
+  int rc = pthread_create(&e->thread, NULL, sender_main, s);
   if (rc != 0) {
     free(s);
-    pthread_mutex_lock(&lock);
-    running_threads--;
-    pthread_cond_broadcast(&threads_done);
-    pthread_mutex_unlock(&lock);
+    free(e);
+    return rc;
   }
-  return rc;
+  pthread_mutex_lock(&lock);
+  e->next = threads;
+  threads = e;
+  pthread_mutex_unlock(&lock);
+  return 0;
 }
 
 /* ---- floods -------------------------------------------------------------- */
@@ -311,10 +328,16 @@ static int command(websock_conn *conn, msgs_state *st, const char *cmd) {
     else
       push_fmt(conn, "sent:%d", websock_send(ref, rest, strlen(rest)));
   } else if (has_prefix(cmd, "thread:")) {
-    if (split_num(cmd + 7, &n, &rest))
+    char *end;
+    unsigned long count, pause_us = 0;
+    if (split_num(cmd + 7, &n, &rest)) {
       push_fmt(conn, "thread:bad");
-    else
-      push_fmt(conn, "thread:%d", start_sender((size_t)n, strtoul(rest, NULL, 10)));
+      return WEBSOCK_OK;
+    }
+    count = strtoul(rest, &end, 10);
+    if (*end == ':')
+      pause_us = strtoul(end + 1, NULL, 10);
+    push_fmt(conn, "thread:%d", start_sender((size_t)n, count, pause_us));
   } else if (has_prefix(cmd, "after:")) {
     if (split_num(cmd + 6, &n, &rest))
       push_fmt(conn, "timer:bad");
