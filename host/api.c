@@ -7,9 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-
 #include "conn.h"
 #include "handshake.h"
 #include "log.h"
@@ -102,9 +99,7 @@ int websock_close_restart(websock_conn *conn) {
 }
 
 size_t websock_unsent_bytes(const websock_conn *conn) {
-  if (!conn || !conn->bev)
-    return 0;
-  return evbuffer_get_length(bufferevent_get_output(conn->bev));
+  return conn ? wsh_conn_unsent(conn) : 0;
 }
 
 const websock_request *websock_conn_request(const websock_conn *conn) {

@@ -3,9 +3,15 @@
  * to the close of its socket. The connection knows the codec, the handshake
  * module, the registry and the loop; the plugin sees it as websock_conn.
  *
- * Freeing happens only from the loop's own callbacks (conn_free at the end of
- * an event, timer or write callback), never while the connection's bytes are
- * being processed, so no code below has to ask "is c still alive?".
+ * I/O: a read lands in the worker's shared buffer and is processed there (no
+ * per-connection input buffer); what callbacks push is queued in `out` and
+ * written once, when the connection is settled at the end of the loop
+ * callback (one write per connection per loop turn, whatever the number of
+ * messages). The socket waits for writability only while a write is short.
+ *
+ * Freeing happens only when a connection is settled (wsh_conn_settle) or by
+ * the loop's own timer callbacks, never while its bytes are being processed,
+ * so no code below has to ask "is c still alive?".
  */
 #include "conn.h"
 
@@ -18,9 +24,9 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "crash.h"
@@ -31,10 +37,9 @@
 #include "topic.h"
 #include "worker.h"
 
-static void on_read(struct bufferevent *bev, void *arg);
-static void on_write(struct bufferevent *bev, void *arg);
-static void on_event(struct bufferevent *bev, short what, void *arg);
+static void on_io(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void read_frames(websock_conn *c, uint8_t *buf, size_t len);
 
 static const wsh_config *conn_cfg(const websock_conn *c) {
   return c->w->srv->cfg;
@@ -97,8 +102,13 @@ static void conn_free(websock_conn *c) {
     atomic_fetch_sub(&w->stats.open, 1);
   }
   clear_deadline(c);
-  if (c->bev)
-    bufferevent_free(c->bev);
+  wsh_worker_unmark(w, c);
+  if (c->ev_flags)
+    event_del(&c->ev);
+  close(c->fd);
+  if (c->out)
+    evbuffer_free(c->out);
+  free(c->pend);
   if (c->req)
     wsh_request_free(c->req);
   wsh_decoder_free(&c->dec);
@@ -125,23 +135,33 @@ static void conn_free(websock_conn *c) {
  * peer's EOF so that unread bytes do not turn our close into a reset. */
 static void conn_linger(websock_conn *c) {
   c->state = WSH_CONN_LINGER;
-  shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-  bufferevent_disable(c->bev, EV_WRITE);
-  bufferevent_enable(c->bev, EV_READ);
-  evbuffer_drain(bufferevent_get_input(c->bev),
-                 evbuffer_get_length(bufferevent_get_input(c->bev)));
+  shutdown(c->fd, SHUT_WR);
+  free(c->pend);
+  c->pend = NULL;
+  c->npend = 0;
   set_deadline(c, conn_cfg(c)->close_timeout_ms);
 }
 
-/* Everything that had to be said is queued: close once it is written. */
+/* Everything that had to be said is queued: close once it is written (when
+ * the connection is settled). */
 static void conn_flush_and_close(websock_conn *c) {
   c->state = WSH_CONN_FLUSHING;
+  c->read_paused = 0;
   conn_leave(c);
-  bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-  bufferevent_disable(c->bev, EV_READ);
   set_deadline(c, conn_cfg(c)->close_timeout_ms);
-  if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-    conn_linger(c);
+  wsh_worker_mark(c->w, c);
+}
+
+size_t wsh_conn_unsent(const websock_conn *c) {
+  return c->out ? evbuffer_get_length(c->out) : 0;
+}
+
+/* The output queue, created on first use (idle connections hold none). */
+static struct evbuffer *out_buf(websock_conn *c) {
+  if (!c->out)
+    c->out = evbuffer_new();
+  wsh_worker_mark(c->w, c);
+  return c->out;
 }
 
 /* ---- sending ------------------------------------------------------------- */
@@ -150,8 +170,8 @@ int wsh_conn_send_frame(websock_conn *c, uint8_t opcode, const void *data,
                         size_t len) {
   uint8_t hdr[WSH_MAX_HEADER];
   size_t n = wsh_frame_header(hdr, true, opcode, len);
-  struct evbuffer *out = bufferevent_get_output(c->bev);
-  if (evbuffer_add(out, hdr, n) != 0 ||
+  struct evbuffer *out = out_buf(c);
+  if (!out || evbuffer_add(out, hdr, n) != 0 ||
       (len && evbuffer_add(out, data, len) != 0))
     return WEBSOCK_ENOMEM;
   return 0;
@@ -231,8 +251,6 @@ static void conn_close(websock_conn *c, uint16_t code, const char *text,
   send_close(c, code, text);
   c->state = WSH_CONN_CLOSING;
   c->read_paused = 0;
-  bufferevent_set_timeouts(c->bev, NULL, NULL);
-  bufferevent_enable(c->bev, EV_READ);
   set_deadline(c, conn_cfg(c)->close_timeout_ms);
   conn_terminate(c, kind, code, detail);
   conn_leave(c);
@@ -261,23 +279,17 @@ static void conn_stop(websock_conn *c) {
 /* A push passed max_unsent under the close policy. */
 static void conn_overflow(websock_conn *c) {
   wsh_info("conn %llu %s: %zu bytes unsent, over max_unsent: closing with 1008",
-           (unsigned long long)c->id, c->peer,
-           evbuffer_get_length(bufferevent_get_output(c->bev)));
+           (unsigned long long)c->id, c->peer, wsh_conn_unsent(c));
   conn_close(c, WSH_CLOSE_POLICY, "send queue full", WEBSOCK_REASON_ERROR,
              "backpressure: unsent bytes over max_unsent");
 }
 
 /* Reading pauses while our own unsent bytes to this client are over the
- * route's mark; on_write resumes it once they drain to half of it. */
+ * route's mark; settling resumes it once they drain to half of it. */
 static void maybe_pause_reading(websock_conn *c) {
-  const wsh_route_conf *rc = c->gen->conf;
-  if (c->read_paused || c->state != WSH_CONN_OPEN ||
-      evbuffer_get_length(bufferevent_get_output(c->bev)) <=
-          rc->pause_reading_at)
-    return;
-  c->read_paused = 1;
-  bufferevent_disable(c->bev, EV_READ);
-  bufferevent_setwatermark(c->bev, EV_WRITE, rc->pause_reading_at / 2, 0);
+  if (!c->read_paused && c->state == WSH_CONN_OPEN &&
+      wsh_conn_unsent(c) > c->gen->conf->pause_reading_at)
+    c->read_paused = 1;
 }
 
 /* What a callback returned. */
@@ -315,18 +327,26 @@ static void deliver_message(websock_conn *c, const wsh_event *ev) {
   after_callback(c, r, "handle_in");
 }
 
-/* Server pings (route ping_interval_ms): the timer alternates between "send a
- * ping" and "the pong is late". */
-static void schedule_ping(websock_conn *c, uint64_t ms) {
-  if (c->gen->conf->ping_interval_ms)
-    set_deadline(c, ms);
+/* While open, the timer serves the route's idle timeout and server pings:
+ * it is armed for whichever comes first. */
+static void arm_open_timer(websock_conn *c) {
+  const wsh_route_conf *rc = c->gen->conf;
+  uint64_t now = now_ms(), at = UINT64_MAX;
+  if (rc->idle_timeout_ms)
+    at = c->last_read_ms + rc->idle_timeout_ms;
+  if (rc->ping_interval_ms && c->ping_at_ms < at)
+    at = c->ping_at_ms;
+  if (at != UINT64_MAX)
+    set_deadline(c, at > now ? at - now : 0);
 }
 
 static void ping_answered(websock_conn *c) {
   c->awaiting_pong = 0;
-  schedule_ping(c, c->gen->conf->ping_interval_ms);
+  c->ping_at_ms = now_ms() + c->gen->conf->ping_interval_ms;
 }
 
+/* Server pings (route ping_interval_ms): send one, or close when the pong
+ * is late. */
 static void ping_due(websock_conn *c) {
   if (c->awaiting_pong) {
     wsh_info("conn %llu %s: no pong within %llu ms", (unsigned long long)c->id,
@@ -337,7 +357,22 @@ static void ping_due(websock_conn *c) {
   }
   wsh_conn_send_frame(c, WEBSOCK_OP_PING, NULL, 0);
   c->awaiting_pong = 1;
-  schedule_ping(c, c->gen->conf->ping_timeout_ms);
+  c->ping_at_ms = now_ms() + c->gen->conf->ping_timeout_ms;
+}
+
+static void open_timer_due(websock_conn *c) {
+  const wsh_route_conf *rc = c->gen->conf;
+  uint64_t now = now_ms();
+  if (rc->idle_timeout_ms && now >= c->last_read_ms + rc->idle_timeout_ms) {
+    wsh_info("conn %llu %s: idle timeout", (unsigned long long)c->id, c->peer);
+    conn_close(c, WSH_CLOSE_GOING_AWAY, "idle timeout", WEBSOCK_REASON_TIMEOUT,
+               NULL);
+    return;
+  }
+  if (rc->ping_interval_ms && now >= c->ping_at_ms)
+    ping_due(c);
+  if (c->state == WSH_CONN_OPEN)
+    arm_open_timer(c);
 }
 
 static void deliver_control(websock_conn *c, const wsh_event *ev) {
@@ -391,19 +426,43 @@ static void on_frame_event(websock_conn *c, const wsh_event *ev) {
     deliver_control(c, ev);
 }
 
-static void read_frames(websock_conn *c) {
-  struct evbuffer *in = bufferevent_get_input(c->bev);
-  while ((c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING) &&
-         !c->read_paused && evbuffer_get_length(in) > 0) {
-    struct evbuffer_iovec v;
-    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-      break;
+/* Keeps what a paused connection could not process yet. */
+static void stash(websock_conn *c, const uint8_t *buf, size_t len) {
+  uint8_t *p = malloc(len);
+  if (!p) {
+    c->io_error = ENOMEM;
+    return;
+  }
+  memcpy(p, buf, len);
+  c->pend = p;
+  c->npend = len;
+}
+
+static void read_frames(websock_conn *c, uint8_t *buf, size_t len) {
+  while (len && (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING)) {
+    if (c->read_paused) {
+      stash(c, buf, len);
+      return;
+    }
     wsh_event ev;
-    size_t used = wsh_decode(&c->dec, v.iov_base, v.iov_len, &ev);
+    size_t used = wsh_decode(&c->dec, buf, len, &ev);
     if (ev.type != WSH_EV_NONE)
       on_frame_event(c, &ev);
-    evbuffer_drain(in, used);
+    buf += used;
+    len -= used;
   }
+}
+
+/* Reading resumes: first what arrived before the pause. */
+static void resume_reading(websock_conn *c) {
+  c->read_paused = 0;
+  uint8_t *p = c->pend;
+  size_t n = c->npend;
+  c->pend = NULL;
+  c->npend = 0;
+  if (p)
+    read_frames(c, p, n);
+  free(p);
 }
 
 /* ---- the upgrade --------------------------------------------------------- */
@@ -419,7 +478,9 @@ static void respond(websock_conn *c, websock_response *resp, const char *why) {
   wsh_info("%s %s %s: %d%s%s", c->peer, c->req ? c->req->method : "-", path,
            resp->status, why ? " " : "", why ? why : "");
   if (wsh_response_render(resp, NULL, &out, &len) == 0) {
-    evbuffer_add(bufferevent_get_output(c->bev), out, len);
+    struct evbuffer *ob = out_buf(c);
+    if (ob)
+      evbuffer_add(ob, out, len);
     free(out);
   }
   wsh_response_free(resp);
@@ -483,12 +544,9 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   wsh_decoder_init(&c->dec, c->gen->conf->max_message_size);
   if (wsh_slots_add(&c->w->slots, c, &c->slot, &c->serial) == 0)
     c->in_slot = 1;
-  schedule_ping(c, c->gen->conf->ping_interval_ms);
-  if (c->gen->conf->idle_timeout_ms) {
-    uint64_t ms = c->gen->conf->idle_timeout_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    bufferevent_set_timeouts(c->bev, &tv, NULL);
-  }
+  c->last_read_ms = now_ms();
+  c->ping_at_ms = c->last_read_ms + c->gen->conf->ping_interval_ms;
+  arm_open_timer(c);
   c->plugin_open = 1;
   if (handler(c)->init) {
     c->plugin_open = 0;
@@ -580,7 +638,9 @@ static void answer_upgrade(websock_conn *c) {
     respond_status(c, 500, NULL, "(out of memory)");
     return;
   }
-  evbuffer_add(bufferevent_get_output(c->bev), out, len);
+  struct evbuffer *ob = out_buf(c);
+  if (!ob || evbuffer_add(ob, out, len) != 0)
+    c->io_error = ENOMEM;
   free(out);
   atomic_fetch_add_explicit(&c->w->stats.responses[WSH_STATUS_101], 1,
                             memory_order_relaxed);
@@ -605,77 +665,136 @@ static void on_request(websock_conn *c) {
   answer_upgrade(c);
 }
 
-static void read_request(websock_conn *c) {
-  struct evbuffer *in = bufferevent_get_input(c->bev);
-  while (c->state == WSH_CONN_HANDSHAKE && evbuffer_get_length(in) > 0) {
-    struct evbuffer_iovec v;
-    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-      break;
-    size_t used = 0;
-    int rc = wsh_request_feed(c->req, v.iov_base, v.iov_len, &used);
-    if (rc == WSH_HS_NEED_MORE) {
-      evbuffer_drain(in, v.iov_len);
-      continue;
-    }
-    if (rc != WSH_HS_DONE) {
-      respond_status(c, rc, NULL, "(bad request head)");
-      return;
-    }
-    evbuffer_drain(in, used);
-    on_request(c);
+/* Request bytes; returns how many belong to the request head. */
+static size_t read_request(websock_conn *c, const uint8_t *buf, size_t len) {
+  size_t used = 0;
+  int rc = wsh_request_feed(c->req, (const char *)buf, len, &used);
+  if (rc == WSH_HS_NEED_MORE)
+    return len;
+  if (rc != WSH_HS_DONE) {
+    respond_status(c, rc, NULL, "(bad request head)");
+    return len;
   }
+  on_request(c);
+  return used;
 }
 
 /* ---- loop callbacks ------------------------------------------------------ */
 
-static void on_read(struct bufferevent *bev, void *arg) {
-  websock_conn *c = arg;
-  struct evbuffer *in = bufferevent_get_input(bev);
-  if (c->state == WSH_CONN_HANDSHAKE)
-    read_request(c);
+/* What a read brought, by state. */
+static void process(websock_conn *c, uint8_t *buf, size_t len) {
+  if (c->state == WSH_CONN_HANDSHAKE) {
+    size_t used = read_request(c, buf, len);
+    buf += used;
+    len -= used;
+  }
   if (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING)
-    read_frames(c);
-  if (c->state == WSH_CONN_LINGER || c->state == WSH_CONN_FLUSHING)
-    evbuffer_drain(in, evbuffer_get_length(in));
+    read_frames(c, buf, len); /* frames sent right behind the request too */
+  /* FLUSHING, LINGER: what the peer sends now is dropped */
 }
 
-static void on_write(struct bufferevent *bev, void *arg) {
-  websock_conn *c = arg;
-  size_t unsent = evbuffer_get_length(bufferevent_get_output(bev));
-  if (c->state == WSH_CONN_FLUSHING && unsent == 0) {
-    conn_linger(c);
-    return;
+static void do_read(websock_conn *c) {
+  wsh_worker *w = c->w;
+  ssize_t n = recv(c->fd, w->rbuf, w->rbuf_size, 0);
+  if (n > 0) {
+    c->last_read_ms = now_ms();
+    process(c, w->rbuf, (size_t)n);
+  } else if (n == 0) {
+    c->peer_eof = 1;
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    c->io_error = errno;
   }
-  if (c->read_paused && unsent <= c->gen->conf->pause_reading_at / 2) {
-    c->read_paused = 0;
-    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-    bufferevent_enable(bev, EV_READ);
-    read_frames(c); /* what arrived before the pause */
+  if (c->state == WSH_CONN_OPEN && !c->dec.msg_opcode)
+    wsh_decoder_trim(&c->dec); /* idle connections hold no buffer */
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg) {
+  websock_conn *c = arg;
+  (void)fd;
+  if (what & EV_READ)
+    do_read(c);
+  wsh_worker_mark(c->w, c);
+  wsh_worker_settle(c->w);
+}
+
+/* ---- settling: write, wait, or go ---------------------------------------- */
+
+/* Writes what is queued; a short write makes the socket wait for EV_WRITE. */
+static void conn_write(websock_conn *c) {
+  while (c->out && evbuffer_get_length(c->out) > 0) {
+    int n = evbuffer_write(c->out, c->fd);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        c->io_error = errno;
+      return;
+    }
+    if (n == 0)
+      return;
+  }
+  if (c->out) { /* empty: idle connections hold no buffer */
+    evbuffer_free(c->out);
+    c->out = NULL;
   }
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg) {
-  websock_conn *c = arg;
-  (void)bev;
-  if ((what & BEV_EVENT_TIMEOUT) && c->state == WSH_CONN_OPEN) {
-    wsh_info("conn %llu %s: idle timeout", (unsigned long long)c->id, c->peer);
-    conn_close(c, WSH_CLOSE_GOING_AWAY, "idle timeout", WEBSOCK_REASON_TIMEOUT,
-               NULL);
+/* The socket waits for what the state needs. */
+static void conn_events(websock_conn *c) {
+  short want = 0;
+  if (!c->read_paused && c->state != WSH_CONN_FLUSHING && !c->peer_eof)
+    want |= EV_READ;
+  if (wsh_conn_unsent(c) > 0)
+    want |= EV_WRITE;
+  if (want == c->ev_flags)
     return;
-  }
+  if (c->ev_flags)
+    event_del(&c->ev);
+  c->ev_flags = want;
+  if (!want)
+    return;
+  event_assign(&c->ev, c->w->base, c->fd, (short)(want | EV_PERSIST), on_io, c);
+  event_add(&c->ev, NULL);
+}
+
+/* The connection is lost (reset, EOF without a close frame, write error). */
+static void conn_lost(websock_conn *c) {
   if (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING) {
-    const char *detail =
-        (what & BEV_EVENT_EOF)
-            ? "connection closed without a close frame"
-            : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+    const char *detail = c->io_error
+                             ? strerror(c->io_error)
+                             : "connection closed without a close frame";
     wsh_debug("conn %llu %s: %s", (unsigned long long)c->id, c->peer, detail);
     conn_terminate(c, WEBSOCK_REASON_ERROR, WSH_CLOSE_ABNORMAL, detail);
   }
   conn_free(c);
 }
 
+void wsh_conn_settle(websock_conn *c) {
+  if (c->dead) {
+    conn_free(c);
+    return;
+  }
+  conn_write(c);
+  if (c->read_paused && c->state == WSH_CONN_OPEN &&
+      wsh_conn_unsent(c) <= c->gen->conf->pause_reading_at / 2) {
+    resume_reading(c);
+    conn_write(c);
+  }
+  /* A peer that half-closed still gets our answer (FLUSHING goes on). */
+  if (c->io_error || (c->peer_eof && c->state != WSH_CONN_FLUSHING)) {
+    conn_lost(c);
+    return;
+  }
+  if (c->state == WSH_CONN_FLUSHING && wsh_conn_unsent(c) == 0)
+    conn_linger(c);
+  if (c->state == WSH_CONN_LINGER && c->peer_eof) {
+    conn_free(c);
+    return;
+  }
+  conn_events(c);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg) {
   websock_conn *c = arg;
+  wsh_worker *w = c->w;
   (void)fd;
   (void)what;
   switch (c->state) {
@@ -684,16 +803,18 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     respond_status(c, 408, NULL, "(handshake timeout)");
     break;
   case WSH_CONN_OPEN:
-    ping_due(c);
+    open_timer_due(c);
     break;
   case WSH_CONN_CLOSING:
     wsh_info("conn %llu %s: no close frame from the peer in time",
              (unsigned long long)c->id, c->peer);
-    conn_free(c);
+    c->dead = 1;
     break;
-  default:
-    conn_free(c);
+  default: /* FLUSHING or LINGER past the close timeout */
+    c->dead = 1;
   }
+  wsh_worker_mark(w, c);
+  wsh_worker_settle(w);
 }
 
 /* ---- what the plugin API does on a connection ------------------------------
@@ -702,7 +823,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
 /* Is there room for `len` more unsent bytes? Applies the route's policy. */
 static int check_room(websock_conn *c, size_t len) {
   const wsh_route_conf *rc = c->gen->conf;
-  size_t unsent = evbuffer_get_length(bufferevent_get_output(c->bev));
+  size_t unsent = wsh_conn_unsent(c);
   if (unsent + len <= rc->max_unsent)
     return 0;
   if (rc->on_max_unsent == WSH_FULL_DROP)
@@ -733,6 +854,7 @@ void wsh_conn_info(websock_conn *c, const uint8_t *data, size_t len) {
   int r = handler(c)->handle_info(c, &c->state_ptr, data, len);
   callback_leave(c, "handle_info", t0);
   after_callback(c, r, "handle_info");
+  wsh_worker_mark(c->w, c);
 }
 
 static void unref_shared(const void *data, size_t len, void *arg) {
@@ -753,8 +875,9 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
   atomic_fetch_add_explicit(&c->w->stats.bytes_out, sh->len,
                             memory_order_relaxed);
   wsh_shared_ref(sh);
-  if (evbuffer_add_reference(bufferevent_get_output(c->bev), sh->data, sh->len,
-                             unref_shared, sh) != 0)
+  struct evbuffer *out = out_buf(c);
+  if (!out ||
+      evbuffer_add_reference(out, sh->data, sh->len, unref_shared, sh) != 0)
     wsh_shared_unref(sh);
   maybe_pause_reading(c);
 }
@@ -768,8 +891,10 @@ static void on_send_after(evutil_socket_t fd, short what, void *arg) {
   while (*pp != t)
     pp = &(*pp)->next;
   *pp = t->next;
+  wsh_worker *w = c->w;
   wsh_conn_info(c, t->data, t->len);
   free(t);
+  wsh_worker_settle(w);
 }
 
 int64_t wsh_conn_send_after(websock_conn *c, uint64_t ms, const void *data,
@@ -856,14 +981,13 @@ int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa,
    * the peer's delayed ACK (a message over one write would wait 40 ms). */
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-  if (!c->bev)
-    goto out_free;
+  c->fd = fd;
   if (wsh_request_new(&c->req, conn_cfg(c)->max_header_size) != 0)
-    goto out_free_bev;
+    goto out_free;
   snprintf(c->req->remote_addr, sizeof(c->req->remote_addr), "%s", c->peer);
-  bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-  bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+  c->ev_flags = EV_READ;
+  event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, on_io, c);
+  event_add(&c->ev, NULL);
   c->next = w->conns;
   if (w->conns)
     w->conns->prev = c;
@@ -871,10 +995,6 @@ int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa,
   w->nconns++;
   set_deadline(c, conn_cfg(c)->handshake_timeout_ms);
   return 0;
-out_free_bev:
-  bufferevent_free(c->bev);
-  free(c);
-  return WEBSOCK_ENOMEM;
 out_free:
   free(c);
 out_close_fd:
@@ -883,6 +1003,7 @@ out_close_fd:
 }
 
 void wsh_conn_shutdown(websock_conn *c) {
+  wsh_worker_mark(c->w, c);
   if (c->state == WSH_CONN_HANDSHAKE) {
     respond_status(c, 503, "Shutting down.\n", "(shutting down)");
     return;
@@ -893,6 +1014,7 @@ void wsh_conn_shutdown(websock_conn *c) {
 }
 
 void wsh_conn_restart(websock_conn *c) {
+  wsh_worker_mark(c->w, c);
   if (c->state == WSH_CONN_OPEN)
     conn_close(c, WSH_CLOSE_RESTART, "service restart", WEBSOCK_REASON_SHUTDOWN,
                NULL);

@@ -1,6 +1,6 @@
 /*
  * conn.h - one client connection: the HTTP upgrade, then the WebSocket state
- * machine (open, closing, lingering) over a bufferevent, driving the codec
+ * machine (open, closing, lingering) over its socket, driving the codec
  * and the plugin's callbacks.
  */
 #ifndef WSH_CONN_H
@@ -9,12 +9,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <event2/event_struct.h>
+
 #include "frame.h"
 #include "registry.h"
 #include "websock.h"
 
-struct bufferevent;
-struct event;
+struct evbuffer;
 typedef struct wsh_worker wsh_worker;
 typedef struct wsh_shared wsh_shared;
 typedef struct wsh_topic wsh_topic;
@@ -33,9 +34,17 @@ enum { WSH_STOP_NORMAL = 0, WSH_STOP_ERROR = 1, WSH_STOP_RESTART = 2 };
 struct websock_conn {
   wsh_worker *w;
   websock_conn *prev, *next; /* the worker's list */
-  struct bufferevent *bev;
-  struct event *timer; /* handshake, close and linger deadlines */
+  int fd;
+  short ev_flags;       /* what ev is registered for: EV_READ, EV_WRITE */
+  struct event ev;      /* the socket */
+  struct evbuffer *out; /* bytes not yet written; NULL when there are none */
+  struct event *timer;  /* handshake, close, linger, idle and ping deadlines */
+  uint8_t *pend;        /* bytes read but not processed (reading paused) */
+  size_t npend;
   uint64_t id;
+  uint64_t last_read_ms; /* for the idle timeout */
+  uint64_t ping_at_ms;   /* next ping, or the pong's deadline */
+  int io_error;          /* errno of a failed read or write, 0 if none */
   uint8_t state;
   uint8_t in_callback;   /* inside a plugin callback of this connection */
   uint8_t plugin_open;   /* init said OK: terminate is owed */
@@ -45,6 +54,9 @@ struct websock_conn {
   uint8_t read_paused;   /* our unsent bytes are over pause_reading_at */
   uint8_t awaiting_pong; /* a server ping is unanswered */
   uint8_t counted;       /* counts against max_connections */
+  uint8_t dirty;         /* in the worker's list of connections to settle */
+  uint8_t peer_eof;      /* the peer shut its side down */
+  uint8_t dead;          /* to be freed when settled */
   uint16_t stop_code;    /* websock_close()'s code, 0 if none */
   char *stop_text;       /* websock_close()'s text or the error detail */
   websock_request *req;  /* during the upgrade and init only */
@@ -64,6 +76,14 @@ struct websock_conn {
  * (the socket is then closed). */
 int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa,
                  socklen_t len);
+
+/* Bytes queued for the peer and not yet written. */
+size_t wsh_conn_unsent(const websock_conn *c);
+
+/* Writes what is queued, updates what the socket waits for, and frees a
+ * connection that is done. Called by the worker for every connection marked
+ * dirty, at the end of each loop callback; c may be gone afterwards. */
+void wsh_conn_settle(websock_conn *c);
 
 /* Queues one whole unmasked frame. Returns 0 or WEBSOCK_ENOMEM. */
 int wsh_conn_send_frame(websock_conn *c, uint8_t opcode, const void *data,

@@ -201,6 +201,7 @@ static void begin_stop(wsh_worker *w) {
     next = c->next;
     wsh_conn_shutdown(c);
   }
+  wsh_worker_settle(w);
   uint64_t ms = w->srv->cfg->shutdown_grace_ms;
   struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
   w->grace = evtimer_new(w->base, on_grace, w);
@@ -229,6 +230,42 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
     free_mail(m);
     m = next;
   }
+  wsh_worker_settle(w);
+}
+
+void wsh_worker_mark(wsh_worker *w, websock_conn *c) {
+  if (c->dirty)
+    return;
+  if (w->ndirty == w->capdirty) {
+    size_t cap = w->capdirty ? w->capdirty * 2 : 64;
+    websock_conn **d = realloc(w->dirty, cap * sizeof(*d));
+    if (!d)
+      return; /* settled later by its own socket or timer event */
+    w->dirty = d;
+    w->capdirty = cap;
+  }
+  c->dirty = 1;
+  w->dirty[w->ndirty++] = c;
+}
+
+void wsh_worker_unmark(wsh_worker *w, websock_conn *c) {
+  if (!c->dirty)
+    return;
+  for (size_t i = 0; i < w->ndirty; i++) {
+    if (w->dirty[i] == c) {
+      w->dirty[i] = w->dirty[--w->ndirty];
+      break;
+    }
+  }
+  c->dirty = 0;
+}
+
+void wsh_worker_settle(wsh_worker *w) {
+  while (w->ndirty) {
+    websock_conn *c = w->dirty[--w->ndirty];
+    c->dirty = 0;
+    wsh_conn_settle(c); /* may free c */
+  }
 }
 
 void wsh_worker_conn_gone(wsh_worker *w) {
@@ -254,9 +291,16 @@ int wsh_worker_start(wsh_worker *w, wsh_server *srv, unsigned index) {
   pthread_mutex_init(&w->lock, NULL);
   wsh_slots_init(&w->slots);
   wsh_topics_init(&w->topics);
+  w->rbuf_size = 64 * 1024;
+  w->rbuf = malloc(w->rbuf_size);
   w->base = event_base_new();
-  if (!w->base)
+  if (!w->base || !w->rbuf) {
+    free(w->rbuf);
+    w->rbuf = NULL;
+    if (w->base)
+      event_base_free(w->base);
     return WEBSOCK_ENOMEM;
+  }
   w->wake = event_new(w->base, -1, EV_PERSIST | EV_READ, on_wake, w);
   if (!w->wake)
     goto out_free_base;
@@ -288,5 +332,7 @@ void wsh_worker_join(wsh_worker *w) {
   event_base_free(w->base);
   wsh_slots_free(&w->slots);
   wsh_topics_free(&w->topics);
+  free(w->rbuf);
+  free(w->dirty);
   pthread_mutex_destroy(&w->lock);
 }

@@ -52,8 +52,9 @@ enum {
 #define WSH_STATUS_MAP(XX)                                                     \
   XX(101)                                                                      \
   XX(200)                                                                      \
-  XX(400) XX(401) XX(403) XX(404) XX(405) XX(408) XX(413) XX(414) XX(426)      \
-      XX(429) XX(431) XX(500) XX(503)
+  XX(400)                                                                      \
+  XX(401) XX(403) XX(404) XX(405) XX(408) XX(413) XX(414) XX(426) XX(429)      \
+      XX(431) XX(500) XX(503)
 enum {
 #define WSH_STATUS_ENUM_(code) WSH_STATUS_##code,
   WSH_STATUS_MAP(WSH_STATUS_ENUM_)
@@ -106,6 +107,11 @@ typedef struct wsh_worker {
   wsh_slots slots;   /* behind websock_ref */
   wsh_topics topics; /* this worker's subscribers */
   wsh_stats stats;
+  uint8_t *rbuf; /* every read of this worker's sockets lands here */
+  size_t rbuf_size;
+  websock_conn **dirty; /* connections to settle before the callback ends */
+  size_t ndirty;
+  size_t capdirty;
 } wsh_worker;
 
 int wsh_worker_start(wsh_worker *w, wsh_server *srv, unsigned index);
@@ -128,6 +134,14 @@ int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g);
  * once they are gone or after the grace period. */
 void wsh_worker_post_stop(wsh_worker *w);
 void wsh_worker_join(wsh_worker *w);
+
+/* Worker thread only: c has output to write or state to settle at the end
+ * of the current loop callback. */
+void wsh_worker_mark(wsh_worker *w, websock_conn *c);
+/* Worker thread only: settles every marked connection. */
+void wsh_worker_settle(wsh_worker *w);
+/* Worker thread only: c is being freed; forget it if marked. */
+void wsh_worker_unmark(wsh_worker *w, websock_conn *c);
 
 /* Worker thread only: a connection left the worker. */
 void wsh_worker_conn_gone(wsh_worker *w);
