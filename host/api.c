@@ -74,13 +74,14 @@ static int set_stop(websock_conn *c, int kind, uint16_t code,
   int rc = check_open(c);
   if (rc)
     return rc;
+  wsh_conn_more *m = wsh_conn_more_of(c);
   char *copy = NULL;
-  if (text && !(copy = strdup(text)))
+  if (!m || (text && !(copy = strdup(text))))
     return WEBSOCK_ENOMEM;
-  free(c->stop_text);
-  c->stop_text = copy;
+  free(m->stop_text);
+  m->stop_text = copy;
+  m->stop_code = code;
   c->stop_kind = (uint8_t)kind;
-  c->stop_code = code;
   return 0;
 }
 
@@ -107,7 +108,7 @@ const websock_request *websock_conn_request(const websock_conn *conn) {
 }
 
 const char *websock_conn_subprotocol(const websock_conn *conn) {
-  return conn ? conn->subprotocol : NULL;
+  return conn && conn->more ? conn->more->subprotocol : NULL;
 }
 
 const char *websock_conn_option(const websock_conn *conn, const char *key) {

@@ -45,6 +45,25 @@ static const wsh_config *conn_cfg(const websock_conn *c) {
   return c->w->srv->cfg;
 }
 
+/* The peer's address for a log line (kept by the request during the
+ * handshake, asked of the socket after: connections do not carry it). */
+typedef struct addr_str {
+  char s[64];
+} addr_str;
+
+static addr_str conn_peer(const websock_conn *c) {
+  addr_str a = {"?"};
+  if (c->req) {
+    snprintf(a.s, sizeof(a.s), "%s", c->req->remote_addr);
+    return a;
+  }
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0)
+    wsh_format_addr((struct sockaddr *)&ss, a.s, sizeof(a.s));
+  return a;
+}
+
 /* A websock_send_after() timer: its event and its message in one block. */
 struct wsh_timer {
   struct event ev;
@@ -55,10 +74,16 @@ struct wsh_timer {
   uint8_t data[];
 };
 
+wsh_conn_more *wsh_conn_more_of(websock_conn *c) {
+  if (!c->more)
+    c->more = calloc(1, sizeof(*c->more));
+  return c->more;
+}
+
 static void timers_free(websock_conn *c) {
-  while (c->timers) {
-    wsh_timer *t = c->timers;
-    c->timers = t->next;
+  while (c->more && c->more->timers) {
+    wsh_timer *t = c->more->timers;
+    c->more->timers = t->next;
     event_del(&t->ev);
     free(t);
   }
@@ -71,11 +96,14 @@ static void conn_leave(websock_conn *c) {
     wsh_slots_remove(&c->w->slots, c->slot);
     c->in_slot = 0;
   }
-  for (uint16_t i = 0; i < c->nsubs; i++)
-    wsh_topics_leave(&c->w->topics, c->subs[i], c);
-  free(c->subs);
-  c->subs = NULL;
-  c->nsubs = c->capsubs = 0;
+  wsh_conn_more *m = c->more;
+  if (!m)
+    return;
+  for (uint16_t i = 0; i < m->nsubs; i++)
+    wsh_topics_leave(&c->w->topics, m->subs[i], c);
+  free(m->subs);
+  m->subs = NULL;
+  m->nsubs = m->capsubs = 0;
   timers_free(c);
 }
 
@@ -108,7 +136,6 @@ static void conn_free(websock_conn *c) {
   close(c->fd);
   if (c->out)
     evbuffer_free(c->out);
-  free(c->pend);
   if (c->req)
     wsh_request_free(c->req);
   wsh_decoder_free(&c->dec);
@@ -117,8 +144,12 @@ static void conn_free(websock_conn *c) {
       atomic_fetch_sub(&c->gen->conns, 1);
     wsh_generation_release(c->gen);
   }
-  free(c->subprotocol);
-  free(c->stop_text);
+  if (c->more) {
+    free(c->more->pend);
+    free(c->more->subprotocol);
+    free(c->more->stop_text);
+    free(c->more);
+  }
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -136,9 +167,11 @@ static void conn_free(websock_conn *c) {
 static void conn_linger(websock_conn *c) {
   c->state = WSH_CONN_LINGER;
   shutdown(c->fd, SHUT_WR);
-  free(c->pend);
-  c->pend = NULL;
-  c->npend = 0;
+  if (c->more) {
+    free(c->more->pend);
+    c->more->pend = NULL;
+    c->more->npend = 0;
+  }
   set_deadline(c, conn_cfg(c)->close_timeout_ms);
 }
 
@@ -258,8 +291,10 @@ static void conn_close(websock_conn *c, uint16_t code, const char *text,
 
 /* The callback returned STOP: close as websock_close*() said. */
 static void conn_stop(websock_conn *c) {
-  char *text = c->stop_text;
-  c->stop_text = NULL;
+  char *text = c->more ? c->more->stop_text : NULL;
+  uint16_t code = c->more ? c->more->stop_code : 0;
+  if (c->more)
+    c->more->stop_text = NULL;
   switch (c->stop_kind) {
   case WSH_STOP_ERROR:
     conn_close(c, WSH_CLOSE_INTERNAL, "internal error", WEBSOCK_REASON_ERROR,
@@ -270,8 +305,8 @@ static void conn_stop(websock_conn *c) {
                NULL);
     break;
   default:
-    conn_close(c, c->stop_code ? c->stop_code : WSH_CLOSE_NORMAL, text,
-               WEBSOCK_REASON_NORMAL, NULL);
+    conn_close(c, code ? code : WSH_CLOSE_NORMAL, text, WEBSOCK_REASON_NORMAL,
+               NULL);
   }
   free(text);
 }
@@ -279,7 +314,7 @@ static void conn_stop(websock_conn *c) {
 /* A push passed max_unsent under the close policy. */
 static void conn_overflow(websock_conn *c) {
   wsh_info("conn %llu %s: %zu bytes unsent, over max_unsent: closing with 1008",
-           (unsigned long long)c->id, c->peer, wsh_conn_unsent(c));
+           (unsigned long long)c->id, conn_peer(c).s, wsh_conn_unsent(c));
   conn_close(c, WSH_CLOSE_POLICY, "send queue full", WEBSOCK_REASON_ERROR,
              "backpressure: unsent bytes over max_unsent");
 }
@@ -301,16 +336,21 @@ static void after_callback(websock_conn *c, int result, const char *what) {
   if (result == WEBSOCK_OK) {
     maybe_pause_reading(c);
     c->stop_kind = WSH_STOP_NORMAL;
-    c->stop_code = 0;
-    free(c->stop_text);
-    c->stop_text = NULL;
+    if (c->more) {
+      c->more->stop_code = 0;
+      free(c->more->stop_text);
+      c->more->stop_text = NULL;
+    }
     return;
   }
   if (result != WEBSOCK_STOP) {
     wsh_error("route %s: %s returned %d (neither WEBSOCK_OK nor WEBSOCK_STOP)",
               c->gen->conf->path, what, result);
-    free(c->stop_text);
-    c->stop_text = strdup("callback returned an invalid result");
+    wsh_conn_more *m = wsh_conn_more_of(c);
+    if (m) {
+      free(m->stop_text);
+      m->stop_text = strdup("callback returned an invalid result");
+    }
     c->stop_kind = WSH_STOP_ERROR;
   }
   conn_stop(c);
@@ -350,7 +390,7 @@ static void ping_answered(websock_conn *c) {
 static void ping_due(websock_conn *c) {
   if (c->awaiting_pong) {
     wsh_info("conn %llu %s: no pong within %llu ms", (unsigned long long)c->id,
-             c->peer, (unsigned long long)c->gen->conf->ping_timeout_ms);
+             conn_peer(c).s, (unsigned long long)c->gen->conf->ping_timeout_ms);
     conn_close(c, WSH_CLOSE_GOING_AWAY, "ping timeout", WEBSOCK_REASON_TIMEOUT,
                "no pong");
     return;
@@ -364,7 +404,8 @@ static void open_timer_due(websock_conn *c) {
   const wsh_route_conf *rc = c->gen->conf;
   uint64_t now = now_ms();
   if (rc->idle_timeout_ms && now >= c->last_read_ms + rc->idle_timeout_ms) {
-    wsh_info("conn %llu %s: idle timeout", (unsigned long long)c->id, c->peer);
+    wsh_info("conn %llu %s: idle timeout", (unsigned long long)c->id,
+             conn_peer(c).s);
     conn_close(c, WSH_CLOSE_GOING_AWAY, "idle timeout", WEBSOCK_REASON_TIMEOUT,
                NULL);
     return;
@@ -412,7 +453,7 @@ static void on_frame_event(websock_conn *c, const wsh_event *ev) {
   }
   if (ev->type == WSH_EV_ERROR) {
     wsh_info("conn %llu %s: closing with %u: %s", (unsigned long long)c->id,
-             c->peer, ev->close_code, ev->error);
+             conn_peer(c).s, ev->close_code, ev->error);
     if (c->state == WSH_CONN_OPEN)
       conn_close(c, ev->close_code, ev->error, WEBSOCK_REASON_ERROR, ev->error);
     conn_flush_and_close(c);
@@ -428,14 +469,15 @@ static void on_frame_event(websock_conn *c, const wsh_event *ev) {
 
 /* Keeps what a paused connection could not process yet. */
 static void stash(websock_conn *c, const uint8_t *buf, size_t len) {
-  uint8_t *p = malloc(len);
+  wsh_conn_more *m = wsh_conn_more_of(c);
+  uint8_t *p = m ? malloc(len) : NULL;
   if (!p) {
     c->io_error = ENOMEM;
     return;
   }
   memcpy(p, buf, len);
-  c->pend = p;
-  c->npend = len;
+  m->pend = p;
+  m->npend = len;
 }
 
 static void read_frames(websock_conn *c, uint8_t *buf, size_t len) {
@@ -456,10 +498,12 @@ static void read_frames(websock_conn *c, uint8_t *buf, size_t len) {
 /* Reading resumes: first what arrived before the pause. */
 static void resume_reading(websock_conn *c) {
   c->read_paused = 0;
-  uint8_t *p = c->pend;
-  size_t n = c->npend;
-  c->pend = NULL;
-  c->npend = 0;
+  if (!c->more || !c->more->pend)
+    return;
+  uint8_t *p = c->more->pend;
+  size_t n = c->more->npend;
+  c->more->pend = NULL;
+  c->more->npend = 0;
   if (p)
     read_frames(c, p, n);
   free(p);
@@ -475,8 +519,8 @@ static void respond(websock_conn *c, websock_response *resp, const char *why) {
   atomic_fetch_add_explicit(
       &c->w->stats.responses[wsh_status_index(resp->status)], 1,
       memory_order_relaxed);
-  wsh_info("%s %s %s: %d%s%s", c->peer, c->req ? c->req->method : "-", path,
-           resp->status, why ? " " : "", why ? why : "");
+  wsh_info("%s %s %s: %d%s%s", conn_peer(c).s, c->req ? c->req->method : "-",
+           path, resp->status, why ? " " : "", why ? why : "");
   if (wsh_response_render(resp, NULL, &out, &len) == 0) {
     struct evbuffer *ob = out_buf(c);
     if (ob)
@@ -539,8 +583,10 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   c->state = WSH_CONN_OPEN;
   clear_deadline(c);
   c->state_ptr = resp->state;
-  c->subprotocol = resp->subprotocol;
-  resp->subprotocol = NULL;
+  if (resp->subprotocol && wsh_conn_more_of(c)) {
+    c->more->subprotocol = resp->subprotocol;
+    resp->subprotocol = NULL;
+  }
   wsh_decoder_init(&c->dec, c->gen->conf->max_message_size);
   if (wsh_slots_add(&c->w->slots, c, &c->slot, &c->serial) == 0)
     c->in_slot = 1;
@@ -644,7 +690,7 @@ static void answer_upgrade(websock_conn *c) {
   free(out);
   atomic_fetch_add_explicit(&c->w->stats.responses[WSH_STATUS_101], 1,
                             memory_order_relaxed);
-  wsh_info("%s GET %s: 101 (conn %llu, generation %u%s%s)", c->peer,
+  wsh_info("%s GET %s: 101 (conn %llu, generation %u%s%s)", conn_peer(c).s,
            c->req->path, (unsigned long long)c->id, c->gen->id,
            resp.subprotocol ? ", subprotocol " : "",
            resp.subprotocol ? resp.subprotocol : "");
@@ -761,7 +807,8 @@ static void conn_lost(websock_conn *c) {
     const char *detail = c->io_error
                              ? strerror(c->io_error)
                              : "connection closed without a close frame";
-    wsh_debug("conn %llu %s: %s", (unsigned long long)c->id, c->peer, detail);
+    wsh_debug("conn %llu %s: %s", (unsigned long long)c->id, conn_peer(c).s,
+              detail);
     conn_terminate(c, WEBSOCK_REASON_ERROR, WSH_CLOSE_ABNORMAL, detail);
   }
   conn_free(c);
@@ -799,7 +846,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   switch (c->state) {
   case WSH_CONN_HANDSHAKE:
-    wsh_info("%s: handshake timeout", c->peer);
+    wsh_info("%s: handshake timeout", conn_peer(c).s);
     respond_status(c, 408, NULL, "(handshake timeout)");
     break;
   case WSH_CONN_OPEN:
@@ -807,7 +854,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     break;
   case WSH_CONN_CLOSING:
     wsh_info("conn %llu %s: no close frame from the peer in time",
-             (unsigned long long)c->id, c->peer);
+             (unsigned long long)c->id, conn_peer(c).s);
     c->dead = 1;
     break;
   default: /* FLUSHING or LINGER past the close timeout */
@@ -887,7 +934,7 @@ static void on_send_after(evutil_socket_t fd, short what, void *arg) {
   websock_conn *c = t->c;
   (void)fd;
   (void)what;
-  wsh_timer **pp = &c->timers;
+  wsh_timer **pp = &c->more->timers;
   while (*pp != t)
     pp = &(*pp)->next;
   *pp = t->next;
@@ -899,11 +946,12 @@ static void on_send_after(evutil_socket_t fd, short what, void *arg) {
 
 int64_t wsh_conn_send_after(websock_conn *c, uint64_t ms, const void *data,
                             size_t len) {
-  wsh_timer *t = malloc(sizeof(*t) + len);
+  wsh_conn_more *m = wsh_conn_more_of(c);
+  wsh_timer *t = m ? malloc(sizeof(*t) + len) : NULL;
   if (!t)
     return WEBSOCK_ENOMEM;
   t->c = c;
-  t->id = ++c->next_timer_id;
+  t->id = ++m->next_timer_id;
   t->len = len;
   if (len)
     memcpy(t->data, data, len);
@@ -913,13 +961,15 @@ int64_t wsh_conn_send_after(websock_conn *c, uint64_t ms, const void *data,
     free(t);
     return WEBSOCK_ENOMEM;
   }
-  t->next = c->timers;
-  c->timers = t;
+  t->next = m->timers;
+  m->timers = t;
   return t->id;
 }
 
 int wsh_conn_cancel_timer(websock_conn *c, int64_t id) {
-  for (wsh_timer **pp = &c->timers; *pp; pp = &(*pp)->next) {
+  if (!c->more)
+    return WEBSOCK_ENOENT;
+  for (wsh_timer **pp = &c->more->timers; *pp; pp = &(*pp)->next) {
     if ((*pp)->id == id) {
       wsh_timer *t = *pp;
       *pp = t->next;
@@ -934,30 +984,34 @@ int wsh_conn_cancel_timer(websock_conn *c, int64_t id) {
 int wsh_conn_subscribe(websock_conn *c, const char *topic) {
   if (!topic || !*topic || strlen(topic) > WSH_TOPIC_MAX)
     return WEBSOCK_EINVAL;
-  if (c->nsubs == c->capsubs) {
-    if (c->capsubs >= UINT16_MAX / 2)
+  wsh_conn_more *m = wsh_conn_more_of(c);
+  if (!m)
+    return WEBSOCK_ENOMEM;
+  if (m->nsubs == m->capsubs) {
+    if (m->capsubs >= UINT16_MAX / 2)
       return WEBSOCK_ENOMEM;
-    uint16_t cap = c->capsubs ? (uint16_t)(c->capsubs * 2) : 2;
-    wsh_topic **subs = realloc(c->subs, cap * sizeof(*subs));
+    uint16_t cap = m->capsubs ? (uint16_t)(m->capsubs * 2) : 2;
+    wsh_topic **subs = realloc(m->subs, cap * sizeof(*subs));
     if (!subs)
       return WEBSOCK_ENOMEM;
-    c->subs = subs;
-    c->capsubs = cap;
+    m->subs = subs;
+    m->capsubs = cap;
   }
   bool added;
   wsh_topic *tp = wsh_topics_join(&c->w->topics, topic, c, &added);
   if (!tp)
     return WEBSOCK_ENOMEM;
   if (added)
-    c->subs[c->nsubs++] = tp;
+    m->subs[m->nsubs++] = tp;
   return 0;
 }
 
 int wsh_conn_unsubscribe(websock_conn *c, const char *topic) {
-  for (uint16_t i = 0; i < c->nsubs; i++) {
-    if (strcmp(c->subs[i]->name, topic) == 0) {
-      wsh_topics_leave(&c->w->topics, c->subs[i], c);
-      c->subs[i] = c->subs[--c->nsubs];
+  wsh_conn_more *m = c->more;
+  for (uint16_t i = 0; m && i < m->nsubs; i++) {
+    if (strcmp(m->subs[i]->name, topic) == 0) {
+      wsh_topics_leave(&c->w->topics, m->subs[i], c);
+      m->subs[i] = m->subs[--m->nsubs];
       return 0;
     }
   }
@@ -974,7 +1028,8 @@ int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa,
     goto out_close_fd;
   c->w = w;
   c->id = ++w->next_id * 1000 + w->index;
-  wsh_format_addr(sa, c->peer, sizeof(c->peer));
+  char peer[64];
+  wsh_format_addr(sa, peer, sizeof(peer));
   atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
   evutil_make_socket_nonblocking(fd);
   /* Writes are already batched per loop turn: send them without waiting for
@@ -984,7 +1039,7 @@ int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa,
   c->fd = fd;
   if (wsh_request_new(&c->req, conn_cfg(c)->max_header_size) != 0)
     goto out_free;
-  snprintf(c->req->remote_addr, sizeof(c->req->remote_addr), "%s", c->peer);
+  snprintf(c->req->remote_addr, sizeof(c->req->remote_addr), "%s", peer);
   c->ev_flags = EV_READ;
   event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, on_io, c);
   event_add(&c->ev, NULL);

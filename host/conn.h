@@ -31,6 +31,20 @@ typedef enum wsh_conn_state {
 
 enum { WSH_STOP_NORMAL = 0, WSH_STOP_ERROR = 1, WSH_STOP_RESTART = 2 };
 
+/* What few connections use, allocated on first use, so that an idle
+ * connection stays small. */
+typedef struct wsh_conn_more {
+  uint8_t *pend; /* bytes read but not processed (reading paused) */
+  size_t npend;
+  char *stop_text;   /* websock_close()'s text or the error detail */
+  char *subprotocol; /* negotiated */
+  wsh_topic **subs;  /* topics joined */
+  wsh_timer *timers; /* websock_send_after */
+  int64_t next_timer_id;
+  uint16_t nsubs, capsubs;
+  uint16_t stop_code; /* websock_close()'s code, 0 if none */
+} wsh_conn_more;
+
 struct websock_conn {
   wsh_worker *w;
   websock_conn *prev, *next; /* the worker's list */
@@ -39,8 +53,6 @@ struct websock_conn {
   struct event ev;      /* the socket */
   struct evbuffer *out; /* bytes not yet written; NULL when there are none */
   struct event *timer;  /* handshake, close, linger, idle and ping deadlines */
-  uint8_t *pend;        /* bytes read but not processed (reading paused) */
-  size_t npend;
   uint64_t id;
   uint64_t last_read_ms; /* for the idle timeout */
   uint64_t ping_at_ms;   /* next ping, or the pong's deadline */
@@ -57,25 +69,21 @@ struct websock_conn {
   uint8_t dirty;         /* in the worker's list of connections to settle */
   uint8_t peer_eof;      /* the peer shut its side down */
   uint8_t dead;          /* to be freed when settled */
-  uint16_t stop_code;    /* websock_close()'s code, 0 if none */
-  char *stop_text;       /* websock_close()'s text or the error detail */
   websock_request *req;  /* during the upgrade and init only */
   wsh_generation *gen;
   void *state_ptr; /* the plugin's state */
-  char *subprotocol;
+  wsh_conn_more *more;
   wsh_decoder dec;
   uint32_t slot, serial; /* websock_ref */
-  wsh_topic **subs;      /* topics joined */
-  uint16_t nsubs, capsubs;
-  wsh_timer *timers; /* websock_send_after */
-  int64_t next_timer_id;
-  char peer[48];
 };
 
 /* Worker thread: adopts an accepted socket. Returns 0 or a negative code
  * (the socket is then closed). */
 int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa,
                  socklen_t len);
+
+/* c->more, created on first use; NULL when out of memory. */
+wsh_conn_more *wsh_conn_more_of(websock_conn *c);
 
 /* Bytes queued for the peer and not yet written. */
 size_t wsh_conn_unsent(const websock_conn *c);

@@ -34,15 +34,21 @@ static bool is_control(uint8_t opcode) {
   return opcode & 0x8;
 }
 
+/* The error that killed the decoder, as an event. */
+static void repeat_error(const wsh_decoder *d, wsh_event *ev) {
+  memset(ev, 0, sizeof *ev);
+  ev->type = WSH_EV_ERROR;
+  ev->close_code = d->err_code;
+  ev->error = d->err_why;
+}
+
 /* Reports an error and kills the decoder. Returns `consumed`. */
 static size_t fail(wsh_decoder *d, wsh_event *ev, uint16_t code,
                    const char *why, size_t consumed) {
-  memset(&d->err, 0, sizeof d->err);
-  d->err.type = WSH_EV_ERROR;
-  d->err.close_code = code;
-  d->err.error = why;
+  d->err_code = code;
+  d->err_why = why;
   d->failed = 1;
-  *ev = d->err;
+  repeat_error(d, ev);
   return consumed;
 }
 
@@ -90,6 +96,8 @@ void wsh_decoder_init(wsh_decoder *d, uint64_t max_message) {
 
 void wsh_decoder_free(wsh_decoder *d) {
   buf_release(d);
+  free(d->ctl);
+  d->ctl = NULL;
   d->delivered = 0;
 }
 
@@ -98,6 +106,11 @@ void wsh_decoder_trim(wsh_decoder *d) {
     return;
   buf_release(d);
   d->delivered = 0;
+  if (d->ctl && !(d->hdr_len == d->hdr_need && is_control(d->opcode) &&
+                  d->remaining > 0)) {
+    free(d->ctl);
+    d->ctl = NULL;
+  }
 }
 
 /* The first header byte: FIN, RSV1-3 and the opcode, checked against the
@@ -252,6 +265,8 @@ static bool store(wsh_decoder *d, const uint8_t *p, size_t n) {
   if (n == 0)
     return true;
   if (is_control(d->opcode)) {
+    if (!d->ctl && !(d->ctl = malloc(WSH_MAX_CONTROL)))
+      return false;
     memcpy(d->ctl + d->ctl_len, p, n);
     d->ctl_len += (uint8_t)n;
     return true;
@@ -306,7 +321,7 @@ size_t wsh_decode(wsh_decoder *d, uint8_t *in, size_t len, wsh_event *ev) {
 
   memset(ev, 0, sizeof *ev);
   if (d->failed) {
-    *ev = d->err;
+    repeat_error(d, ev);
     return 0;
   }
   if (d->delivered)

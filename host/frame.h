@@ -73,10 +73,12 @@ typedef struct wsh_decoder {
   uint8_t *buf; /* reassembly buffer (owned) */
   size_t buf_len;
   size_t buf_cap;
-  /* current control frame */
-  uint8_t ctl[WSH_MAX_CONTROL];
+  /* current control frame, when it arrives in pieces (allocated then) */
+  uint8_t *ctl;
   uint8_t ctl_len;
-  wsh_event err; /* the error, repeated on later calls */
+  /* the error, repeated on later calls */
+  uint16_t err_code;
+  const char *err_why;
 } wsh_decoder;
 
 /* Sets up a decoder for client-to-server frames (masking required, no
@@ -84,11 +86,12 @@ typedef struct wsh_decoder {
  * tests only: a peer could then grow the buffer without bound). */
 void wsh_decoder_init(wsh_decoder *d, uint64_t max_message);
 
-/* Frees the reassembly buffer. The decoder may be re-initialised after. */
+/* Frees the reassembly buffers. The decoder may be re-initialised after. */
 void wsh_decoder_free(wsh_decoder *d);
 
-/* Releases the reassembly buffer if no message is being assembled (for idle
- * connections). Ends the life of the data of a message just delivered. */
+/* Releases the reassembly buffers if no message is being assembled and no
+ * control frame is half read (for idle connections). Ends the life of the
+ * data of a message just delivered. */
 void wsh_decoder_trim(wsh_decoder *d);
 
 /*
