@@ -40,6 +40,7 @@
 static void on_io(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void read_frames(websock_conn *c, uint8_t *buf, size_t len);
+static int check_room(websock_conn *c, size_t len);
 
 static const wsh_config *conn_cfg(const websock_conn *c) {
   return c->w->srv->cfg;
@@ -419,10 +420,19 @@ static void open_timer_due(websock_conn *c) {
 static void deliver_control(websock_conn *c, const wsh_event *ev) {
   websock_opcode op =
       ev->type == WSH_EV_PING ? WEBSOCK_OP_PING : WEBSOCK_OP_PONG;
-  if (op == WEBSOCK_OP_PING)
-    wsh_conn_send_frame(c, WEBSOCK_OP_PONG, ev->data, ev->len);
-  else if (c->awaiting_pong)
+  if (op == WEBSOCK_OP_PING) {
+    /* pongs count against max_unsent too: a client that pings and never
+     * reads must not grow our memory */
+    if (check_room(c, ev->len + 2) == 0)
+      wsh_conn_send_frame(c, WEBSOCK_OP_PONG, ev->data, ev->len);
+    else if (c->overflow) {
+      conn_overflow(c);
+      return;
+    }
+    maybe_pause_reading(c);
+  } else if (c->awaiting_pong) {
     ping_answered(c);
+  }
   if (!handler(c)->handle_control)
     return;
   uint64_t t0 = callback_enter(c, "handle_control");

@@ -138,8 +138,8 @@ int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
   int refused = g->plugin->h.load && g->plugin->h.load(&conf->options) != 0;
   wsh_crash_leave();
   if (refused) {
-    snprintf(err, errlen, "%s: load() refused the route %s (from %s)",
-             conf->plugin_path, conf->path, conf->conf_path);
+    snprintf(err, errlen, "%s: load() refused the route %s", conf->plugin_path,
+             conf->path);
     rc = WEBSOCK_EINVAL;
     goto out_plugin;
   }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -29,11 +30,28 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     evutil_closesocket(fd);
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg) {
+  wsh_server *srv = arg;
+  (void)fd;
+  (void)what;
+  if (srv->shutting_down)
+    return;
+  for (size_t i = 0; i < srv->nlisteners; i++)
+    evconnlistener_enable(srv->listeners[i]);
+}
+
+/* Out of file descriptors (or another accept failure): stop accepting for a
+ * moment instead of spinning on the pending connection, as nginx does. */
 static void on_accept_error(struct evconnlistener *l, void *arg) {
-  (void)arg;
+  wsh_server *srv = arg;
   int err = EVUTIL_SOCKET_ERROR();
-  wsh_error("accept on fd %d: %s", (int)evconnlistener_get_fd(l),
-            evutil_socket_error_to_string(err));
+  wsh_error("accept on fd %d: %s; not accepting for 500 ms",
+            (int)evconnlistener_get_fd(l), evutil_socket_error_to_string(err));
+  for (size_t i = 0; i < srv->nlisteners; i++)
+    evconnlistener_disable(srv->listeners[i]);
+  struct timeval tv = {0, 500 * 1000};
+  if (srv->accept_resume)
+    evtimer_add(srv->accept_resume, &tv);
 }
 
 static int bind_one(wsh_server *srv, const char *spec, char *err,
@@ -215,11 +233,21 @@ static int start_workers(wsh_server *srv, char *err, size_t errlen) {
   return 0;
 }
 
+/* Connections are file descriptors: take all the process may have. */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
                    char *err, size_t errlen) {
   int rc = WEBSOCK_ENOMEM;
   evthread_use_pthreads();
   signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
   wsh_server *srv = calloc(1, sizeof(*srv));
   if (!srv)
     return rc;
@@ -235,6 +263,7 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
   srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
   srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_hup, srv);
+  srv->accept_resume = evtimer_new(srv->base, on_accept_resume, srv);
   if (!srv->worker_exit || !srv->sig_term || !srv->sig_int || !srv->sig_hup)
     goto out_free;
   evsignal_add(srv->sig_term, NULL);
@@ -284,6 +313,8 @@ void wsh_server_free(wsh_server *srv) {
     event_free(srv->sig_int);
   if (srv->sig_hup)
     event_free(srv->sig_hup);
+  if (srv->accept_resume)
+    event_free(srv->accept_resume);
   if (srv->watch)
     event_free(srv->watch);
   if (srv->watch_delay)

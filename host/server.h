@@ -28,8 +28,9 @@ typedef struct wsh_server {
   struct event *sig_term;
   struct event *sig_int;
   struct event *sig_hup;
-  struct event *watch;       /* --watch: the inotify descriptor */
-  struct event *watch_delay; /* --watch: reload once changes settle */
+  struct event *accept_resume; /* accepting again after an accept error */
+  struct event *watch;         /* --watch: the inotify descriptor */
+  struct event *watch_delay;   /* --watch: reload once changes settle */
   int inotify_fd;
   struct event *worker_exit; /* activated by each worker as it finishes */
   atomic_uint workers_done;

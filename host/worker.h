@@ -53,8 +53,9 @@ enum {
   XX(101)                                                                      \
   XX(200)                                                                      \
   XX(400)                                                                      \
-  XX(401) XX(403) XX(404) XX(405) XX(408) XX(413) XX(414) XX(426) XX(429)      \
-      XX(431) XX(500) XX(503)
+  XX(401)                                                                      \
+  XX(403) XX(404) XX(405) XX(408) XX(413) XX(414) XX(426) XX(429) XX(431)      \
+      XX(500) XX(503)
 enum {
 #define WSH_STATUS_ENUM_(code) WSH_STATUS_##code,
   WSH_STATUS_MAP(WSH_STATUS_ENUM_)
