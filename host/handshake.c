@@ -238,15 +238,17 @@ static int on_url(http_parser *p, const char *at, size_t len) {
   websock_request *req = p->data;
 
   set_last_cb(req, ST_CB_URL);
+  if (memchr(at, '\0', len))
+    return fail(req, 400);
   return str_append(&req->url, at, len) ? fail(req, 500) : 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   websock_request *req = p->data;
 
+  if (memchr(at, '\0', len))
+    return fail(req, 400);
   if (last_cb(req) != ST_CB_FIELD) { /* a new header starts */
-    if (req->nheaders == WSH_MAX_REQUEST_HEADERS)
-      return fail(req, 431);
     if (grow_headers(&req->headers, req->nheaders, &req->cap_headers))
       return fail(req, 500);
     req->headers[req->nheaders++] = (wsh_header){NULL, NULL};
@@ -261,6 +263,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
   websock_request *req = p->data;
 
   set_last_cb(req, ST_CB_VALUE);
+  if (memchr(at, '\0', len))
+    return fail(req, 400);
   if (str_append(&req->headers[req->nheaders - 1].value, at, len))
     return fail(req, 500);
   return 0;
@@ -269,7 +273,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
 /* Returns 1 (no body) so that on_message_complete follows at once. */
 static int on_headers_complete(http_parser *p) {
   websock_request *req = p->data;
-  int status = finish_headers(req);
+  int status = req->nheaders > WSH_MAX_REQUEST_HEADERS ? 431 : 0;
+
+  if (status == 0)
+    status = finish_headers(req);
 
   if (status == 0)
     status = parse_target(req);
@@ -328,16 +335,22 @@ void wsh_request_free(websock_request *req) {
 /* An obs-fold (a header line continued on the next, which starts with SP or
  * HTAB) is refused with 400, as RFC 7230 §3.2.4 allows, rather than
  * trusting how the parser would join the lines. */
-static bool saw_obs_fold(websock_request *req, const char *data, size_t n) {
+static size_t obs_fold_at(const websock_request *req, const char *data,
+                          size_t n) {
   bool after_lf = req->state & ST_AFTER_LF;
 
   for (size_t i = 0; i < n; i++) {
     if (after_lf && is_ows(data[i]))
-      return true;
+      return i;
     after_lf = data[i] == '\n';
   }
-  req->state = after_lf ? req->state | ST_AFTER_LF : req->state & ~ST_AFTER_LF;
-  return false;
+  return n;
+}
+
+static void note_last_lf(websock_request *req, const char *data, size_t n) {
+  if (n)
+    req->state = data[n - 1] == '\n' ? req->state | ST_AFTER_LF
+                                     : req->state & ~ST_AFTER_LF;
 }
 
 /* Records the first failure status and returns it, for wsh_request_feed. */
@@ -356,7 +369,7 @@ static int parse_error_status(const websock_request *req) {
 
 int wsh_request_feed(websock_request *req, const char *data, size_t len,
                      size_t *consumed) {
-  size_t room, n, parsed;
+  size_t room, n, fold, parsed;
 
   *consumed = 0;
   if (req->status != 0)
@@ -368,16 +381,21 @@ int wsh_request_feed(websock_request *req, const char *data, size_t len,
   /* Never let the parser see a byte past the limit. */
   room = req->max_header_bytes - req->header_bytes;
   n = len < room ? len : room;
-  parsed = n ? http_parser_execute(&req->parser, &parser_settings, data, n) : 0;
+  /* The parser never sees a folded line either. */
+  fold = obs_fold_at(req, data, n);
+  parsed = fold
+               ? http_parser_execute(&req->parser, &parser_settings, data, fold)
+               : 0;
   req->header_bytes += parsed;
-  if (saw_obs_fold(req, data, parsed))
-    return refuse(req, 400);
+  note_last_lf(req, data, parsed);
   if (req->state & ST_DONE) {
     *consumed = parsed;
     return WSH_HS_DONE;
   }
-  if (HTTP_PARSER_ERRNO(&req->parser) != HPE_OK || parsed != n)
+  if (HTTP_PARSER_ERRNO(&req->parser) != HPE_OK || parsed != fold)
     return refuse(req, parse_error_status(req));
+  if (fold < n)
+    return refuse(req, 400);
   if (n < len) /* the head goes on past max_header_bytes */
     return refuse(req, 431);
   *consumed = len;

@@ -37,10 +37,15 @@ __attribute__((format(printf, 2, 3))) static int fail(route_parse *p,
 
 static char *read_line(char *str, int num, void *stream) {
   wsh_ini_pos *pos = stream;
+  long start = ftell(pos->f);
   if (!fgets(str, num, pos->f))
     return NULL;
   pos->line++;
   size_t len = strlen(str);
+  if (start >= 0 && ftell(pos->f) - start != (long)len) {
+    pos->too_long = pos->line; /* a NUL byte: inih would cut the line there */
+    return NULL;
+  }
   if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(pos->f)) {
     pos->too_long = pos->line;
     return NULL; /* stop: the rest of the line would become a line of its own */
@@ -72,7 +77,7 @@ static int parse_error(int inih_line, int handler_line, const char *what,
   }
   if (pos->too_long && (!line || pos->too_long <= line)) {
     line = pos->too_long;
-    msg = "line too long (at most 198 characters)";
+    msg = "line too long (at most 198 characters) or with a NUL byte";
   }
   if (!line)
     return 0;

@@ -632,7 +632,9 @@ START_TEST(generation_refused_names_everything) {
   ck_assert_has(err, so);
   ck_assert_has(err, "load() refused");
   ck_assert_has(err, "/refused");
-  ck_assert_has(err, conf);
+  /* the .conf is named by the caller (wsh_registry_load_dir and reload
+   * prefix every error with it), so it appears once in the log line */
+  ck_assert_msg(strstr(err, conf) == NULL, "%s", err);
   wsh_registry_free(r); /* its private directory must be empty again */
 }
 END_TEST
