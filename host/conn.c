@@ -700,10 +700,10 @@ static void answer_upgrade(websock_conn *c) {
   free(out);
   atomic_fetch_add_explicit(&c->w->stats.responses[WSH_STATUS_101], 1,
                             memory_order_relaxed);
-  wsh_info("%s GET %s: 101 (conn %llu, generation %u%s%s)", conn_peer(c).s,
-           c->req->path, (unsigned long long)c->id, c->gen->id,
-           resp.subprotocol ? ", subprotocol " : "",
-           resp.subprotocol ? resp.subprotocol : "");
+  wsh_debug("%s GET %s: 101 (conn %llu, generation %u%s%s)", conn_peer(c).s,
+            c->req->path, (unsigned long long)c->id, c->gen->id,
+            resp.subprotocol ? ", subprotocol " : "",
+            resp.subprotocol ? resp.subprotocol : "");
   conn_open(c, &resp);
   wsh_response_free(&resp);
 }

@@ -7,7 +7,8 @@ set -euo pipefail
 pkgs=(gcc make cmake pkg-config libevent-dev libhttp-parser-dev libssl-dev
       libinih-dev)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(check python3 python3-websockets clang libclang-rt-14-dev)
+  pkgs+=(check python3 python3-websockets clang libclang-rt-14-dev
+        libwebsockets-dev)
   # Node's WebSocket client for the end-to-end tests: keep a node that is
   # already installed (say from NodeSource); otherwise take Debian's.
   if ! command -v node >/dev/null 2>&1; then

@@ -77,8 +77,9 @@ class Daemon:
     # -- process ------------------------------------------------------------
     def start(self):
         self.write_routes()
+        # debug: tests read the per-connection lines (101 with the conn id)
         cmd = [WEBSOCKD, "--listen", "127.0.0.1:0", "--plugins", self.plugins_d,
-               "--workers", str(self.workers)] + self.args
+               "--workers", str(self.workers), "--log-level", "debug"] + self.args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)

@@ -360,7 +360,7 @@ class SlowHeadersTest(unittest.TestCase):
     def test_1000_slow_header_clients(self):
         d = self.d
         run(echo_once(d.url("/echo"), "warm up"))
-        baseline = d.fds()
+        baseline = settled_fds(d)
         timeouts_before = d.log_count(r"handshake timeout")
         socks, t_open = [], []
         sel = selectors.DefaultSelector()
@@ -445,7 +445,7 @@ class SlowHeadersTest(unittest.TestCase):
         self.assertGreaterEqual(d.log_count(r"handshake timeout") - timeouts_before,
                                 SLOW_CLIENTS)
         after = d.wait_fds(baseline, timeout=CLOSE_TIMEOUT_MS / 1000 + SLACK + 2)
-        self.assertEqual(after, baseline, "websockd fds %d, baseline %d"
+        self.assertLessEqual(after, baseline, "websockd fds %d, baseline %d"
                          % (after, baseline))
         assert_serving(self, d)
         print("\n1000 slow clients: polite client %.3f s; cut after %.2f-%.2f s"
@@ -670,7 +670,7 @@ class FrameAbuseTest(unittest.TestCase):
                       "max_message_size": "65536"},
         }, args=COMMON_ARGS)
         run(echo_once(cls.d.url("/echo"), "warm up"))
-        cls.baseline = cls.d.fds()
+        cls.baseline = settled_fds(cls.d)
 
     @classmethod
     def tearDownClass(cls):
@@ -681,7 +681,7 @@ class FrameAbuseTest(unittest.TestCase):
 
     def assert_fds_back(self):
         n = self.d.wait_fds(self.baseline, timeout=CLOSE_TIMEOUT_MS / 1000 + SLACK + 2)
-        self.assertEqual(n, self.baseline, "websockd keeps %d fds (baseline %d)"
+        self.assertLessEqual(n, self.baseline, "websockd keeps %d fds (baseline %d)"
                          % (n, self.baseline))
 
     def expect_close(self, wire, code, path="/echo"):
@@ -1231,7 +1231,7 @@ class FdExhaustionTest(unittest.TestCase):
             d.__exit__(None, None, None)
             raise
         with running(d):
-            baseline = d.fds()
+            baseline = settled_fds(d)
             socks = [socket.create_connection(("127.0.0.1", d.port), timeout=5)
                      for _ in range(100)]  # the backlog takes what websockd cannot
             try:
@@ -1245,12 +1245,24 @@ class FdExhaustionTest(unittest.TestCase):
                 for s in socks:
                     s.close()
             # it recovers once fds are free
-            self.assertEqual(d.wait_fds(baseline, timeout=5), baseline)
+            self.assertLessEqual(d.wait_fds(baseline, timeout=5), baseline)
             assert_serving(self, d)
             print("\nout of fds: %d accept error lines and %.2f s CPU in %.2f s"
                   % (lines, cpu, elapsed))
             self.assertLess(lines, 20, "log flooded with accept errors")
             self.assertLess(cpu, 0.3 * elapsed, "websockd spins on accept()")
+
+
+def settled_fds(d, settle=1.5):
+    """websockd's fd count once the connections that just closed are gone
+    (a closing connection lingers until the peer's EOF): the lowest count
+    seen over `settle` seconds."""
+    low = d.fds()
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        low = min(low, d.fds())
+    return low
 
 
 def cpu_seconds(d):

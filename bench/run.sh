@@ -1,0 +1,504 @@
+#!/usr/bin/env bash
+# bench/run.sh - websockd's load benchmark, the one command: installs what it
+# needs, builds a RelWithDebInfo tree (build-bench/), then runs every
+# scenario against websockd with one worker and with all workers, against a
+# libwebsockets echo server (peer_lws) and against a raw epoll echo that only
+# unmasks (peer_raw, the ceiling), alternating the servers over the rounds,
+# and prints one Markdown table of medians with websockd's ratio to each
+# peer. Servers run on core 1 (websockd with all workers is not pinned), the
+# load generator (wsload) on core 0.
+#
+#   bench/run.sh [--short] [--rounds N] [--build-dir DIR] [--perf]
+#   bench/run.sh --report DIR/bench-results     (the table again, no runs)
+#
+#   --short      seconds, not minutes: tiny durations, one round, 1,000 idle
+#                connections (the test suite runs this; no speed is asserted,
+#                but every echo is checked and a sanitizer report fails it)
+#   --rounds N   rounds (default 3, or $ROUNDS)
+#   --build-dir  use an existing build tree (host/websockd, bench/wsload,
+#                bench/peer_*, plugins.d) instead of installing and building
+#   --perf       also profile websockd (1 worker) during the 64 B depth-16
+#                echo of the last round: perf record -e cpu-clock -g; the top
+#                symbols land beside the results
+#
+# On a shared machine: before each run the script waits up to QUIET_WAIT
+# seconds (default 60) for the cores to be idle, and a run during which other
+# processes used more than NOISE_MAX % of a core (default 25) is run again,
+# up to twice; the table says how many runs were noisy all the same.
+#
+# Results: DIR/bench-results/: raw.txt (one line per run), table.md, logs/.
+set -euo pipefail
+
+say() { echo "bench: $*" >&2; }
+
+# ---- set-up and build --------------------------------------------------------
+install_and_build() {
+  scripts/setup.sh
+  if ! dpkg-query -W -f='${Status}' libwebsockets-dev 2>/dev/null | grep -q "ok installed"; then
+    if [ "$(id -u)" -eq 0 ]; then
+      say "installing libwebsockets-dev (the peer_lws server)"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y -qq --no-install-recommends libwebsockets-dev >/dev/null ||
+        { apt-get update -qq &&
+          apt-get install -y -qq --no-install-recommends libwebsockets-dev >/dev/null; }
+    else
+      say "libwebsockets-dev is missing; as root: apt-get install -y libwebsockets-dev"
+      say "(running without the libwebsockets peer)"
+    fi
+  fi
+  build_dir=$root/build-bench
+  mkdir -p "$build_dir"
+  say "building $build_dir (RelWithDebInfo)"
+  if ! { cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSH_TESTS=OFF &&
+         cmake --build "$build_dir" -j"$(nproc)"; } >"$build_dir/bench-build.log" 2>&1; then
+    tail -30 "$build_dir/bench-build.log" >&2
+    say "the build failed (log: $build_dir/bench-build.log)"
+    exit 1
+  fi
+}
+
+# websockd's routes: echo, and the chat plugin (rooms, fanout = broadcast)
+# when the build has one and it loads.
+write_routes() {
+  cp "$build_dir/plugins.d/echo.so" "$out/plugins.d/"
+  cat >"$out/plugins.d/echo.conf" <<'EOF'
+path = /echo
+plugin = echo.so
+max_message_size = 16777216
+EOF
+  have_chat=0
+  if [ ! -e "$build_dir/plugins.d/chat.so" ]; then
+    say "no chat plugin in $build_dir/plugins.d: websockd's fanout is not measured"
+    return 0
+  fi
+  cp "$build_dir/plugins.d/chat.so" "$out/plugins.d/"
+  cat >"$out/plugins.d/chat.conf" <<'EOF'
+path = /chat
+plugin = chat.so
+
+[options]
+fanout = broadcast
+EOF
+  if "$websockd" -t --plugins "$out/plugins.d" >"$out/logs/websockd-t.log" 2>&1; then
+    have_chat=1
+  else
+    say "the chat route does not load (see $out/logs/websockd-t.log): no fanout for websockd"
+    rm -f "$out/plugins.d/chat.conf" "$out/plugins.d/chat.so"
+  fi
+}
+
+# ---- servers -------------------------------------------------------------------
+# port_free PORT: nothing listens there (IPv4; state 0A is LISTEN).
+port_free() {
+  ! awk -v p="$(printf '%04X' "$1")" 'NR > 1 && $4 == "0A" &&
+    substr($2, index($2, ":") + 1) == p { found = 1; exit } END { exit !found }' /proc/net/tcp
+}
+
+pick_port() {
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 10000))
+    port_free "$p" && { echo "$p"; return; }
+  done
+  say "no free port"
+  exit 1
+}
+
+# start_server NAME: starts it on a free port; sets srv_pid and srv_port.
+start_server() {
+  local name=$1 log=$out/logs/$1.log cfg workers=1
+  srv_port=$(pick_port)
+  case "$name" in
+    websockd-*)
+      [ "$name" = websockd-2w ] && workers=$(nproc)
+      cfg=$out/$name.ini
+      cat >"$cfg" <<EOF
+[server]
+listen = 127.0.0.1:$srv_port
+plugins = $out/plugins.d
+workers = $workers
+log_level = warn
+max_connections = 30000
+EOF
+      if [ "$name" = websockd-1w ]; then
+        "${pin_server[@]}" "$websockd" --config "$cfg" >>"$log" 2>&1 &
+      else
+        "$websockd" --config "$cfg" >>"$log" 2>&1 & # all workers, all cores
+      fi ;;
+    lws) "${pin_server[@]}" "$peer_lws" "$srv_port" >>"$log" 2>&1 & ;;
+    raw) "${pin_server[@]}" "$peer_raw" "$srv_port" >>"$log" 2>&1 & ;;
+  esac
+  srv_pid=$!
+  for _ in $(seq 100); do
+    if ! kill -0 "$srv_pid" 2>/dev/null; then
+      say "$name exited at start (see $log)"
+      exit 1
+    fi
+    port_free "$srv_port" || return 0
+    sleep 0.05
+  done
+  say "$name does not listen on $srv_port"
+  exit 1
+}
+
+stop_server() {
+  [ -n "${srv_pid:-}" ] || return 0
+  kill -TERM "$srv_pid" 2>/dev/null || true
+  for _ in $(seq 150); do
+    kill -0 "$srv_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$srv_pid" 2>/dev/null || true
+  wait "$srv_pid" 2>/dev/null || true
+  srv_pid=""
+}
+
+cleanup() {
+  stop_server
+  [ -n "${load_pid:-}" ] && kill -TERM "$load_pid" 2>/dev/null
+  [ -n "${perf_pid:-}" ] && kill -INT "$perf_pid" 2>/dev/null
+  return 0
+}
+
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+sys_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+
+# wait_quiet: waits (up to QUIET_WAIT s) until less than a fifth of a core
+# is busy over half a second.
+wait_quiet() {
+  [ "$short" = 1 ] && return 0
+  local a b
+  for _ in $(seq "${QUIET_WAIT:-60}"); do
+    a=$(sys_busy); sleep 0.5; b=$(sys_busy)
+    [ $(((b - a) * 200 / clk_tck)) -lt 20 ] && return 0
+    sleep 0.5
+  done
+  say "the machine stays busy ($(((b - a) * 200 / clk_tck)) % of a core): measuring anyway"
+}
+
+# ---- scenarios -----------------------------------------------------------------
+set_scenarios() {
+  if [ "$short" = 1 ]; then
+    echo_t=(-d 0.3); connect_n=500; idle_n=1000; fan_m=100; fan_k=5
+  else
+    echo_t=(-d 5 --warmup 1); connect_n=20000; idle_n=10000; fan_m=10000; fan_k=20
+  fi
+  scenarios=(echo64 echo64d16 echo16k connect idle fanout)
+}
+
+# args_for SCENARIO: the wsload command line (the port comes after).
+args_for() {
+  case "$1" in
+    echo64) echo echo -c 100 -p 1 -s 64 "${echo_t[@]}" ;;
+    echo64d16) echo echo -c 100 -p 16 -s 64 "${echo_t[@]}" ;;
+    echo16k) echo echo -c 100 -p 1 -s 16k --binary "${echo_t[@]}" ;;
+    connect) echo connect -n "$connect_n" -c 50 ;;
+    idle) echo idle -n "$idle_n" -c 200 --hold 300 ;;
+    fanout) echo fanout -m "$fan_m" -n "$fan_k" -c 200 --timeout 180 \
+              --path "/chat?room=bench&name=s{i}" --pub-path "/chat?room=bench&name=pub" ;;
+  esac
+}
+
+applies() { # applies SCENARIO SERVER
+  case "$1/$2" in
+    fanout/lws) return 1 ;; # an echo server: no rooms
+    fanout/websockd-*) [ "$have_chat" = 1 ] ;;
+    *) return 0 ;;
+  esac
+}
+
+# measure ROUND SCENARIO SERVER: one run on a fresh server; sets `result`
+# (the line for raw.txt), `noise` (others' CPU %) and `run_rc`.
+measure() {
+  local round=$1 sc=$2 name=$3 line="" extra="" args prof=""
+  local t0 t1 c0 c1 b0 b1 r0 r1 lf wall cl
+  run_rc=0
+  wait_quiet
+  start_server "$name"
+  read -r -a args <<<"$(args_for "$sc")"
+  c0=$(proc_ticks "$srv_pid"); b0=$(sys_busy); t0=$(date +%s%N)
+  r0=$(rss_kb "$srv_pid")
+  if [ "$perf" = 1 ] && [ "$sc" = echo64d16 ] && [ "$name" = websockd-1w ] &&
+     [ "$round" = "$rounds" ]; then
+    prof=$out/perf-websockd-1w-echo64d16
+    perf record -e cpu-clock -g -p "$srv_pid" -o "$prof.data" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  if [ "$sc" = idle ]; then
+    # Hold the connections, read the server's RSS, then let them go.
+    lf=$out/logs/idle-$name-$round.out
+    "${pin_client[@]}" "$wsload" "${args[@]}" --port "$srv_port" >"$lf" 2>>"$out/logs/wsload.log" &
+    load_pid=$!
+    for _ in $(seq 1200); do
+      grep -q '^open ' "$lf" && break
+      kill -0 "$load_pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    sleep 0.5
+    r1=$(rss_kb "$srv_pid")
+    kill -TERM "$load_pid" 2>/dev/null || true
+    wait "$load_pid" || run_rc=$?
+    load_pid=""
+    line=$(grep '^mode=' "$lf" || true)
+    extra="rss_before_kb=$r0 rss_after_kb=$r1 rss_kb_per_conn=$(awk -v a="$r0" -v b="$r1" \
+      -v n="$idle_n" 'BEGIN {printf "%.2f", (b - a) / n}')"
+  else
+    line=$("${pin_client[@]}" "$wsload" "${args[@]}" --port "$srv_port" \
+             2>>"$out/logs/wsload.log") || run_rc=$?
+  fi
+  c1=$(proc_ticks "$srv_pid"); b1=$(sys_busy); t1=$(date +%s%N)
+  if [ -n "$prof" ]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    perf_pid=""
+  fi
+  stop_server
+  wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+  # Everything the machine did meanwhile but the server and the client.
+  cl=$(echo "$line" | sed -n 's/.*client_total_cpu_s=\([0-9.]*\).*/\1/p')
+  noise=$(awk -v a="$b0" -v b="$b1" -v s0="$c0" -v s1="$c1" -v w="$wall" -v t="$clk_tck" \
+    -v cl="${cl:-0}" 'BEGIN {printf "%.0f", ((b - a) - (s1 - s0) - cl * t) / t / w * 100}')
+  extra+=" server_cpu_s=$(awk -v a="$c0" -v b="$c1" -v t="$clk_tck" \
+    'BEGIN {printf "%.2f", (b - a) / t}') wall_s=$wall others_cpu_pct=$noise"
+  if [ "$run_rc" -ne 0 ] || [ -z "$line" ]; then
+    line="${line:-mode=$sc} failed=1"
+    [ "$run_rc" -ne 0 ] || run_rc=1
+  fi
+  result="round=$round scenario=$sc server=$name $line $extra"
+}
+
+# run_one ROUND SCENARIO SERVER: measures, again if others were busy.
+run_one() {
+  local round=$1 sc=$2 name=$3 try
+  for try in 1 2 3; do
+    measure "$round" "$sc" "$name"
+    [ "$run_rc" -ne 0 ] && break
+    [ "$short" = 1 ] || [ "$noise" -le "${NOISE_MAX:-25}" ] && break
+    echo "$result" >>"$out/noisy.txt"
+    [ "$try" = 3 ] || say "round $round $sc $name: others used $noise % of a core; again"
+  done
+  echo "$result" >>"$out/raw.txt"
+  if [ "$run_rc" -ne 0 ]; then
+    say "FAILED: round $round $sc on $name (exit $run_rc): $result (see $out/logs)"
+    failures=$((failures + 1))
+  else
+    say "round $round/$rounds $sc $name: $(echo "$result" | cut -d' ' -f4- | cut -c1-140)"
+  fi
+}
+
+# ---- the table -------------------------------------------------------------------
+# print_table DIR: the Markdown table of DIR/raw.txt (medians, ratios).
+print_table() {
+  local dir=$1
+  # shellcheck disable=SC1091
+  . "$dir/meta.sh"
+  echo "websockd load benchmark, $date, $rounds round(s)$([ "$short" = 1 ] && echo ', SHORT mode: the numbers mean nothing')"
+  echo "machine: $machine"
+  echo "wsload on core 0; the servers on core 1, but websockd ×2 ($workers2 workers) unpinned"
+  echo
+  awk -v servers="$servers" '
+    function median(key,   n, i, j, t, a) {
+      n = split(vals[key], a, " ")
+      if (n == 0) return ""
+      for (i = 2; i <= n; i++) {
+        t = a[i] + 0
+        for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
+        a[j + 1] = t
+      }
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function fmt(v) {
+      if (v == "") return "–"
+      v += 0
+      if (v >= 100) return sprintf("%.0f", v)
+      if (v >= 10) return sprintf("%.1f", v)
+      return sprintf("%.2f", v)
+    }
+    function ratio(a, b) {
+      return (a == "" || b == "" || b + 0 == 0) ? "–" : sprintf("%.2f", a / b)
+    }
+    function label(s) {
+      if (s == "websockd-1w") return "websockd ×1"
+      if (s == "websockd-2w") return "websockd ×2"
+      return s
+    }
+    function row(sc, key, title, metric,   line, i, w1, m) {
+      line = "| " title " | " metric " |"
+      w1 = median(sc SUBSEP key SUBSEP "websockd-1w")
+      for (i = 1; i <= ns; i++) line = line " " fmt(median(sc SUBSEP key SUBSEP sv[i])) " |"
+      for (i = 1; i <= ns; i++) if (sv[i] !~ /^websockd/) {
+        m = median(sc SUBSEP key SUBSEP sv[i])
+        line = line " " (key ~ /client|window|others/ ? "" : ratio(w1, m)) " |"
+      }
+      print line
+    }
+    {
+      delete kv
+      for (i = 1; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
+      if (kv["failed"] == 1) next
+      if (kv["total_msgs"] > 0) kv["cpu_s_per_m"] = kv["server_cpu_s"] / kv["total_msgs"] * 1e6
+      for (k in kv) {
+        vals[kv["scenario"] SUBSEP k SUBSEP kv["server"]] = vals[kv["scenario"] SUBSEP k SUBSEP kv["server"]] " " kv[k]
+        vals["all" SUBSEP k SUBSEP kv["server"]] = vals["all" SUBSEP k SUBSEP kv["server"]] " " kv[k]
+      }
+    }
+    END {
+      ns = split(servers, sv, " ")
+      hdr = "| scenario | metric |"; sep = "| --- | --- |"
+      for (i = 1; i <= ns; i++) { hdr = hdr " " label(sv[i]) " |"; sep = sep " ---: |" }
+      for (i = 1; i <= ns; i++) if (sv[i] !~ /^websockd/) { hdr = hdr " ×1 ÷ " label(sv[i]) " |"; sep = sep " ---: |" }
+      print hdr; print sep
+      row("echo64", "msgs_per_s", "echo 64 B text, 100 conns, depth 1", "msgs/s ↑")
+      row("echo64", "p50_us", "", "latency p50 µs ↓")
+      row("echo64", "p99_us", "", "latency p99 µs ↓")
+      row("echo64", "p999_us", "", "latency p99.9 µs ↓")
+      row("echo64", "cpu_s_per_m", "", "server CPU s per M msgs ↓")
+      row("echo64", "client_cpu_pct", "", "client CPU %")
+      row("echo64d16", "msgs_per_s", "echo 64 B text, 100 conns, depth 16", "msgs/s ↑")
+      row("echo64d16", "p50_us", "", "latency p50 µs ↓")
+      row("echo64d16", "p99_us", "", "latency p99 µs ↓")
+      row("echo64d16", "p999_us", "", "latency p99.9 µs ↓")
+      row("echo64d16", "cpu_s_per_m", "", "server CPU s per M msgs ↓")
+      row("echo64d16", "client_cpu_pct", "", "client CPU %")
+      row("echo16k", "msgs_per_s", "echo 16 KiB binary, 100 conns, depth 1", "msgs/s ↑")
+      row("echo16k", "mb_per_s", "", "MB/s (payload, one way) ↑")
+      row("echo16k", "p50_us", "", "latency p50 µs ↓")
+      row("echo16k", "p99_us", "", "latency p99 µs ↓")
+      row("echo16k", "p999_us", "", "latency p99.9 µs ↓")
+      row("echo16k", "cpu_s_per_m", "", "server CPU s per M msgs ↓")
+      row("echo16k", "client_cpu_pct", "", "client CPU %")
+      row("connect", "handshakes_per_s", "connect, upgrade, close; 50 at a time", "handshakes/s ↑")
+      row("connect", "p99_us", "", "p99 µs to the 101 ↓")
+      row("connect", "client_cpu_pct", "", "client CPU %")
+      row("idle", "rss_kb_per_conn", "idle connections", "server RSS KiB per conn ↓")
+      row("fanout", "all_p50_us", "fanout: 1 publisher, 1 room", "µs until all have it, p50 ↓")
+      row("fanout", "all_p99_us", "", "µs until all have it, p99 ↓")
+      row("fanout", "first_p50_us", "", "µs until the first has it, p50 ↓")
+      row("fanout", "window_cpu_pct", "", "client CPU % while delivering")
+      row("all", "others_cpu_pct", "every run", "others CPU % (noise)")
+    }
+  ' "$dir/raw.txt"
+  echo
+  [ "$short" = 1 ] ||
+    echo "Medians of $rounds rounds. Ratios: websockd with 1 worker ÷ the peer (↑ rows: over 1 is better; ↓ rows: under 1)."
+  echo "Idle: $idle_n connections, server RSS (VmRSS) after − before, ÷ $idle_n. Fanout: $fan_m subscribers, $fan_k publishes of 64 B$([ "$have_chat" = 1 ] || echo '; websockd: no chat plugin in this build, not measured')."
+  echo "Server CPU: /proc/PID/stat utime+stime around each run ÷ every message echoed (warm-up included). Client CPU: wsload's getrusage over the measured window (100 % = its core saturated). Others: the machine's busy time less server and client, in % of a core; runs over ${NOISE_MAX:-25} % are run again (twice at most): $noisy_kept noisy run(s) kept."
+}
+
+# ---- main --------------------------------------------------------------------------
+main() {
+  cd "$(dirname "$0")/.."
+  root=$PWD
+  short=0 rounds=${ROUNDS:-3} build_dir="" perf=0 report=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --short) short=1 ;;
+      --rounds) rounds=$2; shift ;;
+      --build-dir) build_dir=$2; shift ;;
+      --perf) perf=1 ;;
+      --report) report=$2; shift ;;
+      -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; return 0 ;;
+      *) say "unknown argument $1 (see --help)"; return 2 ;;
+    esac
+    shift
+  done
+  if [ -n "$report" ]; then
+    print_table "$report"
+    return 0
+  fi
+  [ "$short" = 1 ] && rounds=1
+
+  [ -n "$build_dir" ] || install_and_build
+  build_dir=$(cd "$build_dir" && pwd)
+  websockd=$build_dir/host/websockd
+  wsload=$build_dir/bench/wsload
+  peer_raw=$build_dir/bench/peer_raw
+  peer_lws=$build_dir/bench/peer_lws
+  for f in "$websockd" "$wsload" "$peer_raw" "$build_dir/plugins.d/echo.so"; do
+    [ -e "$f" ] || { say "missing $f (build it first)"; return 1; }
+  done
+
+  out=$build_dir/bench-results
+  rm -rf "$out"
+  mkdir -p "$out/plugins.d" "$out/logs"
+  : >"$out/raw.txt"
+  # Open files up to the hard limit (10,000 idle connections, 10,000
+  # subscribers) for the servers and the load generator alike.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  clk_tck=$(getconf CLK_TCK)
+  if [ "$(nproc)" -ge 2 ]; then
+    pin_client=(taskset -c 0)
+    pin_server=(taskset -c 1)
+  else
+    pin_client=()
+    pin_server=()
+    say "one core: nothing pinned, client and server share it"
+  fi
+  write_routes
+  servers=(websockd-1w websockd-2w)
+  if [ -x "$peer_lws" ]; then servers+=(lws); else say "no peer_lws (libwebsockets-dev missing): skipped"; fi
+  servers+=(raw)
+  set_scenarios
+  failures=0 srv_pid="" load_pid="" perf_pid=""
+  trap cleanup EXIT
+
+  say "servers: ${servers[*]}; scenarios: ${scenarios[*]}; $rounds round(s)"
+  local start round sc i n name
+  start=$(date +%s)
+  n=${#servers[@]}
+  for round in $(seq "$rounds"); do
+    for sc in "${scenarios[@]}"; do
+      for i in $(seq 0 $((n - 1))); do
+        name=${servers[$(((i + round - 1) % n))]} # each round starts with the next
+        if applies "$sc" "$name"; then
+          run_one "$round" "$sc" "$name"
+        fi
+      done
+    done
+  done
+
+  if [ "$perf" = 1 ] && [ -e "$out/perf-websockd-1w-echo64d16.data" ]; then
+    perf report -i "$out/perf-websockd-1w-echo64d16.data" --no-children --sort dso,sym \
+      --stdio -g none 2>/dev/null | grep '%' | grep -v '^#' | head -40 \
+      >"$out/perf-websockd-1w-echo64d16.top.txt" || true
+  fi
+  # A sanitizer build (the test suite's) must have reported nothing.
+  local reports
+  reports=$(grep -l -E "ERROR: (Address|Leak|Thread)Sanitizer|runtime error:" \
+              "$out"/logs/* 2>/dev/null || true)
+  if [ -n "$reports" ]; then
+    say "sanitizer reports in: $(echo "$reports" | tr '\n' ' ')"
+    failures=$((failures + 1))
+  fi
+
+  local noisy_kept
+  noisy_kept=$(awk -v m="${NOISE_MAX:-25}" '{for (i = 1; i <= NF; i++)
+    if ($i ~ /^others_cpu_pct=/) { split($i, p, "="); if (p[2] + 0 > m) k++ }} END {print k + 0}' \
+    "$out/raw.txt")
+  [ "$short" = 1 ] && noisy_kept=0
+  local cpu_model
+  cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+  cat >"$out/meta.sh" <<EOF
+date='$(date -u +%Y-%m-%d)'
+rounds=$rounds
+short=$short
+servers='${servers[*]}'
+workers2=$(nproc)
+machine='$(nproc) × ${cpu_model:-?}$(grep -qw hypervisor /proc/cpuinfo && echo ' (a virtual machine)'), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), Debian $(cat /etc/debian_version 2>/dev/null || echo ?)'
+idle_n=$idle_n
+fan_m=$fan_m
+fan_k=$fan_k
+have_chat=$have_chat
+noisy_kept=$noisy_kept
+NOISE_MAX=${NOISE_MAX:-25}
+EOF
+  print_table "$out" | tee "$out/table.md"
+  say "raw results: $out/raw.txt; $(($(date +%s) - start)) s"
+  if [ "$failures" -ne 0 ]; then
+    say "$failures run(s) failed"
+    return 1
+  fi
+}
+
+main "$@"; exit $? # one line: editing this file during a run is then harmless

@@ -1,0 +1,1199 @@
+/*
+ * wsload.c - the load generator of websockd's benchmarks: one thread, epoll,
+ * non-blocking sockets, and its own minimal RFC 6455 client (handshake,
+ * masked frames out, server frames in). It depends on libc only, so that it
+ * measures servers rather than a client library.
+ *
+ *   echo     C connections, P messages in flight on each, every echo checked
+ *            byte for byte; messages/s, MB/s, latency p50/p99/p99.9
+ *   connect  N handshakes (each followed by a close handshake), C at a time
+ *   idle     opens N connections, prints "open N", holds them
+ *   fanout   M subscribers and one publisher; time from a publish until
+ *            every subscriber has it
+ *
+ * Each run prints one line of key=value pairs on stdout; client_cpu_s and
+ * client_cpu_pct (getrusage, over the measured window; for fanout also
+ * window_cpu_pct, over the publish-to-last-delivery windows only) say
+ * whether the generator itself was the bottleneck: near 100 %, it was.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- options ----------------------------------------------------------- */
+
+enum mode { MODE_ECHO, MODE_CONNECT, MODE_IDLE, MODE_FANOUT };
+
+typedef struct opts {
+  enum mode mode;
+  const char *host;
+  int port;
+  const char *path;     /* {i} is replaced by the connection's index */
+  const char *pub_path; /* fanout: the publisher's path */
+  long conns;           /* echo: connections; others: concurrency */
+  long depth;
+  size_t size;
+  int binary;
+  double secs, warmup, hold, settle, timeout;
+  long n;               /* connect, idle: connections; fanout: publishes */
+  long subs;            /* fanout: subscribers */
+} opts;
+
+/* ---- time, randomness, statistics -------------------------------------- */
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static double cpu_seconds(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* xorshift64*: mask keys need only be unpredictable to a proxy, not secret. */
+static uint64_t rng_state;
+
+static uint32_t rng32(void) {
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return (uint32_t)((rng_state * 2685821657736338717ull) >> 32);
+}
+
+/* Log-linear histogram of nanoseconds: 32 sub-buckets per power of two, so
+ * a reported percentile is within about 3 % of the true value. */
+#define HIST_SUB 5
+#define HIST_N ((64 - HIST_SUB + 1) << HIST_SUB)
+
+typedef struct hist {
+  uint64_t b[HIST_N];
+  uint64_t n, max;
+} hist;
+
+static unsigned hist_index(uint64_t v) {
+  if (v < (1u << HIST_SUB))
+    return (unsigned)v;
+  unsigned k = 63u - (unsigned)__builtin_clzll(v);
+  return ((k - HIST_SUB + 1) << HIST_SUB) |
+         (unsigned)((v >> (k - HIST_SUB)) & ((1u << HIST_SUB) - 1));
+}
+
+static uint64_t hist_value(unsigned idx) {
+  if (idx < (1u << HIST_SUB))
+    return idx;
+  unsigned k = (idx >> HIST_SUB) + HIST_SUB - 1;
+  uint64_t lo = (uint64_t)((1u << HIST_SUB) | (idx & ((1u << HIST_SUB) - 1)))
+                << (k - HIST_SUB);
+  return lo + ((1ull << (k - HIST_SUB)) >> 1); /* the bucket's middle */
+}
+
+static void hist_add(hist *h, uint64_t v) {
+  h->b[hist_index(v)]++;
+  h->n++;
+  if (v > h->max)
+    h->max = v;
+}
+
+/* The value at rank ceil(q * n), in microseconds. */
+static double hist_pct_us(const hist *h, double q) {
+  if (!h->n)
+    return 0;
+  uint64_t want = (uint64_t)(q * (double)h->n + 0.999999), seen = 0;
+  if (want < 1)
+    want = 1;
+  for (unsigned i = 0; i < HIST_N; i++) {
+    seen += h->b[i];
+    if (seen >= want) {
+      uint64_t v = hist_value(i);
+      return (double)(v < h->max ? v : h->max) / 1e3;
+    }
+  }
+  return (double)h->max / 1e3;
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+enum state { ST_FREE, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING };
+
+typedef struct conn {
+  int fd;
+  long id;
+  enum state state;
+  int epoll_out;             /* EPOLLOUT is registered */
+  uint8_t *in;               /* bytes read, not yet parsed */
+  size_t in_len, in_cap;
+  uint8_t *out;              /* bytes to write: out[out_off..out_len) */
+  size_t out_off, out_len, out_cap;
+  uint8_t *msg;              /* a fragmented message being reassembled */
+  size_t msg_len, msg_cap;
+  int msg_op;                /* its opcode; 0: none in progress */
+  uint64_t t_start;          /* connect: when connect() was called */
+  uint64_t *ring;            /* echo: send times of the messages in flight */
+  long ring_head, ring_count;
+  uint64_t send_seq, recv_seq;
+  long fan_seen;             /* fanout: the last publish seen, or -1 */
+} conn;
+
+typedef struct wsload {
+  opts o;
+  int ep;
+  struct sockaddr_in addr;
+  conn *c;
+  long nc;                   /* slots in c */
+  long opening, open, closing; /* connections in each state */
+  long closed, errors, started;
+  int running;               /* echo: keep replacing echoed messages */
+  int measuring;
+  uint64_t msgs, total_msgs, bytes;
+  hist lat;
+  uint8_t *tmpl;             /* echo: message pattern, size + 64 bytes */
+  char host_hdr[300];
+  /* fanout */
+  conn *pub;
+  long fan_seq, fan_got;
+  uint64_t fan_t0, fan_first, fan_last;
+  hist fan_all, fan_1st;
+  uint64_t last_rx;
+  int quiet;                 /* no error messages after the run */
+} wsload;
+
+static volatile sig_atomic_t g_stop; /* the one global: set by SIGTERM/SIGINT */
+
+static void on_signal(int sig) {
+  (void)sig;
+  g_stop = 1;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("wsload: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(2);
+}
+
+static void *xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n);
+  if (!q)
+    die("out of memory (%zu bytes)", n);
+  return q;
+}
+
+/* A connection failed: count it, say why (for the first few), close it. */
+static void conn_close(wsload *w, conn *c);
+
+static void conn_fail(wsload *w, conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void conn_fail(wsload *w, conn *c, const char *fmt, ...) {
+  if (w->errors < 5 && !w->quiet) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "wsload: conn %ld: ", c->id);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+  }
+  w->errors++;
+  conn_close(w, c);
+}
+
+static void conn_close(wsload *w, conn *c) {
+  if (c->fd < 0)
+    return;
+  if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE)
+    w->opening--;
+  else if (c->state == ST_OPEN)
+    w->open--;
+  else
+    w->closing--;
+  close(c->fd);
+  c->fd = -1;
+  c->state = ST_FREE;
+  c->in_len = c->out_off = c->out_len = c->msg_len = 0;
+  c->msg_op = 0;
+  c->epoll_out = 0;
+  c->ring_head = c->ring_count = 0;
+  w->closed++;
+}
+
+/* Closes with a RST, so that neither side keeps the port in TIME_WAIT. */
+static void conn_reset(wsload *w, conn *c) {
+  if (c->fd < 0)
+    return;
+  struct linger l = {.l_onoff = 1, .l_linger = 0};
+  setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  conn_close(w, c);
+}
+
+static void out_reserve(conn *c, size_t more) {
+  if (c->out_off && c->out_off == c->out_len)
+    c->out_off = c->out_len = 0;
+  if (c->out_len + more <= c->out_cap)
+    return;
+  if (c->out_off) {
+    memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+    c->out_len -= c->out_off;
+    c->out_off = 0;
+    if (c->out_len + more <= c->out_cap)
+      return;
+  }
+  size_t cap = c->out_cap ? c->out_cap : 512;
+  while (cap < c->out_len + more)
+    cap *= 2;
+  c->out = xrealloc(c->out, cap);
+  c->out_cap = cap;
+}
+
+static void set_events(wsload *w, conn *c, int want_out) {
+  if (c->epoll_out == want_out)
+    return;
+  struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0),
+                           .data.ptr = c};
+  if (epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+    die("epoll_ctl: %s", strerror(errno));
+  c->epoll_out = want_out;
+}
+
+/* Writes what it can; the rest waits for EPOLLOUT. */
+static void conn_flush(wsload *w, conn *c) {
+  while (c->out_off < c->out_len) {
+    ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                     MSG_NOSIGNAL);
+    if (n > 0) {
+      c->out_off += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      set_events(w, c, 1);
+      return;
+    }
+    conn_fail(w, c, "send: %s", strerror(errno));
+    return;
+  }
+  c->out_off = c->out_len = 0;
+  set_events(w, c, 0);
+}
+
+/* ---- the client side of RFC 6455 --------------------------------------- */
+
+static void mask_copy(uint8_t *dst, const uint8_t *src, size_t n, uint32_t key) {
+  uint64_t k8 = (uint64_t)key | ((uint64_t)key << 32);
+  uint8_t kb[4];
+  memcpy(kb, &key, 4);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v;
+    memcpy(&v, src + i, 8);
+    v ^= k8;
+    memcpy(dst + i, &v, 8);
+  }
+  for (; i < n; i++)
+    dst[i] = src[i] ^ kb[i & 3];
+}
+
+/* Appends the header of a masked frame of len bytes; returns its key and
+ * where the payload goes. */
+static uint8_t *frame_begin(conn *c, int opcode, size_t len, uint32_t *key) {
+  out_reserve(c, len + 14);
+  uint8_t *p = c->out + c->out_len;
+  size_t h = 2;
+  p[0] = (uint8_t)(0x80 | opcode);
+  if (len < 126) {
+    p[1] = (uint8_t)(0x80 | len);
+  } else if (len < 65536) {
+    p[1] = 0x80 | 126;
+    p[2] = (uint8_t)(len >> 8);
+    p[3] = (uint8_t)len;
+    h = 4;
+  } else {
+    p[1] = 0x80 | 127;
+    for (int i = 0; i < 8; i++)
+      p[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    h = 10;
+  }
+  *key = rng32();
+  memcpy(p + h, key, 4);
+  c->out_len += h + 4 + len;
+  return p + h + 4;
+}
+
+static void send_frame(conn *c, int opcode, const void *data, size_t len) {
+  uint32_t key;
+  uint8_t *dst = frame_begin(c, opcode, len, &key);
+  mask_copy(dst, data, len, key);
+}
+
+static void send_close(wsload *w, conn *c) {
+  const uint8_t code[2] = {1000 >> 8, 1000 & 0xff};
+  send_frame(c, 0x8, code, 2);
+  c->state = ST_CLOSING;
+  w->open--;
+  w->closing++;
+}
+
+static void base64(const uint8_t *in, size_t n, char *out) {
+  static const char tab[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+    *out++ = tab[v >> 18];
+    *out++ = tab[(v >> 12) & 63];
+    *out++ = tab[(v >> 6) & 63];
+    *out++ = tab[v & 63];
+  }
+  if (n - i == 1) {
+    uint32_t v = (uint32_t)in[i] << 16;
+    *out++ = tab[v >> 18];
+    *out++ = tab[(v >> 12) & 63];
+    *out++ = '=';
+    *out++ = '=';
+  } else if (n - i == 2) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+    *out++ = tab[v >> 18];
+    *out++ = tab[(v >> 12) & 63];
+    *out++ = tab[(v >> 6) & 63];
+    *out++ = '=';
+  }
+  *out = '\0';
+}
+
+/* The request path of connection c: the template with {i} replaced. */
+static void conn_path(const char *tmpl, long id, char *out, size_t outlen) {
+  const char *at = strstr(tmpl, "{i}");
+  if (!at)
+    snprintf(out, outlen, "%s", tmpl);
+  else if (id < 0)
+    snprintf(out, outlen, "%.*spub%s", (int)(at - tmpl), tmpl, at + 3);
+  else
+    snprintf(out, outlen, "%.*s%ld%s", (int)(at - tmpl), tmpl, id, at + 3);
+}
+
+static void send_handshake(wsload *w, conn *c) {
+  uint8_t raw[16];
+  char key[32], path[1024];
+  for (int i = 0; i < 16; i += 4) {
+    uint32_t r = rng32();
+    memcpy(raw + i, &r, 4);
+  }
+  base64(raw, sizeof(raw), key);
+  if (c == w->pub)
+    conn_path(w->o.pub_path ? w->o.pub_path : w->o.path, -1, path, sizeof(path));
+  else
+    conn_path(w->o.path, c->id, path, sizeof(path));
+  out_reserve(c, 2048);
+  int n = snprintf((char *)c->out + c->out_len, c->out_cap - c->out_len,
+                   "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n",
+                   path, w->host_hdr, key);
+  if (n < 0 || (size_t)n >= c->out_cap - c->out_len)
+    die("request too long");
+  c->out_len += (size_t)n;
+}
+
+static void conn_start(wsload *w, conn *c) {
+  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd < 0)
+    die("socket: %s (raise the open-files limit?)", strerror(errno));
+  int one = 1;
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  c->state = ST_CONNECTING;
+  c->t_start = now_ns();
+  c->fan_seen = -1;
+  c->send_seq = c->recv_seq = 0;
+  w->opening++;
+  w->started++;
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+  c->epoll_out = 1;
+  if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+    die("epoll_ctl: %s", strerror(errno));
+  if (connect(c->fd, (struct sockaddr *)&w->addr, sizeof(w->addr)) != 0 &&
+      errno != EINPROGRESS)
+    conn_fail(w, c, "connect: %s", strerror(errno));
+}
+
+/* ---- what each mode does with an open connection and a message --------- */
+
+static void echo_send(wsload *w, conn *c, uint64_t t) {
+  size_t size = w->o.size;
+  uint64_t seq = c->send_seq++;
+  const uint8_t *src = w->tmpl + seq % 61;
+  uint32_t key;
+  uint8_t *dst = frame_begin(c, w->o.binary ? 0x2 : 0x1, size, &key);
+  if (size >= 16) {
+    char hdr[17];
+    snprintf(hdr, sizeof(hdr), "%016" PRIx64, seq);
+    mask_copy(dst, (const uint8_t *)hdr, 16, key);
+    mask_copy(dst + 16, src + 16, size - 16, key);
+  } else {
+    mask_copy(dst, src, size, key);
+  }
+  long slot = (c->ring_head + c->ring_count) % w->o.depth;
+  c->ring[slot] = t;
+  c->ring_count++;
+}
+
+static void echo_message(wsload *w, conn *c, int op, const uint8_t *p,
+                         size_t len, uint64_t t) {
+  size_t size = w->o.size;
+  uint64_t seq = c->recv_seq;
+  const uint8_t *want = w->tmpl + seq % 61;
+  if (op != (w->o.binary ? 0x2 : 0x1) || len != size || !c->ring_count) {
+    conn_fail(w, c, "echo %" PRIu64 ": opcode %d, %zu bytes; want %d, %zu",
+              seq, op, len, w->o.binary ? 2 : 1, size);
+    return;
+  }
+  if (size >= 16) {
+    char hdr[17];
+    snprintf(hdr, sizeof(hdr), "%016" PRIx64, seq);
+    if (memcmp(p, hdr, 16) != 0 || memcmp(p + 16, want + 16, size - 16) != 0) {
+      conn_fail(w, c, "echo %" PRIu64 " differs from the message sent", seq);
+      return;
+    }
+  } else if (memcmp(p, want, size) != 0) {
+    conn_fail(w, c, "echo %" PRIu64 " differs from the message sent", seq);
+    return;
+  }
+  uint64_t sent = c->ring[c->ring_head];
+  c->ring_head = (c->ring_head + 1) % w->o.depth;
+  c->ring_count--;
+  c->recv_seq++;
+  w->total_msgs++;
+  if (w->measuring) {
+    w->msgs++;
+    w->bytes += len;
+    hist_add(&w->lat, t - sent);
+  }
+  if (w->running)
+    echo_send(w, c, t);
+}
+
+/* Fanout: a message carries "wsfan:SEQ;" somewhere (a chat plugin may wrap
+ * it); anything else (join notices, say) is ignored. */
+static void fanout_message(wsload *w, conn *c, const uint8_t *p, size_t len,
+                           uint64_t t) {
+  w->last_rx = t;
+  if (c == w->pub || w->fan_seq < 0)
+    return;
+  const uint8_t *at = memmem(p, len, "wsfan:", 6);
+  if (!at)
+    return;
+  long seq = 0;
+  size_t i = (size_t)(at - p) + 6;
+  while (i < len && p[i] >= '0' && p[i] <= '9')
+    seq = seq * 10 + (p[i++] - '0');
+  if (i >= len || p[i] != ';' || seq != w->fan_seq || c->fan_seen == seq)
+    return;
+  c->fan_seen = seq;
+  if (w->fan_got++ == 0)
+    w->fan_first = t;
+  w->fan_last = t;
+}
+
+static void on_message(wsload *w, conn *c, int op, const uint8_t *p, size_t len,
+                       uint64_t t) {
+  if (c->state != ST_OPEN)
+    return; /* late echoes after our close */
+  switch (w->o.mode) {
+  case MODE_ECHO:
+    echo_message(w, c, op, p, len, t);
+    break;
+  case MODE_FANOUT:
+    fanout_message(w, c, p, len, t);
+    break;
+  default:
+    break; /* connect, idle: nothing is expected; ignore what comes */
+  }
+}
+
+static void on_open(wsload *w, conn *c, uint64_t t) {
+  w->opening--;
+  w->open++;
+  c->state = ST_OPEN;
+  switch (w->o.mode) {
+  case MODE_CONNECT:
+    hist_add(&w->lat, t - c->t_start);
+    send_close(w, c);
+    break;
+  default:
+    break;
+  }
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static int check_handshake(wsload *w, conn *c, uint64_t t) {
+  uint8_t *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+  if (!end) {
+    if (c->in_len > 16384)
+      conn_fail(w, c, "response head too long");
+    return 0;
+  }
+  size_t head = (size_t)(end - c->in) + 4;
+  char save = (char)c->in[head - 1];
+  c->in[head - 1] = '\0';
+  const char *resp = (const char *)c->in;
+  int ok101 = strncmp(resp, "HTTP/1.1 101 ", 13) == 0 ||
+              strncmp(resp, "HTTP/1.1 101\r", 13) == 0;
+  int accept = strcasestr(resp, "\r\nSec-WebSocket-Accept:") != NULL;
+  if (!ok101 || !accept) {
+    const char *eol = strstr(resp, "\r\n");
+    conn_fail(w, c, "handshake refused: %.*s%s", (int)(eol - resp), resp,
+              ok101 ? " (no Sec-WebSocket-Accept)" : "");
+    return -1;
+  }
+  c->in[head - 1] = (uint8_t)save;
+  memmove(c->in, c->in + head, c->in_len - head);
+  c->in_len -= head;
+  on_open(w, c, t);
+  return 1;
+}
+
+/* Parses one server frame at p. Returns the header length, 0 when the frame
+ * is not all there (*need: the whole frame's size when known), -1 when it
+ * breaks the protocol. */
+static int frame_parse(const uint8_t *p, size_t n, int *fin, int *op,
+                       uint64_t *len, size_t *need) {
+  *need = 0;
+  if (n < 2)
+    return 0;
+  if ((p[0] & 0x70) || (p[1] & 0x80))
+    return -1; /* reserved bits, or a masked server frame */
+  size_t h = 2;
+  uint64_t l = p[1] & 0x7f;
+  if (l == 126) {
+    if (n < 4)
+      return 0;
+    l = (uint64_t)p[2] << 8 | p[3];
+    h = 4;
+  } else if (l == 127) {
+    if (n < 10)
+      return 0;
+    l = 0;
+    for (int i = 0; i < 8; i++)
+      l = l << 8 | p[2 + i];
+    h = 10;
+    if (l >> 40)
+      return -1;
+  }
+  *fin = p[0] >> 7;
+  *op = p[0] & 0x0f;
+  *len = l;
+  if (n < h + l) {
+    *need = h + (size_t)l;
+    return 0;
+  }
+  return (int)h;
+}
+
+static void on_frame(wsload *w, conn *c, int fin, int op, const uint8_t *p,
+                     size_t len, uint64_t t) {
+  switch (op) {
+  case 0x9: /* ping */
+    send_frame(c, 0xA, p, len);
+    return;
+  case 0xA:
+    return;
+  case 0x8: /* close */
+    if (c->state == ST_CLOSING)
+      return; /* the answer to ours: the server closes the TCP connection */
+    if (w->o.mode == MODE_ECHO || (w->o.mode == MODE_IDLE && !g_stop)) {
+      unsigned code = len >= 2 ? (unsigned)p[0] << 8 | p[1] : 1005;
+      conn_fail(w, c, "closed by the server (code %u)", code);
+      return;
+    }
+    send_frame(c, 0x8, p, len >= 2 ? 2 : 0);
+    c->state = ST_CLOSING;
+    w->open--;
+    w->closing++;
+    return;
+  case 0x0:
+    if (!c->msg_op) {
+      conn_fail(w, c, "continuation frame with no message");
+      return;
+    }
+    break;
+  case 0x1:
+  case 0x2:
+    if (c->msg_op) {
+      conn_fail(w, c, "new message inside a fragmented one");
+      return;
+    }
+    if (fin) {
+      on_message(w, c, op, p, len, t);
+      return;
+    }
+    c->msg_op = op;
+    c->msg_len = 0;
+    break;
+  default:
+    conn_fail(w, c, "unknown opcode %d", op);
+    return;
+  }
+  if (c->msg_len + len > c->msg_cap) {
+    c->msg_cap = (c->msg_len + len) * 2;
+    c->msg = xrealloc(c->msg, c->msg_cap);
+  }
+  memcpy(c->msg + c->msg_len, p, len);
+  c->msg_len += len;
+  if (fin) {
+    int mop = c->msg_op;
+    c->msg_op = 0;
+    on_message(w, c, mop, c->msg, c->msg_len, t);
+  }
+}
+
+static void parse_frames(wsload *w, conn *c, uint64_t t) {
+  size_t pos = 0;
+  while (c->fd >= 0 && pos < c->in_len) {
+    int fin, op;
+    uint64_t len;
+    size_t need;
+    int h = frame_parse(c->in + pos, c->in_len - pos, &fin, &op, &len, &need);
+    if (h < 0) {
+      conn_fail(w, c, "malformed frame from the server");
+      return;
+    }
+    if (h == 0) {
+      if (need > c->in_cap) {
+        memmove(c->in, c->in + pos, c->in_len - pos);
+        c->in_len -= pos;
+        pos = 0;
+        c->in_cap = need + 4096;
+        c->in = xrealloc(c->in, c->in_cap);
+      }
+      break;
+    }
+    on_frame(w, c, fin, op, c->in + pos + h, (size_t)len, t);
+    pos += (size_t)h + (size_t)len;
+  }
+  if (c->fd < 0)
+    return;
+  if (pos) {
+    memmove(c->in, c->in + pos, c->in_len - pos);
+    c->in_len -= pos;
+  }
+}
+
+static void on_eof(wsload *w, conn *c) {
+  if (c->state == ST_CLOSING) {
+    conn_close(w, c);
+    return;
+  }
+  if (w->o.mode == MODE_ECHO && !w->running && c->state == ST_OPEN) {
+    conn_close(w, c);
+    return;
+  }
+  conn_fail(w, c, "the server closed the connection%s",
+            c->state == ST_OPEN ? "" : " during the handshake");
+}
+
+static void on_readable(wsload *w, conn *c, uint64_t t) {
+  if (c->in_cap - c->in_len < 4096) {
+    c->in_cap = c->in_cap ? c->in_cap * 2 : 4096;
+    c->in = xrealloc(c->in, c->in_cap);
+  }
+  ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len - 1, 0);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      conn_fail(w, c, "recv: %s", strerror(errno));
+    return;
+  }
+  if (n == 0) {
+    on_eof(w, c);
+    return;
+  }
+  c->in_len += (size_t)n;
+  if (c->state == ST_HANDSHAKE && check_handshake(w, c, t) <= 0)
+    return;
+  if (c->state == ST_OPEN || c->state == ST_CLOSING)
+    parse_frames(w, c, t);
+}
+
+static void on_writable(wsload *w, conn *c) {
+  if (c->state == ST_CONNECTING) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+      conn_fail(w, c, "connect: %s", strerror(err));
+      return;
+    }
+    c->state = ST_HANDSHAKE;
+    send_handshake(w, c);
+  }
+  conn_flush(w, c);
+}
+
+/* One turn of the loop: waits at most until `until`, handles what is ready,
+ * flushes what the handlers queued. */
+static void poll_once(wsload *w, uint64_t until) {
+  struct epoll_event ev[512];
+  uint64_t t = now_ns();
+  int ms = until > t ? (int)((until - t + 999999) / 1000000) : 0;
+  if (ms > 100)
+    ms = 100;
+  int n = epoll_wait(w->ep, ev, 512, ms);
+  if (n < 0) {
+    if (errno == EINTR)
+      return;
+    die("epoll_wait: %s", strerror(errno));
+  }
+  for (int i = 0; i < n; i++) {
+    conn *c = ev[i].data.ptr;
+    if (c->fd < 0)
+      continue;
+    if (ev[i].events & EPOLLOUT)
+      on_writable(w, c);
+    if (c->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
+        c->state != ST_CONNECTING)
+      on_readable(w, c, now_ns());
+    if (c->fd >= 0 && c->out_len > c->out_off)
+      conn_flush(w, c);
+  }
+}
+
+/* ---- the modes ----------------------------------------------------------- */
+
+static void alloc_conns(wsload *w, long n) {
+  w->nc = n;
+  w->c = calloc((size_t)n, sizeof(conn));
+  if (!w->c)
+    die("out of memory");
+  for (long i = 0; i < n; i++) {
+    w->c[i].fd = -1;
+    w->c[i].id = i;
+  }
+}
+
+/* Opens conns[0..n) with at most `conc` handshakes in flight. */
+static int open_all(wsload *w, conn **conns, long n, long conc) {
+  uint64_t deadline = now_ns() + (uint64_t)(w->o.timeout * 1e9);
+  long next = 0;
+  long base_open = w->open, base_err = w->errors;
+  while (w->open - base_open < n && !g_stop) {
+    while (next < n && w->opening < conc)
+      conn_start(w, conns[next++]);
+    if (w->errors > base_err && next >= n && w->opening == 0)
+      break;
+    if (now_ns() > deadline) {
+      fprintf(stderr, "wsload: %ld of %ld connections open after %.0f s\n",
+              w->open - base_open, n, w->o.timeout);
+      return -1;
+    }
+    poll_once(w, deadline);
+  }
+  return w->errors > base_err || g_stop ? -1 : 0;
+}
+
+/* Sends a close to every open connection and waits up to `secs` for the
+ * server to close each; whatever is left gets a RST. */
+static void close_all(wsload *w, double secs) {
+  for (long i = 0; i < w->nc; i++) {
+    conn *c = &w->c[i];
+    if (c->fd >= 0 && c->state == ST_OPEN) {
+      send_close(w, c);
+      conn_flush(w, c);
+    } else if (c->fd >= 0 && c->state != ST_CLOSING) {
+      conn_reset(w, c);
+    }
+  }
+  uint64_t deadline = now_ns() + (uint64_t)(secs * 1e9);
+  while (w->open + w->opening + w->closing > 0 && now_ns() < deadline)
+    poll_once(w, deadline);
+  for (long i = 0; i < w->nc; i++)
+    conn_reset(w, &w->c[i]);
+}
+
+/* client_cpu_*: over the measured window; client_total_cpu_s: the whole
+ * process, set-up and teardown included. */
+static void print_common(wsload *w, double cpu, double wall) {
+  printf(" client_cpu_s=%.3f client_cpu_pct=%.1f client_total_cpu_s=%.3f"
+         " errors=%ld\n",
+         cpu, wall > 0 ? 100.0 * cpu / wall : 0.0, cpu_seconds(), w->errors);
+}
+
+static int run_echo(wsload *w) {
+  opts *o = &w->o;
+  alloc_conns(w, o->conns);
+  conn **list = xrealloc(NULL, (size_t)o->conns * sizeof(conn *));
+  for (long i = 0; i < o->conns; i++) {
+    list[i] = &w->c[i];
+    list[i]->ring = xrealloc(NULL, (size_t)o->depth * sizeof(uint64_t));
+    list[i]->in_cap = o->size + 16384;
+    list[i]->in = xrealloc(NULL, list[i]->in_cap);
+  }
+  w->tmpl = xrealloc(NULL, o->size + 64);
+  for (size_t i = 0; i < o->size + 64; i++)
+    w->tmpl[i] = o->binary ? (uint8_t)rng32() : (uint8_t)('a' + (i * 7) % 26);
+  int rc = open_all(w, list, o->conns, 512);
+  free(list);
+  if (rc != 0)
+    return 1;
+  uint64_t t = now_ns();
+  uint64_t t_measure = t + (uint64_t)(o->warmup * 1e9);
+  uint64_t t_end = t_measure + (uint64_t)(o->secs * 1e9);
+  w->running = 1;
+  for (long i = 0; i < w->nc; i++) {
+    for (long k = 0; k < o->depth; k++)
+      echo_send(w, &w->c[i], t);
+    conn_flush(w, &w->c[i]);
+  }
+  double cpu0 = 0;
+  uint64_t t0 = t;
+  if (o->warmup <= 0) {
+    w->measuring = 1;
+    cpu0 = cpu_seconds();
+  }
+  while (!g_stop && w->open > 0) {
+    t = now_ns();
+    if (!w->measuring && t >= t_measure) {
+      w->measuring = 1;
+      t0 = t;
+      cpu0 = cpu_seconds();
+    }
+    if (t >= t_end)
+      break;
+    poll_once(w, w->measuring ? t_end : t_measure);
+  }
+  t = now_ns();
+  double cpu = cpu_seconds() - cpu0;
+  w->measuring = 0;
+  w->running = 0;
+  double secs = (double)(t - t0) / 1e9;
+  long lost = o->conns - w->open;
+  close_all(w, 3.0);
+  printf("mode=echo conns=%ld depth=%ld size=%zu %s msgs=%" PRIu64
+         " secs=%.3f msgs_per_s=%.0f mb_per_s=%.2f p50_us=%.1f p99_us=%.1f"
+         " p999_us=%.1f max_us=%.1f total_msgs=%" PRIu64,
+         o->conns, o->depth, o->size, o->binary ? "binary" : "text", w->msgs,
+         secs, w->msgs / secs, (double)w->bytes / secs / 1e6,
+         hist_pct_us(&w->lat, 0.50), hist_pct_us(&w->lat, 0.99),
+         hist_pct_us(&w->lat, 0.999), (double)w->lat.max / 1e3, w->total_msgs);
+  print_common(w, cpu, secs);
+  return w->errors || lost || w->msgs == 0 ? 1 : 0;
+}
+
+static int run_connect(wsload *w) {
+  opts *o = &w->o;
+  long conc = o->conns < o->n ? o->conns : o->n;
+  alloc_conns(w, conc);
+  uint64_t t0 = now_ns(), deadline = t0 + (uint64_t)(o->timeout * 1e9);
+  double cpu0 = cpu_seconds();
+  long done = 0;
+  for (long i = 0; i < conc; i++)
+    conn_start(w, &w->c[i]);
+  while (!g_stop && now_ns() < deadline) {
+    poll_once(w, deadline);
+    done = w->closed - w->errors;
+    if (w->closed >= o->n)
+      break;
+    for (long i = 0; i < conc && w->started < o->n; i++)
+      if (w->c[i].fd < 0)
+        conn_start(w, &w->c[i]);
+  }
+  uint64_t t = now_ns();
+  double cpu = cpu_seconds() - cpu0, secs = (double)(t - t0) / 1e9;
+  for (long i = 0; i < w->nc; i++)
+    conn_reset(w, &w->c[i]);
+  printf("mode=connect n=%ld concurrency=%ld done=%ld secs=%.3f"
+         " handshakes_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f",
+         o->n, conc, done, secs, done / secs, hist_pct_us(&w->lat, 0.50),
+         hist_pct_us(&w->lat, 0.99), hist_pct_us(&w->lat, 0.999));
+  print_common(w, cpu, secs);
+  return done == o->n && !w->errors ? 0 : 1;
+}
+
+static int run_idle(wsload *w) {
+  opts *o = &w->o;
+  alloc_conns(w, o->n);
+  conn **list = xrealloc(NULL, (size_t)o->n * sizeof(conn *));
+  for (long i = 0; i < o->n; i++)
+    list[i] = &w->c[i];
+  uint64_t t0 = now_ns();
+  double cpu0 = cpu_seconds();
+  int rc = open_all(w, list, o->n, o->conns);
+  free(list);
+  double open_secs = (double)(now_ns() - t0) / 1e9;
+  if (rc == 0) {
+    printf("open %ld secs=%.3f\n", w->open, open_secs);
+    fflush(stdout);
+    uint64_t t_end = now_ns() + (uint64_t)(o->hold * 1e9);
+    while (!g_stop && now_ns() < t_end && w->open == o->n)
+      poll_once(w, t_end);
+  }
+  long held = w->open;
+  g_stop = 1; /* from here on a close from the server is expected */
+  double cpu = cpu_seconds() - cpu0;
+  close_all(w, 10.0);
+  printf("mode=idle conns=%ld open=%ld open_secs=%.3f conns_per_s=%.0f", o->n,
+         held, open_secs, held / open_secs);
+  print_common(w, cpu, (double)(now_ns() - t0) / 1e9);
+  return rc == 0 && held == o->n && !w->errors ? 0 : 1;
+}
+
+/* Waits until nothing has arrived for o->settle seconds (join notices). */
+static void settle(wsload *w) {
+  uint64_t quiet = (uint64_t)(w->o.settle * 1e9);
+  uint64_t limit = now_ns() + (uint64_t)(w->o.timeout * 1e9);
+  w->last_rx = now_ns();
+  while (!g_stop && now_ns() < limit && now_ns() - w->last_rx < quiet)
+    poll_once(w, w->last_rx + quiet);
+}
+
+static int run_fanout(wsload *w) {
+  opts *o = &w->o;
+  alloc_conns(w, o->subs + 1);
+  w->pub = &w->c[o->subs];
+  w->pub->id = -1;
+  w->fan_seq = -1;
+  conn **list = xrealloc(NULL, (size_t)(o->subs + 1) * sizeof(conn *));
+  for (long i = 0; i <= o->subs; i++)
+    list[i] = &w->c[i];
+  int rc = open_all(w, list, o->subs, o->conns);
+  if (rc == 0)
+    rc = open_all(w, list + o->subs, 1, 1);
+  free(list);
+  if (rc != 0)
+    return 1;
+  settle(w);
+  char *text = xrealloc(NULL, o->size + 32);
+  double cpu0 = cpu_seconds(), win_cpu = 0, win_secs = 0;
+  uint64_t t_begin = now_ns();
+  long done = 0;
+  for (long k = 0; k < o->n && !g_stop && w->errors == 0; k++) {
+    int len = snprintf(text, o->size + 32, "wsfan:%ld;", k);
+    size_t n = (size_t)len < o->size ? o->size : (size_t)len;
+    memset(text + len, 'x', n - (size_t)len);
+    w->fan_seq = k;
+    w->fan_got = 0;
+    double wcpu = cpu_seconds();
+    w->fan_t0 = now_ns();
+    send_frame(w->pub, o->binary ? 0x2 : 0x1, text, n);
+    conn_flush(w, w->pub);
+    uint64_t limit = w->fan_t0 + (uint64_t)(o->timeout * 1e9);
+    while (w->fan_got < o->subs && !g_stop && now_ns() < limit &&
+           w->open == o->subs + 1)
+      poll_once(w, limit);
+    if (w->fan_got < o->subs) {
+      fprintf(stderr, "wsload: publish %ld reached %ld of %ld subscribers\n",
+              k, w->fan_got, o->subs);
+      w->errors++;
+      break;
+    }
+    win_cpu += cpu_seconds() - wcpu;
+    win_secs += (double)(now_ns() - w->fan_t0) / 1e9;
+    hist_add(&w->fan_all, w->fan_last - w->fan_t0);
+    hist_add(&w->fan_1st, w->fan_first - w->fan_t0);
+    done++;
+    uint64_t gap = now_ns() + 10000000; /* let the publisher's copy pass */
+    while (!g_stop && now_ns() < gap)
+      poll_once(w, gap);
+  }
+  double cpu = cpu_seconds() - cpu0, secs = (double)(now_ns() - t_begin) / 1e9;
+  free(text);
+  close_all(w, 10.0);
+  double all_p50 = hist_pct_us(&w->fan_all, 0.5);
+  printf("mode=fanout subs=%ld publishes=%ld size=%zu all_p50_us=%.1f"
+         " all_p99_us=%.1f all_max_us=%.1f first_p50_us=%.1f"
+         " deliveries_per_s=%.0f window_cpu_pct=%.1f",
+         o->subs, done, o->size, all_p50, hist_pct_us(&w->fan_all, 0.99),
+         (double)w->fan_all.max / 1e3, hist_pct_us(&w->fan_1st, 0.5),
+         all_p50 > 0 ? (double)o->subs * 1e6 / all_p50 : 0.0,
+         win_secs > 0 ? 100.0 * win_cpu / win_secs : 0.0);
+  print_common(w, cpu, secs);
+  return done == o->n && !w->errors ? 0 : 1;
+}
+
+/* ---- setting up ---------------------------------------------------------- */
+
+static void usage(FILE *f) {
+  fputs(
+      "usage: wsload MODE [options]\n"
+      "  wsload echo    [-c CONNS] [-p DEPTH] [-s SIZE] [--binary] [-d SECS]"
+      " [--warmup SECS]\n"
+      "  wsload connect [-n N] [-c CONCURRENCY]\n"
+      "  wsload idle    [-n N] [-c CONCURRENCY] [--hold SECS]\n"
+      "  wsload fanout  [-m SUBSCRIBERS] [-n PUBLISHES] [-s SIZE]"
+      " [--pub-path PATH] [--settle SECS]\n"
+      "common: --host 127.0.0.1 --port 8080 --path /echo --timeout SECS\n"
+      "  A {i} in --path becomes the connection's index (\"pub\" for the\n"
+      "  fanout publisher, whose path is --pub-path or else --path).\n"
+      "Prints one key=value line; exit 1 if any connection or echo failed.\n",
+      f);
+}
+
+static long parse_long(const char *s, const char *what, long min) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || v < min)
+    die("%s: bad value \"%s\"", what, s);
+  return v;
+}
+
+static double parse_secs(const char *s, const char *what) {
+  char *end;
+  double v = strtod(s, &end);
+  if (*end || v < 0)
+    die("%s: bad value \"%s\"", what, s);
+  return v;
+}
+
+static size_t parse_size(const char *s) {
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (*end == 'k' || *end == 'K')
+    v *= 1024, end++;
+  else if (*end == 'm' || *end == 'M')
+    v *= 1024 * 1024, end++;
+  if (*end || v < 1 || v > (64ull << 20))
+    die("-s: bad size \"%s\"", s);
+  return (size_t)v;
+}
+
+static void parse_args(opts *o, int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"host", required_argument, 0, 'H'},  {"port", required_argument, 0, 'P'},
+      {"path", required_argument, 0, 'u'},  {"pub-path", required_argument, 0, 'U'},
+      {"binary", no_argument, 0, 'b'},      {"warmup", required_argument, 0, 'w'},
+      {"hold", required_argument, 0, 'h'},  {"settle", required_argument, 0, 'S'},
+      {"timeout", required_argument, 0, 't'}, {"help", no_argument, 0, 'Z'},
+      {0, 0, 0, 0}};
+  if (argc < 2 || argv[1][0] == '-') {
+    usage(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
+    exit(argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2);
+  }
+  const char *m = argv[1];
+  if (strcmp(m, "echo") == 0)
+    o->mode = MODE_ECHO;
+  else if (strcmp(m, "connect") == 0)
+    o->mode = MODE_CONNECT;
+  else if (strcmp(m, "idle") == 0)
+    o->mode = MODE_IDLE;
+  else if (strcmp(m, "fanout") == 0)
+    o->mode = MODE_FANOUT;
+  else
+    die("unknown mode \"%s\" (echo, connect, idle, fanout)", m);
+  *o = (opts){.mode = o->mode, .host = "127.0.0.1", .port = 8080,
+              .path = "/echo", .conns = o->mode == MODE_ECHO ? 100 : 64,
+              .depth = 1, .size = 64, .secs = 5, .hold = 3600, .settle = 0.5,
+              .timeout = 60, .n = o->mode == MODE_FANOUT ? 20 : 10000,
+              .subs = 1000};
+  optind = 2;
+  int ch;
+  while ((ch = getopt_long(argc, argv, "c:p:s:d:n:m:", longopts, NULL)) != -1) {
+    switch (ch) {
+    case 'H': o->host = optarg; break;
+    case 'P': o->port = (int)parse_long(optarg, "--port", 1); break;
+    case 'u': o->path = optarg; break;
+    case 'U': o->pub_path = optarg; break;
+    case 'b': o->binary = 1; break;
+    case 'w': o->warmup = parse_secs(optarg, "--warmup"); break;
+    case 'h': o->hold = parse_secs(optarg, "--hold"); break;
+    case 'S': o->settle = parse_secs(optarg, "--settle"); break;
+    case 't': o->timeout = parse_secs(optarg, "--timeout"); break;
+    case 'c': o->conns = parse_long(optarg, "-c", 1); break;
+    case 'p': o->depth = parse_long(optarg, "-p", 1); break;
+    case 's': o->size = parse_size(optarg); break;
+    case 'd': o->secs = parse_secs(optarg, "-d"); break;
+    case 'n': o->n = parse_long(optarg, "-n", 1); break;
+    case 'm': o->subs = parse_long(optarg, "-m", 1); break;
+    case 'Z': usage(stdout); exit(0);
+    default: usage(stderr); exit(2);
+    }
+  }
+  if (optind != argc)
+    die("unexpected argument \"%s\"", argv[optind]);
+  if (o->port > 65535)
+    die("--port: out of range");
+}
+
+/* Raises the open-files limit to the hard limit: idle and fanout hold
+ * thousands of sockets. */
+static void raise_nofile(long want) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return;
+  if (rl.rlim_cur != rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)want + 16 > rl.rlim_cur)
+    die("%ld connections need more open files than the limit (%llu)", want,
+        (unsigned long long)rl.rlim_cur);
+}
+
+int main(int argc, char **argv) {
+  static wsload w; /* large (histograms): not on the stack */
+  parse_args(&w.o, argc, argv);
+  if (getrandom(&rng_state, sizeof(rng_state), 0) != sizeof(rng_state) ||
+      !rng_state)
+    rng_state = now_ns() | 1;
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  long need = w.o.mode == MODE_ECHO      ? w.o.conns
+              : w.o.mode == MODE_FANOUT ? w.o.subs + 1
+              : w.o.mode == MODE_IDLE   ? w.o.n
+                                        : w.o.conns;
+  raise_nofile(need);
+  w.addr.sin_family = AF_INET;
+  w.addr.sin_port = htons((uint16_t)w.o.port);
+  if (inet_pton(AF_INET, w.o.host, &w.addr.sin_addr) != 1) {
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM},
+                    *res;
+    if (getaddrinfo(w.o.host, NULL, &hints, &res) != 0)
+      die("cannot resolve %s", w.o.host);
+    w.addr.sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    freeaddrinfo(res);
+  }
+  snprintf(w.host_hdr, sizeof(w.host_hdr), "%s:%d", w.o.host, w.o.port);
+  w.ep = epoll_create1(EPOLL_CLOEXEC);
+  if (w.ep < 0)
+    die("epoll_create1: %s", strerror(errno));
+  switch (w.o.mode) {
+  case MODE_ECHO:
+    return run_echo(&w);
+  case MODE_CONNECT:
+    return run_connect(&w);
+  case MODE_IDLE:
+    return run_idle(&w);
+  case MODE_FANOUT:
+    return run_fanout(&w);
+  }
+  return 2;
+}
