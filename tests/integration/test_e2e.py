@@ -30,26 +30,8 @@ OP_TIMEOUT = 10.0  # one client operation
 TEST_TIMEOUT = 60.0  # one whole client coroutine
 
 
-class Daemon(harness.Daemon):
-    """harness.Daemon that also closes its pipes once the process is gone
-    (no ResourceWarning noise in the test output)."""
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            return super().__exit__(exc_type, exc, tb)
-        finally:
-            for name in ("_reader", "_out_reader"):
-                t = getattr(self, name, None)
-                if t is not None:
-                    t.join(timeout=5)
-            if self.proc is not None:
-                for f in (self.proc.stdout, self.proc.stderr):
-                    if f is not None and not f.closed:
-                        try:
-                            f.close()
-                        except Exception:
-                            pass
-
+# harness.Daemon joins its log readers and closes its pipes itself.
+Daemon = harness.Daemon
 
 def run(coro, timeout=TEST_TIMEOUT):
     """Runs a client coroutine with an overall deadline."""

@@ -23,22 +23,8 @@ SOURCE = os.environ.get("WSH_SOURCE_DIR") or os.path.abspath(
 STEP_TIMEOUT = 120
 
 
-class Daemon(harness.Daemon):
-    """harness.Daemon that also closes its pipes once the process is gone."""
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            return super().__exit__(exc_type, exc, tb)
-        finally:
-            for name in ("_reader", "_out_reader"):
-                t = getattr(self, name, None)
-                if t is not None:
-                    t.join(timeout=5)
-            if self.proc is not None:
-                for f in (self.proc.stdout, self.proc.stderr):
-                    if f is not None and not f.closed:
-                        f.close()
-
+# harness.Daemon joins its log readers and closes its pipes itself.
+Daemon = harness.Daemon
 
 def clean_env(**extra):
     """The environment for the tool runs: no sanitizer settings, no
