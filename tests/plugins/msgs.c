@@ -55,6 +55,8 @@
 
 #include <websock.h>
 
+#include "record.h"
+
 #define CHUNK (64 * 1024)
 #define FLOOD_TICK "\x01msgs-flood-tick"
 
@@ -83,28 +85,7 @@ static thread_entry *threads; /* started by thread:..., joined by unload */
 static char *record_path; /* set in load, freed in unload: read-only between */
 static const uint8_t zeros[CHUNK];
 
-__attribute__((format(printf, 1, 2))) static void record(const char *fmt, ...) {
-  if (!record_path)
-    return;
-  char line[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return;
-  size_t len = (size_t)n < sizeof(line) - 2 ? (size_t)n : sizeof(line) - 2;
-  for (size_t i = 0; i < len; i++)
-    if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
-      line[i] = '?';
-  line[len++] = '\n';
-  int fd = open(record_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return;
-  ssize_t w = write(fd, line, len);
-  (void)w;
-  close(fd);
-}
+#define record(...) record_to(record_path, __VA_ARGS__)
 
 static void push_fmt(websock_conn *conn, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

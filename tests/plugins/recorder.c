@@ -47,6 +47,8 @@
 
 #include <websock.h>
 
+#include "record.h"
+
 typedef struct rec_state {
   unsigned long long id;
 } rec_state;
@@ -56,28 +58,7 @@ typedef struct rec_state {
 static char *record_path;
 static atomic_ullong next_id = 1;
 
-__attribute__((format(printf, 1, 2))) static void record(const char *fmt, ...) {
-  if (!record_path)
-    return;
-  char line[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return;
-  size_t len = (size_t)n < sizeof(line) - 2 ? (size_t)n : sizeof(line) - 2;
-  for (size_t i = 0; i < len; i++)
-    if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
-      line[i] = '?';
-  line[len++] = '\n';
-  int fd = open(record_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return;
-  ssize_t w = write(fd, line, len);
-  (void)w;
-  close(fd);
-}
+#define record(...) record_to(record_path, __VA_ARGS__)
 
 static unsigned long long state_id(const void *state) {
   return state ? ((const rec_state *)state)->id : 0;
