@@ -75,11 +75,15 @@ class Daemon:
             write_route(self.plugins_d, name, route)
 
     # -- process ------------------------------------------------------------
+    def command(self):
+        """The command line (a subclass may replace it)."""
+        # debug: tests read the per-connection lines (101 with the conn id)
+        return [WEBSOCKD, "--listen", "127.0.0.1:0", "--plugins", self.plugins_d,
+                "--workers", str(self.workers), "--log-level", "debug"] + self.args
+
     def start(self):
         self.write_routes()
-        # debug: tests read the per-connection lines (101 with the conn id)
-        cmd = [WEBSOCKD, "--listen", "127.0.0.1:0", "--plugins", self.plugins_d,
-               "--workers", str(self.workers), "--log-level", "debug"] + self.args
+        cmd = self.command()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)

@@ -580,27 +580,8 @@ class CommandDaemon(Daemon):
         super().__init__(routes, **kw)
         self.argv = list(argv)
 
-    def start(self):
-        self.write_routes()
-        self.proc = subprocess.Popen([WEBSOCKD] + self.argv,
-                                     stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self._reader = threading.Thread(target=self._read_log, daemon=True)
-        self._reader.start()
-        self._out_reader = threading.Thread(target=self._read_out, daemon=True)
-        self._out_reader.start()
-        deadline = time.time() + self.start_timeout
-        while time.time() < deadline:
-            m = self.find_log(r"listening on 127\.0\.0\.1:(\d+)")
-            if m and self.find_log(r"websockd ready"):
-                self.port = int(m.group(1))
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        self.kill()
-        raise AssertionError("websockd did not start:\n" + self.log())
+    def command(self):
+        return [WEBSOCKD] + self.argv
 
 
 def run_websockd(args, timeout=60):
