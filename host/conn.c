@@ -358,9 +358,8 @@ static void after_callback(websock_conn *c, int result, const char *what) {
 }
 
 static void deliver_message(websock_conn *c, const wsh_event *ev) {
-  atomic_fetch_add_explicit(&c->w->stats.msgs_in, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&c->w->stats.bytes_in, ev->len,
-                            memory_order_relaxed);
+  wsh_stat_add(&c->w->stats.msgs_in, 1);
+  wsh_stat_add(&c->w->stats.bytes_in, ev->len);
   uint64_t t0 = callback_enter(c, "handle_in");
   int r = handler(c)->handle_in(c, &c->state_ptr, (websock_opcode)ev->opcode,
                                 ev->data, ev->len);
@@ -526,9 +525,7 @@ static void respond(websock_conn *c, websock_response *resp, const char *why) {
   char *out;
   size_t len;
   const char *path = c->req && c->req->path ? c->req->path : "-";
-  atomic_fetch_add_explicit(
-      &c->w->stats.responses[wsh_status_index(resp->status)], 1,
-      memory_order_relaxed);
+  wsh_stat_add(&c->w->stats.responses[wsh_status_index(resp->status)], 1);
   wsh_info("%s %s %s: %d%s%s", conn_peer(c).s, c->req ? c->req->method : "-",
            path, resp->status, why ? " " : "", why ? why : "");
   if (wsh_response_render(resp, NULL, &out, &len) == 0) {
@@ -698,8 +695,7 @@ static void answer_upgrade(websock_conn *c) {
   if (!ob || evbuffer_add(ob, out, len) != 0)
     c->io_error = ENOMEM;
   free(out);
-  atomic_fetch_add_explicit(&c->w->stats.responses[WSH_STATUS_101], 1,
-                            memory_order_relaxed);
+  wsh_stat_add(&c->w->stats.responses[WSH_STATUS_101], 1);
   wsh_debug("%s GET %s: 101 (conn %llu, generation %u%s%s)", conn_peer(c).s,
             c->req->path, (unsigned long long)c->id, c->gen->id,
             resp.subprotocol ? ", subprotocol " : "",
@@ -897,9 +893,8 @@ int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
   if (rc)
     return rc;
   if (opcode < WEBSOCK_OP_CLOSE) {
-    atomic_fetch_add_explicit(&c->w->stats.msgs_out, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->w->stats.bytes_out, len,
-                              memory_order_relaxed);
+    wsh_stat_add(&c->w->stats.msgs_out, 1);
+    wsh_stat_add(&c->w->stats.bytes_out, len);
   }
   return wsh_conn_send_frame(c, opcode, data, len);
 }
@@ -928,9 +923,8 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
       conn_overflow(c);
     return;
   }
-  atomic_fetch_add_explicit(&c->w->stats.msgs_out, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&c->w->stats.bytes_out, sh->len,
-                            memory_order_relaxed);
+  wsh_stat_add(&c->w->stats.msgs_out, 1);
+  wsh_stat_add(&c->w->stats.bytes_out, sh->len);
   wsh_shared_ref(sh);
   struct evbuffer *out = out_buf(c);
   if (!out ||
@@ -1040,7 +1034,7 @@ int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa,
   c->id = ++w->next_id * 1000 + w->index;
   char peer[64];
   wsh_format_addr(sa, peer, sizeof(peer));
-  atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
+  wsh_stat_add(&w->stats.accepted, 1);
   evutil_make_socket_nonblocking(fd);
   /* Writes are already batched per loop turn: send them without waiting for
    * the peer's delayed ACK (a message over one write would wait 40 ms). */

@@ -54,8 +54,9 @@ enum {
   XX(200)                                                                      \
   XX(400)                                                                      \
   XX(401)                                                                      \
-  XX(403) XX(404) XX(405) XX(408) XX(413) XX(414) XX(426) XX(429) XX(431)      \
-      XX(500) XX(503)
+  XX(403)                                                                      \
+  XX(404) XX(405) XX(408) XX(413) XX(414) XX(426) XX(429) XX(431) XX(500)      \
+      XX(503)
 enum {
 #define WSH_STATUS_ENUM_(code) WSH_STATUS_##code,
   WSH_STATUS_MAP(WSH_STATUS_ENUM_)
@@ -70,6 +71,14 @@ typedef struct wsh_stats {
   atomic_ullong msgs_in, msgs_out, bytes_in, bytes_out;
   atomic_ullong responses[WSH_NSTATUS]; /* upgrade answers by status */
 } wsh_stats;
+
+/* Adds to a counter of this worker's wsh_stats. Each counter has one writer,
+ * the worker thread, so a relaxed load and store do (no locked add on the
+ * per-message path); readers on other threads see whole values. */
+static inline void wsh_stat_add(atomic_ullong *v, unsigned long long n) {
+  atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+}
 
 /* Index of a status in wsh_stats.responses. */
 int wsh_status_index(int status);
