@@ -187,15 +187,55 @@ static void conn_flush_and_close(websock_conn *c) {
 }
 
 size_t wsh_conn_unsent(const websock_conn *c) {
-  return c->out ? evbuffer_get_length(c->out) : 0;
+  return c->stage_len + (c->out ? evbuffer_get_length(c->out) : 0);
 }
 
-/* The output queue, created on first use (idle connections hold none). */
+/* The output queue, created on first use (idle connections hold none). A
+ * run staged in the worker's area moves into it first, to keep the order.
+ * NULL when out of memory (the connection is then dropped: its stream would
+ * have a hole). */
 static struct evbuffer *out_buf(websock_conn *c) {
-  if (!c->out)
-    c->out = evbuffer_new();
   wsh_worker_mark(c->w, c);
+  if (!c->out && !(c->out = evbuffer_new()))
+    goto fail;
+  if (c->stage_len) {
+    int rc = evbuffer_add(c->out, c->w->obuf + c->stage_off, c->stage_len);
+    c->stage_len = 0;
+    if (rc != 0)
+      goto fail;
+  }
   return c->out;
+fail:
+  c->io_error = ENOMEM;
+  return NULL;
+}
+
+/* Queues a then b for the peer. Small writes of a connection whose queue is
+ * empty go to the worker's staging area (no allocation); the rest to out. */
+static int conn_queue(websock_conn *c, const void *a, size_t alen,
+                      const void *b, size_t blen) {
+  wsh_worker *w = c->w;
+  size_t n = alen + blen;
+  wsh_worker_mark(w, c);
+  if (c->dirty && (!c->out || !evbuffer_get_length(c->out)) &&
+      n <= w->obuf_size - w->obuf_used &&
+      (!c->stage_len || c->stage_off + c->stage_len == w->obuf_used)) {
+    if (!c->stage_len)
+      c->stage_off = (uint32_t)w->obuf_used;
+    memcpy(w->obuf + w->obuf_used, a, alen);
+    if (blen)
+      memcpy(w->obuf + w->obuf_used + alen, b, blen);
+    w->obuf_used += n;
+    c->stage_len += (uint32_t)n;
+    return 0;
+  }
+  struct evbuffer *out = out_buf(c);
+  if (!out || evbuffer_add(out, a, alen) != 0 ||
+      (blen && evbuffer_add(out, b, blen) != 0)) {
+    c->io_error = ENOMEM;
+    return WEBSOCK_ENOMEM;
+  }
+  return 0;
 }
 
 /* ---- sending ------------------------------------------------------------- */
@@ -204,11 +244,7 @@ int wsh_conn_send_frame(websock_conn *c, uint8_t opcode, const void *data,
                         size_t len) {
   uint8_t hdr[WSH_MAX_HEADER];
   size_t n = wsh_frame_header(hdr, true, opcode, len);
-  struct evbuffer *out = out_buf(c);
-  if (!out || evbuffer_add(out, hdr, n) != 0 ||
-      (len && evbuffer_add(out, data, len) != 0))
-    return WEBSOCK_ENOMEM;
-  return 0;
+  return conn_queue(c, hdr, n, data, len);
 }
 
 static void send_close_len(websock_conn *c, uint16_t code, const char *text,
@@ -529,9 +565,7 @@ static void respond(websock_conn *c, websock_response *resp, const char *why) {
   wsh_info("%s %s %s: %d%s%s", conn_peer(c).s, c->req ? c->req->method : "-",
            path, resp->status, why ? " " : "", why ? why : "");
   if (wsh_response_render(resp, NULL, &out, &len) == 0) {
-    struct evbuffer *ob = out_buf(c);
-    if (ob)
-      evbuffer_add(ob, out, len);
+    conn_queue(c, out, len, NULL, 0);
     free(out);
   }
   wsh_response_free(resp);
@@ -691,9 +725,7 @@ static void answer_upgrade(websock_conn *c) {
     respond_status(c, 500, NULL, "(out of memory)");
     return;
   }
-  struct evbuffer *ob = out_buf(c);
-  if (!ob || evbuffer_add(ob, out, len) != 0)
-    c->io_error = ENOMEM;
+  conn_queue(c, out, len, NULL, 0);
   free(out);
   wsh_stat_add(&c->w->stats.responses[WSH_STATUS_101], 1);
   wsh_debug("%s GET %s: 101 (conn %llu, generation %u%s%s)", conn_peer(c).s,
@@ -773,6 +805,23 @@ static void on_io(evutil_socket_t fd, short what, void *arg) {
 
 /* Writes what is queued; a short write makes the socket wait for EV_WRITE. */
 static void conn_write(websock_conn *c) {
+  if (c->stage_len) { /* out is empty: one send, the rest to out */
+    const uint8_t *p = c->w->obuf + c->stage_off;
+    size_t len = c->stage_len;
+    ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    c->stage_len = 0;
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        c->io_error = errno;
+        return;
+      }
+      n = 0;
+    }
+    if ((size_t)n < len && ((!c->out && !(c->out = evbuffer_new())) ||
+                            evbuffer_add(c->out, p + n, len - (size_t)n)))
+      c->io_error = ENOMEM;
+    return; /* the socket's buffer is full, or everything is sent */
+  }
   while (c->out && evbuffer_get_length(c->out) > 0) {
     int n = evbuffer_write(c->out, c->fd);
     if (n < 0) {

@@ -52,6 +52,8 @@ struct websock_conn {
   short ev_flags;       /* what ev is registered for: EV_READ, EV_WRITE */
   struct event ev;      /* the socket */
   struct evbuffer *out; /* bytes not yet written; NULL when there are none */
+  uint32_t stage_off;   /* a run of w->obuf queued in this loop callback, */
+  uint32_t stage_len;   /* ahead of nothing: out is empty while it is set */
   struct event *timer;  /* handshake, close, linger, idle and ping deadlines */
   uint64_t id;
   uint64_t last_read_ms; /* for the idle timeout */

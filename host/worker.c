@@ -266,6 +266,7 @@ void wsh_worker_settle(wsh_worker *w) {
     c->dirty = 0;
     wsh_conn_settle(c); /* may free c */
   }
+  w->obuf_used = 0; /* every staged run was sent or moved */
 }
 
 void wsh_worker_conn_gone(wsh_worker *w) {
@@ -293,10 +294,14 @@ int wsh_worker_start(wsh_worker *w, wsh_server *srv, unsigned index) {
   wsh_topics_init(&w->topics);
   w->rbuf_size = 64 * 1024;
   w->rbuf = malloc(w->rbuf_size);
+  w->obuf_size = 256 * 1024;
+  w->obuf = malloc(w->obuf_size);
   w->base = event_base_new();
-  if (!w->base || !w->rbuf) {
+  if (!w->base || !w->rbuf || !w->obuf) {
     free(w->rbuf);
     w->rbuf = NULL;
+    free(w->obuf);
+    w->obuf = NULL;
     if (w->base)
       event_base_free(w->base);
     return WEBSOCK_ENOMEM;
@@ -333,6 +338,7 @@ void wsh_worker_join(wsh_worker *w) {
   wsh_slots_free(&w->slots);
   wsh_topics_free(&w->topics);
   free(w->rbuf);
+  free(w->obuf);
   free(w->dirty);
   pthread_mutex_destroy(&w->lock);
 }

@@ -119,6 +119,14 @@ typedef struct wsh_worker {
   wsh_stats stats;
   uint8_t *rbuf; /* every read of this worker's sockets lands here */
   size_t rbuf_size;
+  /* Frames queued during one loop callback land here, each connection's in
+   * one contiguous run, and are sent with one send() when it is settled; the
+   * area is reused once every dirty connection is settled, so the echo path
+   * allocates nothing. What a short write leaves goes to the connection's
+   * evbuffer. */
+  uint8_t *obuf;
+  size_t obuf_size;
+  size_t obuf_used;
   websock_conn **dirty; /* connections to settle before the callback ends */
   size_t ndirty;
   size_t capdirty;
