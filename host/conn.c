@@ -1084,7 +1084,6 @@ int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa,
   char peer[64];
   wsh_format_addr(sa, peer, sizeof(peer));
   wsh_stat_add(&w->stats.accepted, 1);
-  evutil_make_socket_nonblocking(fd);
   /* Writes are already batched per loop turn: send them without waiting for
    * the peer's delayed ACK (a message over one write would wait 40 ms). */
   int one = 1;

@@ -21,12 +21,18 @@
 #include "log.h"
 #include "worker.h"
 
+/* The listeners live on worker 0's loop, and everything that touches them
+ * runs on its thread: it hands accepted sockets out round-robin and adopts
+ * its own share directly (with one worker, accepting costs no thread
+ * switch). */
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int len, void *arg) {
   wsh_server *srv = arg;
   (void)l;
   wsh_worker *w = &srv->workers[srv->next_worker++ % srv->nworkers];
-  if (wsh_worker_post_fd(w, fd, sa, (socklen_t)len) != 0)
+  if (w == &srv->workers[0])
+    wsh_worker_adopt_fd(w, fd, sa, (socklen_t)len);
+  else if (wsh_worker_post_fd(w, fd, sa, (socklen_t)len) != 0)
     evutil_closesocket(fd);
 }
 
@@ -34,8 +40,6 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg) {
   wsh_server *srv = arg;
   (void)fd;
   (void)what;
-  if (srv->shutting_down)
-    return;
   for (size_t i = 0; i < srv->nlisteners; i++)
     evconnlistener_enable(srv->listeners[i]);
 }
@@ -63,7 +67,7 @@ static int bind_one(wsh_server *srv, const char *spec, char *err,
     return WEBSOCK_EINVAL;
   }
   struct evconnlistener *l = evconnlistener_new_bind(
-      srv->base, on_accept, srv,
+      srv->workers[0].base, on_accept, srv,
       LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
       (struct sockaddr *)&ss, (int)len);
   if (!l) {
@@ -83,10 +87,15 @@ static int bind_one(wsh_server *srv, const char *spec, char *err,
 
 static void watch_plugins(wsh_server *srv);
 
-static void stop_listening(wsh_server *srv) {
+/* Worker 0's thread (as it stops, or after its loop), or before it runs. */
+void wsh_server_stop_listening(wsh_server *srv) {
   for (size_t i = 0; i < srv->nlisteners; i++)
     evconnlistener_free(srv->listeners[i]);
   srv->nlisteners = 0;
+  if (srv->accept_resume) {
+    event_free(srv->accept_resume);
+    srv->accept_resume = NULL;
+  }
 }
 
 /* A forced exit leaves no plugin copies behind. */
@@ -117,7 +126,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
   srv->shutting_down = 1;
   wsh_info("signal %d: shutting down (grace %llu ms)", (int)sig,
            (unsigned long long)srv->cfg->shutdown_grace_ms);
-  stop_listening(srv);
+  /* worker 0 stops listening as it begins to stop */
   for (unsigned i = 0; i < srv->nworkers; i++)
     wsh_worker_post_stop(&srv->workers[i]);
 }
@@ -263,13 +272,16 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
   srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
   srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_hup, srv);
-  srv->accept_resume = evtimer_new(srv->base, on_accept_resume, srv);
   if (!srv->worker_exit || !srv->sig_term || !srv->sig_int || !srv->sig_hup)
     goto out_free;
   evsignal_add(srv->sig_term, NULL);
   evsignal_add(srv->sig_int, NULL);
   evsignal_add(srv->sig_hup, NULL);
   if ((rc = start_workers(srv, err, errlen)) != 0)
+    goto out_free;
+  srv->accept_resume =
+      evtimer_new(srv->workers[0].base, on_accept_resume, srv);
+  if (!srv->accept_resume)
     goto out_free;
   *out = srv;
   return 0;
@@ -300,7 +312,7 @@ int wsh_server_run(wsh_server *srv) {
 void wsh_server_free(wsh_server *srv) {
   if (!srv)
     return;
-  stop_listening(srv);
+  /* worker 0 frees the listeners on its own thread as it stops */
   for (unsigned i = 0; i < srv->nworkers; i++)
     wsh_worker_post_stop(&srv->workers[i]);
   for (unsigned i = 0; i < srv->nworkers; i++)
@@ -313,8 +325,6 @@ void wsh_server_free(wsh_server *srv) {
     event_free(srv->sig_int);
   if (srv->sig_hup)
     event_free(srv->sig_hup);
-  if (srv->accept_resume)
-    event_free(srv->accept_resume);
   if (srv->watch)
     event_free(srv->watch);
   if (srv->watch_delay)

@@ -20,15 +20,16 @@ typedef struct wsh_server {
   wsh_config *cfg;
   wsh_registry *reg;
   struct event_base *base; /* the main thread's loop */
-  struct evconnlistener **listeners;
+  struct evconnlistener **listeners; /* on worker 0's loop */
   size_t nlisteners;
   wsh_worker *workers;
   unsigned nworkers;
-  unsigned next_worker; /* round-robin hand-off of accepted sockets */
+  unsigned next_worker; /* round-robin hand-off (worker 0's thread) */
   struct event *sig_term;
   struct event *sig_int;
   struct event *sig_hup;
-  struct event *accept_resume; /* accepting again after an accept error */
+  struct event *accept_resume; /* accepting again after an accept error
+                                  (worker 0's loop) */
   struct event *watch;         /* --watch: the inotify descriptor */
   struct event *watch_delay;   /* --watch: reload once changes settle */
   int inotify_fd;
@@ -52,5 +53,7 @@ void wsh_server_reload(wsh_server *srv, const char *why);
 /* Serves until SIGTERM or SIGINT and the graceful shutdown that follows. */
 int wsh_server_run(wsh_server *srv);
 void wsh_server_free(wsh_server *srv);
+/* Closes the listeners: on worker 0's thread, or when no worker runs. */
+void wsh_server_stop_listening(wsh_server *srv);
 
 #endif

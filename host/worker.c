@@ -118,6 +118,15 @@ int wsh_status_index(int status) {
   }
 }
 
+void wsh_worker_adopt_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
+                         socklen_t len) {
+  if (w->stopping)
+    close(fd);
+  else
+    wsh_conn_new(w, fd, sa, len);
+  wsh_worker_settle(w);
+}
+
 void wsh_worker_post_stop(wsh_worker *w) {
   pthread_mutex_lock(&w->lock);
   w->stop_requested = 1;
@@ -197,6 +206,8 @@ static void on_grace(evutil_socket_t fd, short what, void *arg) {
 
 static void begin_stop(wsh_worker *w) {
   w->stopping = 1;
+  if (w->index == 0)
+    wsh_server_stop_listening(w->srv);
   for (websock_conn *c = w->conns, *next; c; c = next) {
     next = c->next;
     wsh_conn_shutdown(c);
@@ -278,6 +289,8 @@ void wsh_worker_conn_gone(wsh_worker *w) {
 static void *worker_main(void *arg) {
   wsh_worker *w = arg;
   event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+  if (w->index == 0)
+    wsh_server_stop_listening(w->srv);
   while (w->conns) /* loopexit with connections left: only on grace */
     wsh_conn_abort(w->conns);
   atomic_fetch_add(&w->srv->workers_done, 1);

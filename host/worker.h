@@ -136,6 +136,9 @@ int wsh_worker_start(wsh_worker *w, wsh_server *srv, unsigned index);
 /* From any thread: hand an accepted socket to this worker. */
 int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
                        socklen_t len);
+/* On w's own thread: take an accepted socket over at once. */
+void wsh_worker_adopt_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
+                         socklen_t len);
 /* From any thread: queue a message for a connection of this worker. Returns
  * 0, WEBSOCK_ENOENT (no such live connection) or WEBSOCK_ENOMEM. */
 int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,
