@@ -4,10 +4,14 @@
  * module, the registry and the loop; the plugin sees it as websock_conn.
  *
  * I/O: a read lands in the worker's shared buffer and is processed there (no
- * per-connection input buffer); what callbacks push is queued in `out` and
- * written once, when the connection is settled at the end of the loop
- * callback (one write per connection per loop turn, whatever the number of
- * messages). The socket waits for writability only while a write is short.
+ * per-connection input buffer); what callbacks push is staged in the
+ * worker's output area (each connection's frames in one run) and written
+ * with one send(), when the connection is settled at the end of the loop
+ * callback: one write per connection per loop turn, whatever the number of
+ * messages, and no allocation. Only what a short write leaves (or what does
+ * not fit the area, or a broadcast frame held by reference) goes to the
+ * connection's evbuffer `out`, freed once empty; the socket waits for
+ * writability only while `out` holds bytes.
  *
  * Freeing happens only when a connection is settled (wsh_conn_settle) or by
  * the loop's own timer callbacks, never while its bytes are being processed,
@@ -174,6 +178,15 @@ static void conn_linger(websock_conn *c) {
     c->more->npend = 0;
   }
   set_deadline(c, conn_cfg(c)->close_timeout_ms);
+}
+
+/* The closing handshake is done and our close is written: the peer sends
+ * nothing more, so unless bytes already wait (they would turn our close into
+ * a reset) the socket is closed at once, the server first, without waiting
+ * for the peer's FIN (the kernel finishes the TCP close). */
+static int nothing_to_read(websock_conn *c) {
+  ssize_t n = recv(c->fd, c->w->rbuf, c->w->rbuf_size, MSG_DONTWAIT);
+  return n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
 /* Everything that had to be said is queued: close once it is written (when
@@ -481,6 +494,7 @@ static void deliver_control(websock_conn *c, const wsh_event *ev) {
 /* The peer's close frame: answer it with the same code (open), or take it as
  * the answer to ours (closing); either way the server then closes first. */
 static void on_peer_close(websock_conn *c, const wsh_event *ev) {
+  c->peer_closed = 1;
   if (c->state == WSH_CONN_OPEN) {
     char reason[WSH_MAX_CONTROL + 1];
     memcpy(reason, ev->data, ev->len);
@@ -808,7 +822,10 @@ static void conn_write(websock_conn *c) {
   if (c->stage_len) { /* out is empty: one send, the rest to out */
     const uint8_t *p = c->w->obuf + c->stage_off;
     size_t len = c->stage_len;
-    ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    /* a closing connection's last bytes leave with its FIN (the close or
+     * shutdown that follows pushes them) */
+    int more = c->state == WSH_CONN_FLUSHING ? MSG_MORE : 0;
+    ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT | more);
     c->stage_len = 0;
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -885,8 +902,13 @@ void wsh_conn_settle(websock_conn *c) {
     conn_lost(c);
     return;
   }
-  if (c->state == WSH_CONN_FLUSHING && wsh_conn_unsent(c) == 0)
+  if (c->state == WSH_CONN_FLUSHING && wsh_conn_unsent(c) == 0) {
+    if (c->peer_closed && nothing_to_read(c)) {
+      conn_free(c); /* both closes exchanged (RFC 6455 7.1.1) */
+      return;
+    }
     conn_linger(c);
+  }
   if (c->state == WSH_CONN_LINGER && c->peer_eof) {
     conn_free(c);
     return;

@@ -71,6 +71,7 @@ struct websock_conn {
   uint8_t dirty;         /* in the worker's list of connections to settle */
   uint8_t peer_eof;      /* the peer shut its side down */
   uint8_t dead;          /* to be freed when settled */
+  uint8_t peer_closed;   /* the peer's close frame came: no more data */
   websock_request *req;  /* during the upgrade and init only */
   wsh_generation *gen;
   void *state_ptr; /* the plugin's state */

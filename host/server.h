@@ -1,6 +1,7 @@
 /*
- * server.h - the server: host config, route registry, listeners and signals on
- * the main thread, and the workers that own the connections.
+ * server.h - the server: host config, route registry, signals and reload on
+ * the main thread; the workers that own the connections, worker 0 also
+ * accepting them (its listeners hand sockets out round-robin).
  */
 #ifndef WSH_SERVER_H
 #define WSH_SERVER_H

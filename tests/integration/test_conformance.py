@@ -784,6 +784,26 @@ class Conformance(ConformanceCase):
                             % (context, payload))
             self.expect_server_eof(s, r, context)
 
+    def test_close_done_socket_released_without_peer_fin(self):
+        """§7.1.1: once both closes are exchanged the server closes the TCP
+        connection at once: it does not hold the socket until the client's
+        FIN (this client never sends one) or the close timeout."""
+        d = self.daemon
+        count = lambda: len(os.listdir("/proc/%d/fd" % d.proc.pid))
+        s, r = self.open()
+        with s:
+            with_ours = count()
+            s.sendall(C(1000))
+            got = self.until_close(r, "close, then the client holds its socket")
+            self.assertEqual(close_code(got[-1][1]), 1000)
+            self.assertTrue(r.at_eof(EOF_TIMEOUT), "no EOF after the close")
+            deadline = time.monotonic() + CLOSE_TIMEOUT_MS / 1000 * 0.5
+            while count() >= with_ours and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertLess(count(), with_ours, "websockd still holds the socket "
+                            "%.1f s after the closing handshake"
+                            % (CLOSE_TIMEOUT_MS / 1000 * 0.5))
+
     def test_close_valid_reason(self):
         self.check_close_answer(C(1000, "bye ✓ 😀"), lambda p: close_code(p) == 1000,
                                 "close 1000 with a UTF-8 reason")
