@@ -181,10 +181,15 @@ wait_quiet() {
 set_scenarios() {
   if [ "$short" = 1 ]; then
     echo_t=(-d 0.3); connect_n=500; idle_n=1000; fan_m=100; fan_k=5
+    idlemax_n=$(($(ulimit -n) - 100))
+    [ "$idlemax_n" -le 1500 ] || idlemax_n=1500
   else
     echo_t=(-d 5 --warmup 1); connect_n=20000; idle_n=10000; fan_m=10000; fan_k=20
+    # as many as the open-files limit allows: the client needs one fd per
+    # connection too, the server a few of its own (listener, loops, plugins)
+    idlemax_n=$(($(ulimit -n) - 100))
   fi
-  scenarios=(echo64 echo64d16 echo16k connect idle fanout)
+  scenarios=(echo64 echo64d16 echo16k connect idle fanout idlemax)
 }
 
 # args_for SCENARIO: the wsload command line (the port comes after).
@@ -195,6 +200,7 @@ args_for() {
     echo16k) echo echo -c 100 -p 1 -s 16k --binary "${echo_t[@]}" ;;
     connect) echo connect -n "$connect_n" -c 50 ;;
     idle) echo idle -n "$idle_n" -c 200 --hold 300 ;;
+    idlemax) echo idle -n "$idlemax_n" -c 200 --hold 300 ;;
     fanout) echo fanout -m "$fan_m" -n "$fan_k" -c 200 --timeout 180 \
               --path "/chat?room=bench&name=s{i}" --pub-path "/chat?room=bench&name=pub" ;;
   esac
@@ -203,6 +209,8 @@ args_for() {
 applies() { # applies SCENARIO SERVER
   case "$1/$2" in
     fanout/lws) return 1 ;; # an echo server: no rooms
+    idlemax/websockd-1w) return 0 ;;
+    idlemax/*) return 1 ;; # websockd's own limit, once per round
     fanout/websockd-*) [ "$have_chat" = 1 ] ;;
     *) return 0 ;;
   esac
@@ -225,7 +233,9 @@ measure() {
     perf record -e cpu-clock -g -p "$srv_pid" -o "$prof.data" >/dev/null 2>&1 &
     perf_pid=$!
   fi
-  if [ "$sc" = idle ]; then
+  if [ "$sc" = idle ] || [ "$sc" = idlemax ]; then
+    local held=$idle_n
+    [ "$sc" = idle ] || held=$idlemax_n
     # Hold the connections, read the server's RSS, then let them go.
     lf=$out/logs/idle-$name-$round.out
     "${pin_client[@]}" "$wsload" "${args[@]}" --port "$srv_port" >"$lf" 2>>"$out/logs/wsload.log" &
@@ -242,7 +252,7 @@ measure() {
     load_pid=""
     line=$(grep '^mode=' "$lf" || true)
     extra="rss_before_kb=$r0 rss_after_kb=$r1 rss_kb_per_conn=$(awk -v a="$r0" -v b="$r1" \
-      -v n="$idle_n" 'BEGIN {printf "%.2f", (b - a) / n}')"
+      -v n="$held" 'BEGIN {printf "%.2f", (b - a) / n}')"
   else
     line=$("${pin_client[@]}" "$wsload" "${args[@]}" --port "$srv_port" \
              2>>"$out/logs/wsload.log") || run_rc=$?
@@ -372,6 +382,8 @@ print_table() {
       row("connect", "p99_us", "", "p99 µs to the 101 ↓")
       row("connect", "client_cpu_pct", "", "client CPU %")
       row("idle", "rss_kb_per_conn", "idle connections", "server RSS KiB per conn ↓")
+      row("idlemax", "open", "idle connections up to the fd limit", "connections held ↑")
+      row("idlemax", "rss_kb_per_conn", "", "server RSS KiB per conn ↓")
       row("fanout", "all_p50_us", "fanout: 1 publisher, 1 room", "µs until all have it, p50 ↓")
       row("fanout", "all_p99_us", "", "µs until all have it, p99 ↓")
       row("fanout", "first_p50_us", "", "µs until the first has it, p50 ↓")
@@ -382,7 +394,7 @@ print_table() {
   echo
   [ "$short" = 1 ] ||
     echo "Medians of $rounds rounds. Ratios: websockd with 1 worker ÷ the peer (↑ rows: over 1 is better; ↓ rows: under 1)."
-  echo "Idle: $idle_n connections, server RSS (VmRSS) after − before, ÷ $idle_n. Fanout: $fan_m subscribers, $fan_k publishes of 64 B$([ "$have_chat" = 1 ] || echo '; websockd: no chat plugin in this build, not measured')."
+  echo "Idle: $idle_n connections, server RSS (VmRSS) after − before, ÷ $idle_n; up to the fd limit (websockd ×1 only): $idlemax_n asked for, the open-files limit being $fd_limit per process. Fanout: $fan_m subscribers, $fan_k publishes of 64 B$([ "$have_chat" = 1 ] || echo '; websockd: no chat plugin in this build, not measured')."
   echo "Server CPU: /proc/PID/stat utime+stime around each run ÷ every message echoed (warm-up included). Client CPU: wsload's getrusage over the measured window (100 % = its core saturated). Others: the machine's busy time less server and client, in % of a core; runs over ${NOISE_MAX:-25} % are run again (twice at most): $noisy_kept noisy run(s) kept."
 }
 
@@ -487,6 +499,8 @@ servers='${servers[*]}'
 workers2=$(nproc)
 machine='$(nproc) × ${cpu_model:-?}$(grep -qw hypervisor /proc/cpuinfo && echo ' (a virtual machine)'), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), Debian $(cat /etc/debian_version 2>/dev/null || echo ?)'
 idle_n=$idle_n
+idlemax_n=$idlemax_n
+fd_limit=$(ulimit -n)
 fan_m=$fan_m
 fan_k=$fan_k
 have_chat=$have_chat
