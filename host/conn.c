@@ -203,24 +203,27 @@ size_t wsh_conn_unsent(const websock_conn *c) {
   return c->stage_len + (c->out ? evbuffer_get_length(c->out) : 0);
 }
 
-/* The output queue, created on first use (idle connections hold none). A
- * run staged in the worker's area moves into it first, to keep the order.
- * NULL when out of memory (the connection is then dropped: its stream would
- * have a hole). */
+/* Appends to the output queue, created on first use (idle connections hold
+ * none). Out of memory drops the connection (its stream would have a hole):
+ * io_error is set and WEBSOCK_ENOMEM returned. */
+static int out_add(websock_conn *c, const void *p, size_t n) {
+  if ((!c->out && !(c->out = evbuffer_new())) || evbuffer_add(c->out, p, n)) {
+    c->io_error = ENOMEM;
+    return WEBSOCK_ENOMEM;
+  }
+  return 0;
+}
+
+/* The output queue for bytes that cannot be staged. A run staged in the
+ * worker's area moves into it first, to keep the order. NULL when out of
+ * memory. */
 static struct evbuffer *out_buf(websock_conn *c) {
   wsh_worker_mark(c->w, c);
-  if (!c->out && !(c->out = evbuffer_new()))
-    goto fail;
-  if (c->stage_len) {
-    int rc = evbuffer_add(c->out, c->w->obuf + c->stage_off, c->stage_len);
-    c->stage_len = 0;
-    if (rc != 0)
-      goto fail;
-  }
+  size_t staged = c->stage_len;
+  c->stage_len = 0;
+  if (out_add(c, c->w->obuf + c->stage_off, staged) != 0)
+    return NULL;
   return c->out;
-fail:
-  c->io_error = ENOMEM;
-  return NULL;
 }
 
 /* Queues a then b for the peer. Small writes of a connection whose queue is
@@ -242,13 +245,9 @@ static int conn_queue(websock_conn *c, const void *a, size_t alen,
     c->stage_len += (uint32_t)n;
     return 0;
   }
-  struct evbuffer *out = out_buf(c);
-  if (!out || evbuffer_add(out, a, alen) != 0 ||
-      (blen && evbuffer_add(out, b, blen) != 0)) {
-    c->io_error = ENOMEM;
+  if (!out_buf(c) || out_add(c, a, alen) != 0)
     return WEBSOCK_ENOMEM;
-  }
-  return 0;
+  return blen ? out_add(c, b, blen) : 0;
 }
 
 /* ---- sending ------------------------------------------------------------- */
@@ -834,9 +833,8 @@ static void conn_write(websock_conn *c) {
       }
       n = 0;
     }
-    if ((size_t)n < len && ((!c->out && !(c->out = evbuffer_new())) ||
-                            evbuffer_add(c->out, p + n, len - (size_t)n)))
-      c->io_error = ENOMEM;
+    if ((size_t)n < len)
+      out_add(c, p + n, len - (size_t)n);
     return; /* the socket's buffer is full, or everything is sent */
   }
   while (c->out && evbuffer_get_length(c->out) > 0) {

@@ -118,12 +118,18 @@ int wsh_status_index(int status) {
   }
 }
 
-void wsh_worker_adopt_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
-                         socklen_t len) {
+/* An accepted socket becomes a connection of w (or is closed if w stops). */
+static void adopt(wsh_worker *w, int fd, const struct sockaddr *sa,
+                  socklen_t len) {
   if (w->stopping)
     close(fd);
   else
     wsh_conn_new(w, fd, sa, len);
+}
+
+void wsh_worker_adopt_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
+                         socklen_t len) {
+  adopt(w, fd, sa, len);
   wsh_worker_settle(w);
 }
 
@@ -159,11 +165,7 @@ static void deliver_shared(wsh_worker *w, wsh_mail *m) {
 static void deliver(wsh_worker *w, wsh_mail *m) {
   switch (m->kind) {
   case WSH_MAIL_ACCEPT:
-    if (w->stopping)
-      close(m->acc.fd);
-    else
-      wsh_conn_new(w, m->acc.fd, (struct sockaddr *)&m->acc.addr,
-                   m->acc.addrlen);
+    adopt(w, m->acc.fd, (struct sockaddr *)&m->acc.addr, m->acc.addrlen);
     break;
   case WSH_MAIL_RESTART:
     for (websock_conn *c = w->conns; c; c = c->next)
