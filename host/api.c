@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "contract.h"
 #include "handshake.h"
 #include "log.h"
 #include "route.h"
@@ -16,29 +17,15 @@
 #include "websock.h"
 #include "worker.h"
 
-const char *websock_strerror(int err) {
-  switch (err) {
-#define WEBSOCK_STRERROR_CASE_(name, value, text)                              \
-  case value:                                                                  \
-    return text;
-    WEBSOCK_ERRNO_MAP(WEBSOCK_STRERROR_CASE_)
-#undef WEBSOCK_STRERROR_CASE_
-  case 0:
-    return "success";
-  default:
-    return "unknown error";
-  }
-}
-
 /* May the plugin act on this connection now? */
 static int check_open(const websock_conn *c) {
-  if (!c)
-    return WEBSOCK_EINVAL;
-  if (!c->in_callback)
-    return WEBSOCK_ECONTEXT;
-  if (c->state != WSH_CONN_OPEN)
-    return WEBSOCK_ECLOSED;
-  return 0;
+  return wsh_contract_conn(c, c && c->in_callback, true,
+                           c && c->state == WSH_CONN_OPEN);
+}
+
+/* May the plugin act on this connection, open or closing? */
+static int check_in_callback(const websock_conn *c) {
+  return wsh_contract_conn(c, c && c->in_callback, false, false);
 }
 
 int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
@@ -46,27 +33,9 @@ int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
   int rc = check_open(conn);
   if (rc)
     return rc;
-  switch (opcode) {
-  case WEBSOCK_OP_TEXT:
-  case WEBSOCK_OP_BINARY:
-    break;
-  case WEBSOCK_OP_PING:
-  case WEBSOCK_OP_PONG:
-    if (len > WSH_MAX_CONTROL)
-      return WEBSOCK_EINVAL;
-    break;
-  default:
-    return WEBSOCK_EINVAL;
-  }
-  if (len && !data)
-    return WEBSOCK_EINVAL;
+  if ((rc = wsh_contract_push(opcode, data, len)) != 0)
+    return rc;
   return wsh_conn_push(conn, (uint8_t)opcode, data, len);
-}
-
-/* Codes a server may put in a close frame it sends. */
-static int close_code_sendable(uint16_t code) {
-  return (code >= 1000 && code <= 1003 && code != 1002) ||
-         (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
 static int set_stop(websock_conn *c, int kind, uint16_t code,
@@ -86,7 +55,7 @@ static int set_stop(websock_conn *c, int kind, uint16_t code,
 }
 
 int websock_close(websock_conn *conn, uint16_t code, const char *text) {
-  if (!close_code_sendable(code))
+  if (!wsh_contract_close_code(code))
     return WEBSOCK_EINVAL;
   return set_stop(conn, WSH_STOP_NORMAL, code, text);
 }
@@ -208,10 +177,9 @@ int64_t websock_send_after(websock_conn *conn, uint64_t ms, const void *data,
 }
 
 int websock_cancel_timer(websock_conn *conn, int64_t timer_id) {
-  if (!conn)
-    return WEBSOCK_EINVAL;
-  if (!conn->in_callback)
-    return WEBSOCK_ECONTEXT;
+  int rc = check_in_callback(conn);
+  if (rc)
+    return rc;
   return wsh_conn_cancel_timer(conn, timer_id);
 }
 
@@ -221,10 +189,11 @@ int websock_subscribe(websock_conn *conn, const char *topic) {
 }
 
 int websock_unsubscribe(websock_conn *conn, const char *topic) {
-  if (!conn || !topic)
+  if (!topic)
     return WEBSOCK_EINVAL;
-  if (!conn->in_callback)
-    return WEBSOCK_ECONTEXT;
+  int rc = check_in_callback(conn);
+  if (rc)
+    return rc;
   return wsh_conn_unsubscribe(conn, topic);
 }
 
@@ -239,9 +208,7 @@ static int post_all(wsh_server *srv, int kind, wsh_shared *sh) {
 }
 
 static int check_topic(const websock_host *host, const char *topic) {
-  if (!host || !topic || !*topic || strlen(topic) > WSH_TOPIC_MAX)
-    return WEBSOCK_EINVAL;
-  return 0;
+  return host && wsh_contract_topic(topic) ? 0 : WEBSOCK_EINVAL;
 }
 
 int websock_publish(websock_host *host, const char *topic, const void *data,
@@ -259,7 +226,7 @@ int websock_publish(websock_host *host, const char *topic, const void *data,
 int websock_broadcast(websock_host *host, const char *topic,
                       websock_opcode opcode, const void *data, size_t len) {
   if (check_topic(host, topic) || (len && !data) ||
-      (opcode != WEBSOCK_OP_TEXT && opcode != WEBSOCK_OP_BINARY))
+      !wsh_contract_broadcast_opcode(opcode))
     return WEBSOCK_EINVAL;
   uint8_t hdr[WSH_MAX_HEADER];
   size_t n = wsh_frame_header(hdr, true, (uint8_t)opcode, len);

@@ -344,19 +344,8 @@ static void conn_stop(websock_conn *c) {
   uint16_t code = c->more ? c->more->stop_code : 0;
   if (c->more)
     c->more->stop_text = NULL;
-  switch (c->stop_kind) {
-  case WSH_STOP_ERROR:
-    conn_close(c, WSH_CLOSE_INTERNAL, "internal error", WEBSOCK_REASON_ERROR,
-               text ? text : "plugin stopped with an error");
-    break;
-  case WSH_STOP_RESTART:
-    conn_close(c, WSH_CLOSE_RESTART, "service restart", WEBSOCK_REASON_SHUTDOWN,
-               NULL);
-    break;
-  default:
-    conn_close(c, code ? code : WSH_CLOSE_NORMAL, text, WEBSOCK_REASON_NORMAL,
-               NULL);
-  }
+  wsh_stop_plan p = wsh_contract_stop(c->stop_kind, code, text);
+  conn_close(c, p.code, p.text, p.reason, p.detail);
   free(text);
 }
 
@@ -382,7 +371,8 @@ static void after_callback(websock_conn *c, int result, const char *what) {
     conn_overflow(c);
     return;
   }
-  if (result == WEBSOCK_OK) {
+  int kind = c->stop_kind;
+  if (wsh_contract_result(result, &kind)) {
     maybe_pause_reading(c);
     c->stop_kind = WSH_STOP_NORMAL;
     if (c->more) {
@@ -398,9 +388,9 @@ static void after_callback(websock_conn *c, int result, const char *what) {
     wsh_conn_more *m = wsh_conn_more_of(c);
     if (m) {
       free(m->stop_text);
-      m->stop_text = strdup("callback returned an invalid result");
+      m->stop_text = strdup(WSH_INVALID_RESULT_DETAIL);
     }
-    c->stop_kind = WSH_STOP_ERROR;
+    c->stop_kind = (uint8_t)kind;
   }
   conn_stop(c);
 }
@@ -676,7 +666,7 @@ static int call_upgrade(websock_conn *c, websock_response *resp) {
              (unsigned long long)(now_ms() - t0));
   if (status == 0)
     return 0;
-  if (status < 400 || status > 599) {
+  if (wsh_contract_upgrade_status(status) != status) {
     wsh_error("route %s: upgrade() returned %d (want 0 or 400-599)",
               c->gen->conf->path, status);
     wsh_response_free(resp);
@@ -1055,7 +1045,7 @@ int wsh_conn_cancel_timer(websock_conn *c, int64_t id) {
 }
 
 int wsh_conn_subscribe(websock_conn *c, const char *topic) {
-  if (!topic || !*topic || strlen(topic) > WSH_TOPIC_MAX)
+  if (!wsh_contract_topic(topic))
     return WEBSOCK_EINVAL;
   wsh_conn_more *m = wsh_conn_more_of(c);
   if (!m)

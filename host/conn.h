@@ -11,6 +11,7 @@
 
 #include <event2/event_struct.h>
 
+#include "contract.h"
 #include "frame.h"
 #include "registry.h"
 #include "websock.h"
@@ -28,8 +29,6 @@ typedef enum wsh_conn_state {
   WSH_CONN_FLUSHING,  /* last bytes queued; close the TCP side once written */
   WSH_CONN_LINGER     /* write side shut down; waiting for the peer's EOF */
 } wsh_conn_state;
-
-enum { WSH_STOP_NORMAL = 0, WSH_STOP_ERROR = 1, WSH_STOP_RESTART = 2 };
 
 /* What few connections use, allocated on first use, so that an idle
  * connection stays small. */

@@ -15,13 +15,12 @@
 
 #include <openssl/evp.h>
 
+#include "headers.h"
+
 #define WSH_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WSH_MAX_REQUEST_HEADERS 100 /* past it: 431 */
 #define WSH_MAX_KEY_LEN 128         /* longest key wsh_accept_key takes */
 
-#define TOKEN_CHARS                                                            \
-  "!#$%&'*+-.^_`|~0123456789"                                                  \
-  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 #define BASE64_CHARS                                                           \
   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -81,20 +80,6 @@ static void free_headers(wsh_header *headers, size_t n) {
 
 static bool is_ows(char c) {
   return c == ' ' || c == '\t';
-}
-
-static bool is_token(const char *s) {
-  return s[0] != '\0' && s[strspn(s, TOKEN_CHARS)] == '\0';
-}
-
-/* A header value we are willing to send: no control characters but HTAB. */
-static bool is_field_value(const char *s) {
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if ((c < 0x20 && c != '\t') || c == 0x7f)
-      return false;
-  }
-  return true;
 }
 
 /* True if the comma-separated list contains token, with optional whitespace
@@ -594,21 +579,11 @@ void wsh_response_free(websock_response *resp) {
 }
 
 /* Headers the host writes itself, which a plugin may not add. */
-static bool is_host_owned(const char *name) {
-  static const char *const owned[] = {"Upgrade", "Connection", "Content-Length",
-                                      "Transfer-Encoding"};
-  for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
-    if (strcasecmp(name, owned[i]) == 0)
-      return true;
-  return strncasecmp(name, "Sec-WebSocket-", 14) == 0;
-}
-
 int websock_response_add_header(websock_response *resp, const char *name,
                                 const char *value) {
   char *n, *v;
 
-  if (!resp || !name || !value || !is_token(name) || !is_field_value(value) ||
-      is_host_owned(name))
+  if (!resp || !wsh_header_addable(name, value))
     return WEBSOCK_EINVAL;
   n = strdup(name);
   if (!n)
@@ -633,7 +608,7 @@ int websock_response_set_subprotocol(websock_response *resp,
                                      const char *protocol) {
   char *copy;
 
-  if (!resp || !protocol || !is_token(protocol) ||
+  if (!resp || !protocol || !wsh_header_token(protocol) ||
       !wsh_request_offers_subprotocol(resp->req, protocol))
     return WEBSOCK_EINVAL;
   copy = strdup(protocol);

@@ -57,33 +57,6 @@ out_close_in:
   return rc;
 }
 
-/* The checks on the exported table, in the order a reader would make them. */
-static int check_table(const char *so_path, const struct websock_handler *t,
-                       char *err, size_t errlen) {
-  if (t->abi_version != WEBSOCK_ABI_VERSION) {
-    snprintf(err, errlen,
-             "%s: unknown ABI version %u in " WEBSOCK_HANDLER_SYMBOL
-             " (this host knows version %d)",
-             so_path, t->abi_version, WEBSOCK_ABI_VERSION);
-    return WEBSOCK_EINVAL;
-  }
-  if (t->struct_size < WSH_HANDLER_MIN_SIZE) {
-    snprintf(err, errlen,
-             "%s: " WEBSOCK_HANDLER_SYMBOL " is too small (struct_size %u, "
-             "at least %zu needed for ABI version %d)",
-             so_path, t->struct_size, WSH_HANDLER_MIN_SIZE,
-             WEBSOCK_ABI_VERSION);
-    return WEBSOCK_EINVAL;
-  }
-  if (!t->handle_in) {
-    snprintf(err, errlen,
-             "%s: " WEBSOCK_HANDLER_SYMBOL " has no handle_in (it is required)",
-             so_path);
-    return WEBSOCK_EINVAL;
-  }
-  return 0;
-}
-
 static int open_copy(wsh_plugin *p, char *err, size_t errlen) {
   p->dl = dlopen(p->copy_path, RTLD_NOW | RTLD_LOCAL);
   if (!p->dl) {
@@ -105,7 +78,7 @@ static int open_copy(wsh_plugin *p, char *err, size_t errlen) {
              p->so_path);
     return WEBSOCK_EINVAL;
   }
-  int rc = check_table(p->so_path, t, err, errlen);
+  int rc = wsh_contract_table(t, p->so_path, err, errlen);
   if (rc)
     return rc;
   Dl_info info;

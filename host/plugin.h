@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "contract.h"
 #include "websock.h"
 
 typedef struct wsh_plugin {
@@ -17,10 +18,6 @@ typedef struct wsh_plugin {
   /* The plugin's table, copied; fields beyond its struct_size are zero. */
   struct websock_handler h;
 } wsh_plugin;
-
-/* The smallest table accepted: up to and including handle_in. */
-#define WSH_HANDLER_MIN_SIZE                                                   \
-  (offsetof(struct websock_handler, handle_in) + sizeof(void *))
 
 /* Copies so_path to copy_path, opens and checks it. On failure returns a
  * negative code and writes one line naming so_path and the cause into err:

@@ -11,8 +11,6 @@
 
 #include "websock.h"
 
-#define WSH_TOPIC_MAX 255
-
 typedef struct wsh_topic {
   struct wsh_topic *next; /* hash chain */
   websock_conn **members;

@@ -4,10 +4,14 @@
  * topics and a fake clock, so that a test can drive a plugin's callbacks and
  * check what it did without a network.
  *
- * The rules mirror the host's (host/conn.c, host/api.c): what a callback may
- * call, how a STOP closes, when terminate() runs. Everything runs on the
- * test's thread except websock_send/publish/broadcast, which may come from
- * any thread and therefore only queue, under the host's lock.
+ * The rules are the host's own: host/contract.c (what a callback may call,
+ * how a result and a STOP close, what upgrade() may answer, the table
+ * check), host/headers.c (response headers), host/frame.c (close codes and
+ * close text) and host/utf8.c are compiled into this library as they are
+ * into websockd, and tests/integration/test_parity.py drives one plugin
+ * through both. What stays here is the fake host's own machinery. Everything
+ * runs on the test's thread except websock_send/publish/broadcast, which may
+ * come from any thread and therefore only queue, under the host's lock.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* mkstemps, strdup, strcasecmp */
@@ -28,17 +32,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define WST_MAX_CONTROL 125
-#define WST_MAX_CLOSE_TEXT 123
-#define WST_TOPIC_MAX 255
+#include "contract.h"
+#include "frame.h"
+#include "headers.h"
+#include "utf8.h"
+
+#define WST_MAX_CLOSE_TEXT (WSH_MAX_CONTROL - 2)
 #define WST_RUN_LIMIT 1000000L
 #define WST_DEFAULT_ROUTE "/test"
-/* The smallest table accepted: up to and including handle_in. */
-#define WST_MIN_TABLE                                                          \
-  (offsetof(struct websock_handler, handle_in) + sizeof(void *))
-#define WST_TOKEN_CHARS                                                        \
-  "!#$%&'*+-.^_`|~0123456789"                                                  \
-  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 /* ---- types --------------------------------------------------------------- */
 
@@ -81,8 +82,6 @@ typedef struct wst_timer {
   size_t len;
   uint8_t data[];
 } wst_timer;
-
-enum { WST_STOP_NORMAL, WST_STOP_ERROR, WST_STOP_RESTART };
 
 struct websock_conn {
   websock_host *host;
@@ -191,81 +190,6 @@ static uint8_t *dup_bytes(const void *data, size_t len) {
   return p;
 }
 
-/* Strict UTF-8 (RFC 3629): no overlong forms, surrogates or values past
- * U+10FFFF. */
-static bool utf8_valid(const uint8_t *s, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    uint8_t c = s[i];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      n = 1, cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2, cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (len - i <= n)
-      return false;
-    for (size_t k = 1; k <= n; k++) {
-      if ((s[i + k] & 0xC0) != 0x80)
-        return false;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += n + 1;
-  }
-  return true;
-}
-
-static bool is_token(const char *s) {
-  return s[0] != '\0' && s[strspn(s, WST_TOKEN_CHARS)] == '\0';
-}
-
-/* A header value the host is willing to send: no control characters but
- * HTAB. */
-static bool is_field_value(const char *s) {
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if ((c < 0x20 && c != '\t') || c == 0x7f)
-      return false;
-  }
-  return true;
-}
-
-static bool is_host_owned(const char *name) {
-  static const char *const owned[] = {"Upgrade", "Connection", "Content-Length",
-                                      "Transfer-Encoding"};
-  for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
-    if (strcasecmp(name, owned[i]) == 0)
-      return true;
-  return strncasecmp(name, "Sec-WebSocket-", 14) == 0;
-}
-
-/* Codes a server may put in a close frame it sends. */
-static bool close_code_sendable(uint16_t code) {
-  return (code >= 1000 && code <= 1003 && code != 1002) ||
-         (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
-}
-
-/* Codes a client may put in its close frame. */
-static bool close_code_from_client(uint16_t code) {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-         (code >= 3000 && code <= 4999);
-}
-
-static bool valid_topic(const char *topic) {
-  return topic && *topic && strlen(topic) <= WST_TOPIC_MAX;
-}
-
 /* ---- key/value lists ----------------------------------------------------- */
 
 static int kvs_add(wst_kvs *k, const char *key, const char *value) {
@@ -359,15 +283,13 @@ static int record_sent(websock_conn *c, websock_opcode op, const void *data,
 
 /* The close frame the host sends, its text cut as on the wire. */
 static void record_close(websock_conn *c, uint16_t code, const char *text) {
-  size_t len = text ? strlen(text) : 0;
-  size_t n = len < WST_MAX_CLOSE_TEXT ? len : WST_MAX_CLOSE_TEXT;
-  if (n < len) /* cutting before a continuation byte would split a character */
-    while (n > 0 && ((uint8_t)text[n] & 0xC0) == 0x80)
-      n--;
+  uint8_t payload[WSH_MAX_CONTROL];
+  size_t n =
+      wsh_close_payload(payload, code, text, text ? strlen(text) : 0) - 2;
   c->closed = 1;
   c->close_code = code;
   if (n)
-    memcpy(c->close_text, text, n);
+    memcpy(c->close_text, payload + 2, n);
   c->close_text[n] = '\0';
 }
 
@@ -440,7 +362,7 @@ static void conn_close(websock_conn *c, uint16_t code, const char *text,
 }
 
 static void reset_stop(websock_conn *c) {
-  c->stop_kind = WST_STOP_NORMAL;
+  c->stop_kind = WSH_STOP_NORMAL;
   c->stop_code = 0;
   free(c->stop_text);
   c->stop_text = NULL;
@@ -450,24 +372,15 @@ static void reset_stop(websock_conn *c) {
 static void conn_stop(websock_conn *c) {
   char *text = c->stop_text;
   c->stop_text = NULL;
-  switch (c->stop_kind) {
-  case WST_STOP_ERROR:
-    conn_close(c, 1011, "internal error", WEBSOCK_REASON_ERROR,
-               text ? text : "plugin stopped with an error");
-    break;
-  case WST_STOP_RESTART:
-    conn_close(c, 1012, "service restart", WEBSOCK_REASON_SHUTDOWN, NULL);
-    break;
-  default:
-    conn_close(c, c->stop_code ? c->stop_code : 1000, text,
-               WEBSOCK_REASON_NORMAL, NULL);
-  }
+  wsh_stop_plan p = wsh_contract_stop(c->stop_kind, c->stop_code, text);
+  conn_close(c, p.code, p.text, p.reason, p.detail);
   free(text);
   reset_stop(c);
 }
 
 static void after_callback(websock_conn *c, int result, const char *what) {
-  if (result == WEBSOCK_OK) {
+  int kind = c->stop_kind;
+  if (wsh_contract_result(result, &kind)) {
     reset_stop(c);
     return;
   }
@@ -475,8 +388,8 @@ static void after_callback(websock_conn *c, int result, const char *what) {
     websock_log(c, 0, "%s returned %d (neither WEBSOCK_OK nor WEBSOCK_STOP)",
                 what, result);
     free(c->stop_text);
-    c->stop_text = strdup("callback returned an invalid result");
-    c->stop_kind = WST_STOP_ERROR;
+    c->stop_text = strdup(WSH_INVALID_RESULT_DETAIL);
+    c->stop_kind = kind;
   }
   conn_stop(c);
 }
@@ -677,26 +590,8 @@ static int open_table(websock_test_plugin *p) {
             p->so_path);
     return WEBSOCK_EINVAL;
   }
-  if (t->abi_version != WEBSOCK_ABI_VERSION) {
-    set_err(h,
-            "%s: unknown ABI version %u in " WEBSOCK_HANDLER_SYMBOL
-            " (this host knows version %d)",
-            p->so_path, t->abi_version, WEBSOCK_ABI_VERSION);
+  if (wsh_contract_table(t, p->so_path, h->err, sizeof(h->err)) != 0)
     return WEBSOCK_EINVAL;
-  }
-  if (t->struct_size < WST_MIN_TABLE) {
-    set_err(h,
-            "%s: " WEBSOCK_HANDLER_SYMBOL " is too small (struct_size %u, at "
-            "least %zu needed for ABI version %d)",
-            p->so_path, t->struct_size, WST_MIN_TABLE, WEBSOCK_ABI_VERSION);
-    return WEBSOCK_EINVAL;
-  }
-  if (!t->handle_in) {
-    set_err(h,
-            "%s: " WEBSOCK_HANDLER_SYMBOL " has no handle_in (it is required)",
-            p->so_path);
-    return WEBSOCK_EINVAL;
-  }
   size_t n = t->struct_size < sizeof(p->h) ? t->struct_size : sizeof(p->h);
   memset(&p->h, 0, sizeof(p->h));
   memcpy(&p->h, t, n);
@@ -952,7 +847,7 @@ static int call_upgrade(websock_conn *c) {
   c->host->depth--;
   if (st == 0)
     return 101;
-  if (st >= 400 && st <= 599)
+  if (wsh_contract_upgrade_status(st) == st)
     return st;
   websock_log(c, 0, "upgrade() returned %d (want 0 or 400-599)", st);
   kvs_free(&c->resp.headers);
@@ -1109,7 +1004,7 @@ int websock_test_client_message(websock_conn *conn, websock_opcode opcode,
     return rc;
   if ((len && !data) ||
       (opcode != WEBSOCK_OP_TEXT && opcode != WEBSOCK_OP_BINARY) ||
-      (opcode == WEBSOCK_OP_TEXT && !utf8_valid(data, len)))
+      (opcode == WEBSOCK_OP_TEXT && !wsh_utf8_valid(data, len)))
     return WEBSOCK_EINVAL;
   return call_in(conn, opcode, data, len);
 }
@@ -1125,7 +1020,7 @@ int websock_test_client_control(websock_conn *conn, websock_opcode opcode,
   int rc = check_drive(conn);
   if (rc)
     return rc;
-  if ((len && !data) || len > WST_MAX_CONTROL ||
+  if ((len && !data) || len > WSH_MAX_CONTROL ||
       (opcode != WEBSOCK_OP_PING && opcode != WEBSOCK_OP_PONG))
     return WEBSOCK_EINVAL;
   return call_control(conn, opcode, data, len);
@@ -1137,9 +1032,9 @@ int websock_test_client_close(websock_conn *conn, uint16_t code,
   if (rc)
     return rc;
   const char *text = reason ? reason : "";
-  if ((!close_code_from_client(code) && code != 1005) ||
+  if ((!wsh_close_code_valid(code) && code != 1005) ||
       strlen(text) > WST_MAX_CLOSE_TEXT ||
-      !utf8_valid((const uint8_t *)text, strlen(text)))
+      !wsh_utf8_valid((const uint8_t *)text, strlen(text)))
     return WEBSOCK_EINVAL;
   record_close(conn, code, code == 1005 ? NULL : text);
   set_state(conn, WEBSOCK_TEST_CLOSED);
@@ -1174,7 +1069,7 @@ int websock_test_end(websock_conn *conn, websock_reason_kind kind,
     return rc;
   if (kind == WEBSOCK_REASON_REMOTE || kind < WEBSOCK_REASON_NORMAL ||
       kind > WEBSOCK_REASON_ERROR ||
-      (code != 1006 && !close_code_sendable(code)))
+      (code != 1006 && !wsh_contract_close_code(code)))
     return WEBSOCK_EINVAL;
   conn_close(conn, code, text, kind,
              kind == WEBSOCK_REASON_ERROR ? text : NULL);
@@ -1422,29 +1317,15 @@ int websock_test_expect_str_(const char *actual, const char *expected,
 /* websock.h                                                                 */
 /* ======================================================================== */
 
-const char *websock_strerror(int err) {
-  switch (err) {
-#define WST_STRERROR_CASE_(name, value, text)                                  \
-  case value:                                                                  \
-    return text;
-    WEBSOCK_ERRNO_MAP(WST_STRERROR_CASE_)
-#undef WST_STRERROR_CASE_
-  case 0:
-    return "success";
-  default:
-    return "unknown error";
-  }
-}
-
 /* May the plugin act on this connection now? (as the host's check_open) */
 static int check_open(const websock_conn *c) {
-  if (!c)
-    return WEBSOCK_EINVAL;
-  if (!c->in_callback)
-    return WEBSOCK_ECONTEXT;
-  if (c->state != WEBSOCK_TEST_OPEN)
-    return WEBSOCK_ECLOSED;
-  return 0;
+  return wsh_contract_conn(c, c && c->in_callback, true,
+                           c && c->state == WEBSOCK_TEST_OPEN);
+}
+
+/* May the plugin act on this connection, open or closing? */
+static int check_in_callback(const websock_conn *c) {
+  return wsh_contract_conn(c, c && c->in_callback, false, false);
 }
 
 int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
@@ -1452,23 +1333,11 @@ int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
   int rc = check_open(conn);
   if (rc)
     return rc;
-  if (len && !data)
-    return WEBSOCK_EINVAL;
-  switch (opcode) {
-  case WEBSOCK_OP_TEXT:
-    if (!utf8_valid(data, len)) {
-      websock_log(conn, 1, "websock_push: text message is not valid UTF-8");
-      return WEBSOCK_EINVAL;
-    }
-    break;
-  case WEBSOCK_OP_BINARY:
-    break;
-  case WEBSOCK_OP_PING:
-  case WEBSOCK_OP_PONG:
-    if (len > WST_MAX_CONTROL)
-      return WEBSOCK_EINVAL;
-    break;
-  default:
+  if ((rc = wsh_contract_push(opcode, data, len)) != 0)
+    return rc;
+  /* stricter than the host (see websock_test.h) */
+  if (opcode == WEBSOCK_OP_TEXT && !wsh_utf8_valid(data, len)) {
+    websock_log(conn, 1, "websock_push: text message is not valid UTF-8");
     return WEBSOCK_EINVAL;
   }
   return record_sent(conn, opcode, data, len, 0);
@@ -1490,18 +1359,18 @@ static int set_stop(websock_conn *c, int kind, uint16_t code,
 }
 
 int websock_close(websock_conn *conn, uint16_t code, const char *text) {
-  if (!close_code_sendable(code) ||
-      (text && !utf8_valid((const uint8_t *)text, strlen(text))))
+  if (!wsh_contract_close_code(code) ||
+      (text && !wsh_utf8_valid((const uint8_t *)text, strlen(text))))
     return WEBSOCK_EINVAL;
-  return set_stop(conn, WST_STOP_NORMAL, code, text);
+  return set_stop(conn, WSH_STOP_NORMAL, code, text);
 }
 
 int websock_close_error(websock_conn *conn, const char *detail) {
-  return set_stop(conn, WST_STOP_ERROR, 1011, detail);
+  return set_stop(conn, WSH_STOP_ERROR, WSH_CLOSE_INTERNAL, detail);
 }
 
 int websock_close_restart(websock_conn *conn) {
-  return set_stop(conn, WST_STOP_RESTART, 1012, NULL);
+  return set_stop(conn, WSH_STOP_RESTART, WSH_CLOSE_RESTART, NULL);
 }
 
 size_t websock_unsent_bytes(const websock_conn *conn) {
@@ -1565,10 +1434,9 @@ int64_t websock_send_after(websock_conn *conn, uint64_t ms, const void *data,
 }
 
 int websock_cancel_timer(websock_conn *conn, int64_t timer_id) {
-  if (!conn)
-    return WEBSOCK_EINVAL;
-  if (!conn->in_callback)
-    return WEBSOCK_ECONTEXT;
+  int rc = check_in_callback(conn);
+  if (rc)
+    return rc;
   for (wst_timer **pp = &conn->timers; *pp; pp = &(*pp)->next)
     if ((*pp)->id == timer_id) {
       wst_timer *t = *pp;
@@ -1583,7 +1451,7 @@ int websock_subscribe(websock_conn *conn, const char *topic) {
   int rc = check_open(conn);
   if (rc)
     return rc;
-  if (!valid_topic(topic))
+  if (!wsh_contract_topic(topic))
     return WEBSOCK_EINVAL;
   if (subscribed(conn, topic))
     return 0;
@@ -1599,10 +1467,11 @@ int websock_subscribe(websock_conn *conn, const char *topic) {
 }
 
 int websock_unsubscribe(websock_conn *conn, const char *topic) {
-  if (!conn || !topic)
+  if (!topic)
     return WEBSOCK_EINVAL;
-  if (!conn->in_callback)
-    return WEBSOCK_ECONTEXT;
+  int rc = check_in_callback(conn);
+  if (rc)
+    return rc;
   for (size_t i = 0; i < conn->ntopics; i++)
     if (strcmp(conn->topics[i], topic) == 0) {
       free(conn->topics[i]);
@@ -1624,7 +1493,7 @@ static int post_topic(websock_host *h, int kind, const char *topic,
 
 int websock_publish(websock_host *host, const char *topic, const void *data,
                     size_t len) {
-  if (!host || !valid_topic(topic) || (len && !data))
+  if (!host || !wsh_contract_topic(topic) || (len && !data))
     return WEBSOCK_EINVAL;
   return post_topic(host, WST_MAIL_PUBLISH, topic, WEBSOCK_OP_BINARY, data,
                     len);
@@ -1632,9 +1501,9 @@ int websock_publish(websock_host *host, const char *topic, const void *data,
 
 int websock_broadcast(websock_host *host, const char *topic,
                       websock_opcode opcode, const void *data, size_t len) {
-  if (!host || !valid_topic(topic) || (len && !data) ||
-      (opcode != WEBSOCK_OP_TEXT && opcode != WEBSOCK_OP_BINARY) ||
-      (opcode == WEBSOCK_OP_TEXT && !utf8_valid(data, len)))
+  if (!host || !wsh_contract_topic(topic) || (len && !data) ||
+      !wsh_contract_broadcast_opcode(opcode) ||
+      (opcode == WEBSOCK_OP_TEXT && !wsh_utf8_valid(data, len)))
     return WEBSOCK_EINVAL;
   return post_topic(host, WST_MAIL_BROADCAST, topic, opcode, data, len);
 }
@@ -1715,15 +1584,14 @@ const char *websock_request_subprotocol(const websock_request *req) {
 
 int websock_response_add_header(websock_response *resp, const char *name,
                                 const char *value) {
-  if (!resp || !name || !value || !is_token(name) || !is_field_value(value) ||
-      is_host_owned(name))
+  if (!resp || !wsh_header_addable(name, value))
     return WEBSOCK_EINVAL;
   return kvs_add(&resp->headers, name, value);
 }
 
 int websock_response_set_subprotocol(websock_response *resp,
                                      const char *protocol) {
-  if (!resp || !protocol || !is_token(protocol))
+  if (!resp || !protocol || !wsh_header_token(protocol))
     return WEBSOCK_EINVAL;
   bool offered = false;
   for (size_t i = 0; resp->req && i < resp->req->noffered && !offered; i++)

@@ -9,6 +9,7 @@ set(WSH_INTEG_ENV
   "WSH_SDK_PREFIX=${CMAKE_BINARY_DIR}/sdk-prefix"
   "WSH_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
   "WSH_BINARY_DIR=${CMAKE_BINARY_DIR}"
+  "WSH_PARITY_SDK=$<TARGET_FILE:parity_sdk>"
   "PYTHONDONTWRITEBYTECODE=1")
 
 # wsh_py_test(e2e) runs tests/integration/test_e2e.py with unittest.
@@ -26,3 +27,4 @@ wsh_py_test(lifecycle)
 wsh_py_test(reload)
 wsh_py_test(conformance)
 wsh_py_test(hostile)
+wsh_py_test(parity)

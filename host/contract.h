@@ -1,0 +1,84 @@
+/*
+ * contract.h - the plugin contract's pure rules, one implementation compiled
+ * into websockd (api.c, conn.c, plugin.c) and into the SDK's test library
+ * (sdk/testlib/websock_test.c), so that the two cannot disagree; the parity
+ * test (tests/integration/test_parity.py) drives one plugin through both.
+ *
+ * What a plugin may call when and with which arguments, how a callback's
+ * result and a requested stop become a close frame and a terminate()
+ * reason, what upgrade() may answer, and which handler tables load. No state,
+ * no I/O, no allocation.
+ */
+#ifndef WSH_CONTRACT_H
+#define WSH_CONTRACT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "websock.h"
+
+/* Longest topic name. */
+#define WSH_TOPIC_MAX 255
+
+/* The smallest handler table accepted: up to and including handle_in. */
+#define WSH_HANDLER_MIN_SIZE                                                   \
+  (offsetof(struct websock_handler, handle_in) + sizeof(void *))
+
+/* How a callback's WEBSOCK_STOP closes: websock_close() (or nothing),
+ * websock_close_error() or an invalid result, websock_close_restart(). */
+enum { WSH_STOP_NORMAL = 0, WSH_STOP_ERROR = 1, WSH_STOP_RESTART = 2 };
+
+/* terminate()'s detail after a callback returned neither OK nor STOP. */
+#define WSH_INVALID_RESULT_DETAIL "callback returned an invalid result"
+
+/* May the plugin act on a connection: present (else WEBSOCK_EINVAL), inside
+ * one of its callbacks (else WEBSOCK_ECONTEXT) and, when `open` is asked
+ * for, still open (else WEBSOCK_ECLOSED)? Returns 0 or the error. */
+int wsh_contract_conn(const void *conn, bool in_callback, bool need_open,
+                      bool open);
+
+/* websock_push()'s arguments: a data opcode, or a control opcode with at
+ * most 125 bytes; data present when len > 0. 0 or WEBSOCK_EINVAL. */
+int wsh_contract_push(int opcode, const void *data, size_t len);
+
+/* Codes a server may put in a close frame it sends (websock_close()). */
+bool wsh_contract_close_code(uint16_t code);
+
+/* websock_subscribe/publish/broadcast: a topic name of 1 to WSH_TOPIC_MAX
+ * bytes. */
+bool wsh_contract_topic(const char *topic);
+
+/* websock_broadcast()'s opcode: text or binary. */
+bool wsh_contract_broadcast_opcode(int opcode);
+
+/* What upgrade() returned, as the status the host answers: 0 (go on with the
+ * 101), the refusal 400-599 it asked for, or 500 for anything else. */
+int wsh_contract_upgrade_status(int returned);
+
+/* A callback's result: true if the connection goes on (WEBSOCK_OK); false if
+ * it stops, and then *kind is set to WSH_STOP_ERROR for an invalid result
+ * (neither OK nor STOP; the detail is WSH_INVALID_RESULT_DETAIL). */
+bool wsh_contract_result(int result, int *kind);
+
+/* How a stop closes: the close frame's code and text, and terminate()'s
+ * reason and detail. */
+typedef struct wsh_stop_plan {
+  uint16_t code;
+  const char *text; /* close frame text, may be NULL */
+  websock_reason_kind reason;
+  const char *detail; /* terminate()'s text, may be NULL */
+} wsh_stop_plan;
+
+/* The plan for a stop of `kind` with websock_close()'s code (0: none) and
+ * text or websock_close_error()'s detail (may be NULL). The plan points into
+ * text and static strings. */
+wsh_stop_plan wsh_contract_stop(int kind, uint16_t code, const char *text);
+
+/* Checks a plugin's websock_handler_v1: the ABI version, a table at least
+ * WSH_HANDLER_MIN_SIZE bytes, a handle_in. On failure writes one line naming
+ * so_path and the cause into err and returns WEBSOCK_EINVAL. */
+int wsh_contract_table(const struct websock_handler *t, const char *so_path,
+                       char *err, size_t errlen);
+
+#endif
