@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "route.h"
+#include "inifile.h"
 #include "websock.h"
 
 void wsh_config_init(wsh_config *c) {
@@ -108,45 +108,33 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
 
 typedef struct file_parse {
   wsh_config *c;
-  wsh_ini_pos pos;
-  int failed; /* the line of the first error */
-  char what[512];
+  wsh_ini_errors e;
 } file_parse;
 
 static int on_ini(void *user, const char *section, const char *name,
                   const char *value) {
   file_parse *p = user;
-  if (p->failed)
+  if (p->e.failed)
     return 0;
-  if (strcmp(section, "server") != 0) {
-    snprintf(p->what, sizeof(p->what), "unknown section [%s] (only [server])",
-             section);
-    p->failed = p->pos.line;
-    return 0;
-  }
-  if (set_key(p->c, name, value, p->what, sizeof(p->what)) != 0) {
-    p->failed = p->pos.line;
-    return 0;
-  }
+  if (strcmp(section, "server") != 0)
+    return wsh_ini_fail(&p->e, "unknown section [%s] (only [server])", section);
+  char why[sizeof(p->e.what)];
+  if (set_key(p->c, name, value, why, sizeof(why)) != 0)
+    return wsh_ini_fail(&p->e, "%s", why);
   return 1;
 }
 
 int wsh_config_load_file(wsh_config *c, const char *file, char *err,
                          size_t errlen) {
   file_parse p = {.c = c};
-  int line = wsh_ini_parse(file, on_ini, &p, &p.pos);
+  int line = wsh_ini_parse(file, on_ini, &p, &p.e.pos);
   if (line == -1) {
     snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
     return WEBSOCK_ENOENT;
   }
-  if (p.pos.too_long && (!line || p.pos.too_long <= line)) {
-    snprintf(err, errlen, "%s: line %d: line too long", file, p.pos.too_long);
-    return WEBSOCK_EINVAL;
-  }
-  if (line != 0 || p.failed) {
-    int at = p.failed && (!line || p.failed <= line) ? p.failed : line;
-    snprintf(err, errlen, "%s: line %d: %s", file, at,
-             at == p.failed ? p.what : "syntax error");
+  char why[600];
+  if (wsh_ini_first_error(&p.e, line, "line too long", why, sizeof(why))) {
+    snprintf(err, errlen, "%s: %s", file, why);
     return WEBSOCK_EINVAL;
   }
   return 0;

@@ -7,83 +7,20 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ini.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "inifile.h"
+
 typedef struct route_parse {
   wsh_route_conf *rc;
   const char *file;
-  wsh_ini_pos pos;
-  int failed;     /* the line of the first error, 0 if none */
-  char what[512]; /* the first error, without file and line */
+  wsh_ini_errors e;
 } route_parse;
 
-/* Records the first error and its line; returns 0 for inih. */
-__attribute__((format(printf, 2, 3))) static int fail(route_parse *p,
-                                                      const char *fmt, ...) {
-  if (!p->failed) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p->what, sizeof(p->what), fmt, ap);
-    va_end(ap);
-    p->failed = p->pos.line;
-  }
-  return 0;
-}
-
-static char *read_line(char *str, int num, void *stream) {
-  wsh_ini_pos *pos = stream;
-  long start = ftell(pos->f);
-  if (!fgets(str, num, pos->f))
-    return NULL;
-  pos->line++;
-  size_t len = strlen(str);
-  if (start >= 0 && ftell(pos->f) - start != (long)len) {
-    pos->too_long = pos->line; /* a NUL byte: inih would cut the line there */
-    return NULL;
-  }
-  if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(pos->f)) {
-    pos->too_long = pos->line;
-    return NULL; /* stop: the rest of the line would become a line of its own */
-  }
-  return str;
-}
-
-int wsh_ini_parse(const char *file, ini_handler handler, void *user,
-                  wsh_ini_pos *pos) {
-  pos->line = 0;
-  pos->too_long = 0;
-  pos->f = fopen(file, "r");
-  if (!pos->f)
-    return -1;
-  int rc = ini_parse_stream(read_line, pos, handler, user);
-  fclose(pos->f);
-  pos->f = NULL;
-  return rc;
-}
-
-/* The first problem of a parse as "line N: what", or 0 if none. */
-static int parse_error(int inih_line, int handler_line, const char *what,
-                       const wsh_ini_pos *pos, char *out, size_t outlen) {
-  int line = inih_line;
-  const char *msg = "syntax error";
-  if (handler_line && (!line || handler_line <= line)) {
-    line = handler_line;
-    msg = what;
-  }
-  if (pos->too_long && (!line || pos->too_long <= line)) {
-    line = pos->too_long;
-    msg = "line too long (at most 198 characters) or with a NUL byte";
-  }
-  if (!line)
-    return 0;
-  snprintf(out, outlen, "line %d: %s", line, msg);
-  return line;
-}
+#define fail(p, ...) wsh_ini_fail(&(p)->e, __VA_ARGS__)
 
 int wsh_options_add(websock_options *o, const char *key, const char *value) {
   if (o->n == o->cap) {
@@ -113,54 +50,6 @@ void wsh_options_free(websock_options *o) {
   }
   free(o->items);
   memset(o, 0, sizeof(*o));
-}
-
-int wsh_parse_u64(const char *s, uint64_t *out) {
-  char *end;
-  if (!s || *s < '0' || *s > '9')
-    return -1;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || *end)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-int wsh_parse_size(const char *s, uint64_t *out) {
-  char *end;
-  if (!s || *s < '0' || *s > '9')
-    return -1;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno)
-    return -1;
-  unsigned shift = 0;
-  switch (*end) {
-  case '\0':
-    break;
-  case 'k':
-  case 'K':
-    shift = 10;
-    end++;
-    break;
-  case 'm':
-  case 'M':
-    shift = 20;
-    end++;
-    break;
-  case 'g':
-  case 'G':
-    shift = 30;
-    end++;
-    break;
-  default:
-    return -1;
-  }
-  if (*end || (shift && v > (UINT64_MAX >> shift)))
-    return -1;
-  *out = (uint64_t)v << shift;
-  return 0;
 }
 
 /* Splits "a, b c" into a malloc'd array of tokens (commas or blanks). */
@@ -273,7 +162,7 @@ static int set_route_key(route_parse *p, const char *name, const char *value) {
 static int on_ini(void *user, const char *section, const char *name,
                   const char *value) {
   route_parse *p = user;
-  if (p->failed)
+  if (p->e.failed)
     return 0;
   if (section[0] == '\0')
     return set_route_key(p, name, value);
@@ -297,13 +186,13 @@ int wsh_route_conf_load(const char *file, wsh_route_conf **out, char *err,
   route_parse p = {.rc = rc, .file = file};
   if (!(rc->conf_path = strdup(file)))
     goto out_free;
-  int line = wsh_ini_parse(file, on_ini, &p, &p.pos);
+  int line = wsh_ini_parse(file, on_ini, &p, &p.e.pos);
   if (line == -1) {
     snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
     goto out_free;
   }
   char why[600];
-  if (parse_error(line, p.failed, p.what, &p.pos, why, sizeof(why))) {
+  if (wsh_ini_first_error(&p.e, line, WSH_INI_TOO_LONG, why, sizeof(why))) {
     snprintf(err, errlen, "%s: %s", file, why);
     goto out_free;
   }

@@ -7,9 +7,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-
-#include <ini.h>
 
 #include "websock.h"
 
@@ -68,27 +65,8 @@ void wsh_route_dir_list_free(char **files, size_t n);
 /* True if the route allows this Origin header value (NULL: no header). */
 int wsh_route_origin_allowed(const wsh_route_conf *rc, const char *origin);
 
-/* Reading INI files with inih, as routes and the host config do: counts
- * lines so that a handler can name the line it rejects, and refuses a line
- * longer than inih takes (instead of silently splitting it). */
-typedef struct wsh_ini_pos {
-  FILE *f;
-  int line;     /* the line being handled */
-  int too_long; /* the line of the first over-long line, or 0 */
-} wsh_ini_pos;
-
-/* 0, -1 if the file cannot be opened, or the line of the first error inih
- * saw (a syntax error, or a handler that returned 0). */
-int wsh_ini_parse(const char *file, ini_handler handler, void *user,
-                  wsh_ini_pos *pos);
-
-/* Options helpers shared by routes and the host config. */
+/* A route's [options]. */
 int wsh_options_add(websock_options *o, const char *key, const char *value);
 void wsh_options_free(websock_options *o);
-
-/* Parses a size such as "1048576", "64K", "16M" or "1G". 0 or -1. */
-int wsh_parse_size(const char *s, uint64_t *out);
-/* Parses a non-negative integer. 0 or -1. */
-int wsh_parse_u64(const char *s, uint64_t *out);
 
 #endif

@@ -1,60 +1,28 @@
 /*
  * test_route.c - unit tests for host/route.c: route files read with inih
  * (keys, [options], errors naming the file and the line), the listing of
- * plugins.d/, the Origin allow-list, and the size and number parsers.
+ * plugins.d/ and the Origin allow-list. (The size and number parsers
+ * are tested with host/inifile.c in test_inifile.c.)
  */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "route.h"
 #include "websock.h"
 
-/* A fresh directory per test (each test runs in its own process). */
-static char tmp_dir[1024];
-
-static void tmp_setup(void) {
-  static char base[512]; /* $TMPDIR as the test started */
-  if (!base[0]) {
-    const char *t = getenv("TMPDIR");
-    snprintf(base, sizeof(base), "%s", t && *t ? t : "/tmp");
-  }
-  snprintf(tmp_dir, sizeof(tmp_dir), "%s/test_route.XXXXXX", base);
-  ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
-static void tmp_teardown(void) { nftw(tmp_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
-
-static void tmp_path(char *out, const char *name) {
-  snprintf(out, PATH_MAX, "%s/%s", tmp_dir, name);
-}
-
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-  fputs(text, f);
-  ck_assert_int_eq(fclose(f), 0);
-}
+#define WSH_TEST_NAME "test_route"
+#include "testutil.h"
 
 /* The path of the last route file written by load(). */
 static char conf_file[PATH_MAX];
 
 /* Writes tmp/route.conf with text and loads it; err gets the message. */
-static int load(const char *text, wsh_route_conf **out, char *err, size_t errlen) {
+static int load(const char *text, wsh_route_conf **out, char *err,
+                size_t errlen) {
   tmp_path(conf_file, "route.conf");
   write_file(conf_file, text);
   *out = NULL;
@@ -85,21 +53,22 @@ static void check_error(const char *text, const char *what) {
 /* ------------------------------------------------------------------------ */
 
 START_TEST(conf_full) {
-  wsh_route_conf *rc = load_ok("; the chat route\n"
-                               "# another comment\n"
-                               "path = /chat/room\n"
-                               "plugin = lib/chat.so\n"
-                               "subprotocols = v2.chat, v1.chat  chat\n"
-                               "origins = https://Example.com,http://localhost:8080\n"
-                               "max_message_size = 64K\n"
-                               "idle_timeout_ms = 30000\n"
-                               "reload = restart\n"
-                               "\n"
-                               "[options]\n"
-                               "greeting = hello world\n"
-                               "zeta = 1\n"
-                               "alpha = a=b\n"
-                               "empty =\n");
+  wsh_route_conf *rc =
+      load_ok("; the chat route\n"
+              "# another comment\n"
+              "path = /chat/room\n"
+              "plugin = lib/chat.so\n"
+              "subprotocols = v2.chat, v1.chat  chat\n"
+              "origins = https://Example.com,http://localhost:8080\n"
+              "max_message_size = 64K\n"
+              "idle_timeout_ms = 30000\n"
+              "reload = restart\n"
+              "\n"
+              "[options]\n"
+              "greeting = hello world\n"
+              "zeta = 1\n"
+              "alpha = a=b\n"
+              "empty =\n");
   char plugin[PATH_MAX];
   tmp_path(plugin, "lib/chat.so");
   ck_assert_str_eq(rc->conf_path, conf_file);
@@ -145,13 +114,14 @@ START_TEST(conf_sizes_and_reload) {
   static const struct {
     const char *size;
     uint64_t bytes;
-  } cases[] = {{"1", 1},           {"1048576", 1048576}, {"64k", 65536},
-               {"16M", 16 << 20},  {"2m", 2 << 20},      {"1G", 1u << 30}};
+  } cases[] = {{"1", 1},          {"1048576", 1048576}, {"64k", 65536},
+               {"16M", 16 << 20}, {"2m", 2 << 20},      {"1G", 1u << 30}};
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     char text[256];
-    snprintf(text, sizeof(text),
-             "path = /s\nplugin = s.so\nmax_message_size = %s\nreload = drain\n",
-             cases[i].size);
+    snprintf(
+        text, sizeof(text),
+        "path = /s\nplugin = s.so\nmax_message_size = %s\nreload = drain\n",
+        cases[i].size);
     wsh_route_conf *rc = load_ok(text);
     ck_assert_msg(rc->max_message_size == cases[i].bytes, "%s gave %llu",
                   cases[i].size, (unsigned long long)rc->max_message_size);
@@ -178,8 +148,8 @@ START_TEST(conf_plugin_paths) {
   ck_assert_int_eq(chdir(tmp_dir), 0);
   write_file("bare.conf", "path = /a\nplugin = a.so\n");
   char err[1024] = "";
-  ck_assert_msg(wsh_route_conf_load("bare.conf", &rc, err, sizeof(err)) == 0, "%s",
-                err);
+  ck_assert_msg(wsh_route_conf_load("bare.conf", &rc, err, sizeof(err)) == 0,
+                "%s", err);
   ck_assert_str_eq(rc->plugin_path, "./a.so");
   ck_assert_str_eq(rc->conf_path, "bare.conf");
   wsh_route_conf_free(rc);
@@ -220,7 +190,8 @@ START_TEST(conf_error_route_key_in_options) {
 END_TEST
 
 START_TEST(conf_error_missing_path) {
-  check_error("plugin = a.so\nreload = drain\n", "missing required key \"path\"");
+  check_error("plugin = a.so\nreload = drain\n",
+              "missing required key \"path\"");
 }
 END_TEST
 
@@ -240,8 +211,10 @@ START_TEST(conf_error_bad_size) {
               "line 3: max_message_size: not a size: \"12Q\"");
   check_error("path = /a\nmax_message_size = 0\nplugin = a.so\n",
               "line 2: max_message_size: not a size: \"0\"");
-  check_error("max_message_size = 1KB\n", "line 1: max_message_size: not a size: \"1KB\"");
-  check_error("max_message_size = -1\n", "line 1: max_message_size: not a size: \"-1\"");
+  check_error("max_message_size = 1KB\n",
+              "line 1: max_message_size: not a size: \"1KB\"");
+  check_error("max_message_size = -1\n",
+              "line 1: max_message_size: not a size: \"-1\"");
 }
 END_TEST
 
@@ -260,8 +233,9 @@ END_TEST
 START_TEST(conf_error_bad_path) {
   check_error("path = echo\nplugin = a.so\n",
               "line 1: path must start with '/' and have no query: \"echo\"");
-  check_error("plugin = a.so\npath = /echo?x=1\n",
-              "line 2: path must start with '/' and have no query: \"/echo?x=1\"");
+  check_error(
+      "plugin = a.so\npath = /echo?x=1\n",
+      "line 2: path must start with '/' and have no query: \"/echo?x=1\"");
 }
 END_TEST
 
@@ -298,7 +272,9 @@ START_TEST(conf_error_cannot_open) {
 }
 END_TEST
 
-START_TEST(conf_free_null) { wsh_route_conf_free(NULL); }
+START_TEST(conf_free_null) {
+  wsh_route_conf_free(NULL);
+}
 END_TEST
 
 /* ------------------------------------------------------------------------ */
@@ -320,8 +296,8 @@ START_TEST(bug_long_line_split) {
   char text[1024], value[400];
   memset(value, 'x', 300);
   memcpy(value + 290, "=tail", 6);
-  snprintf(text, sizeof(text), "path = /a\nplugin = a.so\n[options]\nkey = %s\n",
-           value);
+  snprintf(text, sizeof(text),
+           "path = /a\nplugin = a.so\n[options]\nkey = %s\n", value);
   wsh_route_conf *rc;
   char err[1024];
   if (load(text, &rc, err, sizeof(err)) == 0) {
@@ -339,9 +315,9 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 
 START_TEST(dir_list_sorted_conf_only) {
-  const char *names[] = {"b.conf",     "a.conf",      "c.conf.bak", "readme.txt",
-                         ".hidden.conf", "conf",      "xconf",      "B.conf",
-                         "10-z.conf",  "d.CONF"};
+  const char *names[] = {"b.conf",       "a.conf", "c.conf.bak", "readme.txt",
+                         ".hidden.conf", "conf",   "xconf",      "B.conf",
+                         "10-z.conf",    "d.CONF"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
     char p[PATH_MAX];
     tmp_path(p, names[i]);
@@ -365,7 +341,8 @@ END_TEST
 START_TEST(dir_list_empty) {
   char **files = NULL, err[1024] = "";
   size_t n = 99;
-  ck_assert_int_eq(wsh_route_dir_list(tmp_dir, &files, &n, err, sizeof(err)), 0);
+  ck_assert_int_eq(wsh_route_dir_list(tmp_dir, &files, &n, err, sizeof(err)),
+                   0);
   ck_assert_uint_eq(n, 0);
   wsh_route_dir_list_free(files, n);
 }
@@ -420,8 +397,8 @@ START_TEST(origin_listed) {
 END_TEST
 
 START_TEST(origin_from_file) {
-  wsh_route_conf *rc =
-      load_ok("path = /a\nplugin = a.so\norigins = https://a.example https://b.example\n");
+  wsh_route_conf *rc = load_ok("path = /a\nplugin = a.so\norigins = "
+                               "https://a.example https://b.example\n");
   ck_assert(wsh_route_origin_allowed(rc, "https://b.example"));
   ck_assert(!wsh_route_origin_allowed(rc, "https://c.example"));
   wsh_route_conf_free(rc);
@@ -429,73 +406,8 @@ START_TEST(origin_from_file) {
 END_TEST
 
 /* ------------------------------------------------------------------------ */
-/* wsh_parse_size, wsh_parse_u64, options                                    */
+/* options                                                                   */
 /* ------------------------------------------------------------------------ */
-
-START_TEST(parse_size_good) {
-  static const struct {
-    const char *s;
-    uint64_t v;
-  } cases[] = {
-      {"0", 0},
-      {"1", 1},
-      {"007", 7},
-      {"1k", 1024},
-      {"1K", 1024},
-      {"64K", 65536},
-      {"1m", 1048576},
-      {"16M", 16777216},
-      {"1g", 1073741824},
-      {"3G", 3221225472u},
-      {"18446744073709551615", UINT64_MAX},
-      {"17179869183G", UINT64_C(17179869183) << 30},
-      {"17592186044415M", UINT64_C(17592186044415) << 20},
-      {"18014398509481983K", UINT64_C(18014398509481983) << 10},
-  };
-  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-    uint64_t v = 12345;
-    ck_assert_msg(wsh_parse_size(cases[i].s, &v) == 0, "%s refused", cases[i].s);
-    ck_assert_msg(v == cases[i].v, "%s gave %llu", cases[i].s, (unsigned long long)v);
-  }
-}
-END_TEST
-
-START_TEST(parse_size_bad) {
-  static const char *const cases[] = {
-      "",        "K",        "-1",          "+1",         " 1",
-      "1 ",      "1 K",      "1KB",         "1k1",        "1T",
-      "1.5M",    "0x10",     "1e3",         "abc",        "1\n",
-      "18446744073709551616", "99999999999999999999999",
-      "17179869184G",         "17592186044416M",            "18014398509481984K",
-  };
-  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-    uint64_t v = 12345;
-    ck_assert_msg(wsh_parse_size(cases[i], &v) == -1, "\"%s\" accepted", cases[i]);
-    ck_assert_msg(v == 12345, "\"%s\" wrote the output", cases[i]);
-  }
-  uint64_t v = 0;
-  ck_assert_int_eq(wsh_parse_size(NULL, &v), -1);
-}
-END_TEST
-
-START_TEST(parse_u64) {
-  uint64_t v = 0;
-  ck_assert_int_eq(wsh_parse_u64("0", &v), 0);
-  ck_assert_uint_eq(v, 0);
-  ck_assert_int_eq(wsh_parse_u64("30000", &v), 0);
-  ck_assert_uint_eq(v, 30000);
-  ck_assert_int_eq(wsh_parse_u64("18446744073709551615", &v), 0);
-  ck_assert_uint_eq(v, UINT64_MAX);
-  static const char *const bad[] = {"", "-1", "+1", " 1", "1 ", "1K", "1.0",
-                                    "18446744073709551616", "x"};
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    v = 7;
-    ck_assert_msg(wsh_parse_u64(bad[i], &v) == -1, "\"%s\" accepted", bad[i]);
-    ck_assert_uint_eq(v, 7);
-  }
-  ck_assert_int_eq(wsh_parse_u64(NULL, &v), -1);
-}
-END_TEST
 
 START_TEST(options_add_and_free) {
   websock_options o = {0};
@@ -566,19 +478,12 @@ static Suite *route_suite(void) {
   tcase_add_test(tc, origin_from_file);
   suite_add_tcase(s, tc);
 
-  tc = tcase_create("parse");
-  tcase_add_test(tc, parse_size_good);
-  tcase_add_test(tc, parse_size_bad);
-  tcase_add_test(tc, parse_u64);
+  tc = tcase_create("options");
   tcase_add_test(tc, options_add_and_free);
   suite_add_tcase(s, tc);
   return s;
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(route_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return run_suite(route_suite());
 }
