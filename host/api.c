@@ -12,7 +12,6 @@
 #include "handshake.h"
 #include "log.h"
 #include "route.h"
-#include "server.h"
 #include "topic.h"
 #include "websock.h"
 #include "worker.h"
@@ -133,19 +132,18 @@ int websock_option_at(const websock_options *options, size_t i,
 
 /* ---- messages, timers, topics -------------------------------------------- */
 
-/* A websock_ref's id: worker (8 bits), slot (24 bits), serial (32 bits). */
 websock_ref websock_self(const websock_conn *conn) {
   websock_ref ref = {NULL, 0};
   if (conn && conn->in_slot) {
-    ref.host_ = (const websock_host *)conn->w->srv;
-    ref.id_ = ((uint64_t)conn->w->index << 56) | ((uint64_t)conn->slot << 32) |
-              conn->serial;
+    ref.host_ = conn->w->host;
+    ref.id_ =
+        wsh_ref_pack((wsh_ref_parts){conn->w->index, conn->slot, conn->serial});
   }
   return ref;
 }
 
 websock_host *websock_conn_host(const websock_conn *conn) {
-  return conn ? (websock_host *)conn->w->srv : NULL;
+  return conn ? conn->w->host : NULL;
 }
 
 websock_host *websock_options_host(const websock_options *options) {
@@ -153,17 +151,16 @@ websock_host *websock_options_host(const websock_options *options) {
 }
 
 int websock_send(websock_ref to, const void *data, size_t len) {
-  wsh_server *srv = (wsh_server *)to.host_;
-  if (!srv || to.id_ == 0)
+  const websock_host *host = to.host_;
+  if (!host || to.id_ == 0)
     return WEBSOCK_ENOENT;
   if (len && !data)
     return WEBSOCK_EINVAL;
-  unsigned worker = (unsigned)(to.id_ >> 56);
-  if (worker >= srv->nworkers)
+  wsh_ref_parts p = wsh_ref_unpack(to.id_);
+  if (p.worker >= host->nworkers)
     return WEBSOCK_ENOENT;
-  return wsh_worker_post_send(&srv->workers[worker],
-                              (uint32_t)(to.id_ >> 32) & 0xFFFFFFu,
-                              (uint32_t)to.id_, data, len);
+  return wsh_worker_post_send(&host->workers[p.worker], p.slot, p.serial, data,
+                              len);
 }
 
 int64_t websock_send_after(websock_conn *conn, uint64_t ms, const void *data,
@@ -198,10 +195,10 @@ int websock_unsubscribe(websock_conn *conn, const char *topic) {
 }
 
 /* Hands a shared payload to every worker (each delivers to its own). */
-static int post_all(wsh_server *srv, int kind, wsh_shared *sh) {
+static int post_all(websock_host *host, int kind, wsh_shared *sh) {
   int rc = 0;
-  for (unsigned i = 0; i < srv->nworkers; i++)
-    if (wsh_worker_post_shared(&srv->workers[i], kind, sh) != 0)
+  for (unsigned i = 0; i < host->nworkers; i++)
+    if (wsh_worker_post_shared(&host->workers[i], kind, sh) != 0)
       rc = WEBSOCK_ENOMEM;
   wsh_shared_unref(sh);
   return rc;
@@ -220,7 +217,7 @@ int websock_publish(websock_host *host, const char *topic, const void *data,
     return WEBSOCK_ENOMEM;
   if (len)
     memcpy(sh->data, data, len);
-  return post_all((wsh_server *)host, WSH_MAIL_PUBLISH, sh);
+  return post_all(host, WSH_MAIL_PUBLISH, sh);
 }
 
 int websock_broadcast(websock_host *host, const char *topic,
@@ -236,5 +233,5 @@ int websock_broadcast(websock_host *host, const char *topic,
   memcpy(sh->data, hdr, n);
   if (len)
     memcpy(sh->data + n, data, len);
-  return post_all((wsh_server *)host, WSH_MAIL_BROADCAST, sh);
+  return post_all(host, WSH_MAIL_BROADCAST, sh);
 }

@@ -36,8 +36,7 @@
 #include "crash.h"
 #include "handshake.h"
 #include "log.h"
-#include "metrics.h"
-#include "server.h"
+#include "timeutil.h"
 #include "topic.h"
 #include "worker.h"
 
@@ -47,7 +46,7 @@ static void read_frames(websock_conn *c, uint8_t *buf, size_t len);
 static int check_room(websock_conn *c, size_t len);
 
 static const wsh_config *conn_cfg(const websock_conn *c) {
-  return c->w->srv->cfg;
+  return c->w->env->cfg;
 }
 
 /* The peer's address for a log line (kept by the request during the
@@ -113,7 +112,7 @@ static void conn_leave(websock_conn *c) {
 }
 
 static void set_deadline(websock_conn *c, uint64_t ms) {
-  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+  struct timeval tv = wsh_timeval_ms(ms);
   if (!c->timer)
     c->timer = evtimer_new(c->w->base, on_timer, c);
   if (c->timer)
@@ -131,7 +130,7 @@ static void conn_free(websock_conn *c) {
   wsh_worker *w = c->w;
   conn_leave(c);
   if (c->counted) {
-    atomic_fetch_sub(&w->srv->open_conns, 1);
+    atomic_fetch_sub(&w->env->open, 1);
     atomic_fetch_sub(&w->stats.open, 1);
   }
   clear_deadline(c);
@@ -278,10 +277,18 @@ static const struct websock_handler *handler(const websock_conn *c) {
   return &c->gen->plugin->h;
 }
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+#define now_ms wsh_now_ms
+
+/* A callback that blocked the loop for slow_callback_ms or more is logged
+ * with its route (callbacks must not block: the whole worker waits). */
+static void check_slow(websock_conn *c, const char *what, uint64_t t0) {
+  uint64_t took = now_ms() - t0;
+  if (took >= conn_cfg(c)->slow_callback_ms)
+    wsh_warn("route %s: %s() of plugin %s took %llu ms (callbacks must not "
+             "block: every connection of worker %u waited)",
+             c->gen->conf->path, what,
+             handler(c)->name ? handler(c)->name : "?",
+             (unsigned long long)took, c->w->index);
 }
 
 /* Around every plugin callback: the connection is inside one (websock_push
@@ -296,13 +303,7 @@ static uint64_t callback_enter(websock_conn *c, const char *what) {
 static void callback_leave(websock_conn *c, const char *what, uint64_t t0) {
   c->in_callback = 0;
   wsh_crash_leave();
-  uint64_t took = now_ms() - t0;
-  if (took >= conn_cfg(c)->slow_callback_ms)
-    wsh_warn("route %s: %s() of plugin %s took %llu ms (callbacks must not "
-             "block: every connection of worker %u waited)",
-             c->gen->conf->path, what,
-             handler(c)->name ? handler(c)->name : "?",
-             (unsigned long long)took, c->w->index);
+  check_slow(c, what, t0);
 }
 
 /* terminate(), exactly once, for a connection whose init said OK. */
@@ -587,7 +588,8 @@ static void respond_status(websock_conn *c, int status, const char *body,
 
 static void answer_metrics(websock_conn *c) {
   char *text = NULL;
-  if (wsh_metrics_render(c->w->srv, &text) != 0) {
+  const wsh_conn_env *env = c->w->env;
+  if (env->render_metrics(env->metrics_arg, &text) != 0) {
     respond_status(c, 500, NULL, "(out of memory)");
     return;
   }
@@ -612,7 +614,7 @@ static void answer_plain_http(websock_conn *c) {
     answer_metrics(c);
     return;
   }
-  wsh_generation *g = wsh_registry_acquire(c->w->srv->reg, path);
+  wsh_generation *g = wsh_registry_acquire(c->w->env->reg, path);
   if (g) {
     wsh_generation_release(g);
     respond_status(c, 426, "This is a WebSocket endpoint: upgrade required.\n",
@@ -659,11 +661,7 @@ static int call_upgrade(websock_conn *c, websock_response *resp) {
   uint64_t t0 = now_ms();
   int status = handler(c)->upgrade(c->req, resp);
   wsh_crash_leave();
-  if (now_ms() - t0 >= conn_cfg(c)->slow_callback_ms)
-    wsh_warn("route %s: upgrade() of plugin %s took %llu ms (callbacks must "
-             "not block)",
-             c->gen->conf->path, handler(c)->name ? handler(c)->name : "?",
-             (unsigned long long)(now_ms() - t0));
+  check_slow(c, "upgrade", t0);
   if (status == 0)
     return 0;
   if (wsh_contract_upgrade_status(status) != status) {
@@ -680,9 +678,9 @@ static int call_upgrade(websock_conn *c, websock_response *resp) {
 
 /* Counts the connection against max_connections, or says there is no room. */
 static int take_connection_slot(websock_conn *c) {
-  wsh_server *srv = c->w->srv;
-  if (atomic_fetch_add(&srv->open_conns, 1) >= srv->cfg->max_connections) {
-    atomic_fetch_sub(&srv->open_conns, 1);
+  wsh_conn_env *env = c->w->env;
+  if (atomic_fetch_add(&env->open, 1) >= env->cfg->max_connections) {
+    atomic_fetch_sub(&env->open, 1);
     return 0;
   }
   c->counted = 1;
@@ -744,7 +742,7 @@ static void on_request(websock_conn *c) {
     answer_plain_http(c);
     return;
   }
-  c->gen = wsh_registry_acquire(c->w->srv->reg, c->req->path);
+  c->gen = wsh_registry_acquire(c->w->env->reg, c->req->path);
   if (!c->gen) {
     respond_status(c, 404, NULL, "(no such route)");
     return;
@@ -1018,7 +1016,7 @@ int64_t wsh_conn_send_after(websock_conn *c, uint64_t ms, const void *data,
   t->len = len;
   if (len)
     memcpy(t->data, data, len);
-  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+  struct timeval tv = wsh_timeval_ms(ms);
   evtimer_assign(&t->ev, c->w->base, on_send_after, t);
   if (evtimer_add(&t->ev, &tv) != 0) {
     free(t);

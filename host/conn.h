@@ -6,6 +6,7 @@
 #ifndef WSH_CONN_H
 #define WSH_CONN_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -21,6 +22,21 @@ typedef struct wsh_worker wsh_worker;
 typedef struct wsh_shared wsh_shared;
 typedef struct wsh_topic wsh_topic;
 typedef struct wsh_timer wsh_timer;
+
+typedef struct wsh_config wsh_config;
+
+/* What every connection of a host needs and nothing more: the settings, the
+ * routes, the one counter of open WebSocket connections that
+ * max_connections applies to (each connection takes and releases its place
+ * in conn.c, together with its worker's and its generation's gauges), and
+ * the /metrics page. Owned by the server; read by the connections. */
+typedef struct wsh_conn_env {
+  const wsh_config *cfg;
+  wsh_registry *reg;
+  atomic_ulong open;
+  int (*render_metrics)(void *arg, char **out); /* malloc'd text */
+  void *metrics_arg;
+} wsh_conn_env;
 
 typedef enum wsh_conn_state {
   WSH_CONN_HANDSHAKE, /* reading the upgrade request */

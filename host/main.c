@@ -8,8 +8,14 @@
 #include "config.h"
 #include "crash.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 #include "server.h"
+
+/* GET /metrics, as the server's connections ask for it. */
+static int render_metrics(void *srv, char **out) {
+  return wsh_metrics_render(srv, out);
+}
 
 /* -t: every route loaded in a throw-away generation, then released. */
 static int check_only(wsh_config *cfg, wsh_registry *reg, int failures) {
@@ -21,7 +27,7 @@ static int check_only(wsh_config *cfg, wsh_registry *reg, int failures) {
   }
   printf("websockd: configuration OK (%zu route(s) in %s, %zu listen "
          "address(es), %u worker(s))\n",
-         reg->n, cfg->plugins_dir, cfg->nlisten, cfg->workers);
+         wsh_registry_count(reg), cfg->plugins_dir, cfg->nlisten, cfg->workers);
   return 0;
 }
 
@@ -54,12 +60,12 @@ int main(int argc, char **argv) {
       status = check_only(&cfg, reg, failures);
     goto out_registry;
   }
-  if (wsh_server_new(&srv, &cfg, reg, err, sizeof(err)) != 0) {
+  if (wsh_server_new(&srv, &cfg, reg, render_metrics, err, sizeof(err)) != 0) {
     wsh_error("%s", err);
     status = 1;
     goto out_registry;
   }
-  reg->host = (websock_host *)srv;
+  wsh_registry_set_host(reg, &srv->host);
   if (wsh_registry_load_dir(reg, cfg.plugins_dir, &failures) != 0) {
     status = 1;
     goto out_server;

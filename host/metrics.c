@@ -26,22 +26,24 @@ static void label(FILE *f, const char *s) {
   }
 }
 
+static void generation(void *arg, const wsh_generation *g, bool current) {
+  FILE *f = arg;
+  fputs("websockd_connections{route=\"", f);
+  label(f, g->conf->path);
+  fprintf(f, "\",generation=\"%u\",plugin=\"", g->id);
+  label(f, g->plugin->h.name);
+  fputs("\",version=\"", f);
+  label(f, g->plugin->h.version);
+  fprintf(f, "\",state=\"%s\"} %d\n", current ? "current" : "draining",
+          atomic_load(&g->conns));
+}
+
 static void generations(FILE *f, wsh_registry *r) {
   fputs("# HELP websockd_connections Open WebSocket connections per route and "
         "plugin generation.\n# TYPE websockd_connections gauge\n",
         f);
-  pthread_mutex_lock(&r->lock);
-  for (wsh_generation *g = r->live; g; g = g->live_next) {
-    fputs("websockd_connections{route=\"", f);
-    label(f, g->conf->path);
-    fprintf(f, "\",generation=\"%u\",plugin=\"", g->id);
-    label(f, g->plugin->h.name);
-    fputs("\",version=\"", f);
-    label(f, g->plugin->h.version);
-    fprintf(f, "\",state=\"%s\"} %d\n",
-            wsh_registry_is_current_locked(r, g) ? "current" : "draining",
-            atomic_load(&g->conns));
-  }
+  wsh_registry_each_generation(r, generation, f);
+  wsh_reload_stats st = wsh_registry_reload_stats(r);
   fprintf(
       f,
       "# HELP websockd_reloads_total Reloads (SIGHUP or --watch) by result.\n"
@@ -54,9 +56,8 @@ static void generations(FILE *f, wsh_registry *r) {
       "# HELP websockd_last_reload_success 1 if the last reload succeeded.\n"
       "# TYPE websockd_last_reload_success gauge\n"
       "websockd_last_reload_success %d\n",
-      (unsigned long long)r->reloads_ok, (unsigned long long)r->reloads_failed,
-      (long long)r->last_reload, r->last_reload ? r->last_reload_ok : 1);
-  pthread_mutex_unlock(&r->lock);
+      (unsigned long long)st.ok, (unsigned long long)st.failed,
+      (long long)st.last, st.last ? st.last_ok : 1);
 }
 
 static void per_worker(FILE *f, wsh_server *srv, const char *name,
@@ -124,6 +125,6 @@ int wsh_metrics_render(wsh_server *srv, char **out) {
           "# HELP websockd_open_connections Open WebSocket connections.\n"
           "# TYPE websockd_open_connections gauge\n"
           "websockd_open_connections %lu\n",
-          atomic_load(&srv->open_conns));
+          atomic_load(&srv->env.open));
   return fclose(f) == 0 ? 0 : WEBSOCK_ENOMEM;
 }

@@ -6,6 +6,7 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,22 @@
 
 #include "crash.h"
 #include "log.h"
+
+/* The routes: the registry alone takes its lock. */
+struct wsh_registry {
+  pthread_mutex_t lock;
+  char *private_dir; /* private copies of the plugins, removed at the end */
+  wsh_generation **routes; /* current generation per path */
+  size_t n;
+  wsh_generation *live; /* current and draining generations */
+  unsigned next_id;
+  websock_host *host; /* handed to plugins through their options */
+  /* reload results, for the metrics */
+  uint64_t reloads_ok;
+  uint64_t reloads_failed;
+  time_t last_reload;
+  int last_reload_ok;
+};
 
 int wsh_registry_new(wsh_registry **out, char *err, size_t errlen) {
   wsh_registry *r = calloc(1, sizeof(*r));
@@ -388,10 +405,51 @@ wsh_generation *wsh_registry_acquire(wsh_registry *r, const char *path) {
   return g;
 }
 
-int wsh_registry_is_current_locked(const wsh_registry *r,
-                                   const wsh_generation *g) {
+static int is_current_locked(const wsh_registry *r, const wsh_generation *g) {
   for (size_t i = 0; i < r->n; i++)
     if (r->routes[i] == g)
       return 1;
   return 0;
+}
+
+size_t wsh_registry_count(wsh_registry *r) {
+  pthread_mutex_lock(&r->lock);
+  size_t n = r->n;
+  pthread_mutex_unlock(&r->lock);
+  return n;
+}
+
+const char *wsh_registry_private_dir(const wsh_registry *r) {
+  return r->private_dir;
+}
+
+void wsh_registry_set_host(wsh_registry *r, websock_host *host) {
+  r->host = host;
+}
+
+void wsh_registry_each_route(wsh_registry *r,
+                             void (*fn)(void *arg, const wsh_generation *g),
+                             void *arg) {
+  pthread_mutex_lock(&r->lock);
+  for (size_t i = 0; i < r->n; i++)
+    fn(arg, r->routes[i]);
+  pthread_mutex_unlock(&r->lock);
+}
+
+void wsh_registry_each_generation(wsh_registry *r,
+                                  void (*fn)(void *arg, const wsh_generation *g,
+                                             bool current),
+                                  void *arg) {
+  pthread_mutex_lock(&r->lock);
+  for (wsh_generation *g = r->live; g; g = g->live_next)
+    fn(arg, g, is_current_locked(r, g));
+  pthread_mutex_unlock(&r->lock);
+}
+
+wsh_reload_stats wsh_registry_reload_stats(wsh_registry *r) {
+  pthread_mutex_lock(&r->lock);
+  wsh_reload_stats st = {r->reloads_ok, r->reloads_failed, r->last_reload,
+                         r->last_reload_ok};
+  pthread_mutex_unlock(&r->lock);
+  return st;
 }

@@ -8,8 +8,8 @@
 #ifndef WSH_REGISTRY_H
 #define WSH_REGISTRY_H
 
-#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -31,21 +31,6 @@ typedef struct wsh_generation {
   wsh_registry *reg;
   struct wsh_generation *live_prev, *live_next; /* every loaded generation */
 } wsh_generation;
-
-struct wsh_registry {
-  pthread_mutex_t lock;
-  char *private_dir; /* private copies of the plugins, removed at the end */
-  wsh_generation **routes; /* current generation per path */
-  size_t n;
-  wsh_generation *live; /* current and draining generations */
-  unsigned next_id;
-  websock_host *host; /* handed to plugins through their options */
-  /* reload results, for the metrics */
-  uint64_t reloads_ok;
-  uint64_t reloads_failed;
-  time_t last_reload;
-  int last_reload_ok;
-};
 
 /* Creates a registry and its private directory under $TMPDIR (or /tmp). */
 int wsh_registry_new(wsh_registry **out, char *err, size_t errlen);
@@ -81,8 +66,37 @@ wsh_generation *wsh_registry_acquire(wsh_registry *r, const char *path);
 void wsh_generation_acquire(wsh_generation *g);
 void wsh_generation_release(wsh_generation *g);
 
-/* True if g is the current generation of its route. Under r->lock. */
-int wsh_registry_is_current_locked(const wsh_registry *r,
-                                   const wsh_generation *g);
+/* The number of routes served. */
+size_t wsh_registry_count(wsh_registry *r);
+
+/* The directory of the private plugin copies (fixed for r's life). */
+const char *wsh_registry_private_dir(const wsh_registry *r);
+
+/* The handle plugins get through websock_options_host() from their next
+ * load() on (set once, before the first route is loaded). */
+void wsh_registry_set_host(wsh_registry *r, websock_host *host);
+
+/* Calls fn for the current generation of every route, under the registry's
+ * lock (fn must not call back into the registry). */
+void wsh_registry_each_route(wsh_registry *r,
+                             void (*fn)(void *arg, const wsh_generation *g),
+                             void *arg);
+
+/* Calls fn for every loaded generation, current or draining, under the
+ * registry's lock. */
+void wsh_registry_each_generation(wsh_registry *r,
+                                  void (*fn)(void *arg, const wsh_generation *g,
+                                             bool current),
+                                  void *arg);
+
+/* Reload results, for the metrics. */
+typedef struct wsh_reload_stats {
+  uint64_t ok;
+  uint64_t failed;
+  time_t last; /* 0: never */
+  int last_ok;
+} wsh_reload_stats;
+
+wsh_reload_stats wsh_registry_reload_stats(wsh_registry *r);
 
 #endif

@@ -1,6 +1,8 @@
 /*
- * server.c - the main thread: listeners that hand accepted sockets to the
- * workers in turn, and the signals that start a graceful shutdown.
+ * server.c - sets up and runs the server (see server.h): the workers, the
+ * listeners on worker 0's loop that hand accepted sockets to the workers in
+ * turn, and on the main thread the signals that reload (SIGHUP) or start a
+ * graceful shutdown (SIGTERM, SIGINT), and --watch.
  */
 #include "server.h"
 
@@ -87,8 +89,9 @@ static int bind_one(wsh_server *srv, const char *spec, char *err,
 
 static void watch_plugins(wsh_server *srv);
 
-/* Worker 0's thread (as it stops, or after its loop), or before it runs. */
-void wsh_server_stop_listening(wsh_server *srv) {
+/* Closes the listeners: on worker 0's thread (as it stops, or after its
+ * loop), or before it runs. */
+static void stop_listening(wsh_server *srv) {
   for (size_t i = 0; i < srv->nlisteners; i++)
     evconnlistener_free(srv->listeners[i]);
   srv->nlisteners = 0;
@@ -120,7 +123,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
   (void)what;
   if (srv->shutting_down) {
     wsh_warn("second signal %d: exiting now", (int)sig);
-    remove_private_dir(srv->reg->private_dir);
+    remove_private_dir(wsh_registry_private_dir(srv->reg));
     _exit(1);
   }
   srv->shutting_down = 1;
@@ -189,6 +192,10 @@ static void watch_dir_of(wsh_server *srv, const char *file) {
                         IN_DELETE | IN_ATTRIB);
 }
 
+static void watch_route(void *arg, const wsh_generation *g) {
+  watch_dir_of(arg, g->conf->plugin_path);
+}
+
 /* --watch: the plugins directory and the directory of every plugin. */
 static void watch_plugins(wsh_server *srv) {
   if (srv->inotify_fd < 0)
@@ -196,10 +203,7 @@ static void watch_plugins(wsh_server *srv) {
   inotify_add_watch(srv->inotify_fd, srv->cfg->plugins_dir,
                     IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
                         IN_DELETE | IN_ATTRIB);
-  pthread_mutex_lock(&srv->reg->lock);
-  for (size_t i = 0; i < srv->reg->n; i++)
-    watch_dir_of(srv, srv->reg->routes[i]->conf->plugin_path);
-  pthread_mutex_unlock(&srv->reg->lock);
+  wsh_registry_each_route(srv->reg, watch_route, srv);
 }
 
 static int start_watch(wsh_server *srv, char *err, size_t errlen) {
@@ -228,17 +232,36 @@ static void on_worker_exit(evutil_socket_t fd, short what, void *arg) {
     event_base_loopexit(srv->base, NULL);
 }
 
+/* Worker hook: worker 0 owns the listeners. */
+static void on_worker_stopping(void *arg, wsh_worker *w) {
+  if (w->index == 0)
+    stop_listening(arg);
+}
+
+/* Worker hook: the main loop ends once every worker has. */
+static void on_worker_exited(void *arg, wsh_worker *w) {
+  wsh_server *srv = arg;
+  (void)w;
+  atomic_fetch_add(&srv->workers_done, 1);
+  event_active(srv->worker_exit, EV_READ, 0);
+}
+
 static int start_workers(wsh_server *srv, char *err, size_t errlen) {
   srv->workers = calloc(srv->cfg->workers, sizeof(wsh_worker));
   if (!srv->workers)
     return WEBSOCK_ENOMEM;
+  srv->host.workers = srv->workers;
+  wsh_worker_hooks hooks = {on_worker_stopping, on_worker_exited, srv};
   for (unsigned i = 0; i < srv->cfg->workers; i++) {
-    if (wsh_worker_start(&srv->workers[i], srv, i) != 0) {
+    wsh_worker *w = &srv->workers[i];
+    if (wsh_worker_init(w, i, &srv->env, &srv->host, &hooks,
+                        srv->cfg->shutdown_grace_ms) != 0 ||
+        (srv->nworkers++, wsh_worker_start(w) != 0)) {
       snprintf(err, errlen, "cannot start worker %u", i);
       return WEBSOCK_ENOMEM;
     }
-    srv->nworkers++;
   }
+  srv->host.nworkers = srv->nworkers;
   return 0;
 }
 
@@ -252,7 +275,8 @@ static void raise_fd_limit(void) {
 }
 
 int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
-                   char *err, size_t errlen) {
+                   int (*render_metrics)(void *srv, char **out), char *err,
+                   size_t errlen) {
   int rc = WEBSOCK_ENOMEM;
   evthread_use_pthreads();
   signal(SIGPIPE, SIG_IGN);
@@ -262,6 +286,10 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
     return rc;
   srv->cfg = cfg;
   srv->reg = reg;
+  srv->env.cfg = cfg;
+  srv->env.reg = reg;
+  srv->env.render_metrics = render_metrics;
+  srv->env.metrics_arg = srv;
   srv->inotify_fd = -1;
   srv->base = event_base_new();
   srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));
@@ -279,8 +307,7 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   evsignal_add(srv->sig_hup, NULL);
   if ((rc = start_workers(srv, err, errlen)) != 0)
     goto out_free;
-  srv->accept_resume =
-      evtimer_new(srv->workers[0].base, on_accept_resume, srv);
+  srv->accept_resume = evtimer_new(srv->workers[0].base, on_accept_resume, srv);
   if (!srv->accept_resume)
     goto out_free;
   *out = srv;
@@ -303,7 +330,7 @@ int wsh_server_listen(wsh_server *srv, char *err, size_t errlen) {
 
 int wsh_server_run(wsh_server *srv) {
   wsh_info("websockd ready: %u worker(s), %zu route(s)", srv->nworkers,
-           srv->reg->n);
+           wsh_registry_count(srv->reg));
   event_base_loop(srv->base, EVLOOP_NO_EXIT_ON_EMPTY);
   wsh_info("all connections closed; exiting");
   return 0;
@@ -316,7 +343,7 @@ void wsh_server_free(wsh_server *srv) {
   for (unsigned i = 0; i < srv->nworkers; i++)
     wsh_worker_post_stop(&srv->workers[i]);
   for (unsigned i = 0; i < srv->nworkers; i++)
-    wsh_worker_join(&srv->workers[i]);
+    wsh_worker_free(&srv->workers[i]);
   free(srv->workers);
   free(srv->listeners);
   if (srv->sig_term)

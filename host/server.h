@@ -1,7 +1,9 @@
 /*
- * server.h - the server: host config, route registry, signals and reload on
- * the main thread; the workers that own the connections, worker 0 also
- * accepting them (its listeners hand sockets out round-robin).
+ * server.h - the server: the main thread's loop (signals, reload, --watch),
+ * the workers that own the connections, and the listeners, which live on
+ * worker 0's loop and hand sockets out round-robin. The server owns what
+ * the connections share (wsh_conn_env) and what plugins hold as
+ * websock_host.
  */
 #ifndef WSH_SERVER_H
 #define WSH_SERVER_H
@@ -10,17 +12,19 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "conn.h"
 #include "registry.h"
+#include "worker.h"
 
 struct event_base;
 struct event;
 struct evconnlistener;
-typedef struct wsh_worker wsh_worker;
-
 typedef struct wsh_server {
   wsh_config *cfg;
   wsh_registry *reg;
-  struct event_base *base; /* the main thread's loop */
+  wsh_conn_env env;                  /* what the connections share */
+  websock_host host;                 /* what plugins hold: the workers */
+  struct event_base *base;           /* the main thread's loop */
   struct evconnlistener **listeners; /* on worker 0's loop */
   size_t nlisteners;
   wsh_worker *workers;
@@ -36,16 +40,15 @@ typedef struct wsh_server {
   int inotify_fd;
   struct event *worker_exit; /* activated by each worker as it finishes */
   atomic_uint workers_done;
-  atomic_ulong open_conns;
-  /* WebSocket connections, for max_connections */ /* counted by the workers
-                                                      themselves */
   int shutting_down;
 } wsh_server;
 
-/* Sets the server up and starts the workers (not listening yet). Returns 0
- * or a negative code with err set. cfg and reg stay the caller's. */
+/* Sets the server up and starts the workers (not listening yet). GET
+ * /metrics is answered with what render_metrics(srv, &text) writes. Returns
+ * 0 or a negative code with err set. cfg and reg stay the caller's. */
 int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
-                   char *err, size_t errlen);
+                   int (*render_metrics)(void *srv, char **out), char *err,
+                   size_t errlen);
 /* Binds every listen address. */
 int wsh_server_listen(wsh_server *srv, char *err, size_t errlen);
 /* Re-reads the plugins directory (SIGHUP, --watch). */
@@ -54,7 +57,5 @@ void wsh_server_reload(wsh_server *srv, const char *why);
 /* Serves until SIGTERM or SIGINT and the graceful shutdown that follows. */
 int wsh_server_run(wsh_server *srv);
 void wsh_server_free(wsh_server *srv);
-/* Closes the listeners: on worker 0's thread, or when no worker runs. */
-void wsh_server_stop_listening(wsh_server *srv);
 
 #endif

@@ -27,6 +27,25 @@ typedef struct wsh_slots {
   uint32_t free_head; /* index + 1 */
 } wsh_slots;
 
+/* A websock_ref's id, packed here and nowhere else: the worker (8 bits),
+ * the slot (24 bits: WSH_SLOT_CHUNK * WSH_SLOT_CHUNKS slots) and its serial
+ * (32 bits). 0 is never a live connection's id (serials start at 1). */
+typedef struct wsh_ref_parts {
+  unsigned worker;
+  uint32_t slot;
+  uint32_t serial;
+} wsh_ref_parts;
+
+static inline uint64_t wsh_ref_pack(wsh_ref_parts p) {
+  return ((uint64_t)p.worker << 56) | ((uint64_t)(p.slot & 0xFFFFFFu) << 32) |
+         p.serial;
+}
+
+static inline wsh_ref_parts wsh_ref_unpack(uint64_t id) {
+  return (wsh_ref_parts){(unsigned)(id >> 56), (uint32_t)(id >> 32) & 0xFFFFFFu,
+                         (uint32_t)id};
+}
+
 void wsh_slots_init(wsh_slots *s);
 void wsh_slots_free(wsh_slots *s);
 /* Worker thread: takes a slot for conn; *slot and *serial name it. */

@@ -14,7 +14,7 @@
 #include "conn.h"
 #include "registry.h"
 #include "log.h"
-#include "server.h"
+#include "timeutil.h"
 
 /* ---- shared payloads ----------------------------------------------------- */
 
@@ -208,15 +208,14 @@ static void on_grace(evutil_socket_t fd, short what, void *arg) {
 
 static void begin_stop(wsh_worker *w) {
   w->stopping = 1;
-  if (w->index == 0)
-    wsh_server_stop_listening(w->srv);
+  if (w->hooks.stopping)
+    w->hooks.stopping(w->hooks.arg, w);
   for (websock_conn *c = w->conns, *next; c; c = next) {
     next = c->next;
     wsh_conn_shutdown(c);
   }
   wsh_worker_settle(w);
-  uint64_t ms = w->srv->cfg->shutdown_grace_ms;
-  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+  struct timeval tv = wsh_timeval_ms(w->grace_ms);
   w->grace = evtimer_new(w->base, on_grace, w);
   if (w->grace)
     evtimer_add(w->grace, &tv);
@@ -291,19 +290,25 @@ void wsh_worker_conn_gone(wsh_worker *w) {
 static void *worker_main(void *arg) {
   wsh_worker *w = arg;
   event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
-  if (w->index == 0)
-    wsh_server_stop_listening(w->srv);
+  if (w->hooks.stopping) /* the loop may end without begin_stop */
+    w->hooks.stopping(w->hooks.arg, w);
   while (w->conns) /* loopexit with connections left: only on grace */
     wsh_conn_abort(w->conns);
-  atomic_fetch_add(&w->srv->workers_done, 1);
-  event_active(w->srv->worker_exit, EV_READ, 0);
+  if (w->hooks.exited)
+    w->hooks.exited(w->hooks.arg, w);
   return NULL;
 }
 
-int wsh_worker_start(wsh_worker *w, wsh_server *srv, unsigned index) {
+int wsh_worker_init(wsh_worker *w, unsigned index, wsh_conn_env *env,
+                    websock_host *host, const wsh_worker_hooks *hooks,
+                    uint64_t grace_ms) {
   memset(w, 0, sizeof(*w));
-  w->srv = srv;
   w->index = index;
+  w->env = env;
+  w->host = host;
+  if (hooks)
+    w->hooks = *hooks;
+  w->grace_ms = grace_ms;
   pthread_mutex_init(&w->lock, NULL);
   wsh_slots_init(&w->slots);
   wsh_topics_init(&w->topics);
@@ -312,36 +317,40 @@ int wsh_worker_start(wsh_worker *w, wsh_server *srv, unsigned index) {
   w->obuf_size = 256 * 1024;
   w->obuf = malloc(w->obuf_size);
   w->base = event_base_new();
-  if (!w->base || !w->rbuf || !w->obuf) {
-    free(w->rbuf);
-    w->rbuf = NULL;
-    free(w->obuf);
-    w->obuf = NULL;
-    if (w->base)
-      event_base_free(w->base);
-    return WEBSOCK_ENOMEM;
-  }
+  if (!w->base || !w->rbuf || !w->obuf)
+    goto out_free;
   w->wake = event_new(w->base, -1, EV_PERSIST | EV_READ, on_wake, w);
   if (!w->wake)
-    goto out_free_base;
-  if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
-    goto out_free_wake;
-  w->started = 1;
+    goto out_free;
+  w->inited = 1;
   return 0;
-out_free_wake:
-  event_free(w->wake);
-  w->wake = NULL;
-out_free_base:
-  event_base_free(w->base);
-  w->base = NULL;
+out_free:
+  free(w->rbuf);
+  free(w->obuf);
+  if (w->base)
+    event_base_free(w->base);
+  wsh_slots_free(&w->slots);
+  wsh_topics_free(&w->topics);
+  pthread_mutex_destroy(&w->lock);
+  memset(w, 0, sizeof(*w));
   return WEBSOCK_ENOMEM;
 }
 
-void wsh_worker_join(wsh_worker *w) {
-  if (!w->started)
+int wsh_worker_start(wsh_worker *w) {
+  if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+    return WEBSOCK_ENOMEM;
+  w->started = 1;
+  return 0;
+}
+
+void wsh_worker_free(wsh_worker *w) {
+  if (w->started) {
+    pthread_join(w->thread, NULL);
+    w->started = 0;
+  }
+  if (!w->inited)
     return;
-  pthread_join(w->thread, NULL);
-  w->started = 0;
+  w->inited = 0;
   for (wsh_mail *m = w->inbox, *next; m; m = next) {
     next = m->next;
     free_mail(m);

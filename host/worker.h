@@ -18,7 +18,17 @@
 
 struct event_base;
 struct event;
-typedef struct wsh_server wsh_server;
+typedef struct wsh_worker wsh_worker;
+typedef struct wsh_conn_env wsh_conn_env;
+
+/* What the owner of the workers (the server) is told, on the worker's
+ * thread: it begins to stop (worker 0 then closes the listeners), and it is
+ * done (its loop has ended). The worker never calls the server itself. */
+typedef struct wsh_worker_hooks {
+  void (*stopping)(void *arg, wsh_worker *w);
+  void (*exited)(void *arg, wsh_worker *w);
+  void *arg;
+} wsh_worker_hooks;
 
 typedef struct wsh_accepted {
   int fd;
@@ -55,8 +65,8 @@ enum {
   XX(400)                                                                      \
   XX(401)                                                                      \
   XX(403)                                                                      \
-  XX(404) XX(405) XX(408) XX(413) XX(414) XX(426) XX(429) XX(431) XX(500)      \
-      XX(503)
+  XX(404)                                                                      \
+  XX(405) XX(408) XX(413) XX(414) XX(426) XX(429) XX(431) XX(500) XX(503)
 enum {
 #define WSH_STATUS_ENUM_(code) WSH_STATUS_##code,
   WSH_STATUS_MAP(WSH_STATUS_ENUM_)
@@ -85,6 +95,14 @@ int wsh_status_index(int status);
 
 typedef struct wsh_generation wsh_generation;
 
+/* What plugins hold as websock_host (websock_conn_host, websock_options_host,
+ * websock_ref): the workers a message, publish or broadcast is posted to.
+ * The server owns it; it is not the server. */
+struct websock_host {
+  wsh_worker *workers;
+  unsigned nworkers;
+};
+
 /* One item of a worker's mailbox. */
 typedef struct wsh_mail {
   struct wsh_mail *next;
@@ -98,11 +116,15 @@ typedef struct wsh_mail {
   uint8_t data[];
 } wsh_mail;
 
-typedef struct wsh_worker {
-  wsh_server *srv;
+struct wsh_worker {
+  wsh_conn_env *env;  /* what its connections need */
+  websock_host *host; /* for websock_self() and websock_conn_host() */
+  wsh_worker_hooks hooks;
+  uint64_t grace_ms; /* shutdown: how long connections get to close */
   unsigned index;
   pthread_t thread;
-  int started;
+  int inited;  /* wsh_worker_init succeeded */
+  int started; /* its thread runs */
   struct event_base *base;
   struct event *wake; /* activated from other threads: look at the inbox */
   pthread_mutex_t lock;
@@ -111,8 +133,8 @@ typedef struct wsh_worker {
   int stop_requested;   /* under lock */
   int stopping;         /* worker thread only */
   struct event *grace;
-  websock_conn *conns; /* every connection of this worker */
-  size_t nconns;
+  websock_conn *conns; /* every socket of this worker, upgraded or not */
+  size_t nconns;       /* (sockets, not the open WebSocket gauge) */
   uint64_t next_id;
   wsh_slots slots;   /* behind websock_ref */
   wsh_topics topics; /* this worker's subscribers */
@@ -130,9 +152,17 @@ typedef struct wsh_worker {
   websock_conn **dirty; /* connections to settle before the callback ends */
   size_t ndirty;
   size_t capdirty;
-} wsh_worker;
+};
 
-int wsh_worker_start(wsh_worker *w, wsh_server *srv, unsigned index);
+/* Sets w up (its loop, buffers, mailbox) without a thread: index-th worker
+ * of host, its connections given env. Returns 0 or WEBSOCK_ENOMEM. */
+int wsh_worker_init(wsh_worker *w, unsigned index, wsh_conn_env *env,
+                    websock_host *host, const wsh_worker_hooks *hooks,
+                    uint64_t grace_ms);
+/* Runs w's loop on a thread of its own. Returns 0 or WEBSOCK_ENOMEM. */
+int wsh_worker_start(wsh_worker *w);
+/* Frees what wsh_worker_init set up (the thread, if any, joined first). */
+void wsh_worker_free(wsh_worker *w);
 /* From any thread: hand an accepted socket to this worker. */
 int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
                        socklen_t len);
@@ -154,7 +184,6 @@ int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g);
 /* From any thread: close every connection with 1001 and exit the thread
  * once they are gone or after the grace period. */
 void wsh_worker_post_stop(wsh_worker *w);
-void wsh_worker_join(wsh_worker *w);
 
 /* Worker thread only: c has output to write or state to settle at the end
  * of the current loop callback. */

@@ -1,8 +1,8 @@
 /*
  * test_plugin.c - unit tests for host/plugin.c (opening a plugin from a
- * private copy and checking its table) and host/registry.c (routes and their
- * generations), against the test plugins of tests/plugins/ built into
- * WSH_TEST_PLUGIN_DIR. Also checks that the recorder test plugin, which the
+ * private copy and checking its table), against the test plugins of
+ * tests/plugins/ built into WSH_TEST_PLUGIN_DIR (the registry has its own,
+ * test_registry.c). Also checks that the recorder test plugin, which the
  * integration tests rely on, does what its head comment says.
  *
  * recorder.so calls websock_* functions that the websockd executable exports.
@@ -23,9 +23,11 @@
 
 #include "log.h"
 #include "plugin.h"
-#include "registry.h"
 #include "route.h"
 #include "websock.h"
+
+#define WSH_TEST_NAME "test_plugin"
+#include "testutil.h"
 
 #ifndef WSH_TEST_PLUGIN_DIR
 #error "WSH_TEST_PLUGIN_DIR must name the directory of the built test plugins"
@@ -87,7 +89,8 @@ int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
   p->len = len;
   memset(p->data, 0, sizeof(p->data));
   if (len)
-    memcpy(p->data, data, len < sizeof(p->data) - 1 ? len : sizeof(p->data) - 1);
+    memcpy(p->data, data,
+           len < sizeof(p->data) - 1 ? len : sizeof(p->data) - 1);
   return 0;
 }
 
@@ -127,7 +130,9 @@ const char *websock_conn_option(const websock_conn *conn, const char *key) {
   return websock_option(conn->options, key);
 }
 
-const char *websock_conn_route(const websock_conn *conn) { return conn->route; }
+const char *websock_conn_route(const websock_conn *conn) {
+  return conn->route;
+}
 
 const char *websock_option(const websock_options *options, const char *key) {
   for (size_t i = 0; options && key && i < options->n; i++)
@@ -136,7 +141,9 @@ const char *websock_option(const websock_options *options, const char *key) {
   return NULL;
 }
 
-const char *websock_request_path(const websock_request *req) { return req->path; }
+const char *websock_request_path(const websock_request *req) {
+  return req->path;
+}
 
 const char *websock_request_query(const websock_request *req) {
   return req->query;
@@ -184,64 +191,9 @@ void websock_response_set_state(websock_response *resp, void *state) {
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* A fresh directory per test (each test runs in its own process). */
-static char tmp_dir[1024];
-
-static void tmp_setup(void) {
-  static char base[512]; /* $TMPDIR as the test started (CK_FORK=no) */
-  if (!base[0]) {
-    const char *t = getenv("TMPDIR");
-    snprintf(base, sizeof(base), "%s", t && *t ? t : "/tmp");
-  }
-  snprintf(tmp_dir, sizeof(tmp_dir), "%s/test_plugin.XXXXXX", base);
-  ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
-  /* wsh_registry_new puts its private directory under $TMPDIR. */
-  ck_assert_int_eq(setenv("TMPDIR", tmp_dir, 1), 0);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
-static void tmp_teardown(void) { nftw(tmp_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
-
-static void tmp_path(char *out, const char *name) {
-  snprintf(out, PATH_MAX, "%s/%s", tmp_dir, name);
-}
-
 static void plugin_so(char *out, const char *name) {
   snprintf(out, PATH_MAX, "%s/%s.so", WSH_TEST_PLUGIN_DIR, name);
 }
-
-static int exists(const char *path) { return access(path, F_OK) == 0; }
-
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-  fputs(text, f);
-  ck_assert_int_eq(fclose(f), 0);
-}
-
-/* The whole file (at most 64 KiB), or "" if there is none. */
-static const char *read_file(const char *path) {
-  static char buf[65536];
-  buf[0] = '\0';
-  FILE *f = fopen(path, "r");
-  if (f) {
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-  }
-  return buf;
-}
-
-#define ck_assert_has(s, sub)                                                  \
-  ck_assert_msg(strstr((s), (sub)) != NULL, "\"%s\" does not contain \"%s\"",   \
-                (s), (sub))
 
 /* Opening `name`.so must fail: err names the .so (first) and each cause, and
  * no private copy is left behind. */
@@ -255,7 +207,8 @@ static void check_refused(const char *name, const char *cause1,
   ck_assert_int_lt(rc, 0);
   ck_assert_ptr_null(p);
   ck_assert_msg(strncmp(err, so, strlen(so)) == 0,
-                "the error does not start with the .so path %s: \"%s\"", so, err);
+                "the error does not start with the .so path %s: \"%s\"", so,
+                err);
   ck_assert_has(err, cause1);
   if (cause2)
     ck_assert_has(err, cause2);
@@ -300,7 +253,8 @@ START_TEST(open_not_elf) {
   tmp_path(copy, "copy.so");
   wsh_plugin *p = NULL;
   wsh_plugin_open(so, copy, &p, err, sizeof(err));
-  ck_assert_msg(strstr(err, "invalid ELF header") || strstr(err, "file too short"),
+  ck_assert_msg(strstr(err, "invalid ELF header") ||
+                    strstr(err, "file too short"),
                 "dlopen's cause missing: \"%s\"", err);
 }
 END_TEST
@@ -386,7 +340,8 @@ START_TEST(open_old_abi_small) {
   plugin_so(so, "old_abi_small");
   tmp_path(copy, "old.so");
   wsh_plugin *p = NULL;
-  ck_assert_msg(wsh_plugin_open(so, copy, &p, err, sizeof(err)) == 0, "%s", err);
+  ck_assert_msg(wsh_plugin_open(so, copy, &p, err, sizeof(err)) == 0, "%s",
+                err);
   ck_assert_uint_eq(p->h.struct_size, WSH_HANDLER_MIN_SIZE);
   ck_assert_str_eq(p->h.name, "old_abi_small");
   ck_assert_ptr_nonnull(p->h.handle_in);
@@ -402,7 +357,9 @@ START_TEST(open_old_abi_small) {
 }
 END_TEST
 
-START_TEST(close_null) { wsh_plugin_close(NULL); }
+START_TEST(close_null) {
+  wsh_plugin_close(NULL);
+}
 END_TEST
 
 /* Loads recorder through p with [options] record = path. */
@@ -453,228 +410,11 @@ START_TEST(reopen_same_copy_path) {
   tmp_path(copy, "copy.so");
   for (int i = 0; i < 3; i++) {
     wsh_plugin *p = NULL;
-    ck_assert_msg(wsh_plugin_open(so, copy, &p, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(wsh_plugin_open(so, copy, &p, err, sizeof(err)) == 0, "%s",
+                  err);
     wsh_plugin_close(p);
     ck_assert(!exists(copy));
   }
-}
-END_TEST
-
-/* ------------------------------------------------------------------------ */
-/* The registry                                                              */
-/* ------------------------------------------------------------------------ */
-
-/* Writes tmp/routes/NAME (creating routes/) with the given text. */
-static void write_route(char *dir, const char *name, const char *text) {
-  char path[PATH_MAX];
-  tmp_path(dir, "routes");
-  mkdir(dir, 0700);
-  snprintf(path, sizeof(path), "%s/routes/%s", tmp_dir, name);
-  write_file(path, text);
-}
-
-static void route_text(char *out, size_t size, const char *path,
-                       const char *plugin, const char *options) {
-  char so[PATH_MAX];
-  if (plugin[0] == '/' || strchr(plugin, '.'))
-    snprintf(so, sizeof(so), "%s", plugin);
-  else
-    plugin_so(so, plugin);
-  snprintf(out, size, "path = %s\nplugin = %s\n[options]\n%s", path, so,
-           options ? options : "");
-}
-
-START_TEST(registry_private_dir) {
-  wsh_registry *r = NULL;
-  char err[1024] = "";
-  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
-  ck_assert_ptr_nonnull(r->private_dir);
-  ck_assert_msg(strncmp(r->private_dir, tmp_dir, strlen(tmp_dir)) == 0,
-                "%s is not under $TMPDIR %s", r->private_dir, tmp_dir);
-  struct stat st;
-  ck_assert_int_eq(stat(r->private_dir, &st), 0);
-  ck_assert(S_ISDIR(st.st_mode));
-  char dir[PATH_MAX];
-  snprintf(dir, sizeof(dir), "%s", r->private_dir);
-  wsh_registry_free(r);
-  ck_assert_msg(!exists(dir), "%s not removed", dir);
-}
-END_TEST
-
-START_TEST(registry_load_dir) {
-  char dir[PATH_MAX], rec[PATH_MAX], text[3 * PATH_MAX], opt[PATH_MAX + 16];
-  tmp_path(rec, "rec.log");
-  snprintf(opt, sizeof(opt), "record = %s\n", rec);
-  route_text(text, sizeof(text), "/good", "recorder", opt);
-  write_route(dir, "a_good.conf", text);
-  route_text(text, sizeof(text), "/bad", "bad_abi", NULL);
-  write_route(dir, "b_bad.conf", text);
-  route_text(text, sizeof(text), "/good", "recorder", opt);
-  write_route(dir, "c_dup.conf", text);
-  write_route(dir, "notes.txt", "not a route\n");
-
-  wsh_registry *r = NULL;
-  char err[1024] = "";
-  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
-  int failures = -1;
-  ck_assert_int_eq(wsh_registry_load_dir(r, dir, &failures), 0);
-  ck_assert_int_eq(failures, 2);
-  ck_assert_uint_eq(r->n, 1);
-
-  wsh_generation *g = wsh_registry_acquire(r, "/good");
-  ck_assert_ptr_nonnull(g);
-  ck_assert_str_eq(g->conf->path, "/good");
-  ck_assert_has(g->conf->conf_path, "a_good.conf");
-  ck_assert_str_eq(g->plugin->h.name, "recorder");
-  ck_assert_int_eq(g->loaded, 1);
-  ck_assert_msg(strncmp(g->plugin->copy_path, r->private_dir,
-                        strlen(r->private_dir)) == 0,
-                "copy %s outside %s", g->plugin->copy_path, r->private_dir);
-  ck_assert(exists(g->plugin->copy_path));
-  ck_assert_int_eq(atomic_load(&g->refs), 2);
-  wsh_generation_release(g);
-  ck_assert_ptr_null(wsh_registry_acquire(r, "/bad"));
-  ck_assert_ptr_null(wsh_registry_acquire(r, "/nope"));
-  ck_assert_ptr_null(wsh_registry_acquire(r, "/good/"));
-  /* load() ran once: the duplicate was refused before its plugin loaded. */
-  ck_assert_str_eq(read_file(rec), "load\n");
-
-  char priv[PATH_MAX];
-  snprintf(priv, sizeof(priv), "%s", r->private_dir);
-  wsh_registry_free(r);
-  ck_assert_str_eq(read_file(rec), "load\nunload\n");
-  ck_assert_msg(!exists(priv), "%s not removed", priv);
-}
-END_TEST
-
-START_TEST(registry_load_refused) {
-  char dir[PATH_MAX], rec[PATH_MAX], text[3 * PATH_MAX], opt[PATH_MAX + 32];
-  tmp_path(rec, "rec.log");
-  snprintf(opt, sizeof(opt), "record = %s\nrefuse = yes\n", rec);
-  route_text(text, sizeof(text), "/refused", "recorder", opt);
-  write_route(dir, "refused.conf", text);
-
-  wsh_registry *r = NULL;
-  char err[1024] = "";
-  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
-  int failures = -1;
-  ck_assert_int_eq(wsh_registry_load_dir(r, dir, &failures), 0);
-  ck_assert_int_eq(failures, 1);
-  ck_assert_ptr_null(wsh_registry_acquire(r, "/refused"));
-  wsh_registry_free(r);
-  /* Refused: no unload() owed. */
-  ck_assert_str_eq(read_file(rec), "load refused\n");
-}
-END_TEST
-
-START_TEST(registry_relative_plugin) {
-  /* plugin = recorder.so next to the .conf, as in plugins.d/. */
-  char dir[PATH_MAX], so[PATH_MAX], local[PATH_MAX + 16];
-  write_route(dir, "rel.conf", "path = /rel\nplugin = recorder.so\n");
-  plugin_so(so, "recorder");
-  snprintf(local, sizeof(local), "%s/recorder.so", dir);
-  write_file(local, "");
-  int in = open(so, O_RDONLY), out = open(local, O_WRONLY | O_TRUNC);
-  ck_assert(in >= 0 && out >= 0);
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(in, buf, sizeof(buf))) > 0)
-    ck_assert_int_eq(write(out, buf, (size_t)n), n);
-  close(in);
-  close(out);
-
-  wsh_registry *r = NULL;
-  char err[1024] = "";
-  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
-  int failures = -1;
-  ck_assert_int_eq(wsh_registry_load_dir(r, dir, &failures), 0);
-  ck_assert_int_eq(failures, 0);
-  wsh_generation *g = wsh_registry_acquire(r, "/rel");
-  ck_assert_ptr_nonnull(g);
-  ck_assert_str_eq(g->conf->plugin_path, local);
-  wsh_generation_release(g);
-  wsh_registry_free(r);
-}
-END_TEST
-
-START_TEST(registry_missing_dir) {
-  char dir[PATH_MAX];
-  tmp_path(dir, "no_such_dir");
-  wsh_registry *r = NULL;
-  char err[1024] = "";
-  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
-  int failures = -1;
-  ck_assert_int_lt(wsh_registry_load_dir(r, dir, &failures), 0);
-  ck_assert_uint_eq(r->n, 0);
-  wsh_registry_free(r);
-}
-END_TEST
-
-/* wsh_generation_new on a route file written from `text`. */
-static int new_generation(wsh_registry *r, const char *text, wsh_generation **g,
-                          char *conf, char *err, size_t errlen) {
-  tmp_path(conf, "gen.conf");
-  write_file(conf, text);
-  wsh_route_conf *rc = NULL;
-  ck_assert_msg(wsh_route_conf_load(conf, &rc, err, errlen) == 0, "%s", err);
-  return wsh_generation_new(r, rc, g, err, errlen);
-}
-
-START_TEST(generation_refused_names_everything) {
-  char text[3 * PATH_MAX], so[PATH_MAX], conf[PATH_MAX], err[1024] = "";
-  plugin_so(so, "recorder");
-  route_text(text, sizeof(text), "/refused", "recorder", "refuse = yes\n");
-  wsh_registry *r = NULL;
-  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
-  wsh_generation *g = NULL;
-  ck_assert_int_lt(new_generation(r, text, &g, conf, err, sizeof(err)), 0);
-  ck_assert_ptr_null(g);
-  ck_assert_has(err, so);
-  ck_assert_has(err, "load() refused");
-  ck_assert_has(err, "/refused");
-  /* the .conf is named by the caller (wsh_registry_load_dir and reload
-   * prefix every error with it), so it appears once in the log line */
-  ck_assert_msg(strstr(err, conf) == NULL, "%s", err);
-  wsh_registry_free(r); /* its private directory must be empty again */
-}
-END_TEST
-
-START_TEST(generation_bad_plugin) {
-  char text[3 * PATH_MAX], so[PATH_MAX], conf[PATH_MAX], err[1024] = "";
-  plugin_so(so, "bad_abi");
-  route_text(text, sizeof(text), "/bad", "bad_abi", NULL);
-  wsh_registry *r = NULL;
-  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
-  wsh_generation *g = NULL;
-  ck_assert_int_lt(new_generation(r, text, &g, conf, err, sizeof(err)), 0);
-  ck_assert_ptr_null(g);
-  ck_assert_has(err, so);
-  ck_assert_has(err, "unknown ABI version 99");
-  wsh_registry_free(r);
-}
-END_TEST
-
-START_TEST(generation_outlives_registry) {
-  /* A connection's reference keeps the generation, and unload() waits for
-   * the last one. */
-  char text[3 * PATH_MAX], rec[PATH_MAX], opt[PATH_MAX + 16], conf[PATH_MAX];
-  char err[1024] = "";
-  tmp_path(rec, "rec.log");
-  snprintf(opt, sizeof(opt), "record = %s\n", rec);
-  route_text(text, sizeof(text), "/live", "recorder", opt);
-  wsh_registry *r = NULL;
-  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
-  wsh_generation *g = NULL;
-  ck_assert_msg(new_generation(r, text, &g, conf, err, sizeof(err)) == 0, "%s",
-                err);
-  ck_assert_uint_eq(g->id, 1);
-  ck_assert_int_eq(atomic_load(&g->refs), 1);
-  wsh_generation_acquire(g);
-  wsh_generation_release(g);
-  ck_assert_str_eq(read_file(rec), "load\n");
-  wsh_generation_release(g);
-  ck_assert_str_eq(read_file(rec), "load\nunload\n");
-  wsh_registry_free(r);
 }
 END_TEST
 
@@ -767,7 +507,8 @@ START_TEST(recorder_load_refuse) {
   plugin_so(so, "recorder");
   tmp_path(copy, "second.so");
   wsh_plugin *p = NULL;
-  ck_assert_msg(wsh_plugin_open(so, copy, &p, err, sizeof(err)) == 0, "%s", err);
+  ck_assert_msg(wsh_plugin_open(so, copy, &p, err, sizeof(err)) == 0, "%s",
+                err);
   ck_assert_int_ne(p->h.load(&o), 0);
   ck_assert_str_eq(read_file(path), "load refused\n");
   wsh_plugin_close(p);
@@ -792,8 +533,8 @@ END_TEST
 START_TEST(recorder_upgrade_subprotocol) {
   static const char *const no_headers[] = {NULL};
   static const char *const offered[] = {"v1.chat", "v2.chat", NULL};
-  websock_request req = {.path = "/r", .query = "a=1&proto=v2.chat&b",
-                         .headers = no_headers};
+  websock_request req = {
+      .path = "/r", .query = "a=1&proto=v2.chat&b", .headers = no_headers};
   websock_response resp = {.offered = offered};
   ck_assert_int_eq(rec_plugin->h.upgrade(&req, &resp), 0);
   ck_assert_str_eq(resp.subprotocol, "v2.chat");
@@ -819,14 +560,15 @@ START_TEST(recorder_init_and_terminate) {
   ck_assert_uint_eq(conn.npushed, 1);
   ck_assert_pushed(&conn, 0, WEBSOCK_OP_TEXT, "hello");
   uint8_t ping[3] = {1, 2, 3};
-  ck_assert_int_eq(rec_plugin->h.handle_control(&conn, &state, WEBSOCK_OP_PING,
-                                                ping, 3),
-                   WEBSOCK_OK);
-  ck_assert_int_eq(rec_plugin->h.handle_control(&conn, &state, WEBSOCK_OP_PONG,
-                                                NULL, 0),
-                   WEBSOCK_OK);
+  ck_assert_int_eq(
+      rec_plugin->h.handle_control(&conn, &state, WEBSOCK_OP_PING, ping, 3),
+      WEBSOCK_OK);
+  ck_assert_int_eq(
+      rec_plugin->h.handle_control(&conn, &state, WEBSOCK_OP_PONG, NULL, 0),
+      WEBSOCK_OK);
   conn.npushed = 0;
-  ck_assert_int_eq(rec_plugin->h.handle_info(&conn, &state, ping, 3), WEBSOCK_OK);
+  ck_assert_int_eq(rec_plugin->h.handle_info(&conn, &state, ping, 3),
+                   WEBSOCK_OK);
   ck_assert_uint_eq(conn.npushed, 1);
   ck_assert_int_eq(conn.pushed[0].op, WEBSOCK_OP_BINARY);
   rec_close(&conn, state, WEBSOCK_REASON_REMOTE, 4001, "bye\nnow");
@@ -861,8 +603,8 @@ START_TEST(recorder_initstop) {
 END_TEST
 
 START_TEST(recorder_commands) {
-  websock_conn conn = {.route = "/rec", .subprotocol = NULL,
-                       .options = &rec_options};
+  websock_conn conn = {
+      .route = "/rec", .subprotocol = NULL, .options = &rec_options};
   void *state = NULL;
   ck_assert_int_eq(rec_open(&conn, "/rec", "", &state), WEBSOCK_OK);
 
@@ -895,8 +637,9 @@ START_TEST(recorder_commands) {
 
   conn.npushed = 0;
   const uint8_t bin[4] = {0, 0xff, 'a', 0};
-  ck_assert_int_eq(rec_plugin->h.handle_in(&conn, &state, WEBSOCK_OP_BINARY, bin, 4),
-                   WEBSOCK_OK);
+  ck_assert_int_eq(
+      rec_plugin->h.handle_in(&conn, &state, WEBSOCK_OP_BINARY, bin, 4),
+      WEBSOCK_OK);
   ck_assert_uint_eq(conn.npushed, 1);
   ck_assert_int_eq(conn.pushed[0].op, WEBSOCK_OP_BINARY);
   ck_assert_uint_eq(conn.pushed[0].len, 4);
@@ -977,19 +720,6 @@ static Suite *plugin_suite(void) {
   tcase_add_test(tc, close_null);
   tcase_add_test(tc, open_same_path_twice);
   tcase_add_test(tc, reopen_same_copy_path);
-  suite_add_tcase(s, tc);
-
-  tc = tcase_create("registry");
-  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
-  tcase_set_timeout(tc, 60);
-  tcase_add_test(tc, registry_private_dir);
-  tcase_add_test(tc, registry_load_dir);
-  tcase_add_test(tc, registry_load_refused);
-  tcase_add_test(tc, registry_relative_plugin);
-  tcase_add_test(tc, registry_missing_dir);
-  tcase_add_test(tc, generation_refused_names_everything);
-  tcase_add_test(tc, generation_bad_plugin);
-  tcase_add_test(tc, generation_outlives_registry);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("recorder");
