@@ -1,0 +1,186 @@
+/*
+ * test_config.c - unit tests for host/config.c: defaults, the command line
+ * and the --config file it names (flags override the file), every value
+ * checked, listen addresses parsed and formatted.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "websock.h"
+
+#define WSH_TEST_NAME "test_config"
+#include "testutil.h"
+
+/* wsh_config_from_args over a NULL-terminated argument list. */
+static int from_args(wsh_config *c, char *err, size_t errlen, ...) {
+  char *argv[32] = {"websockd"};
+  int argc = 1;
+  va_list ap;
+  va_start(ap, errlen);
+  char *a;
+  while ((a = va_arg(ap, char *)) != NULL && argc < 31)
+    argv[argc++] = a;
+  va_end(ap);
+  err[0] = '\0';
+  return wsh_config_from_args(c, argc, argv, err, errlen);
+}
+
+START_TEST(defaults) {
+  wsh_config c;
+  wsh_config_init(&c);
+  char err[512];
+  ck_assert_int_eq(wsh_config_finish(&c, err, sizeof(err)), 0);
+  ck_assert_uint_eq(c.nlisten, 1);
+  ck_assert_str_eq(c.listen[0], WSH_DEFAULT_LISTEN);
+  ck_assert_str_eq(c.plugins_dir, "plugins.d");
+  ck_assert_uint_ge(c.workers, 1);
+  ck_assert_uint_eq(c.max_connections, 10000);
+  ck_assert_int_eq(c.log_level, WSH_LOG_INFO);
+  wsh_config_free(&c);
+}
+END_TEST
+
+START_TEST(flags) {
+  wsh_config c;
+  wsh_config_init(&c);
+  char err[512];
+  ck_assert_int_eq(from_args(&c, err, sizeof(err), "--listen", "127.0.0.1:0",
+                             "-l", "[::1]:9", "--workers", "3",
+                             "--max-connections", "7", "--log-level", "debug",
+                             "--watch", "-t", "--plugins", "/p", NULL),
+                   0);
+  ck_assert_uint_eq(c.nlisten, 2);
+  ck_assert_str_eq(c.listen[1], "[::1]:9");
+  ck_assert_uint_eq(c.workers, 3);
+  ck_assert_uint_eq(c.max_connections, 7);
+  ck_assert_int_eq(c.log_level, WSH_LOG_DEBUG);
+  ck_assert_int_eq(c.watch, 1);
+  ck_assert_int_eq(c.check_only, 1);
+  ck_assert_str_eq(c.plugins_dir, "/p");
+  wsh_config_free(&c);
+}
+END_TEST
+
+START_TEST(bad_flags) {
+  static const char *const cases[][3] = {
+      {"--workers", "x", "workers"},
+      {"--max-connections", "0", "max_connections"},
+      {"--log-level", "loud", "log_level"},
+      {"--max-header-size", "10", "max_header_size"},
+      {"--bogus", NULL, "unknown or incomplete option"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    wsh_config c;
+    wsh_config_init(&c);
+    char err[512];
+    ck_assert_int_lt(
+        from_args(&c, err, sizeof(err), cases[i][0], cases[i][1], NULL), 0);
+    ck_assert_has(err, cases[i][2]);
+    wsh_config_free(&c);
+  }
+}
+END_TEST
+
+START_TEST(file_then_flags) {
+  char path[PATH_MAX];
+  tmp_path(path, "host.conf");
+  write_file(path, "[server]\nlisten = 127.0.0.1:1\nworkers = 2\n"
+                   "max_connections = 5\n");
+  wsh_config c;
+  wsh_config_init(&c);
+  char err[512];
+  ck_assert_msg(from_args(&c, err, sizeof(err), "--config", path,
+                          "--max-connections", "9", NULL) == 0,
+                "%s", err);
+  ck_assert_uint_eq(c.nlisten, 1);
+  ck_assert_str_eq(c.listen[0], "127.0.0.1:1");
+  ck_assert_uint_eq(c.workers, 2);
+  ck_assert_uint_eq(c.max_connections, 9); /* the flag wins */
+  wsh_config_free(&c);
+}
+END_TEST
+
+START_TEST(file_errors_name_file_and_line) {
+  char path[PATH_MAX];
+  tmp_path(path, "bad.conf");
+  write_file(path, "[server]\nworkers = 2\nworkers = lots\n");
+  wsh_config c;
+  wsh_config_init(&c);
+  char err[512];
+  ck_assert_int_lt(wsh_config_load_file(&c, path, err, sizeof(err)), 0);
+  ck_assert_has(err, path);
+  ck_assert_has(err, "line 3");
+  wsh_config_free(&c);
+
+  write_file(path, "[client]\nx = 1\n");
+  wsh_config_init(&c);
+  ck_assert_int_lt(wsh_config_load_file(&c, path, err, sizeof(err)), 0);
+  ck_assert_has(err, "line 2: unknown section [client]");
+  wsh_config_free(&c);
+
+  tmp_path(path, "missing.conf");
+  wsh_config_init(&c);
+  ck_assert_int_eq(wsh_config_load_file(&c, path, err, sizeof(err)),
+                   WEBSOCK_ENOENT);
+  ck_assert_has(err, "cannot open");
+  wsh_config_free(&c);
+}
+END_TEST
+
+START_TEST(listen_parse_and_format) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  char out[64];
+  ck_assert_int_eq(wsh_parse_listen("127.0.0.1:8080", &ss, &len), 0);
+  ck_assert_int_eq(ss.ss_family, AF_INET);
+  wsh_format_addr((struct sockaddr *)&ss, out, sizeof(out));
+  ck_assert_str_eq(out, "127.0.0.1:8080");
+  ck_assert_int_eq(wsh_parse_listen("[::1]:9", &ss, &len), 0);
+  ck_assert_int_eq(ss.ss_family, AF_INET6);
+  wsh_format_addr((struct sockaddr *)&ss, out, sizeof(out));
+  ck_assert_str_eq(out, "[::1]:9");
+  ck_assert_int_eq(wsh_parse_listen("*:80", &ss, &len), 0);
+  static const char *const bad[] = {"", "8080", "127.0.0.1:", "1.2.3.4:http",
+                                    "[::1:80"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    ck_assert_msg(wsh_parse_listen(bad[i], &ss, &len) != 0, "\"%s\" accepted",
+                  bad[i]);
+}
+END_TEST
+
+START_TEST(finish_checks_listen) {
+  wsh_config c;
+  wsh_config_init(&c);
+  char err[512];
+  ck_assert_int_eq(from_args(&c, err, sizeof(err), "-l", "nowhere", NULL), 0);
+  ck_assert_int_lt(wsh_config_finish(&c, err, sizeof(err)), 0);
+  ck_assert_has(err, "nowhere");
+  wsh_config_free(&c);
+}
+END_TEST
+
+static Suite *config_suite(void) {
+  Suite *s = suite_create("config");
+  TCase *tc = tcase_create("config");
+  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+  tcase_add_test(tc, defaults);
+  tcase_add_test(tc, flags);
+  tcase_add_test(tc, bad_flags);
+  tcase_add_test(tc, file_then_flags);
+  tcase_add_test(tc, file_errors_name_file_and_line);
+  tcase_add_test(tc, listen_parse_and_format);
+  tcase_add_test(tc, finish_checks_listen);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return run_suite(config_suite());
+}
