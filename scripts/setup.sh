@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# Installs the Debian packages websockd needs to build (and, with --test, to
-# run its tests). As root it installs what is missing; otherwise it prints the
-# one apt-get line that would, and fails.
+# Installs the Debian packages websockd needs to build and to try it as the
+# README's first screen shows (python3-websockets, curl), and, with --test,
+# to run its tests. As root it installs what is missing; otherwise it prints
+# the one apt-get line that would, and fails. --list [--test] only prints the
+# package names.
 set -euo pipefail
 
+list=0
+if [ "${1:-}" = "--list" ]; then
+  list=1
+  shift
+fi
 pkgs=(gcc make cmake pkg-config libevent-dev libhttp-parser-dev libssl-dev
-      libinih-dev)
+      libinih-dev python3 python3-websockets curl)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(check python3 python3-websockets clang libclang-rt-14-dev
-        libwebsockets-dev)
+  pkgs+=(check clang libclang-rt-14-dev libwebsockets-dev)
   # Node's WebSocket client for the end-to-end tests: keep a node that is
   # already installed (say from NodeSource); otherwise take Debian's.
   if ! command -v node >/dev/null 2>&1; then
     pkgs+=(nodejs npm)
   fi
+fi
+
+if [ "$list" -eq 1 ]; then
+  printf '%s\n' "${pkgs[@]}"
+  exit 0
 fi
 
 missing=()
