@@ -2,6 +2,7 @@
  * main.c - websockd's entry point: settings, routes, then serve (or, with -t,
  * check everything and exit).
  */
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,6 +11,7 @@
 #include "log.h"
 #include "registry.h"
 #include "server.h"
+#include "service.h"
 
 /* -t: every route loaded in a throw-away generation, then released. */
 static int check_only(wsh_config *cfg, wsh_registry *reg, int failures) {
@@ -47,6 +49,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "websockd: %s\n", err);
     goto out_config;
   }
+  if (cfg.check_only && cfg.user && !getpwnam(cfg.user)) {
+    fprintf(stderr, "websockd: user %s: no such user\n", cfg.user);
+    status = 1;
+    goto out_registry;
+  }
   if (cfg.check_only) {
     if (wsh_registry_load_dir(reg, cfg.plugins_dir, &failures) != 0)
       status = 1;
@@ -65,6 +72,12 @@ int main(int argc, char **argv) {
     goto out_server;
   }
   if (wsh_server_listen(srv, err, sizeof(err)) != 0) {
+    wsh_error("%s", err);
+    status = 1;
+    goto out_server;
+  }
+  if (cfg.user && wsh_service_drop_privileges(cfg.user, reg->private_dir, err,
+                                              sizeof(err)) != 0) {
     wsh_error("%s", err);
     status = 1;
     goto out_server;

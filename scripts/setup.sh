@@ -12,9 +12,10 @@ if [ "${1:-}" = "--list" ]; then
   shift
 fi
 pkgs=(gcc make cmake pkg-config libevent-dev libhttp-parser-dev libssl-dev
-      libinih-dev python3 python3-websockets curl)
+      libinih-dev libsystemd-dev python3 python3-websockets curl)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(check clang libclang-rt-14-dev libwebsockets-dev)
+  pkgs+=(check clang libclang-rt-14-dev libwebsockets-dev dpkg-dev
+        systemd adduser man-db nginx)
   # Node's WebSocket client for the end-to-end tests: keep a node that is
   # already installed (say from NodeSource); otherwise take Debian's.
   if ! command -v node >/dev/null 2>&1; then
@@ -35,7 +36,7 @@ for p in "${pkgs[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-line="apt-get install -y --no-install-recommends ${missing[*]}"
+line="apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends ${missing[*]}"
 if [ "$(id -u)" -ne 0 ]; then
   echo "websockd: missing Debian packages. Run as root:" >&2
   echo "  $line" >&2
@@ -43,6 +44,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "websockd: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+apt-get -o DPkg::Lock::Timeout=300 update -qq
 # shellcheck disable=SC2086
 $line -qq
