@@ -43,6 +43,7 @@ void wsh_config_free(wsh_config *c) {
   free_listen(c);
   free(c->plugins_dir);
   free(c->config_file);
+  free(c->user);
   memset(c, 0, sizeof(*c));
 }
 
@@ -75,6 +76,8 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
     return add_listen(c, value);
   if (strcmp(key, "plugins") == 0)
     return set_string(&c->plugins_dir, value);
+  if (strcmp(key, "user") == 0)
+    return set_string(&c->user, value);
   if (strcmp(key, "log_level") == 0) {
     if ((c->log_level = wsh_log_parse_level(value)) < 0)
       bad = 1;
@@ -189,6 +192,9 @@ static void usage(FILE *out, const char *prog) {
       "worker\n"
       "                             this long (default 100)\n"
       "      --log-level LEVEL      error, warn, info (default) or debug\n"
+      "      --user NAME            started as root: run as this user once "
+      "the\n"
+      "                             listeners are bound (ports below 1024)\n"
       "  -h, --help                 this text\n"
       "  -V, --version              the version\n"
       "\n"
@@ -217,6 +223,7 @@ static const struct option long_opts[] = {
     {"max-connections", required_argument, NULL, 6},
     {"watch", no_argument, NULL, 7},
     {"slow-callback-ms", required_argument, NULL, 8},
+    {"user", required_argument, NULL, 9},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -230,7 +237,8 @@ static const char *const long_keys[] = {NULL,
                                         "log_level",
                                         "max_connections",
                                         NULL,
-                                        "slow_callback_ms"};
+                                        "slow_callback_ms",
+                                        "user"};
 
 /* The first pass: only --config, --help and --version. */
 static int first_pass(wsh_config *c, int argc, char **argv, char *err,
@@ -301,6 +309,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 5:
     case 6:
     case 8:
+    case 9:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:

@@ -603,25 +603,43 @@ static void answer_metrics(websock_conn *c) {
   respond(c, &resp, NULL);
 }
 
-/* Plain HTTP: /healthz, /metrics, or 426 at a WebSocket route, or 404. */
+static bool get_or_head(const websock_request *req) {
+  return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+}
+
+/* A known path asked with a method it does not serve. */
+static void answer_405(websock_conn *c) {
+  websock_response resp;
+  wsh_response_init(&resp, c->req);
+  resp.status = 405;
+  websock_response_add_header(&resp, "Allow", "GET, HEAD");
+  respond(c, &resp, "(method not allowed)");
+}
+
+/* Plain HTTP: /healthz, /metrics, 426 at a WebSocket route (GET or HEAD),
+ * 405 for another method at one of these, or 404. */
 static void answer_plain_http(websock_conn *c) {
   const char *path = c->req->path;
-  if (strcmp(path, "/healthz") == 0 && strcmp(c->req->method, "GET") == 0) {
+  bool healthz = strcmp(path, "/healthz") == 0;
+  bool metrics = strcmp(path, "/metrics") == 0;
+  bool route = false;
+  if (!healthz && !metrics) {
+    wsh_generation *g = wsh_registry_acquire(c->w->env->reg, path);
+    route = g != NULL;
+    if (g)
+      wsh_generation_release(g);
+  }
+  if (!healthz && !metrics && !route)
+    respond_status(c, 404, NULL, NULL);
+  else if (!get_or_head(c->req))
+    answer_405(c);
+  else if (healthz)
     respond_status(c, 200, "ok\n", NULL);
-    return;
-  }
-  if (strcmp(path, "/metrics") == 0 && strcmp(c->req->method, "GET") == 0) {
+  else if (metrics)
     answer_metrics(c);
-    return;
-  }
-  wsh_generation *g = wsh_registry_acquire(c->w->env->reg, path);
-  if (g) {
-    wsh_generation_release(g);
+  else
     respond_status(c, 426, "This is a WebSocket endpoint: upgrade required.\n",
                    "(plain HTTP at a WebSocket route)");
-    return;
-  }
-  respond_status(c, 404, NULL, NULL);
 }
 
 /* init(): the connection is open. */

@@ -661,7 +661,8 @@ static void render_101(FILE *f, const websock_response *resp,
   fputs("\r\n", f);
 }
 
-/* A plugin's own Content-Type replaces the default text/plain. */
+/* A plugin's own Content-Type replaces the default text/plain; a HEAD
+ * request gets the same head and no body. */
 static void render_refusal(FILE *f, const websock_response *resp) {
   const char *reason = wsh_status_text(resp->status);
   size_t body_len = resp->body ? strlen(resp->body) : strlen(reason) + 1;
@@ -674,6 +675,8 @@ static void render_refusal(FILE *f, const websock_response *resp) {
   if (resp->status == 426)
     fputs("Sec-WebSocket-Version: 13\r\n", f);
   fputs("\r\n", f);
+  if (resp->req && strcmp(resp->req->method, "HEAD") == 0)
+    return; /* the headers a GET would get, no body */
   if (resp->body)
     fputs(resp->body, f);
   else

@@ -2,6 +2,7 @@
  * main.c - websockd's entry point: settings, routes, then serve (or, with -t,
  * check everything and exit).
  */
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,6 +12,7 @@
 #include "metrics.h"
 #include "registry.h"
 #include "server.h"
+#include "service.h"
 
 /* GET /metrics, as the server's connections ask for it. */
 static int render_metrics(void *srv, char **out) {
@@ -53,6 +55,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "websockd: %s\n", err);
     goto out_config;
   }
+  if (cfg.check_only && cfg.user && !getpwnam(cfg.user)) {
+    fprintf(stderr, "websockd: user %s: no such user\n", cfg.user);
+    status = 1;
+    goto out_registry;
+  }
   if (cfg.check_only) {
     if (wsh_registry_load_dir(reg, cfg.plugins_dir, &failures) != 0)
       status = 1;
@@ -71,6 +78,13 @@ int main(int argc, char **argv) {
     goto out_server;
   }
   if (wsh_server_listen(srv, err, sizeof(err)) != 0) {
+    wsh_error("%s", err);
+    status = 1;
+    goto out_server;
+  }
+  if (cfg.user &&
+      wsh_service_drop_privileges(cfg.user, wsh_registry_private_dir(reg), err,
+                                  sizeof(err)) != 0) {
     wsh_error("%s", err);
     status = 1;
     goto out_server;

@@ -21,6 +21,7 @@
 #include <event2/thread.h>
 
 #include "log.h"
+#include "service.h"
 #include "worker.h"
 
 /* The listeners live on worker 0's loop, and everything that touches them
@@ -127,6 +128,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     _exit(1);
   }
   srv->shutting_down = 1;
+  wsh_service_stopping();
   wsh_info("signal %d: shutting down (grace %llu ms)", (int)sig,
            (unsigned long long)srv->cfg->shutdown_grace_ms);
   /* worker 0 stops listening as it begins to stop */
@@ -140,13 +142,16 @@ void wsh_server_reload(wsh_server *srv, const char *why) {
   char summary[2048], err[1024];
   if (srv->shutting_down)
     return;
+  wsh_service_reloading();
   if (wsh_registry_reload(srv->reg, srv->cfg->plugins_dir, &restart, &n,
                           summary, sizeof(summary), err, sizeof(err)) != 0) {
     wsh_error("reload (%s) failed; the previous routes keep serving: %s", why,
               err);
+    wsh_service_ready("reload failed; the previous routes keep serving");
     return;
   }
   wsh_info("reload (%s) ok:%s", why, summary);
+  wsh_service_ready("reloaded");
   for (size_t i = 0; i < n; i++) {
     for (unsigned j = 0; j < srv->nworkers; j++)
       wsh_worker_post_restart(&srv->workers[j], restart[i]);
@@ -331,6 +336,7 @@ int wsh_server_listen(wsh_server *srv, char *err, size_t errlen) {
 int wsh_server_run(wsh_server *srv) {
   wsh_info("websockd ready: %u worker(s), %zu route(s)", srv->nworkers,
            wsh_registry_count(srv->reg));
+  wsh_service_ready("serving");
   event_base_loop(srv->base, EVLOOP_NO_EXIT_ON_EMPTY);
   wsh_info("all connections closed; exiting");
   return 0;

@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# build/ may have been configured by scripts/run.sh (without the tests):
+# say every setting this command relies on.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSH_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWSH_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"

@@ -352,6 +352,35 @@ class EchoTest(SharedDaemon):
             self.d.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertEqual((status, body), (200, b"ok\n"))
 
+    def test_methods_on_known_paths(self):
+        """GET and HEAD are served; another method on a known path is 405
+        with Allow; an unknown path stays 404 whatever the method."""
+        def ask(method, path):
+            return http_exchange(self.d.port, (
+                "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+                % (method, path)).encode())
+        for method in ("POST", "PUT", "DELETE", "OPTIONS", "PATCH"):
+            for path in ("/healthz", "/metrics", "/echo"):
+                status, headers, _ = ask(method, path)
+                self.assertEqual(status, 405, (method, path))
+                self.assertEqual(headers.get("allow"), "GET, HEAD",
+                                 (method, path))
+            status, _, _ = ask(method, "/no-such-path")
+            self.assertEqual(status, 404, method)
+        # HEAD: the GET's head, no body
+        status, headers, body = ask("HEAD", "/healthz")
+        self.assertEqual((status, headers.get("content-length"), body),
+                         (200, "3", b""))
+        status, headers, body = ask("HEAD", "/echo")
+        self.assertEqual((status, body), (426, b""))
+        self.assertEqual(headers.get("sec-websocket-version"), "13")
+        status, _, body = ask("GET", "/healthz")
+        self.assertEqual((status, body), (200, b"ok\n"))
+        # the refusals are counted by status
+        status, _, text = ask("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertRegex(text.decode(), r'status="405"[^\n]* (1[5-9]|[2-9]\d)\n')
+
     def test_frame_in_same_packet_as_upgrade(self):
         s = self.d.connect_raw(timeout=OP_TIMEOUT)
         try:
