@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "conn.h"
+#include "msgs.h"
+#include "outq.h"
 #include "contract.h"
 #include "handshake.h"
 #include "log.h"
@@ -68,7 +70,7 @@ int websock_close_restart(websock_conn *conn) {
 }
 
 size_t websock_unsent_bytes(const websock_conn *conn) {
-  return conn ? wsh_conn_unsent(conn) : 0;
+  return conn ? wsh_outq_unsent(conn) : 0;
 }
 
 const websock_request *websock_conn_request(const websock_conn *conn) {
@@ -177,12 +179,12 @@ int websock_cancel_timer(websock_conn *conn, int64_t timer_id) {
   int rc = check_in_callback(conn);
   if (rc)
     return rc;
-  return wsh_conn_cancel_timer(conn, timer_id);
+  return wsh_msgs_cancel_timer(conn, timer_id);
 }
 
 int websock_subscribe(websock_conn *conn, const char *topic) {
   int rc = check_open(conn);
-  return rc ? rc : wsh_conn_subscribe(conn, topic);
+  return rc ? rc : wsh_msgs_subscribe(conn, topic);
 }
 
 int websock_unsubscribe(websock_conn *conn, const char *topic) {
@@ -191,7 +193,7 @@ int websock_unsubscribe(websock_conn *conn, const char *topic) {
   int rc = check_in_callback(conn);
   if (rc)
     return rc;
-  return wsh_conn_unsubscribe(conn, topic);
+  return wsh_msgs_unsubscribe(conn, topic);
 }
 
 /* Hands a shared payload to every worker (each delivers to its own). */

@@ -21,7 +21,7 @@ typedef struct wsh_config {
   uint64_t shutdown_grace_ms;
   uint64_t max_connections;  /* open WebSocket connections; past it: 503 */
   uint64_t slow_callback_ms; /* a plugin callback this slow is logged */
-  char *user;        /* started as root: run as this user once bound */
+  char *user;                /* started as root: run as this user once bound */
   int log_level;
   int check_only; /* -t */
   int watch;      /* --watch: reload when plugins.d or a plugin changes */

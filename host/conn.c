@@ -1,97 +1,37 @@
 /*
- * conn.c - one client connection, from the first byte of its upgrade request
- * to the close of its socket. The connection knows the codec, the handshake
- * module, the registry and the loop; the plugin sees it as websock_conn.
+ * conn.c - one client connection's life and its WebSocket state machine:
+ * HANDSHAKE (http.c answers), then OPEN (frames decoded, the plugin's
+ * callbacks called, pings and the idle timeout), CLOSING (our close frame
+ * sent, the peer's awaited), FLUSHING (last bytes written) and LINGER (our
+ * FIN sent, the peer's awaited). Bytes come and go only through the
+ * connection's transport; what is written goes through its output queue
+ * (outq.c); timers and topics are msgs.c's.
  *
- * I/O: a read lands in the worker's shared buffer and is processed there (no
- * per-connection input buffer); what callbacks push is staged in the
- * worker's output area (each connection's frames in one run) and written
- * with one send(), when the connection is settled at the end of the loop
- * callback: one write per connection per loop turn, whatever the number of
- * messages, and no allocation. Only what a short write leaves (or what does
- * not fit the area, or a broadcast frame held by reference) goes to the
- * connection's evbuffer `out`, freed once empty; the socket waits for
- * writability only while `out` holds bytes.
- *
- * Freeing happens only when a connection is settled (wsh_conn_settle) or by
- * the loop's own timer callbacks, never while its bytes are being processed,
- * so no code below has to ask "is c still alive?".
+ * A read lands in the loop's shared buffer and is processed there (no
+ * per-connection input buffer). Freeing happens only when a connection is
+ * settled (wsh_conn_settle) or by the loop's own timer callbacks, never
+ * while its bytes are being processed, so no code below has to ask "is c
+ * still alive?".
  */
 #include "conn.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <unistd.h>
 
-#include "config.h"
-#include "crash.h"
-#include "handshake.h"
-#include "log.h"
-#include "timeutil.h"
+#include "http.h"
+#include "msgs.h"
+#include "outq.h"
 #include "topic.h"
-#include "worker.h"
 
 static void on_io(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void read_frames(websock_conn *c, uint8_t *buf, size_t len);
 static int check_room(websock_conn *c, size_t len);
-
-static const wsh_config *conn_cfg(const websock_conn *c) {
-  return c->w->env->cfg;
-}
-
-/* The peer's address for a log line (kept by the request during the
- * handshake, asked of the socket after: connections do not carry it). */
-typedef struct addr_str {
-  char s[64];
-} addr_str;
-
-static addr_str conn_peer(const websock_conn *c) {
-  addr_str a = {"?"};
-  if (c->req) {
-    snprintf(a.s, sizeof(a.s), "%s", c->req->remote_addr);
-    return a;
-  }
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof(ss);
-  if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0)
-    wsh_format_addr((struct sockaddr *)&ss, a.s, sizeof(a.s));
-  return a;
-}
-
-/* A websock_send_after() timer: its event and its message in one block. */
-struct wsh_timer {
-  struct event ev;
-  websock_conn *c;
-  wsh_timer *next;
-  int64_t id;
-  size_t len;
-  uint8_t data[];
-};
-
-wsh_conn_more *wsh_conn_more_of(websock_conn *c) {
-  if (!c->more)
-    c->more = calloc(1, sizeof(*c->more));
-  return c->more;
-}
-
-static void timers_free(websock_conn *c) {
-  while (c->more && c->more->timers) {
-    wsh_timer *t = c->more->timers;
-    c->more->timers = t->next;
-    event_del(&t->ev);
-    free(t);
-  }
-}
 
 /* The connection no longer takes callbacks: it leaves its slot (messages to
  * it now report non-delivery), its topics and its timers. */
@@ -100,15 +40,7 @@ static void conn_leave(websock_conn *c) {
     wsh_slots_remove(&c->w->slots, c->slot);
     c->in_slot = 0;
   }
-  wsh_conn_more *m = c->more;
-  if (!m)
-    return;
-  for (uint16_t i = 0; i < m->nsubs; i++)
-    wsh_topics_leave(&c->w->topics, m->subs[i], c);
-  free(m->subs);
-  m->subs = NULL;
-  m->nsubs = m->capsubs = 0;
-  timers_free(c);
+  wsh_msgs_leave(c);
 }
 
 static void set_deadline(websock_conn *c, uint64_t ms) {
@@ -127,27 +59,20 @@ static void clear_deadline(websock_conn *c) {
 }
 
 static void conn_free(websock_conn *c) {
-  wsh_worker *w = c->w;
+  wsh_loop *w = c->w;
   conn_leave(c);
-  if (c->counted) {
-    atomic_fetch_sub(&w->env->open, 1);
-    atomic_fetch_sub(&w->stats.open, 1);
-  }
+  wsh_conn_count_closed(c);
   clear_deadline(c);
-  wsh_worker_unmark(w, c);
+  wsh_loop_unmark(w, c);
   if (c->ev_flags)
     event_del(&c->ev);
-  close(c->fd);
-  if (c->out)
-    evbuffer_free(c->out);
+  c->tp.ops->close(&c->tp);
+  wsh_outq_free(c);
   if (c->req)
     wsh_request_free(c->req);
   wsh_decoder_free(&c->dec);
-  if (c->gen) {
-    if (c->counted)
-      atomic_fetch_sub(&c->gen->conns, 1);
+  if (c->gen)
     wsh_generation_release(c->gen);
-  }
   if (c->more) {
     free(c->more->pend);
     free(c->more->subprotocol);
@@ -161,7 +86,8 @@ static void conn_free(websock_conn *c) {
   if (c->next)
     c->next->prev = c->prev;
   free(c);
-  wsh_worker_conn_gone(w);
+  if (--w->nconns == 0 && w->stopping) /* the last one: the worker ends */
+    event_base_loopexit(w->base, NULL);
 }
 
 /* ---- closing the TCP side ------------------------------------------------ */
@@ -170,13 +96,13 @@ static void conn_free(websock_conn *c) {
  * peer's EOF so that unread bytes do not turn our close into a reset. */
 static void conn_linger(websock_conn *c) {
   c->state = WSH_CONN_LINGER;
-  shutdown(c->fd, SHUT_WR);
+  c->tp.ops->shutdown(&c->tp);
   if (c->more) {
     free(c->more->pend);
     c->more->pend = NULL;
     c->more->npend = 0;
   }
-  set_deadline(c, conn_cfg(c)->close_timeout_ms);
+  set_deadline(c, wsh_conn_cfg(c)->close_timeout_ms);
 }
 
 /* The closing handshake is done and our close is written: the peer sends
@@ -184,7 +110,7 @@ static void conn_linger(websock_conn *c) {
  * a reset) the socket is closed at once, the server first, without waiting
  * for the peer's FIN (the kernel finishes the TCP close). */
 static int nothing_to_read(websock_conn *c) {
-  ssize_t n = recv(c->fd, c->w->rbuf, c->w->rbuf_size, MSG_DONTWAIT);
+  ssize_t n = c->tp.ops->read(&c->tp, c->w->rbuf, c->w->rbuf_size);
   return n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
@@ -194,59 +120,8 @@ static void conn_flush_and_close(websock_conn *c) {
   c->state = WSH_CONN_FLUSHING;
   c->read_paused = 0;
   conn_leave(c);
-  set_deadline(c, conn_cfg(c)->close_timeout_ms);
-  wsh_worker_mark(c->w, c);
-}
-
-size_t wsh_conn_unsent(const websock_conn *c) {
-  return c->stage_len + (c->out ? evbuffer_get_length(c->out) : 0);
-}
-
-/* Appends to the output queue, created on first use (idle connections hold
- * none). Out of memory drops the connection (its stream would have a hole):
- * io_error is set and WEBSOCK_ENOMEM returned. */
-static int out_add(websock_conn *c, const void *p, size_t n) {
-  if ((!c->out && !(c->out = evbuffer_new())) || evbuffer_add(c->out, p, n)) {
-    c->io_error = ENOMEM;
-    return WEBSOCK_ENOMEM;
-  }
-  return 0;
-}
-
-/* The output queue for bytes that cannot be staged. A run staged in the
- * worker's area moves into it first, to keep the order. NULL when out of
- * memory. */
-static struct evbuffer *out_buf(websock_conn *c) {
-  wsh_worker_mark(c->w, c);
-  size_t staged = c->stage_len;
-  c->stage_len = 0;
-  if (out_add(c, c->w->obuf + c->stage_off, staged) != 0)
-    return NULL;
-  return c->out;
-}
-
-/* Queues a then b for the peer. Small writes of a connection whose queue is
- * empty go to the worker's staging area (no allocation); the rest to out. */
-static int conn_queue(websock_conn *c, const void *a, size_t alen,
-                      const void *b, size_t blen) {
-  wsh_worker *w = c->w;
-  size_t n = alen + blen;
-  wsh_worker_mark(w, c);
-  if (c->dirty && (!c->out || !evbuffer_get_length(c->out)) &&
-      n <= w->obuf_size - w->obuf_used &&
-      (!c->stage_len || c->stage_off + c->stage_len == w->obuf_used)) {
-    if (!c->stage_len)
-      c->stage_off = (uint32_t)w->obuf_used;
-    memcpy(w->obuf + w->obuf_used, a, alen);
-    if (blen)
-      memcpy(w->obuf + w->obuf_used + alen, b, blen);
-    w->obuf_used += n;
-    c->stage_len += (uint32_t)n;
-    return 0;
-  }
-  if (!out_buf(c) || out_add(c, a, alen) != 0)
-    return WEBSOCK_ENOMEM;
-  return blen ? out_add(c, b, blen) : 0;
+  set_deadline(c, wsh_conn_cfg(c)->close_timeout_ms);
+  wsh_loop_mark(c->w, c);
 }
 
 /* ---- sending ------------------------------------------------------------- */
@@ -255,7 +130,7 @@ int wsh_conn_send_frame(websock_conn *c, uint8_t opcode, const void *data,
                         size_t len) {
   uint8_t hdr[WSH_MAX_HEADER];
   size_t n = wsh_frame_header(hdr, true, opcode, len);
-  return conn_queue(c, hdr, n, data, len);
+  return wsh_outq_add(c, hdr, n, data, len);
 }
 
 static void send_close_len(websock_conn *c, uint16_t code, const char *text,
@@ -273,39 +148,6 @@ static void send_close(websock_conn *c, uint16_t code, const char *text) {
 
 /* ---- the plugin's side --------------------------------------------------- */
 
-static const struct websock_handler *handler(const websock_conn *c) {
-  return &c->gen->plugin->h;
-}
-
-#define now_ms wsh_now_ms
-
-/* A callback that blocked the loop for slow_callback_ms or more is logged
- * with its route (callbacks must not block: the whole worker waits). */
-static void check_slow(websock_conn *c, const char *what, uint64_t t0) {
-  uint64_t took = now_ms() - t0;
-  if (took >= conn_cfg(c)->slow_callback_ms)
-    wsh_warn("route %s: %s() of plugin %s took %llu ms (callbacks must not "
-             "block: every connection of worker %u waited)",
-             c->gen->conf->path, what,
-             handler(c)->name ? handler(c)->name : "?",
-             (unsigned long long)took, c->w->index);
-}
-
-/* Around every plugin callback: the connection is inside one (websock_push
- * and friends check that), a crash names it, and one that blocks the loop
- * is logged with its route. Returns the start time for callback_leave. */
-static uint64_t callback_enter(websock_conn *c, const char *what) {
-  c->in_callback = 1;
-  wsh_crash_enter(c->gen->conf->path, handler(c)->name, what, c->id);
-  return now_ms();
-}
-
-static void callback_leave(websock_conn *c, const char *what, uint64_t t0) {
-  c->in_callback = 0;
-  wsh_crash_leave();
-  check_slow(c, what, t0);
-}
-
 /* terminate(), exactly once, for a connection whose init said OK. */
 static void conn_terminate(websock_conn *c, websock_reason_kind kind,
                            uint16_t code, const char *text) {
@@ -317,13 +159,13 @@ static void conn_terminate(websock_conn *c, websock_reason_kind kind,
   wsh_debug("conn %llu %s: terminate (reason %d, code %u%s%s)",
             (unsigned long long)c->id, c->gen->conf->path, (int)kind, code,
             text && *text ? ", " : "", text ? text : "");
-  if (!handler(c)->terminate)
+  if (!wsh_conn_handler(c)->terminate)
     return;
   websock_reason reason = {
       .kind = kind, .code = code, .text = text ? text : ""};
-  uint64_t t0 = callback_enter(c, "terminate");
-  handler(c)->terminate(c, c->state_ptr, &reason);
-  callback_leave(c, "terminate", t0);
+  uint64_t t0 = wsh_callback_enter(c, "terminate");
+  wsh_conn_handler(c)->terminate(c, c->state_ptr, &reason);
+  wsh_callback_leave(c, "terminate", t0);
   c->state_ptr = NULL;
 }
 
@@ -334,7 +176,7 @@ static void conn_close(websock_conn *c, uint16_t code, const char *text,
   send_close(c, code, text);
   c->state = WSH_CONN_CLOSING;
   c->read_paused = 0;
-  set_deadline(c, conn_cfg(c)->close_timeout_ms);
+  set_deadline(c, wsh_conn_cfg(c)->close_timeout_ms);
   conn_terminate(c, kind, code, detail);
   conn_leave(c);
 }
@@ -353,7 +195,7 @@ static void conn_stop(websock_conn *c) {
 /* A push passed max_unsent under the close policy. */
 static void conn_overflow(websock_conn *c) {
   wsh_info("conn %llu %s: %zu bytes unsent, over max_unsent: closing with 1008",
-           (unsigned long long)c->id, conn_peer(c).s, wsh_conn_unsent(c));
+           (unsigned long long)c->id, wsh_conn_peer(c).s, wsh_outq_unsent(c));
   conn_close(c, WSH_CLOSE_POLICY, "send queue full", WEBSOCK_REASON_ERROR,
              "backpressure: unsent bytes over max_unsent");
 }
@@ -362,7 +204,7 @@ static void conn_overflow(websock_conn *c) {
  * route's mark; settling resumes it once they drain to half of it. */
 static void maybe_pause_reading(websock_conn *c) {
   if (!c->read_paused && c->state == WSH_CONN_OPEN &&
-      wsh_conn_unsent(c) > c->gen->conf->pause_reading_at)
+      wsh_outq_unsent(c) > c->gen->conf->pause_reading_at)
     c->read_paused = 1;
 }
 
@@ -399,10 +241,10 @@ static void after_callback(websock_conn *c, int result, const char *what) {
 static void deliver_message(websock_conn *c, const wsh_event *ev) {
   wsh_stat_add(&c->w->stats.msgs_in, 1);
   wsh_stat_add(&c->w->stats.bytes_in, ev->len);
-  uint64_t t0 = callback_enter(c, "handle_in");
-  int r = handler(c)->handle_in(c, &c->state_ptr, (websock_opcode)ev->opcode,
-                                ev->data, ev->len);
-  callback_leave(c, "handle_in", t0);
+  uint64_t t0 = wsh_callback_enter(c, "handle_in");
+  int r = wsh_conn_handler(c)->handle_in(
+      c, &c->state_ptr, (websock_opcode)ev->opcode, ev->data, ev->len);
+  wsh_callback_leave(c, "handle_in", t0);
   after_callback(c, r, "handle_in");
 }
 
@@ -410,7 +252,7 @@ static void deliver_message(websock_conn *c, const wsh_event *ev) {
  * it is armed for whichever comes first. */
 static void arm_open_timer(websock_conn *c) {
   const wsh_route_conf *rc = c->gen->conf;
-  uint64_t now = now_ms(), at = UINT64_MAX;
+  uint64_t now = wsh_now_ms(), at = UINT64_MAX;
   if (rc->idle_timeout_ms)
     at = c->last_read_ms + rc->idle_timeout_ms;
   if (rc->ping_interval_ms && c->ping_at_ms < at)
@@ -421,7 +263,7 @@ static void arm_open_timer(websock_conn *c) {
 
 static void ping_answered(websock_conn *c) {
   c->awaiting_pong = 0;
-  c->ping_at_ms = now_ms() + c->gen->conf->ping_interval_ms;
+  c->ping_at_ms = wsh_now_ms() + c->gen->conf->ping_interval_ms;
 }
 
 /* Server pings (route ping_interval_ms): send one, or close when the pong
@@ -429,22 +271,23 @@ static void ping_answered(websock_conn *c) {
 static void ping_due(websock_conn *c) {
   if (c->awaiting_pong) {
     wsh_info("conn %llu %s: no pong within %llu ms", (unsigned long long)c->id,
-             conn_peer(c).s, (unsigned long long)c->gen->conf->ping_timeout_ms);
+             wsh_conn_peer(c).s,
+             (unsigned long long)c->gen->conf->ping_timeout_ms);
     conn_close(c, WSH_CLOSE_GOING_AWAY, "ping timeout", WEBSOCK_REASON_TIMEOUT,
                "no pong");
     return;
   }
   wsh_conn_send_frame(c, WEBSOCK_OP_PING, NULL, 0);
   c->awaiting_pong = 1;
-  c->ping_at_ms = now_ms() + c->gen->conf->ping_timeout_ms;
+  c->ping_at_ms = wsh_now_ms() + c->gen->conf->ping_timeout_ms;
 }
 
 static void open_timer_due(websock_conn *c) {
   const wsh_route_conf *rc = c->gen->conf;
-  uint64_t now = now_ms();
+  uint64_t now = wsh_now_ms();
   if (rc->idle_timeout_ms && now >= c->last_read_ms + rc->idle_timeout_ms) {
     wsh_info("conn %llu %s: idle timeout", (unsigned long long)c->id,
-             conn_peer(c).s);
+             wsh_conn_peer(c).s);
     conn_close(c, WSH_CLOSE_GOING_AWAY, "idle timeout", WEBSOCK_REASON_TIMEOUT,
                NULL);
     return;
@@ -471,11 +314,12 @@ static void deliver_control(websock_conn *c, const wsh_event *ev) {
   } else if (c->awaiting_pong) {
     ping_answered(c);
   }
-  if (!handler(c)->handle_control)
+  if (!wsh_conn_handler(c)->handle_control)
     return;
-  uint64_t t0 = callback_enter(c, "handle_control");
-  int r = handler(c)->handle_control(c, &c->state_ptr, op, ev->data, ev->len);
-  callback_leave(c, "handle_control", t0);
+  uint64_t t0 = wsh_callback_enter(c, "handle_control");
+  int r = wsh_conn_handler(c)->handle_control(c, &c->state_ptr, op, ev->data,
+                                              ev->len);
+  wsh_callback_leave(c, "handle_control", t0);
   after_callback(c, r, "handle_control");
 }
 
@@ -502,7 +346,7 @@ static void on_frame_event(websock_conn *c, const wsh_event *ev) {
   }
   if (ev->type == WSH_EV_ERROR) {
     wsh_info("conn %llu %s: closing with %u: %s", (unsigned long long)c->id,
-             conn_peer(c).s, ev->close_code, ev->error);
+             wsh_conn_peer(c).s, ev->close_code, ev->error);
     if (c->state == WSH_CONN_OPEN)
       conn_close(c, ev->close_code, ev->error, WEBSOCK_REASON_ERROR, ev->error);
     conn_flush_and_close(c);
@@ -560,88 +404,6 @@ static void resume_reading(websock_conn *c) {
 
 /* ---- the upgrade --------------------------------------------------------- */
 
-/* Answers the request with a refusal (or 200 for /healthz) and closes. */
-static void respond(websock_conn *c, websock_response *resp, const char *why) {
-  char *out;
-  size_t len;
-  const char *path = c->req && c->req->path ? c->req->path : "-";
-  wsh_stat_add(&c->w->stats.responses[wsh_status_index(resp->status)], 1);
-  wsh_info("%s %s %s: %d%s%s", conn_peer(c).s, c->req ? c->req->method : "-",
-           path, resp->status, why ? " " : "", why ? why : "");
-  if (wsh_response_render(resp, NULL, &out, &len) == 0) {
-    conn_queue(c, out, len, NULL, 0);
-    free(out);
-  }
-  wsh_response_free(resp);
-  conn_flush_and_close(c);
-}
-
-static void respond_status(websock_conn *c, int status, const char *body,
-                           const char *why) {
-  websock_response resp;
-  wsh_response_init(&resp, c->req);
-  resp.status = status;
-  if (body)
-    websock_response_set_body(&resp, body);
-  respond(c, &resp, why);
-}
-
-static void answer_metrics(websock_conn *c) {
-  char *text = NULL;
-  const wsh_conn_env *env = c->w->env;
-  if (env->render_metrics(env->metrics_arg, &text) != 0) {
-    respond_status(c, 500, NULL, "(out of memory)");
-    return;
-  }
-  websock_response resp;
-  wsh_response_init(&resp, c->req);
-  resp.status = 200;
-  websock_response_add_header(&resp, "Content-Type",
-                              "text/plain; version=0.0.4");
-  websock_response_set_body(&resp, text);
-  free(text);
-  respond(c, &resp, NULL);
-}
-
-static bool get_or_head(const websock_request *req) {
-  return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
-}
-
-/* A known path asked with a method it does not serve. */
-static void answer_405(websock_conn *c) {
-  websock_response resp;
-  wsh_response_init(&resp, c->req);
-  resp.status = 405;
-  websock_response_add_header(&resp, "Allow", "GET, HEAD");
-  respond(c, &resp, "(method not allowed)");
-}
-
-/* Plain HTTP: /healthz, /metrics, 426 at a WebSocket route (GET or HEAD),
- * 405 for another method at one of these, or 404. */
-static void answer_plain_http(websock_conn *c) {
-  const char *path = c->req->path;
-  bool healthz = strcmp(path, "/healthz") == 0;
-  bool metrics = strcmp(path, "/metrics") == 0;
-  bool route = false;
-  if (!healthz && !metrics) {
-    wsh_generation *g = wsh_registry_acquire(c->w->env->reg, path);
-    route = g != NULL;
-    if (g)
-      wsh_generation_release(g);
-  }
-  if (!healthz && !metrics && !route)
-    respond_status(c, 404, NULL, NULL);
-  else if (!get_or_head(c->req))
-    answer_405(c);
-  else if (healthz)
-    respond_status(c, 200, "ok\n", NULL);
-  else if (metrics)
-    answer_metrics(c);
-  else
-    respond_status(c, 426, "This is a WebSocket endpoint: upgrade required.\n",
-                   "(plain HTTP at a WebSocket route)");
-}
-
 /* init(): the connection is open. */
 static void conn_open(websock_conn *c, websock_response *resp) {
   c->state = WSH_CONN_OPEN;
@@ -654,15 +416,15 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   wsh_decoder_init(&c->dec, c->gen->conf->max_message_size);
   if (wsh_slots_add(&c->w->slots, c, &c->slot, &c->serial) == 0)
     c->in_slot = 1;
-  c->last_read_ms = now_ms();
+  c->last_read_ms = wsh_now_ms();
   c->ping_at_ms = c->last_read_ms + c->gen->conf->ping_interval_ms;
   arm_open_timer(c);
   c->plugin_open = 1;
-  if (handler(c)->init) {
+  if (wsh_conn_handler(c)->init) {
     c->plugin_open = 0;
-    uint64_t t0 = callback_enter(c, "init");
-    int r = handler(c)->init(c, &c->state_ptr);
-    callback_leave(c, "init", t0);
+    uint64_t t0 = wsh_callback_enter(c, "init");
+    int r = wsh_conn_handler(c)->init(c, &c->state_ptr);
+    wsh_callback_leave(c, "init", t0);
     if (r == WEBSOCK_OK)
       c->plugin_open = 1;
     after_callback(c, r, "init");
@@ -671,123 +433,24 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   c->req = NULL;
 }
 
-/* The plugin's upgrade(), if any: 0 to go on, or a refusal already sent. */
-static int call_upgrade(websock_conn *c, websock_response *resp) {
-  if (!handler(c)->upgrade)
-    return 0;
-  wsh_crash_enter(c->gen->conf->path, handler(c)->name, "upgrade", c->id);
-  uint64_t t0 = now_ms();
-  int status = handler(c)->upgrade(c->req, resp);
-  wsh_crash_leave();
-  check_slow(c, "upgrade", t0);
-  if (status == 0)
-    return 0;
-  if (wsh_contract_upgrade_status(status) != status) {
-    wsh_error("route %s: upgrade() returned %d (want 0 or 400-599)",
-              c->gen->conf->path, status);
-    wsh_response_free(resp);
-    respond_status(c, 500, NULL, "(invalid upgrade() result)");
-    return -1;
-  }
-  resp->status = status;
-  respond(c, resp, "(refused by the plugin's upgrade())");
-  return -1;
-}
-
-/* Counts the connection against max_connections, or says there is no room. */
-static int take_connection_slot(websock_conn *c) {
-  wsh_conn_env *env = c->w->env;
-  if (atomic_fetch_add(&env->open, 1) >= env->cfg->max_connections) {
-    atomic_fetch_sub(&env->open, 1);
-    return 0;
-  }
-  c->counted = 1;
-  atomic_fetch_add(&c->gen->conns, 1);
-  atomic_fetch_add(&c->w->stats.open, 1);
-  return 1;
-}
-
-static void answer_upgrade(websock_conn *c) {
-  const wsh_route_conf *rc = c->gen->conf;
-  const char *why = NULL;
-  int status = wsh_request_check_upgrade(c->req, &why);
-  if (status) {
-    respond_status(c, status, NULL, why);
-    return;
-  }
-  if (!wsh_route_origin_allowed(rc, websock_request_header(c->req, "Origin"))) {
-    respond_status(c, 403, "Origin not allowed.\n", "(origin not allowed)");
-    return;
-  }
-  if (!take_connection_slot(c)) {
-    respond_status(c, 503, "Too many connections.\n",
-                   "(max_connections reached)");
-    return;
-  }
-  c->req->subprotocol =
-      wsh_negotiate_subprotocol(c->req, rc->subprotocols, rc->nsubprotocols);
-  websock_response resp;
-  wsh_response_init(&resp, c->req);
-  if (c->req->subprotocol &&
-      !(resp.subprotocol = strdup(c->req->subprotocol))) {
-    wsh_response_free(&resp);
-    respond_status(c, 500, NULL, "(out of memory)");
-    return;
-  }
-  if (call_upgrade(c, &resp) != 0)
-    return;
-  char accept[29], *out;
-  size_t len;
-  wsh_accept_key(websock_request_header(c->req, "Sec-WebSocket-Key"), accept);
-  if (wsh_response_render(&resp, accept, &out, &len) != 0) {
-    wsh_response_free(&resp);
-    respond_status(c, 500, NULL, "(out of memory)");
-    return;
-  }
-  conn_queue(c, out, len, NULL, 0);
-  free(out);
-  wsh_stat_add(&c->w->stats.responses[WSH_STATUS_101], 1);
-  wsh_debug("%s GET %s: 101 (conn %llu, generation %u%s%s)", conn_peer(c).s,
-            c->req->path, (unsigned long long)c->id, c->gen->id,
-            resp.subprotocol ? ", subprotocol " : "",
-            resp.subprotocol ? resp.subprotocol : "");
-  conn_open(c, &resp);
-  wsh_response_free(&resp);
-}
-
-static void on_request(websock_conn *c) {
-  if (!wsh_request_wants_websocket(c->req)) {
-    answer_plain_http(c);
-    return;
-  }
-  c->gen = wsh_registry_acquire(c->w->env->reg, c->req->path);
-  if (!c->gen) {
-    respond_status(c, 404, NULL, "(no such route)");
-    return;
-  }
-  answer_upgrade(c);
-}
-
-/* Request bytes; returns how many belong to the request head. */
-static size_t read_request(websock_conn *c, const uint8_t *buf, size_t len) {
-  size_t used = 0;
-  int rc = wsh_request_feed(c->req, (const char *)buf, len, &used);
-  if (rc == WSH_HS_NEED_MORE)
-    return len;
-  if (rc != WSH_HS_DONE) {
-    respond_status(c, rc, NULL, "(bad request head)");
-    return len;
-  }
-  on_request(c);
-  return used;
-}
-
 /* ---- loop callbacks ------------------------------------------------------ */
 
 /* What a read brought, by state. */
 static void process(websock_conn *c, uint8_t *buf, size_t len) {
   if (c->state == WSH_CONN_HANDSHAKE) {
-    size_t used = read_request(c, buf, len);
+    size_t used = 0;
+    websock_response resp;
+    switch (wsh_http_feed(c, buf, len, &used, &resp)) {
+    case WSH_HTTP_ANSWERED:
+      conn_flush_and_close(c);
+      break;
+    case WSH_HTTP_UPGRADED:
+      conn_open(c, &resp);
+      wsh_response_free(&resp);
+      break;
+    default:
+      break;
+    }
     buf += used;
     len -= used;
   }
@@ -797,10 +460,10 @@ static void process(websock_conn *c, uint8_t *buf, size_t len) {
 }
 
 static void do_read(websock_conn *c) {
-  wsh_worker *w = c->w;
-  ssize_t n = recv(c->fd, w->rbuf, w->rbuf_size, 0);
+  wsh_loop *w = c->w;
+  ssize_t n = c->tp.ops->read(&c->tp, w->rbuf, w->rbuf_size);
   if (n > 0) {
-    c->last_read_ms = now_ms();
+    c->last_read_ms = wsh_now_ms();
     process(c, w->rbuf, (size_t)n);
   } else if (n == 0) {
     c->peer_eof = 1;
@@ -816,55 +479,18 @@ static void on_io(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   if (what & EV_READ)
     do_read(c);
-  wsh_worker_mark(c->w, c);
-  wsh_worker_settle(c->w);
+  wsh_loop_mark(c->w, c);
+  wsh_conn_settle_all(c->w);
 }
 
 /* ---- settling: write, wait, or go ---------------------------------------- */
-
-/* Writes what is queued; a short write makes the socket wait for EV_WRITE. */
-static void conn_write(websock_conn *c) {
-  if (c->stage_len) { /* out is empty: one send, the rest to out */
-    const uint8_t *p = c->w->obuf + c->stage_off;
-    size_t len = c->stage_len;
-    /* a closing connection's last bytes leave with its FIN (the close or
-     * shutdown that follows pushes them) */
-    int more = c->state == WSH_CONN_FLUSHING ? MSG_MORE : 0;
-    ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT | more);
-    c->stage_len = 0;
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        c->io_error = errno;
-        return;
-      }
-      n = 0;
-    }
-    if ((size_t)n < len)
-      out_add(c, p + n, len - (size_t)n);
-    return; /* the socket's buffer is full, or everything is sent */
-  }
-  while (c->out && evbuffer_get_length(c->out) > 0) {
-    int n = evbuffer_write(c->out, c->fd);
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        c->io_error = errno;
-      return;
-    }
-    if (n == 0)
-      return;
-  }
-  if (c->out) { /* empty: idle connections hold no buffer */
-    evbuffer_free(c->out);
-    c->out = NULL;
-  }
-}
 
 /* The socket waits for what the state needs. */
 static void conn_events(websock_conn *c) {
   short want = 0;
   if (!c->read_paused && c->state != WSH_CONN_FLUSHING && !c->peer_eof)
     want |= EV_READ;
-  if (wsh_conn_unsent(c) > 0)
+  if (wsh_outq_unsent(c) > 0)
     want |= EV_WRITE;
   if (want == c->ev_flags)
     return;
@@ -873,7 +499,8 @@ static void conn_events(websock_conn *c) {
   c->ev_flags = want;
   if (!want)
     return;
-  event_assign(&c->ev, c->w->base, c->fd, (short)(want | EV_PERSIST), on_io, c);
+  event_assign(&c->ev, c->w->base, c->tp.fd, (short)(want | EV_PERSIST), on_io,
+               c);
   event_add(&c->ev, NULL);
 }
 
@@ -883,7 +510,7 @@ static void conn_lost(websock_conn *c) {
     const char *detail = c->io_error
                              ? strerror(c->io_error)
                              : "connection closed without a close frame";
-    wsh_debug("conn %llu %s: %s", (unsigned long long)c->id, conn_peer(c).s,
+    wsh_debug("conn %llu %s: %s", (unsigned long long)c->id, wsh_conn_peer(c).s,
               detail);
     conn_terminate(c, WEBSOCK_REASON_ERROR, WSH_CLOSE_ABNORMAL, detail);
   }
@@ -895,18 +522,18 @@ void wsh_conn_settle(websock_conn *c) {
     conn_free(c);
     return;
   }
-  conn_write(c);
+  wsh_outq_write(c, c->state == WSH_CONN_FLUSHING);
   if (c->read_paused && c->state == WSH_CONN_OPEN &&
-      wsh_conn_unsent(c) <= c->gen->conf->pause_reading_at / 2) {
+      wsh_outq_unsent(c) <= c->gen->conf->pause_reading_at / 2) {
     resume_reading(c);
-    conn_write(c);
+    wsh_outq_write(c, c->state == WSH_CONN_FLUSHING);
   }
   /* A peer that half-closed still gets our answer (FLUSHING goes on). */
   if (c->io_error || (c->peer_eof && c->state != WSH_CONN_FLUSHING)) {
     conn_lost(c);
     return;
   }
-  if (c->state == WSH_CONN_FLUSHING && wsh_conn_unsent(c) == 0) {
+  if (c->state == WSH_CONN_FLUSHING && wsh_outq_unsent(c) == 0) {
     if (c->peer_closed && nothing_to_read(c)) {
       conn_free(c); /* both closes exchanged (RFC 6455 7.1.1) */
       return;
@@ -920,29 +547,39 @@ void wsh_conn_settle(websock_conn *c) {
   conn_events(c);
 }
 
+void wsh_conn_settle_all(wsh_loop *w) {
+  while (w->ndirty) {
+    websock_conn *c = w->dirty[--w->ndirty];
+    c->dirty = 0;
+    wsh_conn_settle(c); /* may free c */
+  }
+  w->obuf_used = 0; /* every staged run was sent or moved */
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg) {
   websock_conn *c = arg;
-  wsh_worker *w = c->w;
+  wsh_loop *w = c->w;
   (void)fd;
   (void)what;
   switch (c->state) {
   case WSH_CONN_HANDSHAKE:
-    wsh_info("%s: handshake timeout", conn_peer(c).s);
-    respond_status(c, 408, NULL, "(handshake timeout)");
+    wsh_info("%s: handshake timeout", wsh_conn_peer(c).s);
+    wsh_http_refuse(c, 408, NULL, "(handshake timeout)");
+    conn_flush_and_close(c);
     break;
   case WSH_CONN_OPEN:
     open_timer_due(c);
     break;
   case WSH_CONN_CLOSING:
     wsh_info("conn %llu %s: no close frame from the peer in time",
-             (unsigned long long)c->id, conn_peer(c).s);
+             (unsigned long long)c->id, wsh_conn_peer(c).s);
     c->dead = 1;
     break;
   default: /* FLUSHING or LINGER past the close timeout */
     c->dead = 1;
   }
-  wsh_worker_mark(w, c);
-  wsh_worker_settle(w);
+  wsh_loop_mark(w, c);
+  wsh_conn_settle_all(w);
 }
 
 /* ---- what the plugin API does on a connection ------------------------------
@@ -951,7 +588,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
 /* Is there room for `len` more unsent bytes? Applies the route's policy. */
 static int check_room(websock_conn *c, size_t len) {
   const wsh_route_conf *rc = c->gen->conf;
-  size_t unsent = wsh_conn_unsent(c);
+  size_t unsent = wsh_outq_unsent(c);
   if (unsent + len <= rc->max_unsent)
     return 0;
   if (rc->on_max_unsent == WSH_FULL_DROP)
@@ -975,13 +612,14 @@ int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
 }
 
 void wsh_conn_info(websock_conn *c, const uint8_t *data, size_t len) {
-  if (c->state != WSH_CONN_OPEN || !c->plugin_open || !handler(c)->handle_info)
+  if (c->state != WSH_CONN_OPEN || !c->plugin_open ||
+      !wsh_conn_handler(c)->handle_info)
     return;
-  uint64_t t0 = callback_enter(c, "handle_info");
-  int r = handler(c)->handle_info(c, &c->state_ptr, data, len);
-  callback_leave(c, "handle_info", t0);
+  uint64_t t0 = wsh_callback_enter(c, "handle_info");
+  int r = wsh_conn_handler(c)->handle_info(c, &c->state_ptr, data, len);
+  wsh_callback_leave(c, "handle_info", t0);
   after_callback(c, r, "handle_info");
-  wsh_worker_mark(c->w, c);
+  wsh_loop_mark(c->w, c);
 }
 
 static void unref_shared(const void *data, size_t len, void *arg) {
@@ -1001,144 +639,66 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
   wsh_stat_add(&c->w->stats.msgs_out, 1);
   wsh_stat_add(&c->w->stats.bytes_out, sh->len);
   wsh_shared_ref(sh);
-  struct evbuffer *out = out_buf(c);
+  struct evbuffer *out = wsh_outq_buffer(c);
   if (!out ||
       evbuffer_add_reference(out, sh->data, sh->len, unref_shared, sh) != 0)
     wsh_shared_unref(sh);
   maybe_pause_reading(c);
 }
 
-static void on_send_after(evutil_socket_t fd, short what, void *arg) {
-  wsh_timer *t = arg;
-  websock_conn *c = t->c;
-  (void)fd;
-  (void)what;
-  wsh_timer **pp = &c->more->timers;
-  while (*pp != t)
-    pp = &(*pp)->next;
-  *pp = t->next;
-  wsh_worker *w = c->w;
-  wsh_conn_info(c, t->data, t->len);
-  free(t);
-  wsh_worker_settle(w);
+/* A websock_send_after() timer is due: handle_info with its message. */
+static void timer_due(websock_conn *c, const uint8_t *data, size_t len) {
+  wsh_loop *w = c->w;
+  wsh_conn_info(c, data, len);
+  wsh_conn_settle_all(w);
 }
 
 int64_t wsh_conn_send_after(websock_conn *c, uint64_t ms, const void *data,
                             size_t len) {
-  wsh_conn_more *m = wsh_conn_more_of(c);
-  wsh_timer *t = m ? malloc(sizeof(*t) + len) : NULL;
-  if (!t)
-    return WEBSOCK_ENOMEM;
-  t->c = c;
-  t->id = ++m->next_timer_id;
-  t->len = len;
-  if (len)
-    memcpy(t->data, data, len);
-  struct timeval tv = wsh_timeval_ms(ms);
-  evtimer_assign(&t->ev, c->w->base, on_send_after, t);
-  if (evtimer_add(&t->ev, &tv) != 0) {
-    free(t);
-    return WEBSOCK_ENOMEM;
-  }
-  t->next = m->timers;
-  m->timers = t;
-  return t->id;
-}
-
-int wsh_conn_cancel_timer(websock_conn *c, int64_t id) {
-  if (!c->more)
-    return WEBSOCK_ENOENT;
-  for (wsh_timer **pp = &c->more->timers; *pp; pp = &(*pp)->next) {
-    if ((*pp)->id == id) {
-      wsh_timer *t = *pp;
-      *pp = t->next;
-      event_del(&t->ev);
-      free(t);
-      return 0;
-    }
-  }
-  return WEBSOCK_ENOENT;
-}
-
-int wsh_conn_subscribe(websock_conn *c, const char *topic) {
-  if (!wsh_contract_topic(topic))
-    return WEBSOCK_EINVAL;
-  wsh_conn_more *m = wsh_conn_more_of(c);
-  if (!m)
-    return WEBSOCK_ENOMEM;
-  if (m->nsubs == m->capsubs) {
-    if (m->capsubs >= UINT16_MAX / 2)
-      return WEBSOCK_ENOMEM;
-    uint16_t cap = m->capsubs ? (uint16_t)(m->capsubs * 2) : 2;
-    wsh_topic **subs = realloc(m->subs, cap * sizeof(*subs));
-    if (!subs)
-      return WEBSOCK_ENOMEM;
-    m->subs = subs;
-    m->capsubs = cap;
-  }
-  bool added;
-  wsh_topic *tp = wsh_topics_join(&c->w->topics, topic, c, &added);
-  if (!tp)
-    return WEBSOCK_ENOMEM;
-  if (added)
-    m->subs[m->nsubs++] = tp;
-  return 0;
-}
-
-int wsh_conn_unsubscribe(websock_conn *c, const char *topic) {
-  wsh_conn_more *m = c->more;
-  for (uint16_t i = 0; m && i < m->nsubs; i++) {
-    if (strcmp(m->subs[i]->name, topic) == 0) {
-      wsh_topics_leave(&c->w->topics, m->subs[i], c);
-      m->subs[i] = m->subs[--m->nsubs];
-      return 0;
-    }
-  }
-  return WEBSOCK_ENOENT;
+  return wsh_msgs_send_after(c, ms, data, len, timer_due);
 }
 
 /* ---- life ---------------------------------------------------------------- */
 
-int wsh_conn_new(wsh_worker *w, int fd, const struct sockaddr *sa,
+int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa,
                  socklen_t len) {
   (void)len;
+  wsh_transport tp;
+  wsh_tcp_transport(&tp, fd);
   websock_conn *c = calloc(1, sizeof(*c));
   if (!c)
-    goto out_close_fd;
+    goto out_close;
   c->w = w;
+  c->tp = tp;
   c->id = ++w->next_id * 1000 + w->index;
   char peer[64];
   wsh_format_addr(sa, peer, sizeof(peer));
   wsh_stat_add(&w->stats.accepted, 1);
-  /* Writes are already batched per loop turn: send them without waiting for
-   * the peer's delayed ACK (a message over one write would wait 40 ms). */
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  c->fd = fd;
-  if (wsh_request_new(&c->req, conn_cfg(c)->max_header_size) != 0)
+  if (wsh_request_new(&c->req, wsh_conn_cfg(c)->max_header_size) != 0)
     goto out_free;
   snprintf(c->req->remote_addr, sizeof(c->req->remote_addr), "%s", peer);
   c->ev_flags = EV_READ;
-  event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, on_io, c);
+  event_assign(&c->ev, w->base, c->tp.fd, EV_READ | EV_PERSIST, on_io, c);
   event_add(&c->ev, NULL);
   c->next = w->conns;
   if (w->conns)
     w->conns->prev = c;
   w->conns = c;
   w->nconns++;
-  set_deadline(c, conn_cfg(c)->handshake_timeout_ms);
+  set_deadline(c, wsh_conn_cfg(c)->handshake_timeout_ms);
   return 0;
 out_free:
   free(c);
-out_close_fd:
-  evutil_closesocket(fd);
+out_close:
+  tp.ops->close(&tp);
   return WEBSOCK_ENOMEM;
 }
 
 void wsh_conn_shutdown(websock_conn *c) {
-  wsh_worker_mark(c->w, c);
+  wsh_loop_mark(c->w, c);
   if (c->state == WSH_CONN_HANDSHAKE) {
-    respond_status(c, 503, "Shutting down.\n", "(shutting down)");
+    wsh_http_refuse(c, 503, "Shutting down.\n", "(shutting down)");
+    conn_flush_and_close(c);
     return;
   }
   if (c->state == WSH_CONN_OPEN)
@@ -1147,7 +707,7 @@ void wsh_conn_shutdown(websock_conn *c) {
 }
 
 void wsh_conn_restart(websock_conn *c) {
-  wsh_worker_mark(c->w, c);
+  wsh_loop_mark(c->w, c);
   if (c->state == WSH_CONN_OPEN)
     conn_close(c, WSH_CLOSE_RESTART, "service restart", WEBSOCK_REASON_SHUTDOWN,
                NULL);

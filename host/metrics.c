@@ -66,7 +66,7 @@ static void per_worker(FILE *f, wsh_server *srv, const char *name,
           type);
   for (unsigned i = 0; i < srv->nworkers; i++) {
     atomic_ullong *v =
-        (atomic_ullong *)((char *)&srv->workers[i].stats + offset);
+        (atomic_ullong *)((char *)&srv->workers[i].loop.stats + offset);
     fprintf(f, "websockd_%s{worker=\"%u\"} %llu\n", name, i, atomic_load(v));
   }
 }
@@ -104,7 +104,7 @@ static void responses(FILE *f, wsh_server *srv) {
   for (int s = 0; s < WSH_NSTATUS; s++) {
     unsigned long long n = 0;
     for (unsigned i = 0; i < srv->nworkers; i++)
-      n += atomic_load(&srv->workers[i].stats.responses[s]);
+      n += atomic_load(&srv->workers[i].loop.stats.responses[s]);
     if (s == WSH_STATUS_OTHER)
       fprintf(f, "websockd_http_responses_total{status=\"other\"} %llu\n", n);
     else

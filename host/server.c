@@ -70,7 +70,7 @@ static int bind_one(wsh_server *srv, const char *spec, char *err,
     return WEBSOCK_EINVAL;
   }
   struct evconnlistener *l = evconnlistener_new_bind(
-      srv->workers[0].base, on_accept, srv,
+      srv->workers[0].loop.base, on_accept, srv,
       LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
       (struct sockaddr *)&ss, (int)len);
   if (!l) {
@@ -239,7 +239,7 @@ static void on_worker_exit(evutil_socket_t fd, short what, void *arg) {
 
 /* Worker hook: worker 0 owns the listeners. */
 static void on_worker_stopping(void *arg, wsh_worker *w) {
-  if (w->index == 0)
+  if (w->loop.index == 0)
     stop_listening(arg);
 }
 
@@ -312,7 +312,8 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   evsignal_add(srv->sig_hup, NULL);
   if ((rc = start_workers(srv, err, errlen)) != 0)
     goto out_free;
-  srv->accept_resume = evtimer_new(srv->workers[0].base, on_accept_resume, srv);
+  srv->accept_resume =
+      evtimer_new(srv->workers[0].loop.base, on_accept_resume, srv);
   if (!srv->accept_resume)
     goto out_free;
   *out = srv;

@@ -120,3 +120,26 @@ void wsh_topics_leave(wsh_topics *t, wsh_topic *topic, websock_conn *conn) {
   if (topic->n == 0)
     unlink_topic(t, topic);
 }
+
+/* ---- shared payloads ----------------------------------------------------- */
+
+wsh_shared *wsh_shared_new(const char *topic, size_t len) {
+  size_t tlen = strlen(topic);
+  wsh_shared *sh = malloc(sizeof(*sh) + tlen + 1 + len);
+  if (!sh)
+    return NULL;
+  atomic_init(&sh->refs, 1);
+  memcpy(sh->topic, topic, tlen + 1);
+  sh->data = (uint8_t *)sh->topic + tlen + 1;
+  sh->len = len;
+  return sh;
+}
+
+void wsh_shared_ref(wsh_shared *sh) {
+  atomic_fetch_add_explicit(&sh->refs, 1, memory_order_relaxed);
+}
+
+void wsh_shared_unref(wsh_shared *sh) {
+  if (atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1)
+    free(sh);
+}

@@ -1,13 +1,18 @@
 /*
  * topic.h - a worker's topics: for each topic name, the worker's own
- * connections subscribed to it. Worker thread only; a publish reaches every
- * worker through its mailbox and each delivers to its local members.
+ * connections subscribed to it (worker thread only; a publish reaches every
+ * worker through its mailbox and each delivers to its local members), and
+ * the payload a publish or broadcast shares among all of them (any thread).
+ * Connections are opaque here: the bus knows topics and payloads, the
+ * network layer delivers.
  */
 #ifndef WSH_TOPIC_H
 #define WSH_TOPIC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "websock.h"
 
@@ -35,5 +40,19 @@ wsh_topic *wsh_topics_join(wsh_topics *t, const char *name, websock_conn *conn,
                            bool *added);
 /* Removes conn from the topic (deleted when empty). */
 void wsh_topics_leave(wsh_topics *t, wsh_topic *topic, websock_conn *conn);
+
+/* A payload several workers share: a publish (raw data for handle_info) or
+ * a broadcast (one framed message, its bytes referenced by every
+ * subscriber's send queue). Freed when the last reference goes. */
+typedef struct wsh_shared {
+  atomic_int refs;
+  size_t len;
+  uint8_t *data;
+  char topic[];
+} wsh_shared;
+
+wsh_shared *wsh_shared_new(const char *topic, size_t len);
+void wsh_shared_ref(wsh_shared *sh);
+void wsh_shared_unref(wsh_shared *sh);
 
 #endif

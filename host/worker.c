@@ -16,29 +16,6 @@
 #include "log.h"
 #include "timeutil.h"
 
-/* ---- shared payloads ----------------------------------------------------- */
-
-wsh_shared *wsh_shared_new(const char *topic, size_t len) {
-  size_t tlen = strlen(topic);
-  wsh_shared *sh = malloc(sizeof(*sh) + tlen + 1 + len);
-  if (!sh)
-    return NULL;
-  atomic_init(&sh->refs, 1);
-  memcpy(sh->topic, topic, tlen + 1);
-  sh->data = (uint8_t *)sh->topic + tlen + 1;
-  sh->len = len;
-  return sh;
-}
-
-void wsh_shared_ref(wsh_shared *sh) {
-  atomic_fetch_add_explicit(&sh->refs, 1, memory_order_relaxed);
-}
-
-void wsh_shared_unref(wsh_shared *sh) {
-  if (atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1)
-    free(sh);
-}
-
 /* ---- the mailbox --------------------------------------------------------- */
 
 static void post(wsh_worker *w, wsh_mail *m) {
@@ -68,7 +45,7 @@ int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
 
 int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,
                          const void *data, size_t len) {
-  if (!wsh_slots_live(&w->slots, slot, serial))
+  if (!wsh_slots_live(&w->loop.slots, slot, serial))
     return WEBSOCK_ENOENT;
   wsh_mail *m = malloc(sizeof(*m) + len);
   if (!m)
@@ -106,31 +83,19 @@ int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g) {
   return 0;
 }
 
-int wsh_status_index(int status) {
-  switch (status) {
-#define WSH_STATUS_CASE_(code)                                                 \
-  case code:                                                                   \
-    return WSH_STATUS_##code;
-    WSH_STATUS_MAP(WSH_STATUS_CASE_)
-#undef WSH_STATUS_CASE_
-  default:
-    return WSH_STATUS_OTHER;
-  }
-}
-
 /* An accepted socket becomes a connection of w (or is closed if w stops). */
 static void adopt(wsh_worker *w, int fd, const struct sockaddr *sa,
                   socklen_t len) {
-  if (w->stopping)
+  if (w->loop.stopping)
     close(fd);
   else
-    wsh_conn_new(w, fd, sa, len);
+    wsh_conn_new(&w->loop, fd, sa, len);
 }
 
 void wsh_worker_adopt_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
                          socklen_t len) {
   adopt(w, fd, sa, len);
-  wsh_worker_settle(w);
+  wsh_conn_settle_all(&w->loop);
 }
 
 void wsh_worker_post_stop(wsh_worker *w) {
@@ -145,7 +110,7 @@ void wsh_worker_post_stop(wsh_worker *w) {
 /* Every local subscriber of a topic, from a snapshot: callbacks may join or
  * leave topics while we deliver. */
 static void deliver_shared(wsh_worker *w, wsh_mail *m) {
-  wsh_topic *tp = wsh_topics_find(&w->topics, m->shared->topic);
+  wsh_topic *tp = wsh_topics_find(&w->loop.topics, m->shared->topic);
   if (!tp)
     return;
   size_t n = tp->n;
@@ -168,12 +133,12 @@ static void deliver(wsh_worker *w, wsh_mail *m) {
     adopt(w, m->acc.fd, (struct sockaddr *)&m->acc.addr, m->acc.addrlen);
     break;
   case WSH_MAIL_RESTART:
-    for (websock_conn *c = w->conns; c; c = c->next)
+    for (websock_conn *c = w->loop.conns; c; c = c->next)
       if (c->gen == m->gen)
         wsh_conn_restart(c);
     break;
   case WSH_MAIL_SEND: {
-    websock_conn *c = wsh_slots_get(&w->slots, m->slot, m->serial);
+    websock_conn *c = wsh_slots_get(&w->loop.slots, m->slot, m->serial);
     if (c)
       wsh_conn_info(c, m->data, m->len);
     break;
@@ -198,29 +163,29 @@ static void on_grace(evutil_socket_t fd, short what, void *arg) {
   wsh_worker *w = arg;
   (void)fd;
   (void)what;
-  if (w->nconns)
+  if (w->loop.nconns)
     wsh_warn("worker %u: grace period over, cutting %zu connection(s)",
-             w->index, w->nconns);
-  while (w->conns)
-    wsh_conn_abort(w->conns);
-  event_base_loopexit(w->base, NULL);
+             w->loop.index, w->loop.nconns);
+  while (w->loop.conns)
+    wsh_conn_abort(w->loop.conns);
+  event_base_loopexit(w->loop.base, NULL);
 }
 
 static void begin_stop(wsh_worker *w) {
-  w->stopping = 1;
+  w->loop.stopping = 1;
   if (w->hooks.stopping)
     w->hooks.stopping(w->hooks.arg, w);
-  for (websock_conn *c = w->conns, *next; c; c = next) {
+  for (websock_conn *c = w->loop.conns, *next; c; c = next) {
     next = c->next;
     wsh_conn_shutdown(c);
   }
-  wsh_worker_settle(w);
+  wsh_conn_settle_all(&w->loop);
   struct timeval tv = wsh_timeval_ms(w->grace_ms);
-  w->grace = evtimer_new(w->base, on_grace, w);
+  w->grace = evtimer_new(w->loop.base, on_grace, w);
   if (w->grace)
     evtimer_add(w->grace, &tv);
-  if (w->nconns == 0)
-    event_base_loopexit(w->base, NULL);
+  if (w->loop.nconns == 0)
+    event_base_loopexit(w->loop.base, NULL);
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg) {
@@ -232,7 +197,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
   int stop = w->stop_requested;
   w->inbox = w->inbox_tail = NULL;
   pthread_mutex_unlock(&w->lock);
-  if (stop && !w->stopping)
+  if (stop && !w->loop.stopping)
     begin_stop(w);
   while (m) {
     wsh_mail *next = m->next;
@@ -242,58 +207,16 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
     free_mail(m);
     m = next;
   }
-  wsh_worker_settle(w);
-}
-
-void wsh_worker_mark(wsh_worker *w, websock_conn *c) {
-  if (c->dirty)
-    return;
-  if (w->ndirty == w->capdirty) {
-    size_t cap = w->capdirty ? w->capdirty * 2 : 64;
-    websock_conn **d = realloc(w->dirty, cap * sizeof(*d));
-    if (!d)
-      return; /* settled later by its own socket or timer event */
-    w->dirty = d;
-    w->capdirty = cap;
-  }
-  c->dirty = 1;
-  w->dirty[w->ndirty++] = c;
-}
-
-void wsh_worker_unmark(wsh_worker *w, websock_conn *c) {
-  if (!c->dirty)
-    return;
-  for (size_t i = 0; i < w->ndirty; i++) {
-    if (w->dirty[i] == c) {
-      w->dirty[i] = w->dirty[--w->ndirty];
-      break;
-    }
-  }
-  c->dirty = 0;
-}
-
-void wsh_worker_settle(wsh_worker *w) {
-  while (w->ndirty) {
-    websock_conn *c = w->dirty[--w->ndirty];
-    c->dirty = 0;
-    wsh_conn_settle(c); /* may free c */
-  }
-  w->obuf_used = 0; /* every staged run was sent or moved */
-}
-
-void wsh_worker_conn_gone(wsh_worker *w) {
-  w->nconns--;
-  if (w->stopping && w->nconns == 0)
-    event_base_loopexit(w->base, NULL);
+  wsh_conn_settle_all(&w->loop);
 }
 
 static void *worker_main(void *arg) {
   wsh_worker *w = arg;
-  event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+  event_base_loop(w->loop.base, EVLOOP_NO_EXIT_ON_EMPTY);
   if (w->hooks.stopping) /* the loop may end without begin_stop */
     w->hooks.stopping(w->hooks.arg, w);
-  while (w->conns) /* loopexit with connections left: only on grace */
-    wsh_conn_abort(w->conns);
+  while (w->loop.conns) /* loopexit with connections left: only on grace */
+    wsh_conn_abort(w->loop.conns);
   if (w->hooks.exited)
     w->hooks.exited(w->hooks.arg, w);
   return NULL;
@@ -303,37 +226,19 @@ int wsh_worker_init(wsh_worker *w, unsigned index, wsh_conn_env *env,
                     websock_host *host, const wsh_worker_hooks *hooks,
                     uint64_t grace_ms) {
   memset(w, 0, sizeof(*w));
-  w->index = index;
-  w->env = env;
-  w->host = host;
+  if (wsh_loop_init(&w->loop, index, env, host) != 0)
+    return WEBSOCK_ENOMEM;
   if (hooks)
     w->hooks = *hooks;
   w->grace_ms = grace_ms;
+  w->wake = event_new(w->loop.base, -1, EV_PERSIST | EV_READ, on_wake, w);
+  if (!w->wake) {
+    wsh_loop_free(&w->loop);
+    return WEBSOCK_ENOMEM;
+  }
   pthread_mutex_init(&w->lock, NULL);
-  wsh_slots_init(&w->slots);
-  wsh_topics_init(&w->topics);
-  w->rbuf_size = 64 * 1024;
-  w->rbuf = malloc(w->rbuf_size);
-  w->obuf_size = 256 * 1024;
-  w->obuf = malloc(w->obuf_size);
-  w->base = event_base_new();
-  if (!w->base || !w->rbuf || !w->obuf)
-    goto out_free;
-  w->wake = event_new(w->base, -1, EV_PERSIST | EV_READ, on_wake, w);
-  if (!w->wake)
-    goto out_free;
   w->inited = 1;
   return 0;
-out_free:
-  free(w->rbuf);
-  free(w->obuf);
-  if (w->base)
-    event_base_free(w->base);
-  wsh_slots_free(&w->slots);
-  wsh_topics_free(&w->topics);
-  pthread_mutex_destroy(&w->lock);
-  memset(w, 0, sizeof(*w));
-  return WEBSOCK_ENOMEM;
 }
 
 int wsh_worker_start(wsh_worker *w) {
@@ -358,11 +263,6 @@ void wsh_worker_free(wsh_worker *w) {
   if (w->grace)
     event_free(w->grace);
   event_free(w->wake);
-  event_base_free(w->base);
-  wsh_slots_free(&w->slots);
-  wsh_topics_free(&w->topics);
-  free(w->rbuf);
-  free(w->obuf);
-  free(w->dirty);
+  wsh_loop_free(&w->loop);
   pthread_mutex_destroy(&w->lock);
 }

@@ -1,7 +1,9 @@
 /*
- * worker.h - a worker: a thread running its own libevent loop. A connection
- * lives on one worker for its whole life, so its callbacks never run
- * concurrently. Other threads talk to a worker only through its inbox.
+ * worker.h - a worker: a thread running its own libevent loop (wsh_loop,
+ * which its connections share). A connection lives on one worker for its
+ * whole life, so its callbacks never run concurrently. Other threads talk to
+ * a worker only through its mailbox; the worker tells its owner (the
+ * server) what happens through hooks and never calls it.
  */
 #ifndef WSH_WORKER_H
 #define WSH_WORKER_H
@@ -12,14 +14,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "slots.h"
+#include "loop.h"
 #include "topic.h"
 #include "websock.h"
 
-struct event_base;
 struct event;
 typedef struct wsh_worker wsh_worker;
-typedef struct wsh_conn_env wsh_conn_env;
 
 /* What the owner of the workers (the server) is told, on the worker's
  * thread: it begins to stop (worker 0 then closes the listeners), and it is
@@ -36,20 +36,6 @@ typedef struct wsh_accepted {
   socklen_t addrlen;
 } wsh_accepted;
 
-/* A payload several workers share: a publish (raw data for handle_info) or
- * a broadcast (one framed message, its bytes referenced by every
- * subscriber's send queue). Freed when the last reference goes. */
-typedef struct wsh_shared {
-  atomic_int refs;
-  size_t len;
-  uint8_t *data;
-  char topic[];
-} wsh_shared;
-
-wsh_shared *wsh_shared_new(const char *topic, size_t len);
-void wsh_shared_ref(wsh_shared *sh);
-void wsh_shared_unref(wsh_shared *sh);
-
 enum {
   WSH_MAIL_ACCEPT,
   WSH_MAIL_SEND,
@@ -57,41 +43,6 @@ enum {
   WSH_MAIL_BROADCAST,
   WSH_MAIL_RESTART /* close a replaced generation's connections with 1012 */
 };
-
-/* Counters for /metrics: written by the worker, read by any thread. */
-#define WSH_STATUS_MAP(XX)                                                     \
-  XX(101)                                                                      \
-  XX(200)                                                                      \
-  XX(400)                                                                      \
-  XX(401)                                                                      \
-  XX(403)                                                                      \
-  XX(404)                                                                      \
-  XX(405) XX(408) XX(413) XX(414) XX(426) XX(429) XX(431) XX(500) XX(503)
-enum {
-#define WSH_STATUS_ENUM_(code) WSH_STATUS_##code,
-  WSH_STATUS_MAP(WSH_STATUS_ENUM_)
-#undef WSH_STATUS_ENUM_
-      WSH_STATUS_OTHER,
-  WSH_NSTATUS
-};
-
-typedef struct wsh_stats {
-  atomic_ullong accepted;
-  atomic_ullong open; /* WebSocket connections now */
-  atomic_ullong msgs_in, msgs_out, bytes_in, bytes_out;
-  atomic_ullong responses[WSH_NSTATUS]; /* upgrade answers by status */
-} wsh_stats;
-
-/* Adds to a counter of this worker's wsh_stats. Each counter has one writer,
- * the worker thread, so a relaxed load and store do (no locked add on the
- * per-message path); readers on other threads see whole values. */
-static inline void wsh_stat_add(atomic_ullong *v, unsigned long long n) {
-  atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
-                        memory_order_relaxed);
-}
-
-/* Index of a status in wsh_stats.responses. */
-int wsh_status_index(int status);
 
 typedef struct wsh_generation wsh_generation;
 
@@ -117,41 +68,18 @@ typedef struct wsh_mail {
 } wsh_mail;
 
 struct wsh_worker {
-  wsh_conn_env *env;  /* what its connections need */
-  websock_host *host; /* for websock_self() and websock_conn_host() */
+  wsh_loop loop; /* what its connections share (first: a worker is a loop) */
   wsh_worker_hooks hooks;
   uint64_t grace_ms; /* shutdown: how long connections get to close */
-  unsigned index;
   pthread_t thread;
-  int inited;  /* wsh_worker_init succeeded */
-  int started; /* its thread runs */
-  struct event_base *base;
+  int inited;         /* wsh_worker_init succeeded */
+  int started;        /* its thread runs */
   struct event *wake; /* activated from other threads: look at the inbox */
   pthread_mutex_t lock;
   wsh_mail *inbox;      /* under lock: sockets, messages, publishes */
   wsh_mail *inbox_tail; /* under lock */
   int stop_requested;   /* under lock */
-  int stopping;         /* worker thread only */
   struct event *grace;
-  websock_conn *conns; /* every socket of this worker, upgraded or not */
-  size_t nconns;       /* (sockets, not the open WebSocket gauge) */
-  uint64_t next_id;
-  wsh_slots slots;   /* behind websock_ref */
-  wsh_topics topics; /* this worker's subscribers */
-  wsh_stats stats;
-  uint8_t *rbuf; /* every read of this worker's sockets lands here */
-  size_t rbuf_size;
-  /* Frames queued during one loop callback land here, each connection's in
-   * one contiguous run, and are sent with one send() when it is settled; the
-   * area is reused once every dirty connection is settled, so the echo path
-   * allocates nothing. What a short write leaves goes to the connection's
-   * evbuffer. */
-  uint8_t *obuf;
-  size_t obuf_size;
-  size_t obuf_used;
-  websock_conn **dirty; /* connections to settle before the callback ends */
-  size_t ndirty;
-  size_t capdirty;
 };
 
 /* Sets w up (its loop, buffers, mailbox) without a thread: index-th worker
@@ -184,16 +112,5 @@ int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g);
 /* From any thread: close every connection with 1001 and exit the thread
  * once they are gone or after the grace period. */
 void wsh_worker_post_stop(wsh_worker *w);
-
-/* Worker thread only: c has output to write or state to settle at the end
- * of the current loop callback. */
-void wsh_worker_mark(wsh_worker *w, websock_conn *c);
-/* Worker thread only: settles every marked connection. */
-void wsh_worker_settle(wsh_worker *w);
-/* Worker thread only: c is being freed; forget it if marked. */
-void wsh_worker_unmark(wsh_worker *w, websock_conn *c);
-
-/* Worker thread only: a connection left the worker. */
-void wsh_worker_conn_gone(wsh_worker *w);
 
 #endif

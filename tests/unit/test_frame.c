@@ -51,7 +51,9 @@ static void put(struct bytes *b, const void *p, size_t n) {
   b->len += n;
 }
 
-static void put_byte(struct bytes *b, uint8_t c) { put(b, &c, 1); }
+static void put_byte(struct bytes *b, uint8_t c) {
+  put(b, &c, 1);
+}
 
 /* A frame header announcing `len` bytes, with the length written in the
  * form `form` (0: shortest, or 126/127 to force one) and then `key`. */

@@ -28,12 +28,12 @@ START_TEST(page) {
   srv.workers = workers;
   srv.nworkers = 2;
   atomic_store(&srv.env.open, 3);
-  atomic_store(&workers[0].stats.open, 1);
-  atomic_store(&workers[1].stats.open, 2);
-  atomic_store(&workers[1].stats.msgs_in, 10);
-  atomic_store(&workers[0].stats.responses[wsh_status_index(101)], 4);
-  atomic_store(&workers[1].stats.responses[wsh_status_index(101)], 1);
-  atomic_store(&workers[1].stats.responses[wsh_status_index(418)], 1);
+  atomic_store(&workers[0].loop.stats.open, 1);
+  atomic_store(&workers[1].loop.stats.open, 2);
+  atomic_store(&workers[1].loop.stats.msgs_in, 10);
+  atomic_store(&workers[0].loop.stats.responses[wsh_status_index(101)], 4);
+  atomic_store(&workers[1].loop.stats.responses[wsh_status_index(101)], 1);
+  atomic_store(&workers[1].loop.stats.responses[wsh_status_index(418)], 1);
 
   char *text = NULL;
   ck_assert_int_eq(wsh_metrics_render(&srv, &text), 0);

@@ -65,8 +65,8 @@ START_TEST(serves_plain_http) {
   ck_assert_ptr_eq(srv->host.workers, srv->workers);
   ck_assert_uint_eq(srv->host.nworkers, 2);
   ck_assert_ptr_ne((void *)&srv->host, (void *)srv);
-  ck_assert_ptr_eq(srv->workers[1].host, &srv->host);
-  ck_assert_ptr_eq(srv->workers[0].env, &srv->env);
+  ck_assert_ptr_eq(srv->workers[1].loop.host, &srv->host);
+  ck_assert_ptr_eq(srv->workers[0].loop.env, &srv->env);
   ck_assert_ptr_eq(srv->env.cfg, &cfg);
   ck_assert_msg(wsh_server_listen(srv, err, sizeof(err)) == 0, "%s", err);
   ck_assert_uint_eq(srv->nlisteners, 1);
@@ -86,8 +86,8 @@ START_TEST(serves_plain_http) {
   ck_assert_has(ask(port, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"),
                 "HTTP/1.1 404");
   /* both workers served (the listener hands sockets out in turn) */
-  unsigned long long a0 = atomic_load(&srv->workers[0].stats.accepted);
-  unsigned long long a1 = atomic_load(&srv->workers[1].stats.accepted);
+  unsigned long long a0 = atomic_load(&srv->workers[0].loop.stats.accepted);
+  unsigned long long a1 = atomic_load(&srv->workers[1].loop.stats.accepted);
   ck_assert_uint_eq(a0 + a1, 3);
   ck_assert_uint_ge(a0, 1);
   ck_assert_uint_ge(a1, 1);

@@ -31,7 +31,9 @@ struct ucase {
 };
 
 #define B(...)                                                                 \
-  (const uint8_t[]) { __VA_ARGS__ }
+  (const uint8_t[]) {                                                          \
+    __VA_ARGS__                                                                \
+  }
 #define UC(name, expect, ...)                                                  \
   { name, B(__VA_ARGS__), sizeof(B(__VA_ARGS__)), expect }
 
