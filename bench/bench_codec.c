@@ -6,8 +6,8 @@
  * memcpy of the same buffer is the yardstick. `--short` uses 1 MiB and one
  * run, so that the test suite can check that it still works.
  */
-#include "frame.h"
-#include "utf8.h"
+#include "protocol/frame.h"
+#include "protocol/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -23,7 +23,7 @@
  */
 #include <stdbool.h>
 
-#include "frame.h"
+#include "protocol/frame.h"
 #include "fuzz.h"
 
 #define MAX_MESSAGE (1024 * 1024)

@@ -16,7 +16,7 @@
 #include <strings.h>
 
 #include "fuzz.h"
-#include "handshake.h"
+#include "protocol/handshake.h"
 
 #define MAX_HEAD 8192
 #define BYTEWISE_MAX 2048

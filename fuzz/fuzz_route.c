@@ -11,9 +11,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "base/config.h"
 #include "fuzz.h"
-#include "route.h"
+#include "plugins/route.h"
 
 /* The memfd, made once and rewritten for every input. */
 static const char *file_with(const uint8_t *data, size_t size) {

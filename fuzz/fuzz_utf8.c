@@ -21,7 +21,7 @@
 #include <stdbool.h>
 
 #include "fuzz.h"
-#include "utf8.h"
+#include "protocol/utf8.h"
 
 /* What valid UTF-8 would make of s[0..len). */
 typedef struct verdict {

@@ -32,10 +32,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "contract.h"
-#include "frame.h"
-#include "headers.h"
-#include "utf8.h"
+#include "plugins/contract.h"
+#include "protocol/frame.h"
+#include "protocol/headers.h"
+#include "protocol/utf8.h"
 
 #define WST_MAX_CLOSE_TEXT (WSH_MAX_CONTROL - 2)
 #define WST_RUN_LIMIT 1000000L

@@ -7,8 +7,8 @@
 #include <check.h>
 #include <string.h>
 
-#include "contract.h"
-#include "frame.h"
+#include "plugins/contract.h"
+#include "protocol/frame.h"
 
 START_TEST(conn_state) {
   int c;

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "crash.h"
+#include "base/crash.h"
 
 #define WSH_TEST_NAME "test_crash"
 #include "testutil.h"

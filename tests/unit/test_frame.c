@@ -8,7 +8,7 @@
  * stream positions. Then the encoder side: frame headers, close payloads,
  * close codes and wsh_mask.
  */
-#include "frame.h"
+#include "protocol/frame.h"
 
 #include <check.h>
 #include <stdio.h>

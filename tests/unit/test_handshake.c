@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handshake.h"
+#include "protocol/handshake.h"
 
 #define LIMIT 8192
 

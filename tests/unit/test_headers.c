@@ -4,7 +4,7 @@
  */
 #include <check.h>
 
-#include "headers.h"
+#include "protocol/headers.h"
 
 START_TEST(tokens) {
   ck_assert(wsh_header_token("X-Recorder"));

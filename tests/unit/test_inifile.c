@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "inifile.h"
+#include "base/inifile.h"
 
 #define WSH_TEST_NAME "test_inifile"
 #include "testutil.h"

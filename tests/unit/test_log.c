@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define WSH_TEST_NAME "test_log"
 #include "testutil.h"

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "metrics.h"
-#include "server.h"
+#include "base/log.h"
+#include "ops/metrics.h"
+#include "network/server.h"
 
 #define WSH_TEST_NAME "test_metrics"
 #define WSH_TEST_SET_TMPDIR

@@ -21,9 +21,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "plugin.h"
-#include "route.h"
+#include "base/log.h"
+#include "plugins/plugin.h"
+#include "plugins/route.h"
 #include "websock.h"
 
 #define WSH_TEST_NAME "test_plugin"

@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "registry.h"
-#include "route.h"
+#include "base/log.h"
+#include "plugins/registry.h"
+#include "plugins/route.h"
 #include "websock.h"
 
 #define WSH_TEST_NAME "test_registry"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "route.h"
+#include "plugins/route.h"
 #include "websock.h"
 
 #define WSH_TEST_NAME "test_route"

@@ -13,8 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "server.h"
+#include "base/log.h"
+#include "network/server.h"
 
 #define WSH_TEST_NAME "test_server"
 #define WSH_TEST_SET_TMPDIR
@@ -58,9 +58,9 @@ START_TEST(serves_plain_http) {
   wsh_registry *reg = NULL;
   ck_assert_int_eq(wsh_registry_new(&reg, err, sizeof(err)), 0);
   wsh_server *srv = NULL;
-  ck_assert_msg(
-      wsh_server_new(&srv, &cfg, reg, fake_metrics, err, sizeof(err)) == 0,
-      "%s", err);
+  wsh_server_hooks hooks = {.render_metrics = fake_metrics};
+  ck_assert_msg(wsh_server_new(&srv, &cfg, reg, &hooks, err, sizeof(err)) == 0,
+                "%s", err);
   ck_assert_uint_eq(srv->nworkers, 2);
   ck_assert_ptr_eq(srv->host.workers, srv->workers);
   ck_assert_uint_eq(srv->host.nworkers, 2);

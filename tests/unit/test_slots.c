@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "slots.h"
+#include "network/slots.h"
 
 static websock_conn *fake(uintptr_t n) {
   return (websock_conn *)(n * 16);

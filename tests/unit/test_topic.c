@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "topic.h"
+#include "bus/topic.h"
 
 static websock_conn *fake(uintptr_t n) {
   return (websock_conn *)(n * 16);

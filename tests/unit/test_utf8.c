@@ -5,7 +5,7 @@
  * word fast path with a bad byte at every position and alignment; and a
  * comparison with a slow reference decoder over short byte strings.
  */
-#include "utf8.h"
+#include "protocol/utf8.h"
 
 #include <check.h>
 #include <stdio.h>

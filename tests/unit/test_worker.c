@@ -12,10 +12,10 @@
 
 #include <event2/thread.h>
 
-#include "config.h"
-#include "conn.h"
-#include "log.h"
-#include "worker.h"
+#include "base/config.h"
+#include "network/conn.h"
+#include "base/log.h"
+#include "network/worker.h"
 
 #define WSH_TEST_NAME "test_worker"
 #define WSH_TEST_SET_TMPDIR

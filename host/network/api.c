@@ -1,0 +1,239 @@
+/*
+ * api.c - the websock_* functions a plugin calls (declared in websock.h),
+ * exported from the websockd executable to the plugins it loads.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "network/conn.h"
+#include "network/msgs.h"
+#include "network/outq.h"
+#include "plugins/contract.h"
+#include "protocol/handshake.h"
+#include "base/log.h"
+#include "plugins/route.h"
+#include "bus/topic.h"
+#include "websock.h"
+#include "network/worker.h"
+
+/* May the plugin act on this connection now? */
+static int check_open(const websock_conn *c) {
+  return wsh_contract_conn(c, c && c->in_callback, true,
+                           c && c->state == WSH_CONN_OPEN);
+}
+
+/* May the plugin act on this connection, open or closing? */
+static int check_in_callback(const websock_conn *c) {
+  return wsh_contract_conn(c, c && c->in_callback, false, false);
+}
+
+int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
+                 size_t len) {
+  int rc = check_open(conn);
+  if (rc)
+    return rc;
+  if ((rc = wsh_contract_push(opcode, data, len)) != 0)
+    return rc;
+  return wsh_conn_push(conn, (uint8_t)opcode, data, len);
+}
+
+static int set_stop(websock_conn *c, int kind, uint16_t code,
+                    const char *text) {
+  int rc = check_open(c);
+  if (rc)
+    return rc;
+  wsh_conn_more *m = wsh_conn_more_of(c);
+  char *copy = NULL;
+  if (!m || (text && !(copy = strdup(text))))
+    return WEBSOCK_ENOMEM;
+  free(m->stop_text);
+  m->stop_text = copy;
+  m->stop_code = code;
+  c->stop_kind = (uint8_t)kind;
+  return 0;
+}
+
+int websock_close(websock_conn *conn, uint16_t code, const char *text) {
+  if (!wsh_contract_close_code(code))
+    return WEBSOCK_EINVAL;
+  return set_stop(conn, WSH_STOP_NORMAL, code, text);
+}
+
+int websock_close_error(websock_conn *conn, const char *detail) {
+  return set_stop(conn, WSH_STOP_ERROR, WSH_CLOSE_INTERNAL, detail);
+}
+
+int websock_close_restart(websock_conn *conn) {
+  return set_stop(conn, WSH_STOP_RESTART, WSH_CLOSE_RESTART, NULL);
+}
+
+size_t websock_unsent_bytes(const websock_conn *conn) {
+  return conn ? wsh_outq_unsent(conn) : 0;
+}
+
+const websock_request *websock_conn_request(const websock_conn *conn) {
+  return conn ? conn->req : NULL;
+}
+
+const char *websock_conn_subprotocol(const websock_conn *conn) {
+  return conn && conn->more ? conn->more->subprotocol : NULL;
+}
+
+const char *websock_conn_option(const websock_conn *conn, const char *key) {
+  if (!conn || !conn->gen)
+    return NULL;
+  return websock_option(&conn->gen->conf->options, key);
+}
+
+const char *websock_conn_route(const websock_conn *conn) {
+  return conn && conn->gen ? conn->gen->conf->path : NULL;
+}
+
+void websock_log(const websock_conn *conn, int level, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  if (level < WSH_LOG_ERROR)
+    level = WSH_LOG_ERROR;
+  if (level > WSH_LOG_DEBUG)
+    level = WSH_LOG_DEBUG;
+  if (conn)
+    wsh_log(level, "route %s conn %llu: %s", websock_conn_route(conn),
+            (unsigned long long)conn->id, msg);
+  else
+    wsh_log(level, "plugin: %s", msg);
+}
+
+const char *websock_option(const websock_options *options, const char *key) {
+  if (!options || !key)
+    return NULL;
+  for (size_t i = 0; i < options->n; i++)
+    if (strcmp(options->items[i].key, key) == 0)
+      return options->items[i].value;
+  return NULL;
+}
+
+size_t websock_option_count(const websock_options *options) {
+  return options ? options->n : 0;
+}
+
+int websock_option_at(const websock_options *options, size_t i,
+                      const char **key, const char **value) {
+  if (!options || i >= options->n)
+    return WEBSOCK_ENOENT;
+  if (key)
+    *key = options->items[i].key;
+  if (value)
+    *value = options->items[i].value;
+  return 0;
+}
+
+/* ---- messages, timers, topics -------------------------------------------- */
+
+websock_ref websock_self(const websock_conn *conn) {
+  websock_ref ref = {NULL, 0};
+  if (conn && conn->in_slot) {
+    ref.host_ = conn->w->host;
+    ref.id_ =
+        wsh_ref_pack((wsh_ref_parts){conn->w->index, conn->slot, conn->serial});
+  }
+  return ref;
+}
+
+websock_host *websock_conn_host(const websock_conn *conn) {
+  return conn ? conn->w->host : NULL;
+}
+
+websock_host *websock_options_host(const websock_options *options) {
+  return options ? options->host : NULL;
+}
+
+int websock_send(websock_ref to, const void *data, size_t len) {
+  const websock_host *host = to.host_;
+  if (!host || to.id_ == 0)
+    return WEBSOCK_ENOENT;
+  if (len && !data)
+    return WEBSOCK_EINVAL;
+  wsh_ref_parts p = wsh_ref_unpack(to.id_);
+  if (p.worker >= host->nworkers)
+    return WEBSOCK_ENOENT;
+  return wsh_worker_post_send(&host->workers[p.worker], p.slot, p.serial, data,
+                              len);
+}
+
+int64_t websock_send_after(websock_conn *conn, uint64_t ms, const void *data,
+                           size_t len) {
+  int rc = check_open(conn);
+  if (rc)
+    return rc;
+  if (len && !data)
+    return WEBSOCK_EINVAL;
+  return wsh_conn_send_after(conn, ms, data, len);
+}
+
+int websock_cancel_timer(websock_conn *conn, int64_t timer_id) {
+  int rc = check_in_callback(conn);
+  if (rc)
+    return rc;
+  return wsh_msgs_cancel_timer(conn, timer_id);
+}
+
+int websock_subscribe(websock_conn *conn, const char *topic) {
+  int rc = check_open(conn);
+  return rc ? rc : wsh_msgs_subscribe(conn, topic);
+}
+
+int websock_unsubscribe(websock_conn *conn, const char *topic) {
+  if (!topic)
+    return WEBSOCK_EINVAL;
+  int rc = check_in_callback(conn);
+  if (rc)
+    return rc;
+  return wsh_msgs_unsubscribe(conn, topic);
+}
+
+/* Hands a shared payload to every worker (each delivers to its own). */
+static int post_all(websock_host *host, int kind, wsh_shared *sh) {
+  int rc = 0;
+  for (unsigned i = 0; i < host->nworkers; i++)
+    if (wsh_worker_post_shared(&host->workers[i], kind, sh) != 0)
+      rc = WEBSOCK_ENOMEM;
+  wsh_shared_unref(sh);
+  return rc;
+}
+
+static int check_topic(const websock_host *host, const char *topic) {
+  return host && wsh_contract_topic(topic) ? 0 : WEBSOCK_EINVAL;
+}
+
+int websock_publish(websock_host *host, const char *topic, const void *data,
+                    size_t len) {
+  if (check_topic(host, topic) || (len && !data))
+    return WEBSOCK_EINVAL;
+  wsh_shared *sh = wsh_shared_new(topic, len);
+  if (!sh)
+    return WEBSOCK_ENOMEM;
+  if (len)
+    memcpy(sh->data, data, len);
+  return post_all(host, WSH_MAIL_PUBLISH, sh);
+}
+
+int websock_broadcast(websock_host *host, const char *topic,
+                      websock_opcode opcode, const void *data, size_t len) {
+  if (check_topic(host, topic) || (len && !data) ||
+      !wsh_contract_broadcast_opcode(opcode))
+    return WEBSOCK_EINVAL;
+  uint8_t hdr[WSH_MAX_HEADER];
+  size_t n = wsh_frame_header(hdr, true, (uint8_t)opcode, len);
+  wsh_shared *sh = wsh_shared_new(topic, n + len);
+  if (!sh)
+    return WEBSOCK_ENOMEM;
+  memcpy(sh->data, hdr, n);
+  if (len)
+    memcpy(sh->data + n, data, len);
+  return post_all(host, WSH_MAIL_BROADCAST, sh);
+}

@@ -1,0 +1,719 @@
+/*
+ * conn.c - one client connection's life and its WebSocket state machine:
+ * HANDSHAKE (http.c answers), then OPEN (frames decoded, the plugin's
+ * callbacks called, pings and the idle timeout), CLOSING (our close frame
+ * sent, the peer's awaited), FLUSHING (last bytes written) and LINGER (our
+ * FIN sent, the peer's awaited). Bytes come and go only through the
+ * connection's transport; what is written goes through its output queue
+ * (outq.c); timers and topics are msgs.c's.
+ *
+ * A read lands in the loop's shared buffer and is processed there (no
+ * per-connection input buffer). Freeing happens only when a connection is
+ * settled (wsh_conn_settle) or by the loop's own timer callbacks, never
+ * while its bytes are being processed, so no code below has to ask "is c
+ * still alive?".
+ */
+#include "network/conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "network/http.h"
+#include "network/msgs.h"
+#include "network/outq.h"
+#include "bus/topic.h"
+
+static void on_io(evutil_socket_t fd, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void read_frames(websock_conn *c, uint8_t *buf, size_t len);
+static int check_room(websock_conn *c, size_t len);
+
+/* The connection no longer takes callbacks: it leaves its slot (messages to
+ * it now report non-delivery), its topics and its timers. */
+static void conn_leave(websock_conn *c) {
+  if (c->in_slot) {
+    wsh_slots_remove(&c->w->slots, c->slot);
+    c->in_slot = 0;
+  }
+  wsh_msgs_leave(c);
+}
+
+static void set_deadline(websock_conn *c, uint64_t ms) {
+  struct timeval tv = wsh_timeval_ms(ms);
+  if (!c->timer)
+    c->timer = evtimer_new(c->w->base, on_timer, c);
+  if (c->timer)
+    evtimer_add(c->timer, &tv);
+}
+
+static void clear_deadline(websock_conn *c) {
+  if (c->timer) {
+    event_free(c->timer);
+    c->timer = NULL;
+  }
+}
+
+static void conn_free(websock_conn *c) {
+  wsh_loop *w = c->w;
+  conn_leave(c);
+  wsh_conn_count_closed(c);
+  clear_deadline(c);
+  wsh_loop_unmark(w, c);
+  if (c->ev_flags)
+    event_del(&c->ev);
+  c->tp.ops->close(&c->tp);
+  wsh_outq_free(c);
+  if (c->req)
+    wsh_request_free(c->req);
+  wsh_decoder_free(&c->dec);
+  if (c->gen)
+    wsh_generation_release(c->gen);
+  if (c->more) {
+    free(c->more->pend);
+    free(c->more->subprotocol);
+    free(c->more->stop_text);
+    free(c->more);
+  }
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    w->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  free(c);
+  if (--w->nconns == 0 && w->stopping) /* the last one: the worker ends */
+    event_base_loopexit(w->base, NULL);
+}
+
+/* ---- closing the TCP side ------------------------------------------------ */
+
+/* Write side shut down (our FIN sent: the server closes first); read until the
+ * peer's EOF so that unread bytes do not turn our close into a reset. */
+static void conn_linger(websock_conn *c) {
+  c->state = WSH_CONN_LINGER;
+  c->tp.ops->shutdown(&c->tp);
+  if (c->more) {
+    free(c->more->pend);
+    c->more->pend = NULL;
+    c->more->npend = 0;
+  }
+  set_deadline(c, wsh_conn_cfg(c)->close_timeout_ms);
+}
+
+/* The closing handshake is done and our close is written: the peer sends
+ * nothing more, so unless bytes already wait (they would turn our close into
+ * a reset) the socket is closed at once, the server first, without waiting
+ * for the peer's FIN (the kernel finishes the TCP close). */
+static int nothing_to_read(websock_conn *c) {
+  ssize_t n = c->tp.ops->read(&c->tp, c->w->rbuf, c->w->rbuf_size);
+  return n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+/* Everything that had to be said is queued: close once it is written (when
+ * the connection is settled). */
+static void conn_flush_and_close(websock_conn *c) {
+  c->state = WSH_CONN_FLUSHING;
+  c->read_paused = 0;
+  conn_leave(c);
+  set_deadline(c, wsh_conn_cfg(c)->close_timeout_ms);
+  wsh_loop_mark(c->w, c);
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+int wsh_conn_send_frame(websock_conn *c, uint8_t opcode, const void *data,
+                        size_t len) {
+  uint8_t hdr[WSH_MAX_HEADER];
+  size_t n = wsh_frame_header(hdr, true, opcode, len);
+  return wsh_outq_add(c, hdr, n, data, len);
+}
+
+static void send_close_len(websock_conn *c, uint16_t code, const char *text,
+                           size_t len) {
+  uint8_t payload[WSH_MAX_CONTROL];
+  size_t n = 0;
+  if (code != WSH_CLOSE_NO_STATUS)
+    n = wsh_close_payload(payload, code, text, len);
+  wsh_conn_send_frame(c, WEBSOCK_OP_CLOSE, payload, n);
+}
+
+static void send_close(websock_conn *c, uint16_t code, const char *text) {
+  send_close_len(c, code, text, text ? strlen(text) : 0);
+}
+
+/* ---- the plugin's side --------------------------------------------------- */
+
+/* terminate(), exactly once, for a connection whose init said OK. */
+static void conn_terminate(websock_conn *c, websock_reason_kind kind,
+                           uint16_t code, const char *text) {
+  if (!c->plugin_open)
+    return;
+  c->plugin_open = 0;
+  if (c->state == WSH_CONN_OPEN) /* no push, timer or close from terminate */
+    c->state = WSH_CONN_CLOSING;
+  wsh_debug("conn %llu %s: terminate (reason %d, code %u%s%s)",
+            (unsigned long long)c->id, c->gen->conf->path, (int)kind, code,
+            text && *text ? ", " : "", text ? text : "");
+  if (!wsh_conn_handler(c)->terminate)
+    return;
+  websock_reason reason = {
+      .kind = kind, .code = code, .text = text ? text : ""};
+  uint64_t t0 = wsh_callback_enter(c, "terminate");
+  wsh_conn_handler(c)->terminate(c, c->state_ptr, &reason);
+  wsh_callback_leave(c, "terminate", t0);
+  c->state_ptr = NULL;
+}
+
+/* We close: the close frame is queued after anything pushed, terminate() is
+ * told why, and we wait for the peer's close frame. */
+static void conn_close(websock_conn *c, uint16_t code, const char *text,
+                       websock_reason_kind kind, const char *detail) {
+  send_close(c, code, text);
+  c->state = WSH_CONN_CLOSING;
+  c->read_paused = 0;
+  set_deadline(c, wsh_conn_cfg(c)->close_timeout_ms);
+  conn_terminate(c, kind, code, detail);
+  conn_leave(c);
+}
+
+/* The callback returned STOP: close as websock_close*() said. */
+static void conn_stop(websock_conn *c) {
+  char *text = c->more ? c->more->stop_text : NULL;
+  uint16_t code = c->more ? c->more->stop_code : 0;
+  if (c->more)
+    c->more->stop_text = NULL;
+  wsh_stop_plan p = wsh_contract_stop(c->stop_kind, code, text);
+  conn_close(c, p.code, p.text, p.reason, p.detail);
+  free(text);
+}
+
+/* A push passed max_unsent under the close policy. */
+static void conn_overflow(websock_conn *c) {
+  wsh_info("conn %llu %s: %zu bytes unsent, over max_unsent: closing with 1008",
+           (unsigned long long)c->id, wsh_conn_peer(c).s, wsh_outq_unsent(c));
+  conn_close(c, WSH_CLOSE_POLICY, "send queue full", WEBSOCK_REASON_ERROR,
+             "backpressure: unsent bytes over max_unsent");
+}
+
+/* Reading pauses while our own unsent bytes to this client are over the
+ * route's mark; settling resumes it once they drain to half of it. */
+static void maybe_pause_reading(websock_conn *c) {
+  if (!c->read_paused && c->state == WSH_CONN_OPEN &&
+      wsh_outq_unsent(c) > c->gen->conf->pause_reading_at)
+    c->read_paused = 1;
+}
+
+/* What a callback returned. */
+static void after_callback(websock_conn *c, int result, const char *what) {
+  if (c->overflow && c->state == WSH_CONN_OPEN) {
+    conn_overflow(c);
+    return;
+  }
+  int kind = c->stop_kind;
+  if (wsh_contract_result(result, &kind)) {
+    maybe_pause_reading(c);
+    c->stop_kind = WSH_STOP_NORMAL;
+    if (c->more) {
+      c->more->stop_code = 0;
+      free(c->more->stop_text);
+      c->more->stop_text = NULL;
+    }
+    return;
+  }
+  if (result != WEBSOCK_STOP) {
+    wsh_error("route %s: %s returned %d (neither WEBSOCK_OK nor WEBSOCK_STOP)",
+              c->gen->conf->path, what, result);
+    wsh_conn_more *m = wsh_conn_more_of(c);
+    if (m) {
+      free(m->stop_text);
+      m->stop_text = strdup(WSH_INVALID_RESULT_DETAIL);
+    }
+    c->stop_kind = (uint8_t)kind;
+  }
+  conn_stop(c);
+}
+
+static void deliver_message(websock_conn *c, const wsh_event *ev) {
+  wsh_stat_add(&c->w->stats.msgs_in, 1);
+  wsh_stat_add(&c->w->stats.bytes_in, ev->len);
+  uint64_t t0 = wsh_callback_enter(c, "handle_in");
+  int r = wsh_conn_handler(c)->handle_in(
+      c, &c->state_ptr, (websock_opcode)ev->opcode, ev->data, ev->len);
+  wsh_callback_leave(c, "handle_in", t0);
+  after_callback(c, r, "handle_in");
+}
+
+/* While open, the timer serves the route's idle timeout and server pings:
+ * it is armed for whichever comes first. */
+static void arm_open_timer(websock_conn *c) {
+  const wsh_route_conf *rc = c->gen->conf;
+  uint64_t now = wsh_now_ms(), at = UINT64_MAX;
+  if (rc->idle_timeout_ms)
+    at = c->last_read_ms + rc->idle_timeout_ms;
+  if (rc->ping_interval_ms && c->ping_at_ms < at)
+    at = c->ping_at_ms;
+  if (at != UINT64_MAX)
+    set_deadline(c, at > now ? at - now : 0);
+}
+
+static void ping_answered(websock_conn *c) {
+  c->awaiting_pong = 0;
+  c->ping_at_ms = wsh_now_ms() + c->gen->conf->ping_interval_ms;
+}
+
+/* Server pings (route ping_interval_ms): send one, or close when the pong
+ * is late. */
+static void ping_due(websock_conn *c) {
+  if (c->awaiting_pong) {
+    wsh_info("conn %llu %s: no pong within %llu ms", (unsigned long long)c->id,
+             wsh_conn_peer(c).s,
+             (unsigned long long)c->gen->conf->ping_timeout_ms);
+    conn_close(c, WSH_CLOSE_GOING_AWAY, "ping timeout", WEBSOCK_REASON_TIMEOUT,
+               "no pong");
+    return;
+  }
+  wsh_conn_send_frame(c, WEBSOCK_OP_PING, NULL, 0);
+  c->awaiting_pong = 1;
+  c->ping_at_ms = wsh_now_ms() + c->gen->conf->ping_timeout_ms;
+}
+
+static void open_timer_due(websock_conn *c) {
+  const wsh_route_conf *rc = c->gen->conf;
+  uint64_t now = wsh_now_ms();
+  if (rc->idle_timeout_ms && now >= c->last_read_ms + rc->idle_timeout_ms) {
+    wsh_info("conn %llu %s: idle timeout", (unsigned long long)c->id,
+             wsh_conn_peer(c).s);
+    conn_close(c, WSH_CLOSE_GOING_AWAY, "idle timeout", WEBSOCK_REASON_TIMEOUT,
+               NULL);
+    return;
+  }
+  if (rc->ping_interval_ms && now >= c->ping_at_ms)
+    ping_due(c);
+  if (c->state == WSH_CONN_OPEN)
+    arm_open_timer(c);
+}
+
+static void deliver_control(websock_conn *c, const wsh_event *ev) {
+  websock_opcode op =
+      ev->type == WSH_EV_PING ? WEBSOCK_OP_PING : WEBSOCK_OP_PONG;
+  if (op == WEBSOCK_OP_PING) {
+    /* pongs count against max_unsent too: a client that pings and never
+     * reads must not grow our memory */
+    if (check_room(c, ev->len + 2) == 0)
+      wsh_conn_send_frame(c, WEBSOCK_OP_PONG, ev->data, ev->len);
+    else if (c->overflow) {
+      conn_overflow(c);
+      return;
+    }
+    maybe_pause_reading(c);
+  } else if (c->awaiting_pong) {
+    ping_answered(c);
+  }
+  if (!wsh_conn_handler(c)->handle_control)
+    return;
+  uint64_t t0 = wsh_callback_enter(c, "handle_control");
+  int r = wsh_conn_handler(c)->handle_control(c, &c->state_ptr, op, ev->data,
+                                              ev->len);
+  wsh_callback_leave(c, "handle_control", t0);
+  after_callback(c, r, "handle_control");
+}
+
+/* ---- frames -------------------------------------------------------------- */
+
+/* The peer's close frame: answer it with the same code (open), or take it as
+ * the answer to ours (closing); either way the server then closes first. */
+static void on_peer_close(websock_conn *c, const wsh_event *ev) {
+  c->peer_closed = 1;
+  if (c->state == WSH_CONN_OPEN) {
+    char reason[WSH_MAX_CONTROL + 1];
+    memcpy(reason, ev->data, ev->len);
+    reason[ev->len] = '\0';
+    send_close_len(c, ev->close_code, reason, ev->len);
+    conn_terminate(c, WEBSOCK_REASON_REMOTE, ev->close_code, reason);
+  }
+  conn_flush_and_close(c);
+}
+
+static void on_frame_event(websock_conn *c, const wsh_event *ev) {
+  if (ev->type == WSH_EV_CLOSE) {
+    on_peer_close(c, ev);
+    return;
+  }
+  if (ev->type == WSH_EV_ERROR) {
+    wsh_info("conn %llu %s: closing with %u: %s", (unsigned long long)c->id,
+             wsh_conn_peer(c).s, ev->close_code, ev->error);
+    if (c->state == WSH_CONN_OPEN)
+      conn_close(c, ev->close_code, ev->error, WEBSOCK_REASON_ERROR, ev->error);
+    conn_flush_and_close(c);
+    return;
+  }
+  if (c->state != WSH_CONN_OPEN) /* after our close: only the peer's counts */
+    return;
+  if (ev->type == WSH_EV_MESSAGE)
+    deliver_message(c, ev);
+  else
+    deliver_control(c, ev);
+}
+
+/* Keeps what a paused connection could not process yet. */
+static void stash(websock_conn *c, const uint8_t *buf, size_t len) {
+  wsh_conn_more *m = wsh_conn_more_of(c);
+  uint8_t *p = m ? malloc(len) : NULL;
+  if (!p) {
+    c->io_error = ENOMEM;
+    return;
+  }
+  memcpy(p, buf, len);
+  m->pend = p;
+  m->npend = len;
+}
+
+static void read_frames(websock_conn *c, uint8_t *buf, size_t len) {
+  while (len && (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING)) {
+    if (c->read_paused) {
+      stash(c, buf, len);
+      return;
+    }
+    wsh_event ev;
+    size_t used = wsh_decode(&c->dec, buf, len, &ev);
+    if (ev.type != WSH_EV_NONE)
+      on_frame_event(c, &ev);
+    buf += used;
+    len -= used;
+  }
+}
+
+/* Reading resumes: first what arrived before the pause. */
+static void resume_reading(websock_conn *c) {
+  c->read_paused = 0;
+  if (!c->more || !c->more->pend)
+    return;
+  uint8_t *p = c->more->pend;
+  size_t n = c->more->npend;
+  c->more->pend = NULL;
+  c->more->npend = 0;
+  if (p)
+    read_frames(c, p, n);
+  free(p);
+}
+
+/* ---- the upgrade --------------------------------------------------------- */
+
+/* init(): the connection is open. */
+static void conn_open(websock_conn *c, websock_response *resp) {
+  c->state = WSH_CONN_OPEN;
+  clear_deadline(c);
+  c->state_ptr = resp->state;
+  if (resp->subprotocol && wsh_conn_more_of(c)) {
+    c->more->subprotocol = resp->subprotocol;
+    resp->subprotocol = NULL;
+  }
+  wsh_decoder_init(&c->dec, c->gen->conf->max_message_size);
+  if (wsh_slots_add(&c->w->slots, c, &c->slot, &c->serial) == 0)
+    c->in_slot = 1;
+  c->last_read_ms = wsh_now_ms();
+  c->ping_at_ms = c->last_read_ms + c->gen->conf->ping_interval_ms;
+  arm_open_timer(c);
+  c->plugin_open = 1;
+  if (wsh_conn_handler(c)->init) {
+    c->plugin_open = 0;
+    uint64_t t0 = wsh_callback_enter(c, "init");
+    int r = wsh_conn_handler(c)->init(c, &c->state_ptr);
+    wsh_callback_leave(c, "init", t0);
+    if (r == WEBSOCK_OK)
+      c->plugin_open = 1;
+    after_callback(c, r, "init");
+  }
+  wsh_request_free(c->req);
+  c->req = NULL;
+}
+
+/* ---- loop callbacks ------------------------------------------------------ */
+
+/* What a read brought, by state. */
+static void process(websock_conn *c, uint8_t *buf, size_t len) {
+  if (c->state == WSH_CONN_HANDSHAKE) {
+    size_t used = 0;
+    websock_response resp;
+    switch (wsh_http_feed(c, buf, len, &used, &resp)) {
+    case WSH_HTTP_ANSWERED:
+      conn_flush_and_close(c);
+      break;
+    case WSH_HTTP_UPGRADED:
+      conn_open(c, &resp);
+      wsh_response_free(&resp);
+      break;
+    default:
+      break;
+    }
+    buf += used;
+    len -= used;
+  }
+  if (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING)
+    read_frames(c, buf, len); /* frames sent right behind the request too */
+  /* FLUSHING, LINGER: what the peer sends now is dropped */
+}
+
+static void do_read(websock_conn *c) {
+  wsh_loop *w = c->w;
+  ssize_t n = c->tp.ops->read(&c->tp, w->rbuf, w->rbuf_size);
+  if (n > 0) {
+    c->last_read_ms = wsh_now_ms();
+    process(c, w->rbuf, (size_t)n);
+  } else if (n == 0) {
+    c->peer_eof = 1;
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    c->io_error = errno;
+  }
+  if (c->state == WSH_CONN_OPEN && !c->dec.msg_opcode)
+    wsh_decoder_trim(&c->dec); /* idle connections hold no buffer */
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg) {
+  websock_conn *c = arg;
+  (void)fd;
+  if (what & EV_READ)
+    do_read(c);
+  wsh_loop_mark(c->w, c);
+  wsh_conn_settle_all(c->w);
+}
+
+/* ---- settling: write, wait, or go ---------------------------------------- */
+
+/* The socket waits for what the state needs. */
+static void conn_events(websock_conn *c) {
+  short want = 0;
+  if (!c->read_paused && c->state != WSH_CONN_FLUSHING && !c->peer_eof)
+    want |= EV_READ;
+  if (wsh_outq_unsent(c) > 0)
+    want |= EV_WRITE;
+  if (want == c->ev_flags)
+    return;
+  if (c->ev_flags)
+    event_del(&c->ev);
+  c->ev_flags = want;
+  if (!want)
+    return;
+  event_assign(&c->ev, c->w->base, c->tp.fd, (short)(want | EV_PERSIST), on_io,
+               c);
+  event_add(&c->ev, NULL);
+}
+
+/* The connection is lost (reset, EOF without a close frame, write error). */
+static void conn_lost(websock_conn *c) {
+  if (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING) {
+    const char *detail = c->io_error
+                             ? strerror(c->io_error)
+                             : "connection closed without a close frame";
+    wsh_debug("conn %llu %s: %s", (unsigned long long)c->id, wsh_conn_peer(c).s,
+              detail);
+    conn_terminate(c, WEBSOCK_REASON_ERROR, WSH_CLOSE_ABNORMAL, detail);
+  }
+  conn_free(c);
+}
+
+void wsh_conn_settle(websock_conn *c) {
+  if (c->dead) {
+    conn_free(c);
+    return;
+  }
+  wsh_outq_write(c, c->state == WSH_CONN_FLUSHING);
+  if (c->read_paused && c->state == WSH_CONN_OPEN &&
+      wsh_outq_unsent(c) <= c->gen->conf->pause_reading_at / 2) {
+    resume_reading(c);
+    wsh_outq_write(c, c->state == WSH_CONN_FLUSHING);
+  }
+  /* A peer that half-closed still gets our answer (FLUSHING goes on). */
+  if (c->io_error || (c->peer_eof && c->state != WSH_CONN_FLUSHING)) {
+    conn_lost(c);
+    return;
+  }
+  if (c->state == WSH_CONN_FLUSHING && wsh_outq_unsent(c) == 0) {
+    if (c->peer_closed && nothing_to_read(c)) {
+      conn_free(c); /* both closes exchanged (RFC 6455 7.1.1) */
+      return;
+    }
+    conn_linger(c);
+  }
+  if (c->state == WSH_CONN_LINGER && c->peer_eof) {
+    conn_free(c);
+    return;
+  }
+  conn_events(c);
+}
+
+void wsh_conn_settle_all(wsh_loop *w) {
+  while (w->ndirty) {
+    websock_conn *c = w->dirty[--w->ndirty];
+    c->dirty = 0;
+    wsh_conn_settle(c); /* may free c */
+  }
+  w->obuf_used = 0; /* every staged run was sent or moved */
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg) {
+  websock_conn *c = arg;
+  wsh_loop *w = c->w;
+  (void)fd;
+  (void)what;
+  switch (c->state) {
+  case WSH_CONN_HANDSHAKE:
+    wsh_info("%s: handshake timeout", wsh_conn_peer(c).s);
+    wsh_http_refuse(c, 408, NULL, "(handshake timeout)");
+    conn_flush_and_close(c);
+    break;
+  case WSH_CONN_OPEN:
+    open_timer_due(c);
+    break;
+  case WSH_CONN_CLOSING:
+    wsh_info("conn %llu %s: no close frame from the peer in time",
+             (unsigned long long)c->id, wsh_conn_peer(c).s);
+    c->dead = 1;
+    break;
+  default: /* FLUSHING or LINGER past the close timeout */
+    c->dead = 1;
+  }
+  wsh_loop_mark(w, c);
+  wsh_conn_settle_all(w);
+}
+
+/* ---- what the plugin API does on a connection ------------------------------
+ */
+
+/* Is there room for `len` more unsent bytes? Applies the route's policy. */
+static int check_room(websock_conn *c, size_t len) {
+  const wsh_route_conf *rc = c->gen->conf;
+  size_t unsent = wsh_outq_unsent(c);
+  if (unsent + len <= rc->max_unsent)
+    return 0;
+  if (rc->on_max_unsent == WSH_FULL_DROP)
+    return WEBSOCK_EFULL;
+  c->overflow = 1;
+  return WEBSOCK_ECLOSED;
+}
+
+int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
+                  size_t len) {
+  if (c->overflow)
+    return WEBSOCK_ECLOSED;
+  int rc = check_room(c, len + WSH_MAX_HEADER);
+  if (rc)
+    return rc;
+  if (opcode < WEBSOCK_OP_CLOSE) {
+    wsh_stat_add(&c->w->stats.msgs_out, 1);
+    wsh_stat_add(&c->w->stats.bytes_out, len);
+  }
+  return wsh_conn_send_frame(c, opcode, data, len);
+}
+
+void wsh_conn_info(websock_conn *c, const uint8_t *data, size_t len) {
+  if (c->state != WSH_CONN_OPEN || !c->plugin_open ||
+      !wsh_conn_handler(c)->handle_info)
+    return;
+  uint64_t t0 = wsh_callback_enter(c, "handle_info");
+  int r = wsh_conn_handler(c)->handle_info(c, &c->state_ptr, data, len);
+  wsh_callback_leave(c, "handle_info", t0);
+  after_callback(c, r, "handle_info");
+  wsh_loop_mark(c->w, c);
+}
+
+static void unref_shared(const void *data, size_t len, void *arg) {
+  (void)data;
+  (void)len;
+  wsh_shared_unref(arg);
+}
+
+void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
+  if (c->state != WSH_CONN_OPEN || c->overflow)
+    return;
+  if (check_room(c, sh->len) != 0) {
+    if (c->overflow)
+      conn_overflow(c);
+    return;
+  }
+  wsh_stat_add(&c->w->stats.msgs_out, 1);
+  wsh_stat_add(&c->w->stats.bytes_out, sh->len);
+  wsh_shared_ref(sh);
+  struct evbuffer *out = wsh_outq_buffer(c);
+  if (!out ||
+      evbuffer_add_reference(out, sh->data, sh->len, unref_shared, sh) != 0)
+    wsh_shared_unref(sh);
+  maybe_pause_reading(c);
+}
+
+/* A websock_send_after() timer is due: handle_info with its message. */
+static void timer_due(websock_conn *c, const uint8_t *data, size_t len) {
+  wsh_loop *w = c->w;
+  wsh_conn_info(c, data, len);
+  wsh_conn_settle_all(w);
+}
+
+int64_t wsh_conn_send_after(websock_conn *c, uint64_t ms, const void *data,
+                            size_t len) {
+  return wsh_msgs_send_after(c, ms, data, len, timer_due);
+}
+
+/* ---- life ---------------------------------------------------------------- */
+
+int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa,
+                 socklen_t len) {
+  (void)len;
+  wsh_transport tp;
+  wsh_tcp_transport(&tp, fd);
+  websock_conn *c = calloc(1, sizeof(*c));
+  if (!c)
+    goto out_close;
+  c->w = w;
+  c->tp = tp;
+  c->id = ++w->next_id * 1000 + w->index;
+  char peer[64];
+  wsh_format_addr(sa, peer, sizeof(peer));
+  wsh_stat_add(&w->stats.accepted, 1);
+  if (wsh_request_new(&c->req, wsh_conn_cfg(c)->max_header_size) != 0)
+    goto out_free;
+  snprintf(c->req->remote_addr, sizeof(c->req->remote_addr), "%s", peer);
+  c->ev_flags = EV_READ;
+  event_assign(&c->ev, w->base, c->tp.fd, EV_READ | EV_PERSIST, on_io, c);
+  event_add(&c->ev, NULL);
+  c->next = w->conns;
+  if (w->conns)
+    w->conns->prev = c;
+  w->conns = c;
+  w->nconns++;
+  set_deadline(c, wsh_conn_cfg(c)->handshake_timeout_ms);
+  return 0;
+out_free:
+  free(c);
+out_close:
+  tp.ops->close(&tp);
+  return WEBSOCK_ENOMEM;
+}
+
+void wsh_conn_shutdown(websock_conn *c) {
+  wsh_loop_mark(c->w, c);
+  if (c->state == WSH_CONN_HANDSHAKE) {
+    wsh_http_refuse(c, 503, "Shutting down.\n", "(shutting down)");
+    conn_flush_and_close(c);
+    return;
+  }
+  if (c->state == WSH_CONN_OPEN)
+    conn_close(c, WSH_CLOSE_GOING_AWAY, "server shutting down",
+               WEBSOCK_REASON_SHUTDOWN, NULL);
+}
+
+void wsh_conn_restart(websock_conn *c) {
+  wsh_loop_mark(c->w, c);
+  if (c->state == WSH_CONN_OPEN)
+    conn_close(c, WSH_CLOSE_RESTART, "service restart", WEBSOCK_REASON_SHUTDOWN,
+               NULL);
+}
+
+void wsh_conn_abort(websock_conn *c) {
+  conn_terminate(c, WEBSOCK_REASON_SHUTDOWN, WSH_CLOSE_GOING_AWAY, NULL);
+  conn_free(c);
+}

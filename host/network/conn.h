@@ -1,0 +1,59 @@
+/*
+ * conn.h - one client connection's life and its WebSocket state machine
+ * (conn.c): what the worker, the plugin API and the topics ask of a
+ * connection. Its data is in connection.h.
+ */
+#ifndef WSH_CONN_H
+#define WSH_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "network/connection.h"
+#include "bus/topic.h"
+
+/* Loop thread: adopts an accepted socket (over plain TCP). Returns 0 or a
+ * negative code (the socket is then closed). */
+int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len);
+
+/* Writes what is queued, updates what the socket waits for, and frees a
+ * connection that is done. Called by the worker for every connection marked
+ * dirty, at the end of each loop callback; c may be gone afterwards. */
+void wsh_conn_settle(websock_conn *c);
+
+/* Settles every connection marked on w (wsh_loop_mark); called at the end of
+ * every loop callback, which then reuses the output area. */
+void wsh_conn_settle_all(wsh_loop *w);
+
+/* Queues one whole unmasked frame. Returns 0 or WEBSOCK_ENOMEM. */
+int wsh_conn_send_frame(websock_conn *c, uint8_t opcode, const void *data,
+                        size_t len);
+
+/* Pushes one message, applying the route's backpressure policy. */
+int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
+                  size_t len);
+
+/* handle_info(data) if the connection is open and the plugin has one. */
+void wsh_conn_info(websock_conn *c, const uint8_t *data, size_t len);
+
+/* A broadcast frame: its bytes referenced, not copied. */
+void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh);
+
+/* websock_send_after(): handle_info(data) after ms (msgs.c keeps it).
+ * Returns the timer's id or WEBSOCK_ENOMEM. */
+int64_t wsh_conn_send_after(websock_conn *c, uint64_t ms, const void *data,
+                            size_t len);
+
+/* Host shutdown: close with 1001 (terminate: shutdown), or drop a connection
+ * still in its handshake. */
+void wsh_conn_shutdown(websock_conn *c);
+
+/* Hot reload of a `reload = restart` route: close with 1012 (terminate:
+ * shutdown, 1012). */
+void wsh_conn_restart(websock_conn *c);
+
+/* The grace period is over: free the connection now. */
+void wsh_conn_abort(websock_conn *c);
+
+#endif

@@ -1,0 +1,190 @@
+/*
+ * connection.h - the data of one client connection, shared by the modules
+ * that each do one job on it: conn.c (the WebSocket state machine and its
+ * life), http.c (the upgrade and the plain HTTP answers), outq.c (the
+ * output queue), msgs.c (timers and topic subscriptions) and the transport
+ * (transport.h) all its I/O goes through. Also the environment every
+ * connection of a host shares, and the few helpers those modules all use.
+ */
+#ifndef WSH_CONNECTION_H
+#define WSH_CONNECTION_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include <event2/event_struct.h>
+
+#include "base/config.h"
+#include "base/crash.h"
+#include "protocol/frame.h"
+#include "protocol/handshake.h"
+#include "base/log.h"
+#include "network/loop.h"
+#include "plugins/registry.h"
+#include "base/timeutil.h"
+#include "network/transport.h"
+#include "websock.h"
+
+struct evbuffer;
+typedef struct wsh_topic wsh_topic;
+typedef struct wsh_timer wsh_timer;
+
+typedef struct wsh_config wsh_config;
+
+/* What every connection of a host needs and nothing more: the settings, the
+ * routes, the one counter of open WebSocket connections that
+ * max_connections applies to (each connection takes and releases its place
+ * in conn.c, together with its worker's and its generation's gauges), and
+ * the /metrics page. Owned by the server; read by the connections. */
+typedef struct wsh_conn_env {
+  const wsh_config *cfg;
+  wsh_registry *reg;
+  atomic_ulong open;
+  int (*render_metrics)(void *arg, char **out); /* malloc'd text */
+  void *metrics_arg;
+} wsh_conn_env;
+
+typedef enum wsh_conn_state {
+  WSH_CONN_HANDSHAKE, /* reading the upgrade request */
+  WSH_CONN_OPEN,      /* frames flow both ways */
+  WSH_CONN_CLOSING,   /* our close frame is queued; waiting for the peer's */
+  WSH_CONN_FLUSHING,  /* last bytes queued; close the TCP side once written */
+  WSH_CONN_LINGER     /* write side shut down; waiting for the peer's EOF */
+} wsh_conn_state;
+
+/* What few connections use, allocated on first use, so that an idle
+ * connection stays small. */
+typedef struct wsh_conn_more {
+  uint8_t *pend; /* bytes read but not processed (reading paused) */
+  size_t npend;
+  char *stop_text;   /* websock_close()'s text or the error detail */
+  char *subprotocol; /* negotiated */
+  wsh_topic **subs;  /* topics joined */
+  wsh_timer *timers; /* websock_send_after */
+  int64_t next_timer_id;
+  uint16_t nsubs, capsubs;
+  uint16_t stop_code; /* websock_close()'s code, 0 if none */
+} wsh_conn_more;
+
+struct websock_conn {
+  wsh_loop *w;               /* its worker's loop */
+  websock_conn *prev, *next; /* the loop's list */
+  wsh_transport tp;          /* all its I/O goes through here */
+  short ev_flags;            /* what ev is registered for: EV_READ, EV_WRITE */
+  struct event ev;           /* the socket */
+  struct evbuffer *out; /* bytes not yet written; NULL when there are none */
+  uint32_t stage_off;   /* a run of w->obuf queued in this loop callback, */
+  uint32_t stage_len;   /* ahead of nothing: out is empty while it is set */
+  struct event *timer;  /* handshake, close, linger, idle and ping deadlines */
+  uint64_t id;
+  uint64_t last_read_ms; /* for the idle timeout */
+  uint64_t ping_at_ms;   /* next ping, or the pong's deadline */
+  int io_error;          /* errno of a failed read or write, 0 if none */
+  uint8_t state;
+  uint8_t in_callback;   /* inside a plugin callback of this connection */
+  uint8_t plugin_open;   /* init said OK: terminate is owed */
+  uint8_t stop_kind;     /* how a WEBSOCK_STOP closes (WSH_STOP_*) */
+  uint8_t in_slot;       /* reachable through websock_ref */
+  uint8_t overflow;      /* a push passed max_unsent (policy close) */
+  uint8_t read_paused;   /* our unsent bytes are over pause_reading_at */
+  uint8_t awaiting_pong; /* a server ping is unanswered */
+  uint8_t counted;       /* counts against max_connections */
+  uint8_t dirty;         /* in the worker's list of connections to settle */
+  uint8_t peer_eof;      /* the peer shut its side down */
+  uint8_t dead;          /* to be freed when settled */
+  uint8_t peer_closed;   /* the peer's close frame came: no more data */
+  websock_request *req;  /* during the upgrade and init only */
+  wsh_generation *gen;
+  void *state_ptr; /* the plugin's state */
+  wsh_conn_more *more;
+  wsh_decoder dec;
+  uint32_t slot, serial; /* websock_ref */
+};
+
+/* ---- helpers of every connection module ---------------------------------- */
+
+static inline const wsh_config *wsh_conn_cfg(const websock_conn *c) {
+  return c->w->env->cfg;
+}
+
+static inline const struct websock_handler *
+wsh_conn_handler(const websock_conn *c) {
+  return &c->gen->plugin->h;
+}
+
+/* The peer's address for a log line (kept by the request during the
+ * handshake, asked of the transport after: connections do not carry it). */
+typedef struct wsh_addr_str {
+  char s[64];
+} wsh_addr_str;
+
+static inline wsh_addr_str wsh_conn_peer(websock_conn *c) {
+  wsh_addr_str a = {"?"};
+  if (c->req) {
+    snprintf(a.s, sizeof(a.s), "%s", c->req->remote_addr);
+    return a;
+  }
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (c->tp.ops->peer(&c->tp, &ss, &len) == 0)
+    wsh_format_addr((struct sockaddr *)&ss, a.s, sizeof(a.s));
+  return a;
+}
+
+/* Around every plugin callback: the connection is inside one (websock_push
+ * and friends check that), a crash names it, and one that blocks the loop
+ * is logged with its route. Returns the start time for the leave. */
+static inline uint64_t wsh_callback_enter(websock_conn *c, const char *what) {
+  c->in_callback = 1;
+  wsh_crash_enter(c->gen->conf->path, wsh_conn_handler(c)->name, what, c->id);
+  return wsh_now_ms();
+}
+
+static inline void wsh_callback_leave(websock_conn *c, const char *what,
+                                      uint64_t t0) {
+  c->in_callback = 0;
+  wsh_crash_leave();
+  uint64_t took = wsh_now_ms() - t0;
+  if (took >= wsh_conn_cfg(c)->slow_callback_ms)
+    wsh_warn("route %s: %s() of plugin %s took %llu ms (callbacks must not "
+             "block: every connection of worker %u waited)",
+             c->gen->conf->path, what,
+             wsh_conn_handler(c)->name ? wsh_conn_handler(c)->name : "?",
+             (unsigned long long)took, c->w->index);
+}
+
+/* The one place open WebSocket connections are counted: the host-wide
+ * counter max_connections applies to, and the gauges of the worker and of
+ * the generation, all together. 0 if there is no room. */
+static inline int wsh_conn_count_open(websock_conn *c) {
+  wsh_conn_env *env = c->w->env;
+  if (atomic_fetch_add(&env->open, 1) >= env->cfg->max_connections) {
+    atomic_fetch_sub(&env->open, 1);
+    return 0;
+  }
+  c->counted = 1;
+  atomic_fetch_add(&c->gen->conns, 1);
+  atomic_fetch_add(&c->w->stats.open, 1);
+  return 1;
+}
+
+static inline void wsh_conn_count_closed(websock_conn *c) {
+  if (!c->counted)
+    return;
+  c->counted = 0;
+  atomic_fetch_sub(&c->w->env->open, 1);
+  atomic_fetch_sub(&c->w->stats.open, 1);
+  atomic_fetch_sub(&c->gen->conns, 1);
+}
+
+/* c->more, created on first use; NULL when out of memory. */
+static inline wsh_conn_more *wsh_conn_more_of(websock_conn *c) {
+  if (!c->more)
+    c->more = calloc(1, sizeof(*c->more));
+  return c->more;
+}
+
+#endif

@@ -1,0 +1,200 @@
+/*
+ * http.c - the HTTP side of a connection (see http.h).
+ */
+#include "network/http.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugins/contract.h"
+#include "network/outq.h"
+
+/* Queues the answer to the request (a refusal, or 200 for /healthz and
+ * /metrics), counted and logged. */
+static void respond(websock_conn *c, websock_response *resp, const char *why) {
+  char *out;
+  size_t len;
+  const char *path = c->req && c->req->path ? c->req->path : "-";
+  wsh_stat_add(&c->w->stats.responses[wsh_status_index(resp->status)], 1);
+  wsh_info("%s %s %s: %d%s%s", wsh_conn_peer(c).s,
+           c->req ? c->req->method : "-", path, resp->status, why ? " " : "",
+           why ? why : "");
+  if (wsh_response_render(resp, NULL, &out, &len) == 0) {
+    wsh_outq_add(c, out, len, NULL, 0);
+    free(out);
+  }
+  wsh_response_free(resp);
+}
+
+static void respond_status(websock_conn *c, int status, const char *body,
+                           const char *why) {
+  websock_response resp;
+  wsh_response_init(&resp, c->req);
+  resp.status = status;
+  if (body)
+    websock_response_set_body(&resp, body);
+  respond(c, &resp, why);
+}
+
+static void answer_metrics(websock_conn *c) {
+  char *text = NULL;
+  const wsh_conn_env *env = c->w->env;
+  if (env->render_metrics(env->metrics_arg, &text) != 0) {
+    respond_status(c, 500, NULL, "(out of memory)");
+    return;
+  }
+  websock_response resp;
+  wsh_response_init(&resp, c->req);
+  resp.status = 200;
+  websock_response_add_header(&resp, "Content-Type",
+                              "text/plain; version=0.0.4");
+  websock_response_set_body(&resp, text);
+  free(text);
+  respond(c, &resp, NULL);
+}
+
+static bool get_or_head(const websock_request *req) {
+  return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+}
+
+/* A known path asked with a method it does not serve. */
+static void answer_405(websock_conn *c) {
+  websock_response resp;
+  wsh_response_init(&resp, c->req);
+  resp.status = 405;
+  websock_response_add_header(&resp, "Allow", "GET, HEAD");
+  respond(c, &resp, "(method not allowed)");
+}
+
+/* Plain HTTP: /healthz, /metrics, 426 at a WebSocket route (GET or HEAD),
+ * 405 for another method at one of these, or 404. */
+static void answer_plain_http(websock_conn *c) {
+  const char *path = c->req->path;
+  bool healthz = strcmp(path, "/healthz") == 0;
+  bool metrics = strcmp(path, "/metrics") == 0;
+  bool route = false;
+  if (!healthz && !metrics) {
+    wsh_generation *g = wsh_registry_acquire(c->w->env->reg, path);
+    route = g != NULL;
+    if (g)
+      wsh_generation_release(g);
+  }
+  if (!healthz && !metrics && !route)
+    respond_status(c, 404, NULL, NULL);
+  else if (!get_or_head(c->req))
+    answer_405(c);
+  else if (healthz)
+    respond_status(c, 200, "ok\n", NULL);
+  else if (metrics)
+    answer_metrics(c);
+  else
+    respond_status(c, 426, "This is a WebSocket endpoint: upgrade required.\n",
+                   "(plain HTTP at a WebSocket route)");
+}
+
+/* The plugin's upgrade(), if any: 0 to go on, or a refusal already sent. */
+static int call_upgrade(websock_conn *c, websock_response *resp) {
+  const struct websock_handler *h = wsh_conn_handler(c);
+  if (!h->upgrade)
+    return 0;
+  uint64_t t0 = wsh_callback_enter(c, "upgrade");
+  int status = h->upgrade(c->req, resp);
+  wsh_callback_leave(c, "upgrade", t0);
+  if (status == 0)
+    return 0;
+  if (wsh_contract_upgrade_status(status) != status) {
+    wsh_error("route %s: upgrade() returned %d (want 0 or 400-599)",
+              c->gen->conf->path, status);
+    wsh_response_free(resp);
+    respond_status(c, 500, NULL, "(invalid upgrade() result)");
+    return -1;
+  }
+  resp->status = status;
+  respond(c, resp, "(refused by the plugin's upgrade())");
+  return -1;
+}
+
+/* The upgrade: ANSWERED with a refusal, or UPGRADED with resp filled. */
+static wsh_http_result answer_upgrade(websock_conn *c,
+                                      websock_response *out_resp) {
+  const wsh_route_conf *rc = c->gen->conf;
+  const char *why = NULL;
+  int status = wsh_request_check_upgrade(c->req, &why);
+  if (status) {
+    respond_status(c, status, NULL, why);
+    return WSH_HTTP_ANSWERED;
+  }
+  if (!wsh_route_origin_allowed(rc, websock_request_header(c->req, "Origin"))) {
+    respond_status(c, 403, "Origin not allowed.\n", "(origin not allowed)");
+    return WSH_HTTP_ANSWERED;
+  }
+  if (!wsh_conn_count_open(c)) {
+    respond_status(c, 503, "Too many connections.\n",
+                   "(max_connections reached)");
+    return WSH_HTTP_ANSWERED;
+  }
+  c->req->subprotocol =
+      wsh_negotiate_subprotocol(c->req, rc->subprotocols, rc->nsubprotocols);
+  websock_response resp;
+  wsh_response_init(&resp, c->req);
+  if (c->req->subprotocol &&
+      !(resp.subprotocol = strdup(c->req->subprotocol))) {
+    wsh_response_free(&resp);
+    respond_status(c, 500, NULL, "(out of memory)");
+    return WSH_HTTP_ANSWERED;
+  }
+  if (call_upgrade(c, &resp) != 0)
+    return WSH_HTTP_ANSWERED;
+  char accept[29], *out;
+  size_t len;
+  wsh_accept_key(websock_request_header(c->req, "Sec-WebSocket-Key"), accept);
+  if (wsh_response_render(&resp, accept, &out, &len) != 0) {
+    wsh_response_free(&resp);
+    respond_status(c, 500, NULL, "(out of memory)");
+    return WSH_HTTP_ANSWERED;
+  }
+  wsh_outq_add(c, out, len, NULL, 0);
+  free(out);
+  wsh_stat_add(&c->w->stats.responses[WSH_STATUS_101], 1);
+  wsh_debug("%s GET %s: 101 (conn %llu, generation %u%s%s)", wsh_conn_peer(c).s,
+            c->req->path, (unsigned long long)c->id, c->gen->id,
+            resp.subprotocol ? ", subprotocol " : "",
+            resp.subprotocol ? resp.subprotocol : "");
+  *out_resp = resp;
+  return WSH_HTTP_UPGRADED;
+}
+
+static wsh_http_result on_request(websock_conn *c, websock_response *resp) {
+  if (!wsh_request_wants_websocket(c->req)) {
+    answer_plain_http(c);
+    return WSH_HTTP_ANSWERED;
+  }
+  c->gen = wsh_registry_acquire(c->w->env->reg, c->req->path);
+  if (!c->gen) {
+    respond_status(c, 404, NULL, "(no such route)");
+    return WSH_HTTP_ANSWERED;
+  }
+  return answer_upgrade(c, resp);
+}
+
+wsh_http_result wsh_http_feed(websock_conn *c, const uint8_t *buf, size_t len,
+                              size_t *used, websock_response *resp) {
+  *used = 0;
+  int rc = wsh_request_feed(c->req, (const char *)buf, len, used);
+  if (rc == WSH_HS_NEED_MORE) {
+    *used = len;
+    return WSH_HTTP_MORE;
+  }
+  if (rc != WSH_HS_DONE) {
+    respond_status(c, rc, NULL, "(bad request head)");
+    *used = len;
+    return WSH_HTTP_ANSWERED;
+  }
+  return on_request(c, resp);
+}
+
+void wsh_http_refuse(websock_conn *c, int status, const char *body,
+                     const char *why) {
+  respond_status(c, status, body, why);
+}

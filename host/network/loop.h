@@ -1,0 +1,98 @@
+/*
+ * loop.h - what the connections of one worker share: its event loop, the
+ * buffer every read lands in, the staging area every small write goes
+ * through, the connections to settle before the current loop callback ends,
+ * the slots behind websock_ref, the worker's topics and its counters. The
+ * worker (worker.h) runs a loop on its thread and feeds it; the connections
+ * use it and never see the worker.
+ */
+#ifndef WSH_LOOP_H
+#define WSH_LOOP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "network/slots.h"
+#include "bus/topic.h"
+#include "websock.h"
+
+struct event_base;
+typedef struct wsh_conn_env wsh_conn_env;
+
+/* Counters for /metrics: written by the worker, read by any thread. */
+#define WSH_STATUS_MAP(XX)                                                     \
+  XX(101)                                                                      \
+  XX(200)                                                                      \
+  XX(400)                                                                      \
+  XX(401)                                                                      \
+  XX(403)                                                                      \
+  XX(404)                                                                      \
+  XX(405) XX(408) XX(413) XX(414) XX(426) XX(429) XX(431) XX(500) XX(503)
+enum {
+#define WSH_STATUS_ENUM_(code) WSH_STATUS_##code,
+  WSH_STATUS_MAP(WSH_STATUS_ENUM_)
+#undef WSH_STATUS_ENUM_
+      WSH_STATUS_OTHER,
+  WSH_NSTATUS
+};
+
+typedef struct wsh_stats {
+  atomic_ullong accepted;
+  atomic_ullong open; /* WebSocket connections now */
+  atomic_ullong msgs_in, msgs_out, bytes_in, bytes_out;
+  atomic_ullong responses[WSH_NSTATUS]; /* upgrade answers by status */
+} wsh_stats;
+
+/* Adds to a counter of this worker's wsh_stats. Each counter has one writer,
+ * the worker thread, so a relaxed load and store do (no locked add on the
+ * per-message path); readers on other threads see whole values. */
+static inline void wsh_stat_add(atomic_ullong *v, unsigned long long n) {
+  atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+}
+
+/* Index of a status in wsh_stats.responses. */
+int wsh_status_index(int status);
+
+typedef struct wsh_loop {
+  wsh_conn_env *env;  /* what its connections need */
+  websock_host *host; /* for websock_self() and websock_conn_host() */
+  unsigned index;     /* the worker's number */
+  struct event_base *base;
+  int stopping;        /* the worker is stopping (loop thread only) */
+  websock_conn *conns; /* every socket of this loop, upgraded or not */
+  size_t nconns;       /* (sockets, not the open WebSocket gauge) */
+  uint64_t next_id;
+  wsh_slots slots;   /* behind websock_ref */
+  wsh_topics topics; /* this worker's subscribers */
+  wsh_stats stats;
+  uint8_t *rbuf; /* every read of this loop's sockets lands here */
+  size_t rbuf_size;
+  /* Frames queued during one loop callback land here, each connection's in
+   * one contiguous run, and are sent with one write when it is settled; the
+   * area is reused once every dirty connection is settled, so the echo path
+   * allocates nothing. What a short write leaves goes to the connection's
+   * evbuffer. */
+  uint8_t *obuf;
+  size_t obuf_size;
+  size_t obuf_used;
+  websock_conn **dirty; /* connections to settle before the callback ends */
+  size_t ndirty;
+  size_t capdirty;
+} wsh_loop;
+
+/* Sets l up: an event base, the buffers, empty tables. 0 or
+ * WEBSOCK_ENOMEM (nothing left allocated). */
+int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
+                  websock_host *host);
+/* Frees what wsh_loop_init set up (the connections must be gone). */
+void wsh_loop_free(wsh_loop *l);
+
+/* Loop thread only: c has output to write or state to settle at the end of
+ * the current loop callback (wsh_conn_settle_all). */
+void wsh_loop_mark(wsh_loop *l, websock_conn *c);
+/* Loop thread only: c is being freed; forget it if marked. */
+void wsh_loop_unmark(wsh_loop *l, websock_conn *c);
+
+#endif

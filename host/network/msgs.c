@@ -1,0 +1,130 @@
+/*
+ * msgs.c - a connection's timers and topic subscriptions (see msgs.h).
+ */
+#include "network/msgs.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "plugins/contract.h"
+#include "bus/topic.h"
+
+/* A websock_send_after() timer: its event and its message in one block. */
+struct wsh_timer {
+  struct event ev;
+  websock_conn *c;
+  wsh_timer *next;
+  wsh_timer_fire fire;
+  int64_t id;
+  size_t len;
+  uint8_t data[];
+};
+
+static void on_due(evutil_socket_t fd, short what, void *arg) {
+  wsh_timer *t = arg;
+  websock_conn *c = t->c;
+  (void)fd;
+  (void)what;
+  wsh_timer **pp = &c->more->timers;
+  while (*pp != t)
+    pp = &(*pp)->next;
+  *pp = t->next;
+  t->fire(c, t->data, t->len);
+  free(t);
+}
+
+int64_t wsh_msgs_send_after(websock_conn *c, uint64_t ms, const void *data,
+                            size_t len, wsh_timer_fire fire) {
+  wsh_conn_more *m = wsh_conn_more_of(c);
+  wsh_timer *t = m ? malloc(sizeof(*t) + len) : NULL;
+  if (!t)
+    return WEBSOCK_ENOMEM;
+  t->c = c;
+  t->fire = fire;
+  t->id = ++m->next_timer_id;
+  t->len = len;
+  if (len)
+    memcpy(t->data, data, len);
+  struct timeval tv = wsh_timeval_ms(ms);
+  evtimer_assign(&t->ev, c->w->base, on_due, t);
+  if (evtimer_add(&t->ev, &tv) != 0) {
+    free(t);
+    return WEBSOCK_ENOMEM;
+  }
+  t->next = m->timers;
+  m->timers = t;
+  return t->id;
+}
+
+int wsh_msgs_cancel_timer(websock_conn *c, int64_t id) {
+  if (!c->more)
+    return WEBSOCK_ENOENT;
+  for (wsh_timer **pp = &c->more->timers; *pp; pp = &(*pp)->next) {
+    if ((*pp)->id == id) {
+      wsh_timer *t = *pp;
+      *pp = t->next;
+      event_del(&t->ev);
+      free(t);
+      return 0;
+    }
+  }
+  return WEBSOCK_ENOENT;
+}
+
+int wsh_msgs_subscribe(websock_conn *c, const char *topic) {
+  if (!wsh_contract_topic(topic))
+    return WEBSOCK_EINVAL;
+  wsh_conn_more *m = wsh_conn_more_of(c);
+  if (!m)
+    return WEBSOCK_ENOMEM;
+  if (m->nsubs == m->capsubs) {
+    if (m->capsubs >= UINT16_MAX / 2)
+      return WEBSOCK_ENOMEM;
+    uint16_t cap = m->capsubs ? (uint16_t)(m->capsubs * 2) : 2;
+    wsh_topic **subs = realloc(m->subs, cap * sizeof(*subs));
+    if (!subs)
+      return WEBSOCK_ENOMEM;
+    m->subs = subs;
+    m->capsubs = cap;
+  }
+  bool added;
+  wsh_topic *tp = wsh_topics_join(&c->w->topics, topic, c, &added);
+  if (!tp)
+    return WEBSOCK_ENOMEM;
+  if (added)
+    m->subs[m->nsubs++] = tp;
+  return 0;
+}
+
+int wsh_msgs_unsubscribe(websock_conn *c, const char *topic) {
+  wsh_conn_more *m = c->more;
+  for (uint16_t i = 0; m && i < m->nsubs; i++) {
+    if (strcmp(m->subs[i]->name, topic) == 0) {
+      wsh_topics_leave(&c->w->topics, m->subs[i], c);
+      m->subs[i] = m->subs[--m->nsubs];
+      return 0;
+    }
+  }
+  return WEBSOCK_ENOENT;
+}
+
+void wsh_msgs_leave(websock_conn *c) {
+  wsh_conn_more *m = c->more;
+  if (!m)
+    return;
+  for (uint16_t i = 0; i < m->nsubs; i++)
+    wsh_topics_leave(&c->w->topics, m->subs[i], c);
+  free(m->subs);
+  m->subs = NULL;
+  m->nsubs = m->capsubs = 0;
+  while (m->timers) {
+    wsh_timer *t = m->timers;
+    m->timers = t->next;
+    event_del(&t->ev);
+    free(t);
+  }
+}

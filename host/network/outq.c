@@ -1,0 +1,97 @@
+/*
+ * outq.c - a connection's output queue (see outq.h).
+ */
+#include "network/outq.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+size_t wsh_outq_unsent(const websock_conn *c) {
+  return c->stage_len + (c->out ? evbuffer_get_length(c->out) : 0);
+}
+
+/* Appends to the evbuffer, created on first use (idle connections hold
+ * none). Out of memory drops the connection (its stream would have a hole):
+ * io_error is set and WEBSOCK_ENOMEM returned. */
+static int out_add(websock_conn *c, const void *p, size_t n) {
+  if ((!c->out && !(c->out = evbuffer_new())) || evbuffer_add(c->out, p, n)) {
+    c->io_error = ENOMEM;
+    return WEBSOCK_ENOMEM;
+  }
+  return 0;
+}
+
+struct evbuffer *wsh_outq_buffer(websock_conn *c) {
+  wsh_loop_mark(c->w, c);
+  size_t staged = c->stage_len;
+  c->stage_len = 0;
+  if (out_add(c, c->w->obuf + c->stage_off, staged) != 0)
+    return NULL;
+  return c->out;
+}
+
+int wsh_outq_add(websock_conn *c, const void *a, size_t alen, const void *b,
+                 size_t blen) {
+  wsh_loop *w = c->w;
+  size_t n = alen + blen;
+  wsh_loop_mark(w, c);
+  if (c->dirty && (!c->out || !evbuffer_get_length(c->out)) &&
+      n <= w->obuf_size - w->obuf_used &&
+      (!c->stage_len || c->stage_off + c->stage_len == w->obuf_used)) {
+    if (!c->stage_len)
+      c->stage_off = (uint32_t)w->obuf_used;
+    memcpy(w->obuf + w->obuf_used, a, alen);
+    if (blen)
+      memcpy(w->obuf + w->obuf_used + alen, b, blen);
+    w->obuf_used += n;
+    c->stage_len += (uint32_t)n;
+    return 0;
+  }
+  if (!wsh_outq_buffer(c) || out_add(c, a, alen) != 0)
+    return WEBSOCK_ENOMEM;
+  return blen ? out_add(c, b, blen) : 0;
+}
+
+static bool try_later(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+void wsh_outq_write(websock_conn *c, bool more) {
+  if (c->stage_len) { /* out is empty: one write, the rest to out */
+    const uint8_t *p = c->w->obuf + c->stage_off;
+    size_t len = c->stage_len;
+    ssize_t n = c->tp.ops->write(&c->tp, p, len, more);
+    c->stage_len = 0;
+    if (n < 0) {
+      if (!try_later(errno)) {
+        c->io_error = errno;
+        return;
+      }
+      n = 0;
+    }
+    if ((size_t)n < len)
+      out_add(c, p + n, len - (size_t)n);
+    return; /* the socket's buffer is full, or everything is sent */
+  }
+  while (c->out && evbuffer_get_length(c->out) > 0) {
+    int n = c->tp.ops->write_buffer(&c->tp, c->out);
+    if (n < 0) {
+      if (!try_later(errno))
+        c->io_error = errno;
+      return;
+    }
+    if (n == 0)
+      return;
+  }
+  wsh_outq_free(c); /* empty: idle connections hold no buffer */
+}
+
+void wsh_outq_free(websock_conn *c) {
+  if (c->out) {
+    evbuffer_free(c->out);
+    c->out = NULL;
+  }
+  c->stage_len = 0;
+}

@@ -1,0 +1,37 @@
+/*
+ * outq.h - a connection's output queue. Small writes of a connection whose
+ * queue is empty are staged in its loop's output area (each connection's
+ * bytes in one run) and written with one write when the connection is
+ * settled at the end of the loop callback: one write per connection per
+ * loop turn, whatever the number of messages, and no allocation. Only what
+ * a short write leaves (or what does not fit the area, or a broadcast frame
+ * held by reference) goes to the connection's evbuffer, freed once empty.
+ * All writing goes through the connection's transport.
+ */
+#ifndef WSH_OUTQ_H
+#define WSH_OUTQ_H
+
+#include <stddef.h>
+
+#include "network/connection.h"
+
+/* Queues a then b (b may be empty). Returns 0 or WEBSOCK_ENOMEM (the
+ * connection is then dropped: its stream would have a hole). */
+int wsh_outq_add(websock_conn *c, const void *a, size_t alen, const void *b,
+                 size_t blen);
+
+/* The evbuffer for bytes held by reference (a broadcast frame), after what
+ * is staged, to keep the order. NULL when out of memory. */
+struct evbuffer *wsh_outq_buffer(websock_conn *c);
+
+/* Bytes queued and not yet written. */
+size_t wsh_outq_unsent(const websock_conn *c);
+
+/* Writes what is queued (more: the last bytes before our FIN, which may
+ * leave with it). An error other than "try later" sets c->io_error. */
+void wsh_outq_write(websock_conn *c, bool more);
+
+/* Drops what is queued. */
+void wsh_outq_free(websock_conn *c);
+
+#endif

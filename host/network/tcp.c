@@ -1,0 +1,60 @@
+/*
+ * tcp.c - the plain TCP transport (see transport.h): the socket calls
+ * themselves, non-blocking, never raising SIGPIPE.
+ */
+#include "network/transport.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+static ssize_t tcp_read(wsh_transport *t, void *buf, size_t len) {
+  return recv(t->fd, buf, len, MSG_DONTWAIT);
+}
+
+static ssize_t tcp_write(wsh_transport *t, const void *buf, size_t len,
+                         bool more) {
+  return send(t->fd, buf, len,
+              MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0));
+}
+
+static int tcp_write_buffer(wsh_transport *t, struct evbuffer *b) {
+  return evbuffer_write(b, t->fd);
+}
+
+static int tcp_shutdown(wsh_transport *t) {
+  return shutdown(t->fd, SHUT_WR);
+}
+
+static void tcp_close(wsh_transport *t) {
+  close(t->fd);
+  t->fd = -1;
+}
+
+static int tcp_peer(wsh_transport *t, struct sockaddr_storage *ss,
+                    socklen_t *len) {
+  *len = sizeof(*ss);
+  return getpeername(t->fd, (struct sockaddr *)ss, len);
+}
+
+static const wsh_transport_ops tcp_ops = {
+    .name = "tcp",
+    .read = tcp_read,
+    .write = tcp_write,
+    .write_buffer = tcp_write_buffer,
+    .shutdown = tcp_shutdown,
+    .close = tcp_close,
+    .peer = tcp_peer,
+};
+
+void wsh_tcp_transport(wsh_transport *t, int fd) {
+  t->ops = &tcp_ops;
+  t->fd = fd;
+  /* Writes are already batched per loop turn: send them without waiting for
+   * the peer's delayed ACK (a message over one write would wait 40 ms). */
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}

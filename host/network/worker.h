@@ -1,0 +1,116 @@
+/*
+ * worker.h - a worker: a thread running its own libevent loop (wsh_loop,
+ * which its connections share). A connection lives on one worker for its
+ * whole life, so its callbacks never run concurrently. Other threads talk to
+ * a worker only through its mailbox; the worker tells its owner (the
+ * server) what happens through hooks and never calls it.
+ */
+#ifndef WSH_WORKER_H
+#define WSH_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "network/loop.h"
+#include "bus/topic.h"
+#include "websock.h"
+
+struct event;
+typedef struct wsh_worker wsh_worker;
+
+/* What the owner of the workers (the server) is told, on the worker's
+ * thread: it begins to stop (worker 0 then closes the listeners), and it is
+ * done (its loop has ended). The worker never calls the server itself. */
+typedef struct wsh_worker_hooks {
+  void (*stopping)(void *arg, wsh_worker *w);
+  void (*exited)(void *arg, wsh_worker *w);
+  void *arg;
+} wsh_worker_hooks;
+
+typedef struct wsh_accepted {
+  int fd;
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+} wsh_accepted;
+
+enum {
+  WSH_MAIL_ACCEPT,
+  WSH_MAIL_SEND,
+  WSH_MAIL_PUBLISH,
+  WSH_MAIL_BROADCAST,
+  WSH_MAIL_RESTART /* close a replaced generation's connections with 1012 */
+};
+
+typedef struct wsh_generation wsh_generation;
+
+/* What plugins hold as websock_host (websock_conn_host, websock_options_host,
+ * websock_ref): the workers a message, publish or broadcast is posted to.
+ * The server owns it; it is not the server. */
+struct websock_host {
+  wsh_worker *workers;
+  unsigned nworkers;
+};
+
+/* One item of a worker's mailbox. */
+typedef struct wsh_mail {
+  struct wsh_mail *next;
+  int kind;
+  wsh_accepted acc; /* ACCEPT */
+  uint32_t slot;    /* SEND: the target */
+  uint32_t serial;
+  wsh_shared *shared;  /* PUBLISH, BROADCAST */
+  wsh_generation *gen; /* RESTART (a reference) */
+  size_t len;          /* SEND: data */
+  uint8_t data[];
+} wsh_mail;
+
+struct wsh_worker {
+  wsh_loop loop; /* what its connections share (first: a worker is a loop) */
+  wsh_worker_hooks hooks;
+  uint64_t grace_ms; /* shutdown: how long connections get to close */
+  pthread_t thread;
+  int inited;         /* wsh_worker_init succeeded */
+  int started;        /* its thread runs */
+  struct event *wake; /* activated from other threads: look at the inbox */
+  pthread_mutex_t lock;
+  wsh_mail *inbox;      /* under lock: sockets, messages, publishes */
+  wsh_mail *inbox_tail; /* under lock */
+  int stop_requested;   /* under lock */
+  struct event *grace;
+};
+
+/* Sets w up (its loop, buffers, mailbox) without a thread: index-th worker
+ * of host, its connections given env. Returns 0 or WEBSOCK_ENOMEM. */
+int wsh_worker_init(wsh_worker *w, unsigned index, wsh_conn_env *env,
+                    websock_host *host, const wsh_worker_hooks *hooks,
+                    uint64_t grace_ms);
+/* Runs w's loop on a thread of its own. Returns 0 or WEBSOCK_ENOMEM. */
+int wsh_worker_start(wsh_worker *w);
+/* Frees what wsh_worker_init set up (the thread, if any, joined first). */
+void wsh_worker_free(wsh_worker *w);
+/* From any thread: hand an accepted socket to this worker. */
+int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
+                       socklen_t len);
+/* On w's own thread: take an accepted socket over at once. */
+void wsh_worker_adopt_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
+                         socklen_t len);
+/* From any thread: queue a message for a connection of this worker. Returns
+ * 0, WEBSOCK_ENOENT (no such live connection) or WEBSOCK_ENOMEM. */
+int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,
+                         const void *data, size_t len);
+/* From any thread: deliver a shared publish or broadcast to this worker's
+ * subscribers (takes a reference). */
+int wsh_worker_post_shared(wsh_worker *w, int kind, wsh_shared *sh);
+
+/* From any thread: close this worker's connections on generation g with
+ * 1012 (takes a reference to g). */
+int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g);
+
+/* From any thread: close every connection with 1001 and exit the thread
+ * once they are gone or after the grace period. */
+void wsh_worker_post_stop(wsh_worker *w);
+
+#endif

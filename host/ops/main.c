@@ -1,0 +1,106 @@
+/*
+ * main.c - websockd's entry point: settings, routes, then serve (or, with -t,
+ * check everything and exit).
+ */
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "base/config.h"
+#include "base/crash.h"
+#include "base/log.h"
+#include "ops/metrics.h"
+#include "plugins/registry.h"
+#include "network/server.h"
+#include "ops/service.h"
+
+/* GET /metrics, as the server's connections ask for it. */
+static int render_metrics(void *srv, char **out) {
+  return wsh_metrics_render(srv, out);
+}
+
+/* -t: every route loaded in a throw-away generation, then released. */
+static int check_only(wsh_config *cfg, wsh_registry *reg, int failures) {
+  if (failures) {
+    fprintf(stderr,
+            "websockd: %d route(s) in %s failed the check (see above)\n",
+            failures, cfg->plugins_dir);
+    return 1;
+  }
+  printf("websockd: configuration OK (%zu route(s) in %s, %zu listen "
+         "address(es), %u worker(s))\n",
+         wsh_registry_count(reg), cfg->plugins_dir, cfg->nlisten, cfg->workers);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  wsh_config cfg;
+  wsh_registry *reg = NULL;
+  wsh_server *srv = NULL;
+  char err[1024];
+  int status = 2, failures = 0;
+  wsh_config_init(&cfg);
+  int rc = wsh_config_from_args(&cfg, argc, argv, err, sizeof(err));
+  if (rc == 1) {
+    status = 0;
+    goto out_config;
+  }
+  if (rc || (rc = wsh_config_finish(&cfg, err, sizeof(err))) != 0) {
+    fprintf(stderr, "websockd: %s\n", err);
+    goto out_config;
+  }
+  wsh_log_set_level(cfg.log_level);
+  wsh_crash_install();
+  if (wsh_registry_new(&reg, err, sizeof(err)) != 0) {
+    fprintf(stderr, "websockd: %s\n", err);
+    goto out_config;
+  }
+  if (cfg.check_only && cfg.user && !getpwnam(cfg.user)) {
+    fprintf(stderr, "websockd: user %s: no such user\n", cfg.user);
+    status = 1;
+    goto out_registry;
+  }
+  if (cfg.check_only) {
+    if (wsh_registry_load_dir(reg, cfg.plugins_dir, &failures) != 0)
+      status = 1;
+    else
+      status = check_only(&cfg, reg, failures);
+    goto out_registry;
+  }
+  wsh_server_hooks hooks = {render_metrics, wsh_service_ready,
+                            wsh_service_reloading, wsh_service_stopping};
+  if (wsh_server_new(&srv, &cfg, reg, &hooks, err, sizeof(err)) != 0) {
+    wsh_error("%s", err);
+    status = 1;
+    goto out_registry;
+  }
+  wsh_registry_set_host(reg, &srv->host);
+  if (wsh_registry_load_dir(reg, cfg.plugins_dir, &failures) != 0) {
+    status = 1;
+    goto out_server;
+  }
+  if (wsh_server_listen(srv, err, sizeof(err)) != 0) {
+    wsh_error("%s", err);
+    status = 1;
+    goto out_server;
+  }
+  if (cfg.user &&
+      wsh_service_drop_privileges(cfg.user, wsh_registry_private_dir(reg), err,
+                                  sizeof(err)) != 0) {
+    wsh_error("%s", err);
+    status = 1;
+    goto out_server;
+  }
+  status = wsh_server_run(srv);
+  /* Every connection is gone: unload the plugins (which stop their threads)
+   * before the workers their websock_send() calls would reach are freed. */
+out_server:
+  wsh_registry_free(reg);
+  wsh_server_free(srv);
+  goto out_config;
+out_registry:
+  wsh_registry_free(reg);
+out_config:
+  wsh_config_free(&cfg);
+  return status;
+}

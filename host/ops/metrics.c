@@ -1,0 +1,130 @@
+/*
+ * metrics.c - the Prometheus text exposition of websockd's state: connections
+ * per route and generation, per-worker traffic, upgrade answers by status,
+ * and reloads.
+ */
+#include "ops/metrics.h"
+
+#include <stdio.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "plugins/registry.h"
+#include "network/server.h"
+#include "websock.h"
+#include "network/worker.h"
+
+/* A label value with \, " and newline escaped. */
+static void label(FILE *f, const char *s) {
+  for (; s && *s; s++) {
+    if (*s == '\\' || *s == '"')
+      fprintf(f, "\\%c", *s);
+    else if (*s == '\n')
+      fputs("\\n", f);
+    else
+      fputc(*s, f);
+  }
+}
+
+static void generation(void *arg, const wsh_generation *g, bool current) {
+  FILE *f = arg;
+  fputs("websockd_connections{route=\"", f);
+  label(f, g->conf->path);
+  fprintf(f, "\",generation=\"%u\",plugin=\"", g->id);
+  label(f, g->plugin->h.name);
+  fputs("\",version=\"", f);
+  label(f, g->plugin->h.version);
+  fprintf(f, "\",state=\"%s\"} %d\n", current ? "current" : "draining",
+          atomic_load(&g->conns));
+}
+
+static void generations(FILE *f, wsh_registry *r) {
+  fputs("# HELP websockd_connections Open WebSocket connections per route and "
+        "plugin generation.\n# TYPE websockd_connections gauge\n",
+        f);
+  wsh_registry_each_generation(r, generation, f);
+  wsh_reload_stats st = wsh_registry_reload_stats(r);
+  fprintf(
+      f,
+      "# HELP websockd_reloads_total Reloads (SIGHUP or --watch) by result.\n"
+      "# TYPE websockd_reloads_total counter\n"
+      "websockd_reloads_total{result=\"ok\"} %llu\n"
+      "websockd_reloads_total{result=\"failed\"} %llu\n"
+      "# HELP websockd_last_reload_timestamp_seconds When the last reload "
+      "ran (0: never).\n# TYPE websockd_last_reload_timestamp_seconds gauge\n"
+      "websockd_last_reload_timestamp_seconds %lld\n"
+      "# HELP websockd_last_reload_success 1 if the last reload succeeded.\n"
+      "# TYPE websockd_last_reload_success gauge\n"
+      "websockd_last_reload_success %d\n",
+      (unsigned long long)st.ok, (unsigned long long)st.failed,
+      (long long)st.last, st.last ? st.last_ok : 1);
+}
+
+static void per_worker(FILE *f, wsh_server *srv, const char *name,
+                       const char *type, const char *help, size_t offset) {
+  fprintf(f, "# HELP websockd_%s %s\n# TYPE websockd_%s %s\n", name, help, name,
+          type);
+  for (unsigned i = 0; i < srv->nworkers; i++) {
+    atomic_ullong *v =
+        (atomic_ullong *)((char *)&srv->workers[i].loop.stats + offset);
+    fprintf(f, "websockd_%s{worker=\"%u\"} %llu\n", name, i, atomic_load(v));
+  }
+}
+
+static void workers(FILE *f, wsh_server *srv) {
+  per_worker(f, srv, "worker_connections", "gauge",
+             "Open WebSocket connections per worker.",
+             offsetof(wsh_stats, open));
+  per_worker(f, srv, "accepted_total", "counter",
+             "TCP connections accepted per worker.",
+             offsetof(wsh_stats, accepted));
+  per_worker(f, srv, "messages_in_total", "counter",
+             "Whole messages received from clients.",
+             offsetof(wsh_stats, msgs_in));
+  per_worker(f, srv, "messages_out_total", "counter",
+             "Messages queued for clients.", offsetof(wsh_stats, msgs_out));
+  per_worker(f, srv, "bytes_in_total", "counter",
+             "Message payload bytes received.", offsetof(wsh_stats, bytes_in));
+  per_worker(f, srv, "bytes_out_total", "counter",
+             "Message bytes queued for clients.",
+             offsetof(wsh_stats, bytes_out));
+}
+
+static const int status_codes[] = {
+#define WSH_STATUS_CODE_(code) code,
+    WSH_STATUS_MAP(WSH_STATUS_CODE_)
+#undef WSH_STATUS_CODE_
+};
+
+static void responses(FILE *f, wsh_server *srv) {
+  fputs("# HELP websockd_http_responses_total Answers to HTTP requests (101 "
+        "upgrades, refusals, /healthz) by status.\n"
+        "# TYPE websockd_http_responses_total counter\n",
+        f);
+  for (int s = 0; s < WSH_NSTATUS; s++) {
+    unsigned long long n = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+      n += atomic_load(&srv->workers[i].loop.stats.responses[s]);
+    if (s == WSH_STATUS_OTHER)
+      fprintf(f, "websockd_http_responses_total{status=\"other\"} %llu\n", n);
+    else
+      fprintf(f, "websockd_http_responses_total{status=\"%d\"} %llu\n",
+              status_codes[s], n);
+  }
+}
+
+int wsh_metrics_render(wsh_server *srv, char **out) {
+  size_t len;
+  FILE *f = open_memstream(out, &len);
+  if (!f)
+    return WEBSOCK_ENOMEM;
+  generations(f, srv->reg);
+  workers(f, srv);
+  responses(f, srv);
+  fprintf(f,
+          "# HELP websockd_open_connections Open WebSocket connections.\n"
+          "# TYPE websockd_open_connections gauge\n"
+          "websockd_open_connections %lu\n",
+          atomic_load(&srv->env.open));
+  return fclose(f) == 0 ? 0 : WEBSOCK_ENOMEM;
+}

@@ -1,0 +1,102 @@
+/*
+ * registry.h - the routes being served: for each path, its current
+ * generation (a route file plus the plugin loaded for it), and every older
+ * generation still draining. Generations are reference-counted: the registry
+ * holds one reference to each current one, each connection another, and the
+ * last release unload()s and dlclose()s the plugin and deletes its copy.
+ */
+#ifndef WSH_REGISTRY_H
+#define WSH_REGISTRY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "plugins/plugin.h"
+#include "plugins/route.h"
+
+typedef struct wsh_registry wsh_registry;
+
+typedef struct wsh_generation {
+  atomic_int refs;
+  atomic_int conns; /* open connections on this generation */
+  unsigned id;
+  wsh_route_conf *conf;
+  wsh_plugin *plugin;
+  int loaded;              /* load() accepted: unload() is owed */
+  uint8_t conf_digest[32]; /* SHA-256 of the .conf and of the .so, to tell */
+  uint8_t so_digest[32];   /* a changed route from an unchanged one */
+  wsh_registry *reg;
+  struct wsh_generation *live_prev, *live_next; /* every loaded generation */
+} wsh_generation;
+
+/* Creates a registry and its private directory under $TMPDIR (or /tmp). */
+int wsh_registry_new(wsh_registry **out, char *err, size_t errlen);
+/* Releases every route; removes the private directory. */
+void wsh_registry_free(wsh_registry *r);
+
+/* Start-up: loads every route file of dir. Each route that fails (bad file,
+ * duplicate path, plugin that does not load, load() refusing) is logged with
+ * one line naming the file and the cause and left out; the others are
+ * served. Returns 0, or a negative code if the directory cannot be read;
+ * *failures counts the routes left out. */
+int wsh_registry_load_dir(wsh_registry *r, const char *dir, int *failures);
+
+/* SIGHUP: re-reads dir, all or nothing. Routes whose .conf or .so changed
+ * (by content) get a new generation; unchanged ones keep theirs; added ones
+ * appear; removed ones stop taking upgrades and drain. On any failure nothing
+ * changes and err names the file and the cause. On success, *restart lists
+ * (with a reference each) the replaced generations of `reload = restart`
+ * routes, whose connections the caller closes with 1012, and summary says
+ * what changed. */
+int wsh_registry_reload(wsh_registry *r, const char *dir,
+                        wsh_generation ***restart, size_t *nrestart,
+                        char *summary, size_t summarylen, char *err,
+                        size_t errlen);
+
+/* Opens the plugin a route file names and calls its load(). Takes ownership
+ * of conf (also on failure). */
+int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
+                       wsh_generation **out, char *err, size_t errlen);
+
+/* The current generation for a path, with a reference taken, or NULL. */
+wsh_generation *wsh_registry_acquire(wsh_registry *r, const char *path);
+void wsh_generation_acquire(wsh_generation *g);
+void wsh_generation_release(wsh_generation *g);
+
+/* The number of routes served. */
+size_t wsh_registry_count(wsh_registry *r);
+
+/* The directory of the private plugin copies (fixed for r's life). */
+const char *wsh_registry_private_dir(const wsh_registry *r);
+
+/* The handle plugins get through websock_options_host() from their next
+ * load() on (set once, before the first route is loaded). */
+void wsh_registry_set_host(wsh_registry *r, websock_host *host);
+
+/* Calls fn for the current generation of every route, under the registry's
+ * lock (fn must not call back into the registry). */
+void wsh_registry_each_route(wsh_registry *r,
+                             void (*fn)(void *arg, const wsh_generation *g),
+                             void *arg);
+
+/* Calls fn for every loaded generation, current or draining, under the
+ * registry's lock. */
+void wsh_registry_each_generation(wsh_registry *r,
+                                  void (*fn)(void *arg, const wsh_generation *g,
+                                             bool current),
+                                  void *arg);
+
+/* Reload results, for the metrics. */
+typedef struct wsh_reload_stats {
+  uint64_t ok;
+  uint64_t failed;
+  time_t last; /* 0: never */
+  int last_ok;
+} wsh_reload_stats;
+
+wsh_reload_stats wsh_registry_reload_stats(wsh_registry *r);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * frame.h - the RFC 6455 codec: bytes in, events out; messages in, bytes out.
+ * No I/O here, so it can be unit-tested and fuzzed on its own. The decoder is
+ * incremental: any split of the input across calls, down to one byte at a
+ * time, gives the same events.
+ */
+#ifndef WSH_FRAME_H
+#define WSH_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/utf8.h"
+
+/* Close codes (RFC 6455 §7.4.1). */
+enum {
+  WSH_CLOSE_NORMAL = 1000,
+  WSH_CLOSE_GOING_AWAY = 1001,
+  WSH_CLOSE_PROTOCOL = 1002,
+  WSH_CLOSE_UNSUPPORTED = 1003,
+  WSH_CLOSE_NO_STATUS = 1005, /* never on the wire */
+  WSH_CLOSE_ABNORMAL = 1006,  /* never on the wire */
+  WSH_CLOSE_INVALID_DATA = 1007,
+  WSH_CLOSE_POLICY = 1008,
+  WSH_CLOSE_TOO_BIG = 1009,
+  WSH_CLOSE_INTERNAL = 1011,
+  WSH_CLOSE_RESTART = 1012
+};
+
+#define WSH_MAX_HEADER 10   /* longest server frame header */
+#define WSH_MAX_CONTROL 125 /* longest control payload */
+
+typedef enum wsh_ev_type {
+  WSH_EV_NONE = 0, /* every byte given was consumed; need more input */
+  WSH_EV_MESSAGE, /* a whole data message: opcode (TEXT or BINARY), data, len */
+  WSH_EV_PING,    /* data, len (<= 125) */
+  WSH_EV_PONG,    /* data, len (<= 125) */
+  WSH_EV_CLOSE,   /* peer's close: close_code (1005 if the payload was empty),
+                     data/len = reason, already validated as UTF-8 */
+  WSH_EV_ERROR    /* protocol violation: close_code (1002, 1007 or 1009; 1011
+                     when out of memory) and error (a static string saying
+                     what was wrong) */
+} wsh_ev_type;
+
+typedef struct wsh_event {
+  wsh_ev_type type;
+  uint8_t opcode;      /* for WSH_EV_MESSAGE: 0x1 text or 0x2 binary */
+  const uint8_t *data; /* see wsh_decode for how long it stays valid */
+  size_t len;
+  uint16_t close_code; /* WSH_EV_CLOSE and WSH_EV_ERROR */
+  const char *error;   /* WSH_EV_ERROR only */
+} wsh_event;
+
+/* Decoder state. Fields are private to frame.c; it is a plain struct so that
+ * a connection can embed it without another allocation. */
+typedef struct wsh_decoder {
+  uint64_t max_message; /* 0: no limit */
+  /* current frame */
+  uint8_t hdr[14];
+  uint8_t hdr_len;
+  uint8_t hdr_need;
+  uint8_t fin;
+  uint8_t opcode;
+  uint8_t mask[4];
+  uint64_t remaining;   /* payload bytes of the current frame not yet seen */
+  uint64_t payload_off; /* payload bytes of the current frame already seen */
+  /* current data message */
+  uint8_t msg_opcode; /* 0: no message open */
+  uint8_t failed;     /* an error was reported; the decoder is dead */
+  uint8_t delivered;  /* the buffer held a delivered message; reset it */
+  wsh_utf8 utf8;
+  uint8_t *buf; /* reassembly buffer (owned) */
+  size_t buf_len;
+  size_t buf_cap;
+  /* current control frame, when it arrives in pieces (allocated then) */
+  uint8_t *ctl;
+  uint8_t ctl_len;
+  /* the error, repeated on later calls */
+  uint16_t err_code;
+  const char *err_why;
+} wsh_decoder;
+
+/* Sets up a decoder for client-to-server frames (masking required, no
+ * extensions). max_message: the largest message accepted (0: no limit, for
+ * tests only: a peer could then grow the buffer without bound). */
+void wsh_decoder_init(wsh_decoder *d, uint64_t max_message);
+
+/* Frees the reassembly buffers. The decoder may be re-initialised after. */
+void wsh_decoder_free(wsh_decoder *d);
+
+/* Releases the reassembly buffers if no message is being assembled and no
+ * control frame is half read (for idle connections). Ends the life of the
+ * data of a message just delivered. */
+void wsh_decoder_trim(wsh_decoder *d);
+
+/*
+ * Decodes client frames from in[0..len). The payload is unmasked in place, so
+ * `in` is modified. Stops right after the first complete event and returns
+ * the number of bytes consumed; ev->type is WSH_EV_NONE when all `len` bytes
+ * were consumed without completing an event.
+ *
+ * ev->data points either into `in` (a single-frame message or control frame
+ * wholly inside this call's input is handed over without a copy) or into the
+ * decoder's own buffers. Either way it is valid until the next call to
+ * wsh_decode/wsh_decoder_trim/wsh_decoder_free and as long as the caller
+ * keeps the consumed bytes of `in` alive.
+ *
+ * On an error, the bytes consumed end at the byte that decided it: a header
+ * byte for header rules; the whole header for the 64-bit length rule and
+ * max_message (none of the refused payload is taken); the first bad byte of
+ * text; the frame's last byte for a bad close frame or text ending inside a
+ * code point. The decoder keeps decoding after a WSH_EV_CLOSE; the caller
+ * stops feeding it what it must ignore.
+ *
+ * Checks every rule of RFC 6455 a server must: masking (1002), reserved bits
+ * (1002), reserved opcodes (1002), control frames at most 125 bytes and never
+ * fragmented (1002), continuation without an open message and a new data
+ * frame while one is open (1002), 64-bit lengths with the high bit clear
+ * (1002), UTF-8 of text messages checked as bytes arrive, failing at the
+ * first invalid byte even across fragments (1007), close payloads (length 1,
+ * invalid code: 1002; reason not UTF-8: 1007), and max_message as soon as a
+ * frame header shows the message would exceed it (1009). After WSH_EV_ERROR
+ * the decoder is dead: later calls consume nothing and report the same error.
+ */
+size_t wsh_decode(wsh_decoder *d, uint8_t *in, size_t len, wsh_event *ev);
+
+/* Writes a server frame header (unmasked; FIN set when fin is true) for a
+ * payload of `len` bytes into out[WSH_MAX_HEADER]. Returns its length
+ * (2, 4 or 10). */
+size_t wsh_frame_header(uint8_t *out, bool fin, uint8_t opcode, uint64_t len);
+
+/* Writes a close payload: the code, then `reason` cut to at most 123 bytes
+ * on a UTF-8 code point boundary. out must hold WSH_MAX_CONTROL bytes.
+ * Returns its length. */
+size_t wsh_close_payload(uint8_t *out, uint16_t code, const char *reason,
+                         size_t reason_len);
+
+/* True if a peer may send this code in a close frame (RFC 6455 §7.4):
+ * 1000-1003, 1007-1011, 1012-1014 and 3000-4999. */
+bool wsh_close_code_valid(uint16_t code);
+
+/* XORs data[0..len) with the masking key, as if data started at byte
+ * `offset` of the payload. Word at a time. Used by the decoder, and by tests
+ * and benchmarks to build client frames. */
+void wsh_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t offset);
+
+#endif
