@@ -1,6 +1,6 @@
 /*
- * test_worker.c - unit tests for host/worker.c: shared payloads counted,
- * statuses indexed, messages to a dead reference refused, a worker run on
+ * test_worker.c - unit tests for host/network/worker.c: shared payloads
+ * counted, messages to a dead reference refused, a worker run on
  * its own thread that adopts a socket, answers it when told to stop, and
  * tells its owner through its hooks (never calling the server itself).
  */
@@ -31,13 +31,6 @@ START_TEST(shared_refs) {
   wsh_shared_unref(sh);
   ck_assert_int_eq(atomic_load(&sh->refs), 1);
   wsh_shared_unref(sh); /* freed: ASan would see a leak otherwise */
-}
-END_TEST
-
-START_TEST(status_index) {
-  ck_assert_int_eq(wsh_status_index(101), WSH_STATUS_101);
-  ck_assert_int_eq(wsh_status_index(503), WSH_STATUS_503);
-  ck_assert_int_eq(wsh_status_index(418), WSH_STATUS_OTHER);
 }
 END_TEST
 
@@ -110,7 +103,6 @@ static Suite *worker_suite(void) {
   TCase *tc = tcase_create("worker");
   tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
   tcase_add_test(tc, shared_refs);
-  tcase_add_test(tc, status_index);
   tcase_add_test(tc, dead_ref_refused);
   tcase_add_test(tc, adopts_and_stops);
   suite_add_tcase(s, tc);

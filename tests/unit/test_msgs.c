@@ -1,0 +1,100 @@
+/*
+ * test_msgs.c - unit tests for host/network/msgs.c: a connection's
+ * websock_send_after() timers (fired by the loop after their delay, in
+ * order, cancellable) and its topic subscriptions (joined once, left one by
+ * one or all at once), on a connection from connfix.h.
+ */
+#include <check.h>
+
+#define WSH_TEST_NAME "test_msgs"
+#define WSH_TEST_SET_TMPDIR
+#include "testutil.h"
+
+#include "bus/topic.h"
+#include "connfix.h"
+#include "network/msgs.h"
+
+static char fired[64];
+static size_t nfired;
+
+static void on_fire(websock_conn *c, const uint8_t *data, size_t len) {
+  (void)c;
+  if (nfired + len < sizeof(fired)) {
+    memcpy(fired + nfired, data, len);
+    nfired += len;
+  }
+}
+
+START_TEST(timers_fire_in_order) {
+  websock_conn *c = fix_connect();
+  nfired = 0;
+  ck_assert_int_gt(wsh_msgs_send_after(c, 40, "b", 1, on_fire), 0);
+  int64_t id = wsh_msgs_send_after(c, 10, "x", 1, on_fire);
+  ck_assert_int_gt(wsh_msgs_send_after(c, 5, "a", 1, on_fire), id);
+  ck_assert_ptr_nonnull(c->more);
+  ck_assert_int_eq(wsh_msgs_cancel_timer(c, id), 0);
+  ck_assert_int_eq(wsh_msgs_cancel_timer(c, id), WEBSOCK_ENOENT);
+  for (int i = 0; i < 100 && nfired < 2; i++) {
+    poll(NULL, 0, 5);
+    fix_run();
+  }
+  ck_assert_uint_eq(nfired, 2);
+  ck_assert_int_eq(memcmp(fired, "ab", 2), 0);
+  ck_assert_ptr_null(c->more->timers);
+}
+END_TEST
+
+START_TEST(leave_drops_timers) {
+  websock_conn *c = fix_connect();
+  nfired = 0;
+  ck_assert_int_gt(wsh_msgs_send_after(c, 1, "z", 1, on_fire), 0);
+  wsh_msgs_leave(c);
+  poll(NULL, 0, 10);
+  fix_run();
+  ck_assert_uint_eq(nfired, 0);
+}
+END_TEST
+
+START_TEST(subscriptions) {
+  websock_conn *c = fix_connect();
+  wsh_topics *t = &fx.w.loop.topics;
+  ck_assert_int_eq(wsh_msgs_subscribe(c, "room"), 0);
+  ck_assert_int_eq(wsh_msgs_subscribe(c, "room"), 0); /* once */
+  ck_assert_int_eq(wsh_msgs_subscribe(c, "other"), 0);
+  ck_assert_int_eq(wsh_msgs_subscribe(c, ""), WEBSOCK_EINVAL);
+  ck_assert_uint_eq(c->more->nsubs, 2);
+  ck_assert_uint_eq(wsh_topics_find(t, "room")->n, 1);
+  ck_assert_int_eq(wsh_msgs_unsubscribe(c, "room"), 0);
+  ck_assert_ptr_null(wsh_topics_find(t, "room")); /* empty: deleted */
+  ck_assert_int_eq(wsh_msgs_unsubscribe(c, "room"), WEBSOCK_ENOENT);
+  wsh_msgs_leave(c);
+  ck_assert_ptr_null(wsh_topics_find(t, "other"));
+  ck_assert_uint_eq(c->more->nsubs, 0);
+}
+END_TEST
+
+START_TEST(idle_connection_holds_nothing) {
+  websock_conn *c = fix_connect();
+  ck_assert_int_eq(wsh_msgs_unsubscribe(c, "x"), WEBSOCK_ENOENT);
+  ck_assert_int_eq(wsh_msgs_cancel_timer(c, 1), WEBSOCK_ENOENT);
+  wsh_msgs_leave(c);
+  ck_assert_ptr_null(c->more);
+}
+END_TEST
+
+static Suite *msgs_suite(void) {
+  Suite *s = suite_create("msgs");
+  TCase *tc = tcase_create("msgs");
+  tcase_add_checked_fixture(tc, fix_setup, fix_teardown);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, timers_fire_in_order);
+  tcase_add_test(tc, leave_drops_timers);
+  tcase_add_test(tc, subscriptions);
+  tcase_add_test(tc, idle_connection_holds_nothing);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return run_suite(msgs_suite());
+}

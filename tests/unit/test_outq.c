@@ -1,0 +1,104 @@
+/*
+ * test_outq.c - unit tests for host/network/outq.c, a connection's output
+ * queue, on a socketpair (connfix.h): small writes of one loop turn staged
+ * in one run of the loop's area and written with one write, what does not
+ * fit going to the evbuffer in order, a short write keeping the rest, and a
+ * referenced buffer queued after what is staged.
+ */
+#include <check.h>
+#include <event2/buffer.h>
+
+#define WSH_TEST_NAME "test_outq"
+#define WSH_TEST_SET_TMPDIR
+#include "testutil.h"
+
+#include "connfix.h"
+#include "network/outq.h"
+
+START_TEST(staged_in_one_run) {
+  websock_conn *c = fix_connect();
+  ck_assert_int_eq(wsh_outq_add(c, "ab", 2, "cd", 2), 0);
+  ck_assert_int_eq(wsh_outq_add(c, "ef", 2, NULL, 0), 0);
+  ck_assert_uint_eq(c->stage_len, 6);
+  ck_assert_ptr_null(c->out); /* nothing allocated */
+  ck_assert_uint_eq(fx.w.loop.obuf_used, 6);
+  ck_assert_uint_eq(wsh_outq_unsent(c), 6);
+  wsh_outq_write(c, false);
+  ck_assert_uint_eq(wsh_outq_unsent(c), 0);
+  fix_read(6);
+  ck_assert_int_eq(memcmp(fx.in, "abcdef", 6), 0);
+}
+END_TEST
+
+START_TEST(too_big_goes_to_the_buffer_in_order) {
+  websock_conn *c = fix_connect();
+  ck_assert_int_eq(wsh_outq_add(c, "1", 1, NULL, 0), 0);
+  static uint8_t big[300 * 1024]; /* more than the loop's area */
+  memset(big, 'x', sizeof(big));
+  ck_assert_int_eq(wsh_outq_add(c, big, sizeof(big), NULL, 0), 0);
+  ck_assert_uint_eq(c->stage_len, 0); /* the staged run moved first */
+  ck_assert_ptr_nonnull(c->out);
+  ck_assert_uint_eq(wsh_outq_unsent(c), 1 + sizeof(big));
+  ck_assert_int_eq(wsh_outq_add(c, "2", 1, NULL, 0), 0);
+  ck_assert_uint_eq(evbuffer_get_length(c->out), 2 + sizeof(big));
+  /* the socketpair takes part of it: a short write keeps the rest */
+  size_t total = 0;
+  uint8_t first = 0, last = 0, buf[65536];
+  for (int i = 0;
+       i < 1000 && (wsh_outq_unsent(c) > 0 || total < 2 + sizeof(big)); i++) {
+    wsh_outq_write(c, false);
+    ssize_t n;
+    while ((n = recv(fx.peer, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+      if (!total)
+        first = buf[0];
+      total += (size_t)n;
+      last = buf[n - 1];
+    }
+  }
+  ck_assert_uint_eq(total, 2 + sizeof(big));
+  ck_assert_int_eq(first, '1');
+  ck_assert_int_eq(last, '2');
+  ck_assert_uint_eq(wsh_outq_unsent(c), 0);
+  ck_assert_ptr_null(c->out); /* freed once empty */
+  ck_assert_int_eq(c->io_error, 0);
+}
+END_TEST
+
+START_TEST(buffer_keeps_the_order) {
+  websock_conn *c = fix_connect();
+  ck_assert_int_eq(wsh_outq_add(c, "first", 5, NULL, 0), 0);
+  struct evbuffer *b = wsh_outq_buffer(c);
+  ck_assert_ptr_nonnull(b);
+  evbuffer_add_reference(b, "second", 6, NULL, NULL);
+  wsh_outq_write(c, false);
+  fix_read(11);
+  ck_assert_int_eq(memcmp(fx.in, "firstsecond", 11), 0);
+}
+END_TEST
+
+START_TEST(write_error_is_kept) {
+  websock_conn *c = fix_connect();
+  close(fx.peer);
+  fx.peer = -1;
+  ck_assert_int_eq(wsh_outq_add(c, "x", 1, NULL, 0), 0);
+  wsh_outq_write(c, false);
+  ck_assert_int_eq(c->io_error, EPIPE);
+}
+END_TEST
+
+static Suite *outq_suite(void) {
+  Suite *s = suite_create("outq");
+  TCase *tc = tcase_create("queue");
+  tcase_add_checked_fixture(tc, fix_setup, fix_teardown);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, staged_in_one_run);
+  tcase_add_test(tc, too_big_goes_to_the_buffer_in_order);
+  tcase_add_test(tc, buffer_keeps_the_order);
+  tcase_add_test(tc, write_error_is_kept);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return run_suite(outq_suite());
+}
