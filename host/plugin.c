@@ -380,9 +380,21 @@ static int probe_spawn(const wsh_probe *probe, const char *so_path,
   posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
   posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
+  /* The child starts as a fresh process would: no signal blocked, none
+   * ignored (the host ignores SIGPIPE), so a fault kills it as it should. */
+  posix_spawnattr_t attr;
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
   char *argv[] = {(char *)probe->exe, (char *)WSH_PROBE_FLAG, (char *)copy_path,
                   (char *)so_path, NULL};
-  int e = posix_spawn(pid, probe->exe, &fa, NULL, argv, env);
+  int e = posix_spawn(pid, probe->exe, &fa, &attr, argv, env);
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   if (e != 0) {
     snprintf(err, errlen, "%s: cannot start the probe %s: %s", so_path,
