@@ -194,9 +194,8 @@ static int check_segments(const char *so_path, int fd, const ElfW(Ehdr) * e,
     snprintf(what, sizeof(what), "loadable segment %u", ++nload);
     if (ph[i].p_filesz > ph[i].p_memsz) {
       snprintf(err, errlen,
-               "%s: corrupt: %s is larger in the file than in "
-               "memory",
-               so_path, what);
+               "%s: corrupt: %s is larger in the file than in memory", so_path,
+               what);
       rc = WEBSOCK_EINVAL;
     } else {
       rc = within(so_path, what, ph[i].p_offset, ph[i].p_filesz, size, err,
