@@ -28,7 +28,8 @@ static void label(FILE *f, const char *s) {
 
 static void generations(FILE *f, wsh_registry *r) {
   fputs("# HELP websockd_connections Open WebSocket connections per route and "
-        "plugin generation.\n# TYPE websockd_connections gauge\n",
+        "plugin generation (build: the first 12 hex digits of the SHA-256 of "
+        "the .so).\n# TYPE websockd_connections gauge\n",
         f);
   pthread_mutex_lock(&r->lock);
   for (wsh_generation *g = r->live; g; g = g->live_next) {
@@ -38,6 +39,10 @@ static void generations(FILE *f, wsh_registry *r) {
     label(f, g->plugin->h.name);
     fputs("\",version=\"", f);
     label(f, g->plugin->h.version);
+    /* the build: two builds of one version differ here */
+    fputs("\",build=\"", f);
+    for (int i = 0; i < 6; i++)
+      fprintf(f, "%02x", g->so_digest[i]);
     fprintf(f, "\",state=\"%s\"} %d\n",
             wsh_registry_is_current_locked(r, g) ? "current" : "draining",
             atomic_load(&g->conns));

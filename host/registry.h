@@ -26,6 +26,7 @@ typedef struct wsh_generation {
   wsh_route_conf *conf;
   wsh_plugin *plugin;
   int loaded;              /* load() accepted: unload() is owed */
+  int served;              /* was in a route table swapped in */
   uint8_t conf_digest[32]; /* SHA-256 of the .conf and of the .so, to tell */
   uint8_t so_digest[32];   /* a changed route from an unchanged one */
   wsh_registry *reg;
@@ -38,8 +39,10 @@ struct wsh_registry {
   wsh_generation **routes; /* current generation per path */
   size_t n;
   wsh_generation *live; /* current and draining generations */
-  unsigned next_id;
-  websock_host *host; /* handed to plugins through their options */
+  unsigned next_id;     /* generations count what was served: a failed */
+  unsigned next_copy;   /* reload gives its numbers back; copies never do */
+  wsh_probe probe;      /* exe NULL (the default): plugins are not probed */
+  websock_host *host;   /* handed to plugins through their options */
   /* reload results, for the metrics */
   uint64_t reloads_ok;
   uint64_t reloads_failed;

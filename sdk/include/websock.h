@@ -24,6 +24,14 @@
  * The websock_* functions are provided by the host process at load time; do
  * not link anything for them. A plugin that uses a function the host lacks
  * fails to load (the host opens plugins with RTLD_NOW), never mid-connection.
+ *
+ * Before the host opens a new or changed .so, a short-lived child process
+ * (websockd itself, re-executed) opens it first and checks this table, so a
+ * file that crashes or hangs while being mapped is refused instead of taking
+ * the host down. Your constructors (__attribute__((constructor)), C++ static
+ * initialisers) therefore run twice, once in that child, which then exits
+ * without running destructors: keep them free of side effects; put set-up in
+ * load(), which runs in the host only.
  */
 #ifndef WEBSOCK_H
 #define WEBSOCK_H
@@ -158,9 +166,10 @@ struct websock_handler {
   const char *version;
 
   /* Optional. Called once per loaded generation of the plugin, before any
-   * connection, with the route's [options]. Return 0 to accept, non-zero to
-   * refuse (the route is then not served, and the host logs why). `options`
-   * stays valid until unload() returns. */
+   * connection, with the route's [options], in the host process only (the
+   * probe child does not call it). Return 0 to accept, non-zero to refuse
+   * (the route is then not served, and the host logs why). `options` stays
+   * valid until unload() returns. */
   int (*load)(const websock_options *options);
 
   /* Optional. Called once when the generation's last connection is gone and
