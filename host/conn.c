@@ -44,7 +44,7 @@
 static void on_io(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void read_frames(websock_conn *c, uint8_t *buf, size_t len);
-static int check_room(websock_conn *c, size_t len);
+static int check_room(websock_conn *c);
 
 static const wsh_config *conn_cfg(const websock_conn *c) {
   return c->w->srv->cfg;
@@ -470,7 +470,7 @@ static void deliver_control(websock_conn *c, const wsh_event *ev) {
   if (op == WEBSOCK_OP_PING) {
     /* pongs count against max_unsent too: a client that pings and never
      * reads must not grow our memory */
-    if (check_room(c, ev->len + 2) == 0)
+    if (check_room(c) == 0)
       wsh_conn_send_frame(c, WEBSOCK_OP_PONG, ev->data, ev->len);
     else if (c->overflow) {
       conn_overflow(c);
@@ -884,6 +884,19 @@ static void conn_lost(websock_conn *c) {
   conn_free(c);
 }
 
+/* The peer sent its FIN, no close frame, while output waits for it: the
+ * plugin is told the connection ended without a close frame (ERROR, 1006:
+ * no more input can come), and what is queued is written, within the close
+ * timeout, before the socket is closed (a half-closed peer may still read). */
+static void peer_half_closed(websock_conn *c) {
+  wsh_debug("conn %llu %s: FIN with %zu bytes unsent: writing them, then "
+            "closing",
+            (unsigned long long)c->id, conn_peer(c).s, wsh_conn_unsent(c));
+  conn_terminate(c, WEBSOCK_REASON_ERROR, WSH_CLOSE_ABNORMAL,
+                 "connection closed without a close frame");
+  conn_flush_and_close(c);
+}
+
 void wsh_conn_settle(websock_conn *c) {
   if (c->dead) {
     conn_free(c);
@@ -895,7 +908,11 @@ void wsh_conn_settle(websock_conn *c) {
     resume_reading(c);
     conn_write(c);
   }
-  /* A peer that half-closed still gets our answer (FLUSHING goes on). */
+  /* A peer that half-closed still gets what is queued for it (FLUSHING goes
+   * on; an open connection with output queued starts flushing) */
+  if (c->peer_eof && !c->io_error && wsh_conn_unsent(c) > 0 &&
+      (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING))
+    peer_half_closed(c);
   if (c->io_error || (c->peer_eof && c->state != WSH_CONN_FLUSHING)) {
     conn_lost(c);
     return;
@@ -942,11 +959,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
 /* ---- what the plugin API does on a connection ------------------------------
  */
 
-/* Is there room for `len` more unsent bytes? Applies the route's policy. */
-static int check_room(websock_conn *c, size_t len) {
+/* May one more message be queued? Only what is already unsent counts: a push
+ * is refused (the route's policy) when the queue is over max_unsent, never
+ * for its own size, so one message of any size can always go out to a client
+ * that reads, and a connection holds at most max_unsent plus one message. */
+static int check_room(websock_conn *c) {
   const wsh_route_conf *rc = c->gen->conf;
-  size_t unsent = wsh_conn_unsent(c);
-  if (unsent + len <= rc->max_unsent)
+  if (wsh_conn_unsent(c) <= rc->max_unsent)
     return 0;
   if (rc->on_max_unsent == WSH_FULL_DROP)
     return WEBSOCK_EFULL;
@@ -958,7 +977,7 @@ int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
                   size_t len) {
   if (c->overflow)
     return WEBSOCK_ECLOSED;
-  int rc = check_room(c, len + WSH_MAX_HEADER);
+  int rc = check_room(c);
   if (rc)
     return rc;
   if (opcode < WEBSOCK_OP_CLOSE) {
@@ -987,7 +1006,7 @@ static void unref_shared(const void *data, size_t len, void *arg) {
 void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
   if (c->state != WSH_CONN_OPEN || c->overflow)
     return;
-  if (check_room(c, sh->len) != 0) {
+  if (check_room(c) != 0) {
     if (c->overflow)
       conn_overflow(c);
     return;

@@ -1111,9 +1111,11 @@ class BackpressureTest(unittest.TestCase):
             self.assertEqual(binary, ok)
             verb = command.split(":")[0]
             # the result text itself may have been dropped (EFULL) in
-            # floodinfo's last tick; flood's fits in the room left
+            # floodinfo's last tick; flood's is pushed once the queue has
+            # passed max_unsent (its last accepted push passed it), so it
+            # is dropped like every push after that
             if verb == "flood":
-                self.assertEqual(texts[0], "flood:%d:%d:0" % (ok, efull))
+                self.assertTrue(texts[0].startswith("unsent:"), texts)
             self.assertLessEqual(int(texts[-1][len("unsent:"):]), MIB)
             wait_record(rec, r"in %d unsent" % n)
             s.sendall(mask_frame(OP_CLOSE, struct.pack("!H", 1000)))
