@@ -28,6 +28,7 @@ void wsh_config_init(wsh_config *c) {
   c->shutdown_grace_ms = 10000;
   c->max_connections = 10000;
   c->slow_callback_ms = 100;
+  c->max_buffered_memory = WSH_DEFAULT_MAX_BUFFERED;
   c->log_level = WSH_LOG_INFO;
 }
 
@@ -93,6 +94,9 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
     bad = wsh_parse_u64(value, &c->max_connections) || !c->max_connections;
   } else if (strcmp(key, "slow_callback_ms") == 0) {
     bad = wsh_parse_u64(value, &c->slow_callback_ms) || !c->slow_callback_ms;
+  } else if (strcmp(key, "max_buffered_memory") == 0) {
+    bad = wsh_parse_size(value, &c->max_buffered_memory) ||
+          c->max_buffered_memory < (1u << 20);
   } else if (strcmp(key, "shutdown_grace_ms") == 0) {
     bad = wsh_parse_u64(value, &c->shutdown_grace_ms);
   } else {
@@ -200,6 +204,14 @@ static void usage(FILE *out, const char *prog) {
       "      --slow-callback-ms N   log a plugin callback that blocks its "
       "worker\n"
       "                             this long (default 100)\n"
+      "      --max-buffered-memory SIZE  bytes all connections may buffer "
+      "(partial\n"
+      "                             messages, queued output; default 1G, at "
+      "least\n"
+      "                             1M): from 90%% of it upgrades get 503, "
+      "past "
+      "it\n"
+      "                             the largest holders are closed with 1013\n"
       "      --log-level LEVEL      error, warn, info (default) or debug\n"
       "  -h, --help                 this text\n"
       "  -V, --version              the version\n"
@@ -229,6 +241,7 @@ static const struct option long_opts[] = {
     {"max-connections", required_argument, NULL, 6},
     {"watch", no_argument, NULL, 7},
     {"slow-callback-ms", required_argument, NULL, 8},
+    {"max-buffered-memory", required_argument, NULL, 9},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -242,7 +255,8 @@ static const char *const long_keys[] = {NULL,
                                         "log_level",
                                         "max_connections",
                                         NULL,
-                                        "slow_callback_ms"};
+                                        "slow_callback_ms",
+                                        "max_buffered_memory"};
 
 /* The first pass: only --config, --help and --version. */
 static int first_pass(wsh_config *c, int argc, char **argv, char *err,
@@ -313,6 +327,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 5:
     case 6:
     case 8:
+    case 9:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:

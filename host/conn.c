@@ -127,8 +127,66 @@ static void clear_deadline(websock_conn *c) {
   }
 }
 
+/* ---- the host-wide memory budget -------------------------------------------
+ *
+ * What a connection buffers is counted in the host's budget
+ * (max_buffered_memory): its decoder's reassembly buffer as allocated (a
+ * partial message), its stashed input (reading paused) and its queued output
+ * (the evbuffer `out`; a broadcast frame held by reference counts for every
+ * connection that holds it). The worker's read and staging areas are fixed
+ * memory and do not count.
+ *
+ * Each connection remembers what it was counted for (c->held). When it is
+ * settled, what it holds now is compared with that: only when it differs are
+ * the worker's total (c->w->buffered, its own thread only) and the host's
+ * (srv->buffered, one shared atomic) adjusted. A connection that buffers
+ * nothing (the small-message echo path: no reassembly, output written at
+ * once) never touches the shared counter.
+ *
+ * Workers are threads, each owning its connections. When a change takes the
+ * host over its budget, every worker is asked to shed (its wake event). A
+ * worker sheds only while the host is over budget and it holds more than its
+ * share (budget / workers), largest holder first: over budget, at least one
+ * worker holds more than its share, so shedding always makes progress, and
+ * a worker whose connections are small leaves them alone. This is Envoy's
+ * overload manager's per-worker "reset the streams using the most memory"
+ * in its simplest form. New upgrades get 503 from 90 % of the budget, so
+ * that the connections already open keep headroom. */
+
+static size_t conn_buffered(const websock_conn *c) {
+  size_t n = c->dec.buf_cap;
+  if (c->more)
+    n += c->more->npend;
+  if (c->out)
+    n += evbuffer_get_length(c->out);
+  return n;
+}
+
+/* Counts what c holds now; asks the workers to shed if that takes the host
+ * over its budget. */
+static void account(websock_conn *c, size_t now) {
+  if (now == c->held)
+    return;
+  wsh_server *srv = c->w->srv;
+  size_t delta = now - c->held; /* modulo 2^64: a decrease works too */
+  c->w->buffered += delta;
+  unsigned long long total = atomic_fetch_add(&srv->buffered, delta) + delta;
+  int grew = now > c->held;
+  c->held = now;
+  if (grew && total > srv->cfg->max_buffered_memory)
+    for (unsigned i = 0; i < srv->nworkers; i++)
+      wsh_worker_post_shed(&srv->workers[i]);
+}
+
+int wsh_conn_refuse_upgrades(wsh_server *srv) {
+  uint64_t budget = srv->cfg->max_buffered_memory;
+  return atomic_load_explicit(&srv->buffered, memory_order_relaxed) >
+         budget - budget / 10;
+}
+
 static void conn_free(websock_conn *c) {
   wsh_worker *w = c->w;
+  account(c, 0);
   conn_leave(c);
   if (c->counted) {
     atomic_fetch_sub(&w->srv->open_conns, 1);
@@ -713,6 +771,12 @@ static void answer_upgrade(websock_conn *c) {
     respond_status(c, 403, "Origin not allowed.\n", "(origin not allowed)");
     return;
   }
+  if (wsh_conn_refuse_upgrades(c->w->srv)) {
+    wsh_stat_add(&c->w->stats.mem_refused, 1);
+    respond_status(c, 503, "Server busy (memory): try again later.\n",
+                   "(over 90 % of max_buffered_memory)");
+    return;
+  }
   if (!take_connection_slot(c)) {
     respond_status(c, 503, "Too many connections.\n",
                    "(max_connections reached)");
@@ -928,6 +992,7 @@ void wsh_conn_settle(websock_conn *c) {
     conn_free(c);
     return;
   }
+  account(c, conn_buffered(c));
   conn_events(c);
 }
 
@@ -1164,6 +1229,60 @@ void wsh_conn_restart(websock_conn *c) {
   if (c->state == WSH_CONN_OPEN)
     conn_close(c, WSH_CLOSE_RESTART, "service restart", WEBSOCK_REASON_SHUTDOWN,
                NULL);
+}
+
+/* Closes c with 1013 and releases what it buffers at once. Its partial
+ * input and stash go; a connection with output still queued (a client that
+ * does not read it) loses it too, and its socket is closed without a close
+ * frame, which would have waited behind that output (and could not follow
+ * a frame cut in the middle). */
+static void conn_shed(websock_conn *c) {
+  static const char detail[] = "shed: host over max_buffered_memory";
+  wsh_server *srv = c->w->srv;
+  wsh_info("conn %llu %s: host over max_buffered_memory (%llu of %llu bytes "
+           "buffered): closing this connection, holding %zu, with 1013",
+           (unsigned long long)c->id, conn_peer(c).s,
+           (unsigned long long)atomic_load(&srv->buffered),
+           (unsigned long long)srv->cfg->max_buffered_memory, c->held);
+  wsh_stat_add(&c->w->stats.shed, 1);
+  int queued = c->out && evbuffer_get_length(c->out) > 0;
+  if (c->state == WSH_CONN_OPEN && !queued) {
+    conn_close(c, WSH_CLOSE_TRY_AGAIN, "try again later", WEBSOCK_REASON_ERROR,
+               detail);
+    conn_flush_and_close(c); /* what the peer sends now is dropped */
+  } else {
+    conn_terminate(c, WEBSOCK_REASON_ERROR, WSH_CLOSE_TRY_AGAIN, detail);
+    conn_leave(c);
+    if (c->out) {
+      evbuffer_free(c->out);
+      c->out = NULL;
+    }
+    c->stage_len = 0;
+    c->dead = 1;
+  }
+  wsh_decoder_free(&c->dec);
+  if (c->more) {
+    free(c->more->pend);
+    c->more->pend = NULL;
+    c->more->npend = 0;
+  }
+  account(c, conn_buffered(c));
+  wsh_worker_mark(c->w, c);
+}
+
+void wsh_conn_shed(wsh_worker *w) {
+  wsh_server *srv = w->srv;
+  uint64_t budget = srv->cfg->max_buffered_memory;
+  size_t share = (size_t)(budget / srv->nworkers);
+  while (atomic_load(&srv->buffered) > budget && w->buffered > share) {
+    websock_conn *big = NULL;
+    for (websock_conn *c = w->conns; c; c = c->next)
+      if (!c->dead && c->held > (big ? big->held : 0))
+        big = c;
+    if (!big)
+      break;
+    conn_shed(big);
+  }
 }
 
 void wsh_conn_abort(websock_conn *c) {

@@ -189,10 +189,10 @@ def raw_open(d):
     return s, RawReader(s, rest)
 
 
-def send_all_and_read(s, r, wire):
-    """Sends wire while reading (a 16 MiB echo cannot wait for the whole
-    send: websockd pauses reading us while our echo is unsent); returns the
-    echoed message."""
+def send_all_and_read(s, r, wire, count=1):
+    """Sends wire while reading `count` messages (a 16 MiB echo cannot wait
+    for the whole send: websockd pauses reading us while our echo is
+    unsent); returns the echoed messages."""
     import threading
     err = {}
 
@@ -204,7 +204,7 @@ def send_all_and_read(s, r, wire):
     t = threading.Thread(target=sender)
     t.start()
     try:
-        return r.message()
+        return [r.message() for _ in range(count)]
     finally:
         t.join(TIMEOUT)
         if err:
@@ -276,7 +276,7 @@ class BigMessageTest(unittest.TestCase):
         wire = client_frames(op, data, frag, random.Random(repr(seed)))
         s, r = raw_open(self.d)
         try:
-            got_op, got = send_all_and_read(s, r, wire)
+            (got_op, got), = send_all_and_read(s, r, wire)
             self.assertEqual(got_op, op)
             self.assertEqual(len(got), len(data))
             self.assertTrue(got == data, "echo differs")
@@ -311,8 +311,7 @@ class BigMessageTest(unittest.TestCase):
         wire = b"".join(client_frames(OP_BINARY, m, None, rng) for m in msgs)
         s, r = raw_open(self.d)
         try:
-            first = send_all_and_read(s, r, wire)
-            got = [first] + [r.message() for _ in range(2)]
+            got = send_all_and_read(s, r, wire, 3)
             for i, (op, payload) in enumerate(got):
                 self.assertEqual(op, OP_BINARY)
                 self.assertTrue(payload == msgs[i], "message %d differs" % i)
