@@ -184,7 +184,7 @@ wait_quiet() {
 set_scenarios() {
   if [ "$short" = 1 ]; then
     echo_t=(-d 0.3); connect_n=500; idle_n=1000; fan_m=100; fan_k=5
-    big_t=(-d 1.5) # at least one 16 MiB echo, even on a sanitizer build
+    big_t=(-d 3) # time for a few 16 MiB echoes, even on a sanitizer build
     idlemax_n=$(($(ulimit -n) - 100))
     [ "$idlemax_n" -le 1500 ] || idlemax_n=1500
   else
