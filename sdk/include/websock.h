@@ -119,7 +119,9 @@ typedef enum websock_reason_kind {
 typedef struct websock_reason {
   websock_reason_kind kind;
   /* The close code: for REMOTE the peer's (1005 if its close frame had
-   * none); for ERROR the code the host sent (1002, 1007, 1009, 1011, 1008),
+   * none); for ERROR the code the host sent (1002, 1007, 1009, 1011, 1008,
+   * or 1013 when the host sheds the connection over its memory budget,
+   * text "shed: host over max_buffered_memory"),
    * or 1006 if the TCP connection ended without a close frame (a reset, an
    * EOF; text "connection closed without a close frame"). A client that
    * half-closes (FIN) with output still queued for it is told this at its
