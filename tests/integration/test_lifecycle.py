@@ -35,8 +35,9 @@ TEST_TIMEOUT = 60.0  # one whole client coroutine
 MIB = 1024 * 1024
 CHUNK = 64 * 1024    # msgs' flood message size
 # The server's memory may grow this much while a client that does not read is
-# flooded with 100 MiB (max_unsent = 4M; ASan's allocator and quarantine add
-# their share).
+# flooded with 100 MiB: per connection at most max_unsent (4M) plus one
+# message (64 KiB here), since only what is already queued counts against
+# max_unsent; ASan's allocator and quarantine add their share.
 RSS_BOUND = 64 * MIB
 COARSE_CLOCK = 0.01  # a jiffy at HZ=100
 ASAN_QUARANTINE_MB = 16  # for the daemon whose memory is measured
