@@ -17,6 +17,7 @@
 
 struct evbuffer;
 typedef struct wsh_worker wsh_worker;
+typedef struct wsh_server wsh_server;
 typedef struct wsh_shared wsh_shared;
 typedef struct wsh_topic wsh_topic;
 typedef struct wsh_timer wsh_timer;
@@ -78,6 +79,7 @@ struct websock_conn {
   wsh_conn_more *more;
   wsh_decoder dec;
   uint32_t slot, serial; /* websock_ref */
+  size_t held;           /* buffered bytes counted in the host's budget */
 };
 
 /* Worker thread: adopts an accepted socket. Returns 0 or a negative code
@@ -124,6 +126,14 @@ void wsh_conn_shutdown(websock_conn *c);
 /* Hot reload of a `reload = restart` route: close with 1012 (terminate:
  * shutdown, 1012). */
 void wsh_conn_restart(websock_conn *c);
+
+/* Worker thread: the host is over max_buffered_memory. Closes w's
+ * connections holding the most buffered bytes with 1013, largest first,
+ * while the host is over and w holds more than its share. */
+void wsh_conn_shed(wsh_worker *w);
+
+/* Over 90 % of max_buffered_memory: new upgrades get 503. */
+int wsh_conn_refuse_upgrades(wsh_server *srv);
 
 /* The grace period is over: free the connection now. */
 void wsh_conn_abort(websock_conn *c);

@@ -20,7 +20,7 @@ typedef struct wsh_worker wsh_worker;
 typedef struct wsh_server {
   wsh_config *cfg;
   wsh_registry *reg;
-  struct event_base *base; /* the main thread's loop */
+  struct event_base *base;           /* the main thread's loop */
   struct evconnlistener **listeners; /* on worker 0's loop */
   size_t nlisteners;
   wsh_worker *workers;
@@ -40,6 +40,10 @@ typedef struct wsh_server {
   /* WebSocket connections, for max_connections */ /* counted by the workers
                                                       themselves */
   int shutting_down;
+  /* Bytes buffered by every connection of every worker (see conn.c, "the
+   * host-wide memory budget"): changed only when a connection's buffers
+   * change size, never on the path of a message that is not buffered. */
+  atomic_ullong buffered;
 } wsh_server;
 
 /* Sets the server up and starts the workers (not listening yet). Returns 0

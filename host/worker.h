@@ -55,8 +55,8 @@ enum {
   XX(400)                                                                      \
   XX(401)                                                                      \
   XX(403)                                                                      \
-  XX(404) XX(405) XX(408) XX(413) XX(414) XX(426) XX(429) XX(431) XX(500)      \
-      XX(503)
+  XX(404)                                                                      \
+  XX(405) XX(408) XX(413) XX(414) XX(426) XX(429) XX(431) XX(500) XX(503)
 enum {
 #define WSH_STATUS_ENUM_(code) WSH_STATUS_##code,
   WSH_STATUS_MAP(WSH_STATUS_ENUM_)
@@ -70,6 +70,8 @@ typedef struct wsh_stats {
   atomic_ullong open; /* WebSocket connections now */
   atomic_ullong msgs_in, msgs_out, bytes_in, bytes_out;
   atomic_ullong responses[WSH_NSTATUS]; /* upgrade answers by status */
+  atomic_ullong shed;        /* connections closed over the memory budget */
+  atomic_ullong mem_refused; /* upgrades refused (503) over the budget */
 } wsh_stats;
 
 /* Adds to a counter of this worker's wsh_stats. Each counter has one writer,
@@ -130,6 +132,8 @@ typedef struct wsh_worker {
   websock_conn **dirty; /* connections to settle before the callback ends */
   size_t ndirty;
   size_t capdirty;
+  size_t buffered;           /* what this worker's connections hold */
+  atomic_int shed_requested; /* the host is over its memory budget: shed */
 } wsh_worker;
 
 int wsh_worker_start(wsh_worker *w, wsh_server *srv, unsigned index);
@@ -150,6 +154,10 @@ int wsh_worker_post_shared(wsh_worker *w, int kind, wsh_shared *sh);
 /* From any thread: close this worker's connections on generation g with
  * 1012 (takes a reference to g). */
 int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g);
+
+/* From any thread: the host is over its memory budget; the worker sheds its
+ * largest holders if it holds more than its share (see conn.c). */
+void wsh_worker_post_shed(wsh_worker *w);
 
 /* From any thread: close every connection with 1001 and exit the thread
  * once they are gone or after the grace period. */
