@@ -139,7 +139,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 }
 
 static const struct lws_protocols protocols[] = {
-    {"echo", callback, sizeof(struct session), 0, 0, NULL, 0},
+    /* rx_buffer_size 64 KiB: lws hands a message over in pieces of at most
+     * this (its default, 4 KiB, made a 16 MiB echo take a second); receive()
+     * reassembles messages of any size (no limit: 16 MiB echoes work) */
+    {"echo", callback, sizeof(struct session), 65536, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -155,6 +158,7 @@ int main(int argc, char **argv) {
   info.iface = "127.0.0.1";
   info.protocols = protocols;
   info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+  info.pt_serv_buf_size = 65536; /* the service buffer, for big messages */
   info.gid = -1;
   info.uid = -1;
   g_ctx = lws_create_context(&info);

@@ -9,14 +9,18 @@
 # load generator (wsload) on core 0.
 #
 #   bench/run.sh [--short] [--rounds N] [--build-dir DIR] [--perf]
+#                [--scenarios "echo1m echo16m ..."]
 #   bench/run.sh --report DIR/bench-results     (the table again, no runs)
 #
 #   --short      seconds, not minutes: tiny durations, one round, 1,000 idle
-#                connections (the test suite runs this; no speed is asserted,
-#                but every echo is checked and a sanitizer report fails it)
+#                connections, 64 KiB and 256 KiB for the 1 and 16 MiB echoes
+#                (the test suite runs this; no speed is asserted, but every
+#                echo is checked and a sanitizer report fails it)
 #   --rounds N   rounds (default 3, or $ROUNDS)
 #   --build-dir  use an existing build tree (host/websockd, bench/wsload,
 #                bench/peer_*, plugins.d) instead of installing and building
+#   --scenarios  run only these (default: all of them: echo64 echo64d16
+#                echo16k echo1m echo16m connect idle fanout idlemax)
 #   --perf       also profile websockd (1 worker) during the 64 B depth-16
 #                echo of the last round: perf record -e cpu-clock -g; the top
 #                symbols land beside the results
@@ -181,15 +185,24 @@ wait_quiet() {
 set_scenarios() {
   if [ "$short" = 1 ]; then
     echo_t=(-d 0.3); connect_n=500; idle_n=1000; fan_m=100; fan_k=5
+    # the test suite runs this on its sanitizer build (wsload and the peers
+    # sanitized too): a 16 MiB echo can take seconds there, so the big
+    # scenarios only check their plumbing, with 64 KiB and 256 KiB messages
+    big_t=(-d 1); big_s=(64k 256k)
     idlemax_n=$(($(ulimit -n) - 100))
     [ "$idlemax_n" -le 1500 ] || idlemax_n=1500
   else
     echo_t=(-d 5 --warmup 1); connect_n=20000; idle_n=10000; fan_m=10000; fan_k=20
+    big_t=(-d 10 --warmup 2) # 16 MiB echoes take a fraction of a second each
+    big_s=(1m 16m)
     # as many as the open-files limit allows: the client needs one fd per
     # connection too, the server a few of its own (listener, loops, plugins)
     idlemax_n=$(($(ulimit -n) - 100))
   fi
-  scenarios=(echo64 echo64d16 echo16k connect idle fanout idlemax)
+  scenarios=(echo64 echo64d16 echo16k echo1m echo16m connect idle fanout idlemax)
+  if [ -n "$only" ]; then
+    read -r -a scenarios <<<"$only"
+  fi
 }
 
 # args_for SCENARIO: the wsload command line (the port comes after).
@@ -198,6 +211,8 @@ args_for() {
     echo64) echo echo -c 100 -p 1 -s 64 "${echo_t[@]}" ;;
     echo64d16) echo echo -c 100 -p 16 -s 64 "${echo_t[@]}" ;;
     echo16k) echo echo -c 100 -p 1 -s 16k --binary "${echo_t[@]}" ;;
+    echo1m) echo echo -c 8 -p 1 -s "${big_s[0]}" --binary "${big_t[@]}" ;;
+    echo16m) echo echo -c 2 -p 1 -s "${big_s[1]}" --binary "${big_t[@]}" ;;
     connect) echo connect -n "$connect_n" -c 50 ;;
     idle) echo idle -n "$idle_n" -c 200 --hold 300 ;;
     idlemax) echo idle -n "$idlemax_n" -c 200 --hold 300 ;;
@@ -348,6 +363,8 @@ print_table() {
       for (i = 1; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
       if (kv["failed"] == 1) next
       if (kv["total_msgs"] > 0) kv["cpu_s_per_m"] = kv["server_cpu_s"] / kv["total_msgs"] * 1e6
+      if (kv["total_msgs"] > 0 && kv["size"] > 0)
+        kv["cpu_ms_per_mb"] = kv["server_cpu_s"] * 1e3 / (kv["total_msgs"] * kv["size"] / 1e6)
       for (k in kv) {
         vals[kv["scenario"] SUBSEP k SUBSEP kv["server"]] = vals[kv["scenario"] SUBSEP k SUBSEP kv["server"]] " " kv[k]
         vals["all" SUBSEP k SUBSEP kv["server"]] = vals["all" SUBSEP k SUBSEP kv["server"]] " " kv[k]
@@ -378,6 +395,18 @@ print_table() {
       row("echo16k", "p999_us", "", "latency p99.9 µs ↓")
       row("echo16k", "cpu_s_per_m", "", "server CPU s per M msgs ↓")
       row("echo16k", "client_cpu_pct", "", "client CPU %")
+      row("echo1m", "msgs_per_s", "echo 1 MiB binary, 8 conns, depth 1", "msgs/s ↑")
+      row("echo1m", "mb_per_s", "", "MB/s (payload, one way) ↑")
+      row("echo1m", "p50_us", "", "latency p50 µs ↓")
+      row("echo1m", "p99_us", "", "latency p99 µs ↓")
+      row("echo1m", "cpu_ms_per_mb", "", "server CPU ms per MB ↓")
+      row("echo1m", "client_cpu_pct", "", "client CPU %")
+      row("echo16m", "msgs_per_s", "echo 16 MiB binary, 2 conns, depth 1", "msgs/s ↑")
+      row("echo16m", "mb_per_s", "", "MB/s (payload, one way) ↑")
+      row("echo16m", "p50_us", "", "latency p50 µs ↓")
+      row("echo16m", "p99_us", "", "latency p99 µs ↓")
+      row("echo16m", "cpu_ms_per_mb", "", "server CPU ms per MB ↓")
+      row("echo16m", "client_cpu_pct", "", "client CPU %")
       row("connect", "handshakes_per_s", "connect, upgrade, close; 50 at a time", "handshakes/s ↑")
       row("connect", "p99_us", "", "p99 µs to the 101 ↓")
       row("connect", "client_cpu_pct", "", "client CPU %")
@@ -395,20 +424,21 @@ print_table() {
   [ "$short" = 1 ] ||
     echo "Medians of $rounds rounds. Ratios: websockd with 1 worker ÷ the peer (↑ rows: over 1 is better; ↓ rows: under 1)."
   echo "Idle: $idle_n connections, server RSS (VmRSS) after − before, ÷ $idle_n; up to the fd limit (websockd ×1 only): $idlemax_n asked for, the open-files limit being $fd_limit per process. Fanout: $fan_m subscribers, $fan_k publishes of 64 B$([ "$have_chat" = 1 ] || echo '; websockd: no chat plugin in this build, not measured')."
-  echo "Server CPU: /proc/PID/stat utime+stime around each run ÷ every message echoed (warm-up included). Client CPU: wsload's getrusage over the measured window (100 % = its core saturated). Others: the machine's busy time less server and client, in % of a core; runs over ${NOISE_MAX:-25} % are run again (twice at most): $noisy_kept noisy run(s) kept."
+  echo "Server CPU: /proc/PID/stat utime+stime around each run ÷ every message echoed (warm-up included); for 1 and 16 MiB, ÷ the MB echoed. Client CPU: wsload's getrusage over the measured window (100 % = its core saturated). Others: the machine's busy time less server and client, in % of a core; runs over ${NOISE_MAX:-25} % are run again (twice at most): $noisy_kept noisy run(s) kept."
 }
 
 # ---- main --------------------------------------------------------------------------
 main() {
   cd "$(dirname "$0")/.."
   root=$PWD
-  short=0 rounds=${ROUNDS:-3} build_dir="" perf=0 report=""
+  short=0 rounds=${ROUNDS:-3} build_dir="" perf=0 report="" only=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --short) short=1 ;;
       --rounds) rounds=$2; shift ;;
       --build-dir) build_dir=$2; shift ;;
       --perf) perf=1 ;;
+      --scenarios) only=$2; shift ;;
       --report) report=$2; shift ;;
       -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; return 0 ;;
       *) say "unknown argument $1 (see --help)"; return 2 ;;

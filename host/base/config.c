@@ -28,6 +28,7 @@ void wsh_config_init(wsh_config *c) {
   c->shutdown_grace_ms = 10000;
   c->max_connections = 10000;
   c->slow_callback_ms = 100;
+  c->max_buffered_memory = WSH_DEFAULT_MAX_BUFFERED;
   c->log_level = WSH_LOG_INFO;
 }
 
@@ -96,6 +97,9 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
     bad = wsh_parse_u64(value, &c->max_connections) || !c->max_connections;
   } else if (strcmp(key, "slow_callback_ms") == 0) {
     bad = wsh_parse_u64(value, &c->slow_callback_ms) || !c->slow_callback_ms;
+  } else if (strcmp(key, "max_buffered_memory") == 0) {
+    bad = wsh_parse_size(value, &c->max_buffered_memory) ||
+          c->max_buffered_memory < (1u << 20);
   } else if (strcmp(key, "shutdown_grace_ms") == 0) {
     bad = wsh_parse_u64(value, &c->shutdown_grace_ms);
   } else {
@@ -191,6 +195,14 @@ static void usage(FILE *out, const char *prog) {
       "      --slow-callback-ms N   log a plugin callback that blocks its "
       "worker\n"
       "                             this long (default 100)\n"
+      "      --max-buffered-memory SIZE  bytes all connections may buffer "
+      "(partial\n"
+      "                             messages, queued output; default 1G, at "
+      "least\n"
+      "                             1M): from 90%% of it upgrades get 503, "
+      "past "
+      "it\n"
+      "                             the largest holders are closed with 1013\n"
       "      --log-level LEVEL      error, warn, info (default) or debug\n"
       "      --user NAME            started as root: run as this user once "
       "the\n"
@@ -224,6 +236,7 @@ static const struct option long_opts[] = {
     {"watch", no_argument, NULL, 7},
     {"slow-callback-ms", required_argument, NULL, 8},
     {"user", required_argument, NULL, 9},
+    {"max-buffered-memory", required_argument, NULL, 10},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -238,7 +251,8 @@ static const char *const long_keys[] = {NULL,
                                         "max_connections",
                                         NULL,
                                         "slow_callback_ms",
-                                        "user"};
+                                        "user",
+                                        "max_buffered_memory"};
 
 /* The first pass: only --config, --help and --version. */
 static int first_pass(wsh_config *c, int argc, char **argv, char *err,
@@ -310,6 +324,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 6:
     case 8:
     case 9:
+    case 10:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:

@@ -22,12 +22,17 @@ typedef struct wsh_config {
   uint64_t max_connections;  /* open WebSocket connections; past it: 503 */
   uint64_t slow_callback_ms; /* a plugin callback this slow is logged */
   char *user;                /* started as root: run as this user once bound */
+  /* Host-wide budget for buffered bytes (partial incoming messages, stashed
+   * input, queued output): from 90 % of it new upgrades get 503; past it
+   * the largest holders are closed with 1013. */
+  uint64_t max_buffered_memory;
   int log_level;
   int check_only; /* -t */
   int watch;      /* --watch: reload when plugins.d or a plugin changes */
 } wsh_config;
 
 #define WSH_DEFAULT_LISTEN "127.0.0.1:8080"
+#define WSH_DEFAULT_MAX_BUFFERED ((uint64_t)1 << 30) /* 1 GiB */
 
 void wsh_config_init(wsh_config *c);
 void wsh_config_free(wsh_config *c);

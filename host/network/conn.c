@@ -31,7 +31,7 @@
 static void on_io(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void read_frames(websock_conn *c, uint8_t *buf, size_t len);
-static int check_room(websock_conn *c, size_t len);
+static int check_room(websock_conn *c);
 
 /* The connection no longer takes callbacks: it leaves its slot (messages to
  * it now report non-delivery), its topics and its timers. */
@@ -58,8 +58,59 @@ static void clear_deadline(websock_conn *c) {
   }
 }
 
+/* ---- the host-wide memory budget -------------------------------------------
+ *
+ * What a connection buffers is counted in the host's budget
+ * (max_buffered_memory): its decoder's reassembly buffer as allocated (a
+ * partial message), its stashed input (reading paused) and its queued output
+ * (the evbuffer `out`; a broadcast frame held by reference counts for every
+ * connection that holds it). The loop's read and staging areas are fixed
+ * memory and do not count.
+ *
+ * Each connection remembers what it was counted for (c->held). When it is
+ * settled, what it holds now is compared with that: only when it differs are
+ * the loop's total (c->w->buffered, its own thread only) and the host's
+ * (env->buffered, one shared atomic) adjusted. A connection that buffers
+ * nothing (the small-message echo path: no reassembly, output written at
+ * once) never touches the shared counter.
+ *
+ * Workers are threads, each owning its connections. When a change takes the
+ * host over its budget, every worker is asked to shed (env->request_shed). A
+ * worker sheds only while the host is over budget and it holds more than its
+ * share (budget / workers), largest holder first: over budget, at least one
+ * worker holds more than its share, so shedding always makes progress, and
+ * a worker whose connections are small leaves them alone. This is Envoy's
+ * overload manager's per-worker "reset the streams using the most memory"
+ * in its simplest form. New upgrades get 503 from 90 % of the budget
+ * (http.c), so that the connections already open keep headroom. */
+
+static size_t conn_buffered(const websock_conn *c) {
+  size_t n = c->dec.buf_cap;
+  if (c->more)
+    n += c->more->npend;
+  if (c->out)
+    n += evbuffer_get_length(c->out);
+  return n;
+}
+
+/* Counts what c holds now; asks the workers to shed if that takes the host
+ * over its budget. */
+static void account(websock_conn *c, size_t now) {
+  if (now == c->held)
+    return;
+  wsh_conn_env *env = c->w->env;
+  size_t delta = now - c->held; /* modulo 2^64: a decrease works too */
+  c->w->buffered += delta;
+  unsigned long long total = atomic_fetch_add(&env->buffered, delta) + delta;
+  int grew = now > c->held;
+  c->held = now;
+  if (grew && total > env->cfg->max_buffered_memory && env->request_shed)
+    env->request_shed(env->shed_arg);
+}
+
 static void conn_free(websock_conn *c) {
   wsh_loop *w = c->w;
+  account(c, 0);
   conn_leave(c);
   wsh_conn_count_closed(c);
   clear_deadline(c);
@@ -304,7 +355,7 @@ static void deliver_control(websock_conn *c, const wsh_event *ev) {
   if (op == WEBSOCK_OP_PING) {
     /* pongs count against max_unsent too: a client that pings and never
      * reads must not grow our memory */
-    if (check_room(c, ev->len + 2) == 0)
+    if (check_room(c) == 0)
       wsh_conn_send_frame(c, WEBSOCK_OP_PONG, ev->data, ev->len);
     else if (c->overflow) {
       conn_overflow(c);
@@ -517,6 +568,19 @@ static void conn_lost(websock_conn *c) {
   conn_free(c);
 }
 
+/* The peer sent its FIN, no close frame, while output waits for it: the
+ * plugin is told the connection ended without a close frame (ERROR, 1006:
+ * no more input can come), and what is queued is written, within the close
+ * timeout, before the socket is closed (a half-closed peer may still read). */
+static void peer_half_closed(websock_conn *c) {
+  wsh_debug("conn %llu %s: FIN with %zu bytes unsent: writing them, then "
+            "closing",
+            (unsigned long long)c->id, wsh_conn_peer(c).s, wsh_outq_unsent(c));
+  conn_terminate(c, WEBSOCK_REASON_ERROR, WSH_CLOSE_ABNORMAL,
+                 "connection closed without a close frame");
+  conn_flush_and_close(c);
+}
+
 void wsh_conn_settle(websock_conn *c) {
   if (c->dead) {
     conn_free(c);
@@ -528,7 +592,11 @@ void wsh_conn_settle(websock_conn *c) {
     resume_reading(c);
     wsh_outq_write(c, c->state == WSH_CONN_FLUSHING);
   }
-  /* A peer that half-closed still gets our answer (FLUSHING goes on). */
+  /* A peer that half-closed still gets what is queued for it (FLUSHING goes
+   * on; an open connection with output queued starts flushing) */
+  if (c->peer_eof && !c->io_error && wsh_outq_unsent(c) > 0 &&
+      (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING))
+    peer_half_closed(c);
   if (c->io_error || (c->peer_eof && c->state != WSH_CONN_FLUSHING)) {
     conn_lost(c);
     return;
@@ -544,6 +612,7 @@ void wsh_conn_settle(websock_conn *c) {
     conn_free(c);
     return;
   }
+  account(c, conn_buffered(c));
   conn_events(c);
 }
 
@@ -585,11 +654,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
 /* ---- what the plugin API does on a connection ------------------------------
  */
 
-/* Is there room for `len` more unsent bytes? Applies the route's policy. */
-static int check_room(websock_conn *c, size_t len) {
+/* May one more message be queued? Only what is already unsent counts: a push
+ * is refused (the route's policy) when the queue is over max_unsent, never
+ * for its own size, so one message of any size can always go out to a client
+ * that reads, and a connection holds at most max_unsent plus one message. */
+static int check_room(websock_conn *c) {
   const wsh_route_conf *rc = c->gen->conf;
-  size_t unsent = wsh_outq_unsent(c);
-  if (unsent + len <= rc->max_unsent)
+  if (wsh_outq_unsent(c) <= rc->max_unsent)
     return 0;
   if (rc->on_max_unsent == WSH_FULL_DROP)
     return WEBSOCK_EFULL;
@@ -601,7 +672,7 @@ int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
                   size_t len) {
   if (c->overflow)
     return WEBSOCK_ECLOSED;
-  int rc = check_room(c, len + WSH_MAX_HEADER);
+  int rc = check_room(c);
   if (rc)
     return rc;
   if (opcode < WEBSOCK_OP_CLOSE) {
@@ -631,7 +702,7 @@ static void unref_shared(const void *data, size_t len, void *arg) {
 void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
   if (c->state != WSH_CONN_OPEN || c->overflow)
     return;
-  if (check_room(c, sh->len) != 0) {
+  if (check_room(c) != 0) {
     if (c->overflow)
       conn_overflow(c);
     return;
@@ -711,6 +782,56 @@ void wsh_conn_restart(websock_conn *c) {
   if (c->state == WSH_CONN_OPEN)
     conn_close(c, WSH_CLOSE_RESTART, "service restart", WEBSOCK_REASON_SHUTDOWN,
                NULL);
+}
+
+/* Closes c with 1013 and releases what it buffers at once. Its partial
+ * input and stash go; a connection with output still queued (a client that
+ * does not read it) loses it too, and its socket is closed without a close
+ * frame, which would have waited behind that output (and could not follow
+ * a frame cut in the middle). */
+static void conn_shed(websock_conn *c) {
+  static const char detail[] = "shed: host over max_buffered_memory";
+  wsh_conn_env *env = c->w->env;
+  wsh_info("conn %llu %s: host over max_buffered_memory (%llu of %llu bytes "
+           "buffered): closing this connection, holding %zu, with 1013",
+           (unsigned long long)c->id, wsh_conn_peer(c).s,
+           (unsigned long long)atomic_load(&env->buffered),
+           (unsigned long long)env->cfg->max_buffered_memory, c->held);
+  wsh_stat_add(&c->w->stats.shed, 1);
+  int queued = c->out && evbuffer_get_length(c->out) > 0;
+  if (c->state == WSH_CONN_OPEN && !queued) {
+    conn_close(c, WSH_CLOSE_TRY_AGAIN, "try again later", WEBSOCK_REASON_ERROR,
+               detail);
+    conn_flush_and_close(c); /* what the peer sends now is dropped */
+  } else {
+    conn_terminate(c, WEBSOCK_REASON_ERROR, WSH_CLOSE_TRY_AGAIN, detail);
+    conn_leave(c);
+    wsh_outq_free(c);
+    c->dead = 1;
+  }
+  wsh_decoder_free(&c->dec);
+  if (c->more) {
+    free(c->more->pend);
+    c->more->pend = NULL;
+    c->more->npend = 0;
+  }
+  account(c, conn_buffered(c));
+  wsh_loop_mark(c->w, c);
+}
+
+void wsh_conn_shed(wsh_loop *w) {
+  wsh_conn_env *env = w->env;
+  uint64_t budget = env->cfg->max_buffered_memory;
+  size_t share = (size_t)(budget / (env->nworkers ? env->nworkers : 1));
+  while (atomic_load(&env->buffered) > budget && w->buffered > share) {
+    websock_conn *big = NULL;
+    for (websock_conn *c = w->conns; c; c = c->next)
+      if (!c->dead && c->held > (big ? big->held : 0))
+        big = c;
+    if (!big)
+      break;
+    conn_shed(big);
+  }
 }
 
 void wsh_conn_abort(websock_conn *c) {

@@ -53,6 +53,11 @@ void wsh_conn_shutdown(websock_conn *c);
  * shutdown, 1012). */
 void wsh_conn_restart(websock_conn *c);
 
+/* Loop thread: the host is over max_buffered_memory. Closes w's connections
+ * holding the most buffered bytes with 1013, largest first, while the host
+ * is over and w holds more than its share. */
+void wsh_conn_shed(wsh_loop *w);
+
 /* The grace period is over: free the connection now. */
 void wsh_conn_abort(websock_conn *c);
 

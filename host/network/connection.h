@@ -45,6 +45,13 @@ typedef struct wsh_conn_env {
   atomic_ulong open;
   int (*render_metrics)(void *arg, char **out); /* malloc'd text */
   void *metrics_arg;
+  /* Bytes buffered by every connection of every worker (see conn.c, "the
+   * host-wide memory budget"): changed only when a connection's buffers
+   * change size, never on the path of a message that is not buffered. */
+  atomic_ullong buffered;
+  void (*request_shed)(void *arg); /* over budget: every worker sheds */
+  unsigned nworkers;               /* for each worker's share of it */
+  void *shed_arg;
 } wsh_conn_env;
 
 typedef enum wsh_conn_state {
@@ -102,6 +109,7 @@ struct websock_conn {
   wsh_conn_more *more;
   wsh_decoder dec;
   uint32_t slot, serial; /* websock_ref */
+  size_t held;           /* buffered bytes counted in the host's budget */
 };
 
 /* ---- helpers of every connection module ---------------------------------- */
@@ -178,6 +186,14 @@ static inline void wsh_conn_count_closed(websock_conn *c) {
   atomic_fetch_sub(&c->w->env->open, 1);
   atomic_fetch_sub(&c->w->stats.open, 1);
   atomic_fetch_sub(&c->gen->conns, 1);
+}
+
+/* Over 90 % of max_buffered_memory: new upgrades get 503, so that the
+ * connections already open keep headroom. */
+static inline int wsh_conn_refuse_upgrades(const wsh_conn_env *env) {
+  uint64_t budget = env->cfg->max_buffered_memory;
+  return atomic_load_explicit(&env->buffered, memory_order_relaxed) >
+         budget - budget / 10;
 }
 
 /* c->more, created on first use; NULL when out of memory. */

@@ -129,6 +129,12 @@ static wsh_http_result answer_upgrade(websock_conn *c,
     respond_status(c, 403, "Origin not allowed.\n", "(origin not allowed)");
     return WSH_HTTP_ANSWERED;
   }
+  if (wsh_conn_refuse_upgrades(c->w->env)) {
+    wsh_stat_add(&c->w->stats.mem_refused, 1);
+    respond_status(c, 503, "Server busy (memory): try again later.\n",
+                   "(over 90 % of max_buffered_memory)");
+    return WSH_HTTP_ANSWERED;
+  }
   if (!wsh_conn_count_open(c)) {
     respond_status(c, 503, "Too many connections.\n",
                    "(max_connections reached)");

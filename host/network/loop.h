@@ -42,6 +42,8 @@ typedef struct wsh_stats {
   atomic_ullong open; /* WebSocket connections now */
   atomic_ullong msgs_in, msgs_out, bytes_in, bytes_out;
   atomic_ullong responses[WSH_NSTATUS]; /* upgrade answers by status */
+  atomic_ullong shed;        /* connections closed over the memory budget */
+  atomic_ullong mem_refused; /* upgrades refused (503) over the budget */
 } wsh_stats;
 
 /* Adds to a counter of this worker's wsh_stats. Each counter has one writer,
@@ -80,6 +82,7 @@ typedef struct wsh_loop {
   websock_conn **dirty; /* connections to settle before the callback ends */
   size_t ndirty;
   size_t capdirty;
+  size_t buffered; /* what this loop's connections hold (its thread only) */
 } wsh_loop;
 
 /* Sets l up: an event base, the buffers, empty tables. 0 or

@@ -244,6 +244,14 @@ static void on_worker_exit(evutil_socket_t fd, short what, void *arg) {
     event_base_loopexit(srv->base, NULL);
 }
 
+/* Connections' hook: over the memory budget, every worker is asked to shed
+ * (each sheds only if it holds more than its share). */
+static void request_shed(void *arg) {
+  wsh_server *srv = arg;
+  for (unsigned i = 0; i < srv->nworkers; i++)
+    wsh_worker_post_shed(&srv->workers[i]);
+}
+
 /* Worker hook: worker 0 owns the listeners. */
 static void on_worker_stopping(void *arg, wsh_worker *w) {
   if (w->loop.index == 0)
@@ -274,6 +282,7 @@ static int start_workers(wsh_server *srv, char *err, size_t errlen) {
     }
   }
   srv->host.nworkers = srv->nworkers;
+  srv->env.nworkers = srv->nworkers;
   return 0;
 }
 
@@ -302,6 +311,8 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   srv->hooks = *hooks;
   srv->env.render_metrics = hooks->render_metrics;
   srv->env.metrics_arg = srv;
+  srv->env.request_shed = request_shed;
+  srv->env.shed_arg = srv;
   srv->inotify_fd = -1;
   srv->base = event_base_new();
   srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));

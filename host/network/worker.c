@@ -98,6 +98,11 @@ void wsh_worker_adopt_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
   wsh_conn_settle_all(&w->loop);
 }
 
+void wsh_worker_post_shed(wsh_worker *w) {
+  if (!atomic_exchange(&w->shed_requested, 1))
+    event_active(w->wake, EV_READ, 0);
+}
+
 void wsh_worker_post_stop(wsh_worker *w) {
   pthread_mutex_lock(&w->lock);
   w->stop_requested = 1;
@@ -199,6 +204,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
   pthread_mutex_unlock(&w->lock);
   if (stop && !w->loop.stopping)
     begin_stop(w);
+  if (atomic_exchange(&w->shed_requested, 0))
+    wsh_conn_shed(&w->loop);
   while (m) {
     wsh_mail *next = m->next;
     deliver(w, m);

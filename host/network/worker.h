@@ -76,9 +76,10 @@ struct wsh_worker {
   int started;        /* its thread runs */
   struct event *wake; /* activated from other threads: look at the inbox */
   pthread_mutex_t lock;
-  wsh_mail *inbox;      /* under lock: sockets, messages, publishes */
-  wsh_mail *inbox_tail; /* under lock */
-  int stop_requested;   /* under lock */
+  wsh_mail *inbox;           /* under lock: sockets, messages, publishes */
+  wsh_mail *inbox_tail;      /* under lock */
+  int stop_requested;        /* under lock */
+  atomic_int shed_requested; /* the host is over its memory budget: shed */
   struct event *grace;
 };
 
@@ -108,6 +109,10 @@ int wsh_worker_post_shared(wsh_worker *w, int kind, wsh_shared *sh);
 /* From any thread: close this worker's connections on generation g with
  * 1012 (takes a reference to g). */
 int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g);
+
+/* From any thread: the host is over its memory budget; the worker sheds its
+ * largest holders if it holds more than its share (see conn.c). */
+void wsh_worker_post_shed(wsh_worker *w);
 
 /* From any thread: close every connection with 1001 and exit the thread
  * once they are gone or after the grace period. */

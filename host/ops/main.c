@@ -1,10 +1,12 @@
 /*
  * main.c - websockd's entry point: settings, routes, then serve (or, with -t,
- * check everything and exit).
+ * check everything and exit; or, re-executed as a plugin probe, open one
+ * plugin and exit).
  */
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/config.h"
 #include "base/crash.h"
@@ -34,6 +36,9 @@ static int check_only(wsh_config *cfg, wsh_registry *reg, int failures) {
 }
 
 int main(int argc, char **argv) {
+  /* Internal: the child that opens a new plugin before the host does. */
+  if (argc == 4 && strcmp(argv[1], WSH_PROBE_FLAG) == 0)
+    wsh_plugin_probe_main(argv[2], argv[3]);
   wsh_config cfg;
   wsh_registry *reg = NULL;
   wsh_server *srv = NULL;
@@ -55,6 +60,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "websockd: %s\n", err);
     goto out_config;
   }
+  /* Every plugin is probed by this very binary, even if it was replaced on
+   * disk since it started. */
+  wsh_registry_set_probe(reg, "/proc/self/exe");
   if (cfg.check_only && cfg.user && !getpwnam(cfg.user)) {
     fprintf(stderr, "websockd: user %s: no such user\n", cfg.user);
     status = 1;

@@ -1,7 +1,7 @@
 /*
  * metrics.c - the Prometheus text exposition of websockd's state: connections
  * per route and generation, per-worker traffic, upgrade answers by status,
- * and reloads.
+ * reloads, and the host-wide memory budget.
  */
 #include "ops/metrics.h"
 
@@ -34,13 +34,18 @@ static void generation(void *arg, const wsh_generation *g, bool current) {
   label(f, g->plugin->h.name);
   fputs("\",version=\"", f);
   label(f, g->plugin->h.version);
+  /* the build: two builds of one version differ here */
+  fputs("\",build=\"", f);
+  for (int i = 0; i < 6; i++)
+    fprintf(f, "%02x", g->so_digest[i]);
   fprintf(f, "\",state=\"%s\"} %d\n", current ? "current" : "draining",
           atomic_load(&g->conns));
 }
 
 static void generations(FILE *f, wsh_registry *r) {
   fputs("# HELP websockd_connections Open WebSocket connections per route and "
-        "plugin generation.\n# TYPE websockd_connections gauge\n",
+        "plugin generation (build: the first 12 hex digits of the SHA-256 of "
+        "the .so).\n# TYPE websockd_connections gauge\n",
         f);
   wsh_registry_each_generation(r, generation, f);
   wsh_reload_stats st = wsh_registry_reload_stats(r);
@@ -90,6 +95,35 @@ static void workers(FILE *f, wsh_server *srv) {
              offsetof(wsh_stats, bytes_out));
 }
 
+/* The host-wide memory budget (max_buffered_memory): the gauge, the budget,
+ * and what going over it did. */
+static void memory_budget(FILE *f, wsh_server *srv) {
+  unsigned long long shed = 0, refused = 0;
+  for (unsigned i = 0; i < srv->nworkers; i++) {
+    shed += atomic_load(&srv->workers[i].loop.stats.shed);
+    refused += atomic_load(&srv->workers[i].loop.stats.mem_refused);
+  }
+  fprintf(f,
+          "# HELP websockd_buffered_bytes Bytes buffered now by all "
+          "connections (partial messages, stashed input, queued output).\n"
+          "# TYPE websockd_buffered_bytes gauge\n"
+          "websockd_buffered_bytes %llu\n"
+          "# HELP websockd_max_buffered_memory_bytes The budget for them "
+          "(max_buffered_memory).\n"
+          "# TYPE websockd_max_buffered_memory_bytes gauge\n"
+          "websockd_max_buffered_memory_bytes %llu\n"
+          "# HELP websockd_upgrades_refused_memory_total Upgrades refused "
+          "with 503 over 90%% of the budget.\n"
+          "# TYPE websockd_upgrades_refused_memory_total counter\n"
+          "websockd_upgrades_refused_memory_total %llu\n"
+          "# HELP websockd_connections_shed_total Connections closed with "
+          "1013 over the budget, the largest holders first.\n"
+          "# TYPE websockd_connections_shed_total counter\n"
+          "websockd_connections_shed_total %llu\n",
+          (unsigned long long)atomic_load(&srv->env.buffered),
+          (unsigned long long)srv->cfg->max_buffered_memory, refused, shed);
+}
+
 static const int status_codes[] = {
 #define WSH_STATUS_CODE_(code) code,
     WSH_STATUS_MAP(WSH_STATUS_CODE_)
@@ -121,6 +155,7 @@ int wsh_metrics_render(wsh_server *srv, char **out) {
   generations(f, srv->reg);
   workers(f, srv);
   responses(f, srv);
+  memory_budget(f, srv);
   fprintf(f,
           "# HELP websockd_open_connections Open WebSocket connections.\n"
           "# TYPE websockd_open_connections gauge\n"

@@ -24,8 +24,10 @@ struct wsh_registry {
   wsh_generation **routes; /* current generation per path */
   size_t n;
   wsh_generation *live; /* current and draining generations */
-  unsigned next_id;
-  websock_host *host; /* handed to plugins through their options */
+  unsigned next_id;     /* generations count what was served: a failed */
+  unsigned next_copy;   /* reload gives its numbers back; copies never do */
+  wsh_probe probe;      /* exe NULL (the default): plugins are not probed */
+  websock_host *host;   /* handed to plugins through their options */
   /* reload results, for the metrics */
   uint64_t reloads_ok;
   uint64_t reloads_failed;
@@ -54,6 +56,8 @@ int wsh_registry_new(wsh_registry **out, char *err, size_t errlen) {
   }
   pthread_mutex_init(&r->lock, NULL);
   r->next_id = 1;
+  r->next_copy = 1;
+  r->probe.timeout_ms = WSH_PROBE_TIMEOUT_MS;
   *out = r;
   return 0;
 }
@@ -92,7 +96,10 @@ static void generation_destroy(wsh_generation *g) {
     if (g->live_next)
       g->live_next->live_prev = g->live_prev;
     pthread_mutex_unlock(&r->lock);
-    wsh_info("route %s: generation %u unloaded", g->conf->path, g->id);
+    if (g->served)
+      wsh_info("route %s: generation %u unloaded", g->conf->path, g->id);
+    else
+      wsh_info("route %s: new plugin unloaded (never served)", g->conf->path);
   }
   wsh_plugin_close(g->plugin);
   wsh_route_conf_free(g->conf);
@@ -141,13 +148,14 @@ int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
   if (!g)
     goto out_conf;
   pthread_mutex_lock(&r->lock);
-  g->id = r->next_id++;
+  unsigned copy_id = r->next_copy++;
   pthread_mutex_unlock(&r->lock);
   digest_file(conf->conf_path, g->conf_digest);
   char copy[4096];
-  snprintf(copy, sizeof(copy), "%s/%u-%s", r->private_dir, g->id,
+  snprintf(copy, sizeof(copy), "%s/%u-%s", r->private_dir, copy_id,
            base_name(conf->plugin_path));
-  if ((rc = wsh_plugin_open(conf->plugin_path, copy, &g->plugin, err, errlen)))
+  if ((rc = wsh_plugin_open_probed(conf->plugin_path, copy, &r->probe,
+                                   &g->plugin, err, errlen)))
     goto out_gen;
   digest_file(copy, g->so_digest); /* of the code actually loaded */
   conf->options.host = r->host;
@@ -166,6 +174,7 @@ int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
   atomic_init(&g->refs, 1);
   atomic_init(&g->conns, 0);
   pthread_mutex_lock(&r->lock);
+  g->id = r->next_id++; /* only a loaded plugin takes a number */
   g->live_next = r->live;
   if (r->live)
     r->live->live_prev = g;
@@ -292,6 +301,8 @@ static void table_swap(wsh_registry *r, table *t) {
   size_t oldn = r->n;
   r->routes = t->gens;
   r->n = t->n;
+  for (size_t i = 0; i < r->n; i++)
+    r->routes[i]->served = 1;
   pthread_mutex_unlock(&r->lock);
   t->gens = old;
   t->n = oldn;
@@ -374,19 +385,24 @@ int wsh_registry_reload(wsh_registry *r, const char *dir,
                         char *summary, size_t summarylen, char *err,
                         size_t errlen) {
   table t = {.strict = 1, .err = err, .errlen = errlen};
+  pthread_mutex_lock(&r->lock);
+  unsigned first_id = r->next_id;
+  pthread_mutex_unlock(&r->lock);
   int rc = table_build(r, dir, &t);
+  if (rc)
+    table_free(&t); /* new generations are unloaded, the old ones stay */
   pthread_mutex_lock(&r->lock);
   r->last_reload = time(NULL);
   r->last_reload_ok = rc == 0;
-  if (rc)
-    r->reloads_failed++;
-  else
-    r->reloads_ok++;
-  pthread_mutex_unlock(&r->lock);
   if (rc) {
-    table_free(&t); /* new generations are unloaded, the old ones stay */
-    return rc;
+    r->reloads_failed++;
+    r->next_id = first_id; /* nothing was served: the numbers are free */
+  } else {
+    r->reloads_ok++;
   }
+  pthread_mutex_unlock(&r->lock);
+  if (rc)
+    return rc;
   table_swap(r, &t);
   log_routes(&t, r);
   rc = diff_tables(&t, r, restart, nrestart, summary, summarylen);
@@ -452,4 +468,8 @@ wsh_reload_stats wsh_registry_reload_stats(wsh_registry *r) {
                          r->last_reload_ok};
   pthread_mutex_unlock(&r->lock);
   return st;
+}
+
+void wsh_registry_set_probe(wsh_registry *r, const char *exe) {
+  r->probe.exe = exe;
 }

@@ -26,6 +26,7 @@ typedef struct wsh_generation {
   wsh_route_conf *conf;
   wsh_plugin *plugin;
   int loaded;              /* load() accepted: unload() is owed */
+  int served;              /* was in a route table swapped in */
   uint8_t conf_digest[32]; /* SHA-256 of the .conf and of the .so, to tell */
   uint8_t so_digest[32];   /* a changed route from an unchanged one */
   wsh_registry *reg;
@@ -65,6 +66,10 @@ int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
 wsh_generation *wsh_registry_acquire(wsh_registry *r, const char *path);
 void wsh_generation_acquire(wsh_generation *g);
 void wsh_generation_release(wsh_generation *g);
+
+/* New plugins are first opened by a child, `exe --probe-plugin` (main.c),
+ * so that one that crashes or hangs as it loads is refused (NULL: none). */
+void wsh_registry_set_probe(wsh_registry *r, const char *exe);
 
 /* The number of routes served. */
 size_t wsh_registry_count(wsh_registry *r);

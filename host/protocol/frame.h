@@ -25,7 +25,8 @@ enum {
   WSH_CLOSE_POLICY = 1008,
   WSH_CLOSE_TOO_BIG = 1009,
   WSH_CLOSE_INTERNAL = 1011,
-  WSH_CLOSE_RESTART = 1012
+  WSH_CLOSE_RESTART = 1012,
+  WSH_CLOSE_TRY_AGAIN = 1013
 };
 
 #define WSH_MAX_HEADER 10   /* longest server frame header */

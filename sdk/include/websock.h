@@ -24,6 +24,14 @@
  * The websock_* functions are provided by the host process at load time; do
  * not link anything for them. A plugin that uses a function the host lacks
  * fails to load (the host opens plugins with RTLD_NOW), never mid-connection.
+ *
+ * Before the host opens a new or changed .so, a short-lived child process
+ * (websockd itself, re-executed) opens it first and checks this table, so a
+ * file that crashes or hangs while being mapped is refused instead of taking
+ * the host down. Your constructors (__attribute__((constructor)), C++ static
+ * initialisers) therefore run twice, once in that child, which then exits
+ * without running destructors: keep them free of side effects; put set-up in
+ * load(), which runs in the host only.
  */
 #ifndef WEBSOCK_H
 #define WEBSOCK_H
@@ -119,9 +127,14 @@ typedef enum websock_reason_kind {
 typedef struct websock_reason {
   websock_reason_kind kind;
   /* The close code: for REMOTE the peer's (1005 if its close frame had
-   * none); for ERROR the code the host sent (1002, 1007, 1009, 1011, 1008),
+   * none); for ERROR the code the host sent (1002, 1007, 1009, 1011, 1008,
+   * or 1013 when the host sheds the connection over its memory budget,
+   * text "shed: host over max_buffered_memory"),
    * or 1006 if the TCP connection ended without a close frame (a reset, an
-   * EOF); for the other kinds the code the host sent (1000 or the plugin's,
+   * EOF; text "connection closed without a close frame"). A client that
+   * half-closes (FIN) with output still queued for it is told this at its
+   * FIN, and the host still writes what was queued before terminate()
+   * (within the close timeout), then closes; for the other kinds the code the host sent (1000 or the plugin's,
    * 1001, 1012). */
   uint16_t code;
   /* REMOTE: the peer's close reason (UTF-8, may be empty). ERROR: a detail
@@ -158,9 +171,10 @@ struct websock_handler {
   const char *version;
 
   /* Optional. Called once per loaded generation of the plugin, before any
-   * connection, with the route's [options]. Return 0 to accept, non-zero to
-   * refuse (the route is then not served, and the host logs why). `options`
-   * stays valid until unload() returns. */
+   * connection, with the route's [options], in the host process only (the
+   * probe child does not call it). Return 0 to accept, non-zero to refuse
+   * (the route is then not served, and the host logs why). `options` stays
+   * valid until unload() returns. */
   int (*load)(const websock_options *options);
 
   /* Optional. Called once when the generation's last connection is gone and
@@ -229,7 +243,10 @@ struct websock_handler {
  * Returns 0; WEBSOCK_EINVAL for another opcode or an oversized control frame;
  * WEBSOCK_ECLOSED once the connection is closing (for example after the
  * callback decided to stop, or inside terminate); WEBSOCK_ECONTEXT from
- * outside this connection's callbacks. */
+ * outside this connection's callbacks; past the route's `max_unsent`
+ * (counted before this message: see websock_unsent_bytes) WEBSOCK_ECLOSED
+ * under the `close` policy or WEBSOCK_EFULL under `drop`. A message of any
+ * size is accepted while what is already unsent is within the limit. */
 int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
                  size_t len);
 
@@ -260,7 +277,12 @@ int websock_close_restart(websock_conn *conn);
 /* Bytes queued for this client and not yet written to the socket.
  *
  * Backpressure: each route limits the unsent bytes of a connection
- * (`max_unsent`, default 4 MiB). A push that would pass the limit follows the
+ * (`max_unsent`, default 4 MiB). The limit applies to what is already
+ * queued, not to the message being pushed: a push is accepted while the
+ * unsent bytes are at most `max_unsent`, whatever its own size, so one
+ * message of any size can always go out to a client that reads, and a
+ * connection holds at most `max_unsent` plus one message. A push made while
+ * the unsent bytes are over the limit follows the
  * route's `on_max_unsent` policy: `close` (the default) refuses it with
  * WEBSOCK_ECLOSED and closes the connection with 1008 once the callback
  * returns (terminate: WEBSOCK_REASON_ERROR); `drop` refuses it with

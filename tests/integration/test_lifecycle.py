@@ -35,8 +35,9 @@ TEST_TIMEOUT = 60.0  # one whole client coroutine
 MIB = 1024 * 1024
 CHUNK = 64 * 1024    # msgs' flood message size
 # The server's memory may grow this much while a client that does not read is
-# flooded with 100 MiB (max_unsent = 4M; ASan's allocator and quarantine add
-# their share).
+# flooded with 100 MiB: per connection at most max_unsent (4M) plus one
+# message (64 KiB here), since only what is already queued counts against
+# max_unsent; ASan's allocator and quarantine add their share.
 RSS_BOUND = 64 * MIB
 COARSE_CLOCK = 0.01  # a jiffy at HZ=100
 ASAN_QUARANTINE_MB = 16  # for the daemon whose memory is measured
@@ -1111,9 +1112,11 @@ class BackpressureTest(unittest.TestCase):
             self.assertEqual(binary, ok)
             verb = command.split(":")[0]
             # the result text itself may have been dropped (EFULL) in
-            # floodinfo's last tick; flood's fits in the room left
+            # floodinfo's last tick; flood's is pushed once the queue has
+            # passed max_unsent (its last accepted push passed it), so it
+            # is dropped like every push after that
             if verb == "flood":
-                self.assertEqual(texts[0], "flood:%d:%d:0" % (ok, efull))
+                self.assertTrue(texts[0].startswith("unsent:"), texts)
             self.assertLessEqual(int(texts[-1][len("unsent:"):]), MIB)
             wait_record(rec, r"in %d unsent" % n)
             s.sendall(mask_frame(OP_CLOSE, struct.pack("!H", 1000)))

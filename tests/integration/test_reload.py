@@ -526,7 +526,8 @@ class FailedReloadTest(unittest.TestCase):
             ("missing .so", lambda: write_marker_conf(plugin="gone.so"),
              conf + r": .*gone\.so: No such file or directory"),
             ("truncated .so", truncate_so,
-             conf + r": " + so + r": cannot load: .*(too short|invalid ELF|ELF|cannot read file data)"),
+             conf + r": " + so + r": truncated: the program header table ends at byte \d+ "
+             r"but the file has 300 bytes"),
             ("no websock_handler_v1", lambda: install("no_table", d.so()),
              conf + r": " + so + r": no websock_handler_v1 symbol"),
             ("undefined symbol", lambda: install("undefined_ref", d.so()),

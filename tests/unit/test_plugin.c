@@ -10,6 +10,7 @@
  * below instead, which record what the plugin asked for.
  */
 #include <check.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -18,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <link.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -247,15 +250,7 @@ START_TEST(open_directory) {
 END_TEST
 
 START_TEST(open_not_elf) {
-  check_refused("not_elf", "cannot load", NULL);
-  char so[PATH_MAX], copy[PATH_MAX], err[1024] = "";
-  plugin_so(so, "not_elf");
-  tmp_path(copy, "copy.so");
-  wsh_plugin *p = NULL;
-  wsh_plugin_open(so, copy, &p, err, sizeof(err));
-  ck_assert_msg(strstr(err, "invalid ELF header") ||
-                    strstr(err, "file too short"),
-                "dlopen's cause missing: \"%s\"", err);
+  check_refused("not_elf", "not an ELF file", NULL);
 }
 END_TEST
 
@@ -699,6 +694,211 @@ START_TEST(recorder_stops) {
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* The ELF check: a broken file is refused before it is mapped               */
+/* ------------------------------------------------------------------------ */
+
+/* The whole of `from` into buf (at most cap bytes); returns its size. */
+static size_t slurp(const char *from, unsigned char *buf, size_t cap) {
+  FILE *f = fopen(from, "rb");
+  ck_assert_msg(f != NULL, "%s: %s", from, strerror(errno));
+  size_t n = fread(buf, 1, cap, f);
+  ck_assert(feof(f));
+  fclose(f);
+  return n;
+}
+
+static void spill(const char *to, const unsigned char *buf, size_t len) {
+  FILE *f = fopen(to, "wb");
+  ck_assert_msg(f != NULL, "%s: %s", to, strerror(errno));
+  ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Opening buf[0..len) as a plugin is refused with `cause` (this process,
+ * which would die of SIGBUS if the file were mapped, lives). */
+static void check_bytes_refused(const unsigned char *buf, size_t len,
+                                const char *cause) {
+  char so[PATH_MAX], copy[PATH_MAX], err[1024] = "";
+  tmp_path(so, "cut.so");
+  tmp_path(copy, "cut-copy.so");
+  spill(so, buf, len);
+  wsh_plugin *p = NULL;
+  ck_assert_msg(wsh_plugin_open(so, copy, &p, err, sizeof(err)) < 0,
+                "%zu bytes were opened", len);
+  ck_assert_ptr_null(p);
+  ck_assert_msg(strncmp(err, so, strlen(so)) == 0, "\"%s\"", err);
+  ck_assert_msg(strstr(err, cause), "%zu bytes: \"%s\" lacks \"%s\"", len, err,
+                cause);
+  ck_assert_ptr_null(strchr(err, '\n'));
+  ck_assert(!exists(copy));
+}
+
+static unsigned char elf_buf[4 << 20];
+
+START_TEST(elf_whole_file_passes) {
+  char so[PATH_MAX], err[1024] = "";
+  plugin_so(so, "recorder");
+  int fd = open(so, O_RDONLY);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_msg(wsh_plugin_check_elf(so, fd, err, sizeof(err)) == 0, "%s", err);
+  close(fd);
+}
+END_TEST
+
+START_TEST(elf_truncated_everywhere) {
+  char so[PATH_MAX];
+  plugin_so(so, "recorder");
+  size_t size = slurp(so, elf_buf, sizeof(elf_buf));
+  const ElfW(Ehdr) *e = (const ElfW(Ehdr) *)elf_buf;
+  const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(elf_buf + e->e_phoff);
+  /* Cuts: inside the header, inside the program headers, at the start, the
+   * middle and just before the end of each loadable segment, and one byte
+   * short of the whole file. */
+  size_t cuts[64], n = 0;
+  size_t fixed[] = {0,
+                    3,
+                    4,
+                    20,
+                    sizeof(*e) - 1,
+                    sizeof(*e),
+                    e->e_phoff + sizeof(*ph) + 1,
+                    size - 1};
+  for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+    cuts[n++] = fixed[i];
+  unsigned nload = 0;
+  for (unsigned i = 0; i < e->e_phnum && n + 3 <= 64; i++) {
+    if (ph[i].p_type != PT_LOAD || ph[i].p_filesz == 0)
+      continue;
+    nload++;
+    cuts[n++] = ph[i].p_offset + 1;
+    cuts[n++] = ph[i].p_offset + ph[i].p_filesz / 2;
+    cuts[n++] = ph[i].p_offset + ph[i].p_filesz - 1;
+  }
+  ck_assert_uint_ge(nload, 2);
+  for (size_t i = 0; i < n; i++) {
+    size_t cut = cuts[i];
+    check_bytes_refused(elf_buf, cut,
+                        cut < SELFMAG ? "not an ELF file" : "truncated: ");
+  }
+  /* The message of a cut inside a segment names it and both sizes. */
+  for (unsigned i = 0, k = 0; i < e->e_phnum; i++) {
+    if (ph[i].p_type != PT_LOAD || !ph[i].p_filesz || ++k != 2)
+      continue;
+    size_t cut = ph[i].p_offset + 1;
+    char want[128];
+    snprintf(want, sizeof(want),
+             "truncated: loadable segment 2 ends at byte %zu but the file has "
+             "%zu bytes",
+             (size_t)(ph[i].p_offset + ph[i].p_filesz), cut);
+    check_bytes_refused(elf_buf, cut, want);
+  }
+}
+END_TEST
+
+START_TEST(elf_wrong_class_machine_type) {
+  char so[PATH_MAX];
+  plugin_so(so, "recorder");
+  size_t size = slurp(so, elf_buf, sizeof(elf_buf));
+  ElfW(Ehdr) *e = (ElfW(Ehdr) *)elf_buf;
+  ElfW(Ehdr) saved = *e;
+  e->e_ident[EI_CLASS] = ELFCLASS32;
+  check_bytes_refused(elf_buf, size, "a 32-bit ELF file");
+  *e = saved;
+  e->e_ident[EI_DATA] =
+      e->e_ident[EI_DATA] == ELFDATA2LSB ? ELFDATA2MSB : ELFDATA2LSB;
+  check_bytes_refused(elf_buf, size, "the other byte order");
+  *e = saved;
+  e->e_machine = e->e_machine == EM_AARCH64 ? EM_X86_64 : EM_AARCH64;
+  check_bytes_refused(elf_buf, size, "built for ELF machine");
+  *e = saved;
+  e->e_type = ET_EXEC;
+  check_bytes_refused(elf_buf, size, "not a shared object (ELF type 2)");
+  *e = saved;
+  e->e_phoff = size - 8; /* the program headers run past the end */
+  check_bytes_refused(elf_buf, size, "truncated: the program header table");
+  *e = saved;
+  check_bytes_refused(elf_buf, 2, "not an ELF file (2 bytes");
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* The probe: a child opens the plugin first                                 */
+/* ------------------------------------------------------------------------ */
+
+#ifdef WSH_WEBSOCKD
+/* Probes plugin `name` with the built websockd; returns the result, err set.
+ * Every child is reaped. */
+static int probe(const char *name, unsigned timeout_ms, char *err,
+                 size_t errlen) {
+  char so[PATH_MAX], copy[PATH_MAX];
+  plugin_so(so, name);
+  tmp_path(copy, "probe-copy.so");
+  char cmd[3 * PATH_MAX];
+  snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", so, copy);
+  ck_assert_int_eq(system(cmd), 0);
+  wsh_probe pr = {.exe = WSH_WEBSOCKD, .timeout_ms = timeout_ms};
+  err[0] = '\0';
+  int rc = wsh_plugin_probe(&pr, so, copy, err, errlen);
+  ck_assert_int_lt(waitpid(-1, NULL, WNOHANG), 0); /* no child, no zombie */
+  ck_assert_int_eq(errno, ECHILD);
+  if (rc)
+    ck_assert_msg(strncmp(err, so, strlen(so)) == 0 && !strchr(err, '\n'),
+                  "\"%s\"", err);
+  return rc;
+}
+
+START_TEST(probe_good_plugin) {
+  char err[1024];
+  ck_assert_msg(probe("recorder", 30000, err, sizeof(err)) == 0, "%s", err);
+}
+END_TEST
+
+START_TEST(probe_reports_the_childs_error) {
+  char err[1024];
+  ck_assert_int_lt(probe("bad_abi", 30000, err, sizeof(err)), 0);
+  ck_assert_has(err, "unknown ABI version 99");
+  ck_assert_int_lt(probe("missing_dep", 30000, err, sizeof(err)), 0);
+  ck_assert_has(err, "websock_no_such_function");
+}
+END_TEST
+
+START_TEST(probe_crash_in_constructor) {
+  char err[1024];
+  ck_assert_int_lt(probe("ctor_crash", 30000, err, sizeof(err)), 0);
+  ck_assert_has(err, "crashed while being probed: signal 7 (Bus error)");
+}
+END_TEST
+
+START_TEST(probe_hang_in_constructor) {
+  char err[1024];
+  ck_assert_int_lt(probe("ctor_hang", 300, err, sizeof(err)), 0);
+  ck_assert_has(err, "hung while being probed (no answer within 300 ms");
+}
+END_TEST
+
+START_TEST(probe_through_the_registry) {
+  /* wsh_plugin_open_probed refuses a crashing plugin before this process
+   * maps it (without the probe, this test process would die). */
+  char so[PATH_MAX], copy[PATH_MAX], err[1024] = "";
+  plugin_so(so, "ctor_crash");
+  tmp_path(copy, "copy.so");
+  wsh_probe pr = {.exe = WSH_WEBSOCKD, .timeout_ms = 30000};
+  wsh_plugin *p = NULL;
+  ck_assert_int_lt(wsh_plugin_open_probed(so, copy, &pr, &p, err, sizeof(err)),
+                   0);
+  ck_assert_ptr_null(p);
+  ck_assert_has(err, "crashed while being probed");
+  ck_assert(!exists(copy));
+  plugin_so(so, "recorder");
+  ck_assert_msg(wsh_plugin_open_probed(so, copy, &pr, &p, err, sizeof(err)) ==
+                    0,
+                "%s", err);
+  wsh_plugin_close(p);
+}
+END_TEST
+#endif
+
+/* ------------------------------------------------------------------------ */
 
 static Suite *plugin_suite(void) {
   Suite *s = suite_create("plugin");
@@ -721,6 +921,26 @@ static Suite *plugin_suite(void) {
   tcase_add_test(tc, open_same_path_twice);
   tcase_add_test(tc, reopen_same_copy_path);
   suite_add_tcase(s, tc);
+
+  tc = tcase_create("elf");
+  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, elf_whole_file_passes);
+  tcase_add_test(tc, elf_truncated_everywhere);
+  tcase_add_test(tc, elf_wrong_class_machine_type);
+  suite_add_tcase(s, tc);
+
+#ifdef WSH_WEBSOCKD
+  tc = tcase_create("probe");
+  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, probe_good_plugin);
+  tcase_add_test(tc, probe_reports_the_childs_error);
+  tcase_add_test(tc, probe_crash_in_constructor);
+  tcase_add_test(tc, probe_hang_in_constructor);
+  tcase_add_test(tc, probe_through_the_registry);
+  suite_add_tcase(s, tc);
+#endif
 
   tc = tcase_create("recorder");
   tcase_add_checked_fixture(tc, recorder_setup, recorder_teardown);

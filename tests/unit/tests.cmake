@@ -1,6 +1,10 @@
 # One line per unit test; each names tests/unit/test_NAME.c.
 wsh_unit_test(handshake)
 wsh_unit_test(plugin)
+# test_plugin also probes plugins with the real websockd (--probe-plugin).
+target_compile_definitions(test_plugin PRIVATE
+  WSH_WEBSOCKD="$<TARGET_FILE:websockd>")
+add_dependencies(test_plugin websockd)
 wsh_unit_test(route)
 wsh_unit_test(slots)
 wsh_unit_test(topic)
