@@ -1,5 +1,5 @@
 /*
- * fuzz_frame.c - the RFC 6455 decoder (host/frame.c). The input is two
+ * fuzz_frame.c - the RFC 6455 decoder (host/protocol/frame.c). The input is two
  * control bytes, then the client's bytes:
  *
  *   byte 0  seeds the chunk sizes, trims and masking keys; its low 3 bits k

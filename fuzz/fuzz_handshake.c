@@ -1,6 +1,6 @@
 /*
  * fuzz_handshake.c - the HTTP upgrade request parser and the responses
- * (host/handshake.c). The input is the client's bytes. Fed whole, split in
+ * (host/protocol/handshake.c). The input is the client's bytes. Fed whole, split in
  * two at a point the input chooses, and (up to 2 KiB) one byte at a time,
  * each piece in a block of exactly its size, the parser must answer the
  * same status, consume the same bytes and see the same request (method,

@@ -1,6 +1,6 @@
 /*
- * fuzz_route.c - the INI readers: route files (host/route.c) and the host
- * config file (host/config.c), both read with inih. The input is the file:
+ * fuzz_route.c - the INI readers: route files (host/plugins/route.c) and the host
+ * config file (host/base/config.c), both read with inih. The input is the file:
  * it goes into a memfd, which both readers open by its /proc/self/fd path.
  * A route that loads must make sense (a path starting with '/', a plugin,
  * lists as long as counted and without empty or blank items, sizes not 0,

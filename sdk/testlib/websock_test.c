@@ -4,14 +4,15 @@
  * topics and a fake clock, so that a test can drive a plugin's callbacks and
  * check what it did without a network.
  *
- * The rules are the host's own: host/contract.c (what a callback may call,
- * how a result and a STOP close, what upgrade() may answer, the table
- * check), host/headers.c (response headers), host/frame.c (close codes and
- * close text) and host/utf8.c are compiled into this library as they are
- * into websockd, and tests/integration/test_parity.py drives one plugin
- * through both. What stays here is the fake host's own machinery. Everything
- * runs on the test's thread except websock_send/publish/broadcast, which may
- * come from any thread and therefore only queue, under the host's lock.
+ * The rules are the host's own: host/plugins/contract.c (what a callback may
+ * call, how a result and a STOP close, what upgrade() may answer, the table
+ * check), host/protocol/headers.c (response headers), host/protocol/frame.c
+ * (close codes and close text) and host/protocol/utf8.c are compiled into this library
+ * as they are into websockd, and tests/integration/test_parity.py drives one
+ * plugin through both. What stays here is the fake host's own machinery.
+ * Everything runs on the test's thread except websock_send/publish/broadcast,
+ * which may come from any thread and therefore only queue, under the host's
+ * lock.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* mkstemps, strdup, strcasecmp */

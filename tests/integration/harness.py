@@ -10,6 +10,7 @@ Run under Debian's /usr/bin/python3 (python3-websockets). ctest passes:
     # on exit: SIGTERM, wait, assert exit status 0 and no sanitizer report
 """
 
+import asyncio
 import os
 import re
 import shutil
@@ -25,6 +26,9 @@ TEST_PLUGIN_DIR = os.environ.get("WSH_TEST_PLUGIN_DIR", "build/tests/plugins")
 PLUGINS_D = os.environ.get("WSH_PLUGINS_D", "build/plugins.d")
 ECHO_SO = os.path.join(PLUGINS_D, "echo.so")
 RECORDER_SO = os.path.join(TEST_PLUGIN_DIR, "recorder.so")
+
+OP_TIMEOUT = 10.0    # one client operation
+TEST_TIMEOUT = 60.0  # one whole client coroutine
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                      "runtime error:", "WARNING: ThreadSanitizer")
@@ -328,3 +332,38 @@ def open_raw(daemon, path, extra=""):
     if status != 101:
         raise AssertionError("upgrade to %s got %d" % (path, status))
     return s, FrameReader(s, rest)
+
+
+# -- python3-websockets clients ----------------------------------------------
+
+def client_helpers(test_timeout=TEST_TIMEOUT, op_timeout=OP_TIMEOUT,
+                   close_timeout=5):
+    """run, connect, recv and ask with one test file's deadlines:
+
+        run, connect, recv, ask = harness.client_helpers(test_timeout=90)
+
+    run(coro) runs a client coroutine with an overall deadline; connect(url,
+    **kw) is websockets.connect without a size limit or keepalive pings;
+    recv(ws) waits at most op_timeout; ask(ws, msg) sends and returns the
+    answer."""
+    import websockets  # python3-websockets: only the client tests need it
+
+    def run(coro, timeout=test_timeout):
+        return asyncio.run(asyncio.wait_for(coro, timeout))
+
+    def connect(url, **kw):
+        kw.setdefault("max_size", None)
+        kw.setdefault("open_timeout", op_timeout)
+        kw.setdefault("close_timeout", close_timeout)
+        kw.setdefault("ping_interval", None)
+        return websockets.connect(url, **kw)
+
+    async def recv(ws, timeout=op_timeout):
+        return await asyncio.wait_for(ws.recv(), timeout)
+
+    async def ask(ws, msg):
+        await ws.send(msg)
+        return await recv(ws)
+
+    return run, connect, recv, ask
+

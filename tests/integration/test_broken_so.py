@@ -24,7 +24,6 @@ import tempfile
 import time
 import unittest
 
-import websockets
 
 import harness
 from harness import ECHO_SO, WEBSOCKD, test_plugin, write_route
@@ -156,23 +155,12 @@ def generations(text, route):
     return out
 
 
-def connect(url):
-    return websockets.connect(url, open_timeout=OP_TIMEOUT, close_timeout=5,
-                              ping_interval=None, max_size=None)
-
-
-async def ask(ws, msg):
-    await ws.send(msg)
-    return await asyncio.wait_for(ws.recv(), OP_TIMEOUT)
+run, connect, _, ask = harness.client_helpers(240, OP_TIMEOUT)
 
 
 async def ask_new(url, msg):
     async with connect(url) as ws:
         return await ask(ws, msg)
-
-
-def run(coro, timeout=240):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 def write_cut(path, data, n):

@@ -18,7 +18,6 @@ import threading
 import time
 import unittest
 
-import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatusCode
 
 import harness
@@ -33,21 +32,7 @@ TEST_TIMEOUT = 60.0  # one whole client coroutine
 # harness.Daemon joins its log readers and closes its pipes itself.
 Daemon = harness.Daemon
 
-def run(coro, timeout=TEST_TIMEOUT):
-    """Runs a client coroutine with an overall deadline."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def connect(url, **kw):
-    kw.setdefault("max_size", None)
-    kw.setdefault("open_timeout", OP_TIMEOUT)
-    kw.setdefault("close_timeout", 5)
-    kw.setdefault("ping_interval", None)
-    return websockets.connect(url, **kw)
-
-
-async def recv(ws, timeout=OP_TIMEOUT):
-    return await asyncio.wait_for(ws.recv(), timeout)
+run, connect, recv, _ = harness.client_helpers(TEST_TIMEOUT, OP_TIMEOUT)
 
 
 async def handshake_status(url, **kw):

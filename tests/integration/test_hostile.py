@@ -53,7 +53,6 @@ import threading
 import time
 import unittest
 
-import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatusCode
 
 import harness
@@ -183,16 +182,7 @@ def raise_nofile(need):
 # Clients
 # ---------------------------------------------------------------------------
 
-def run(coro, timeout=60.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def connect(url, **kw):
-    kw.setdefault("max_size", None)
-    kw.setdefault("open_timeout", OP_TIMEOUT)
-    kw.setdefault("close_timeout", 3)
-    kw.setdefault("ping_interval", None)
-    return websockets.connect(url, **kw)
+run, connect, _, _ = harness.client_helpers(60.0, OP_TIMEOUT, close_timeout=3)
 
 
 async def echo_once(url, text, timeout=OP_TIMEOUT):

@@ -20,7 +20,6 @@ import time
 import unittest
 import urllib.parse
 
-import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatusCode
 
 import harness
@@ -98,17 +97,7 @@ def msgs_daemon(routes, workers=2, args=()):
     return d
 
 
-def run(coro, timeout=TEST_TIMEOUT):
-    """Runs a client coroutine with an overall deadline."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def connect(url, **kw):
-    kw.setdefault("max_size", None)
-    kw.setdefault("open_timeout", OP_TIMEOUT)
-    kw.setdefault("close_timeout", 5)
-    kw.setdefault("ping_interval", None)
-    return websockets.connect(url, **kw)
+run, connect, _, _ = harness.client_helpers(TEST_TIMEOUT, OP_TIMEOUT)
 
 
 # -- the record file ---------------------------------------------------------

@@ -26,7 +26,6 @@ import threading
 import time
 import unittest
 
-import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatusCode
 
 import harness
@@ -288,25 +287,7 @@ def proc_figures(pid, private_dir):
 # Clients
 # ---------------------------------------------------------------------------
 
-def run(coro, timeout=TEST_TIMEOUT):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def connect(url, **kw):
-    kw.setdefault("max_size", None)
-    kw.setdefault("open_timeout", OP_TIMEOUT)
-    kw.setdefault("close_timeout", 5)
-    kw.setdefault("ping_interval", None)
-    return websockets.connect(url, **kw)
-
-
-async def recv(ws, timeout=OP_TIMEOUT):
-    return await asyncio.wait_for(ws.recv(), timeout)
-
-
-async def ask(ws, msg):
-    await ws.send(msg)
-    return await recv(ws)
+run, connect, recv, ask = harness.client_helpers(TEST_TIMEOUT, OP_TIMEOUT)
 
 
 async def ask_new(url, msg="hello"):

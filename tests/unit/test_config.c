@@ -1,5 +1,5 @@
 /*
- * test_config.c - unit tests for host/config.c: defaults, the command line
+ * test_config.c - unit tests for host/base/config.c: defaults, the command line
  * and the --config file it names (flags override the file), every value
  * checked, listen addresses parsed and formatted.
  */

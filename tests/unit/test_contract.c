@@ -1,7 +1,7 @@
 /*
- * test_contract.c - unit tests for host/contract.c, the plugin contract's
- * rules that websockd and the SDK's test library share: which calls a
- * connection's state allows, push and close arguments, topics, what a
+ * test_contract.c - unit tests for host/plugins/contract.c, the plugin
+ * contract's rules that websockd and the SDK's test library share: which calls
+ * a connection's state allows, push and close arguments, topics, what a
  * callback's result and a stop become, upgrade() answers, the table check.
  */
 #include <check.h>

@@ -1,5 +1,5 @@
 /*
- * test_crash.c - unit tests for host/crash.c: the per-thread record of the
+ * test_crash.c - unit tests for host/base/crash.c: the per-thread record of the
  * plugin callback running, and (in a build without a sanitizer, which owns
  * the fatal signals otherwise) the one line a fatal signal leaves, naming
  * that callback, before the default action.

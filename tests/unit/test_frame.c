@@ -1,6 +1,6 @@
 /*
- * test_frame.c - unit tests for host/frame.c. Client byte streams are built
- * here (with a byte-wise masking of our own, not wsh_mask), starting from
+ * test_frame.c - unit tests for host/protocol/frame.c. Client byte streams are
+ * built here (with a byte-wise masking of our own, not wsh_mask), starting from
  * RFC 6455's own example frames. Every stream is decoded whole, one byte at
  * a time, split in two at every offset (or a sample of them for long ones)
  * and in three at random, each chunk in a buffer of its exact size so that

@@ -1,8 +1,8 @@
 /*
- * test_handshake.c - unit tests for host/handshake.c: the request parser fed
- * whole, split and one byte at a time, the RFC 6455 §4.2.1 checks, the
- * Sec-WebSocket-Accept of the RFC's example, subprotocol negotiation, and the
- * exact bytes of the responses.
+ * test_handshake.c - unit tests for host/protocol/handshake.c: the request
+ * parser fed whole, split and one byte at a time, the RFC 6455 §4.2.1 checks,
+ * the Sec-WebSocket-Accept of the RFC's example, subprotocol negotiation, and
+ * the exact bytes of the responses.
  */
 #include <check.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /*
- * test_headers.c - unit tests for host/headers.c: tokens, sendable header
- * values and the headers of a 101 that a plugin may not add.
+ * test_headers.c - unit tests for host/protocol/headers.c: tokens, sendable
+ * header values and the headers of a 101 that a plugin may not add.
  */
 #include <check.h>
 

@@ -1,5 +1,5 @@
 /*
- * test_inifile.c - unit tests for host/inifile.c: INI files read with line
+ * test_inifile.c - unit tests for host/base/inifile.c: INI files read with line
  * numbers, over-long lines refused, the first of several errors reported
  * (inih's syntax error, the handler's error, an over-long line), and the
  * size and number parsers that route files and the host config share.

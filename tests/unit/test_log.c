@@ -1,7 +1,7 @@
 /*
- * test_log.c - unit tests for host/log.c: one line per event on stderr with
- * a UTC timestamp and the level, levels filtered, level names parsed, and a
- * message too long for one line cut (still one line).
+ * test_log.c - unit tests for host/base/log.c: one line per event on stderr
+ * with a UTC timestamp and the level, levels filtered, level names parsed, and
+ * a message too long for one line cut (still one line).
  */
 #include <check.h>
 #include <limits.h>

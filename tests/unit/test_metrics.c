@@ -1,5 +1,5 @@
 /*
- * test_metrics.c - unit tests for host/metrics.c: the Prometheus page of a
+ * test_metrics.c - unit tests for host/ops/metrics.c: the Prometheus page of a
  * server (per-worker counters, upgrade answers by status, reloads, open
  * connections), rendered from a server whose workers never ran.
  */

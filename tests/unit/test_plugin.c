@@ -1,5 +1,5 @@
 /*
- * test_plugin.c - unit tests for host/plugin.c (opening a plugin from a
+ * test_plugin.c - unit tests for host/plugins/plugin.c (opening a plugin from a
  * private copy and checking its table), against the test plugins of
  * tests/plugins/ built into WSH_TEST_PLUGIN_DIR (the registry has its own,
  * test_registry.c). Also checks that the recorder test plugin, which the

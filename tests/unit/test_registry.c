@@ -1,7 +1,7 @@
 /*
- * test_registry.c - unit tests for host/registry.c: routes and their plugin
- * generations (the start-up load that serves what it can, the reload that
- * is all or nothing, reference counting, the private directory), against
+ * test_registry.c - unit tests for host/plugins/registry.c: routes and their
+ * plugin generations (the start-up load that serves what it can, the reload
+ * that is all or nothing, reference counting, the private directory), against
  * the test plugins of tests/plugins/ built into WSH_TEST_PLUGIN_DIR. The
  * plugins call the real websock_* functions: this test exports wsh_core's
  * (ENABLE_EXPORTS, whole archive), as websockd does.

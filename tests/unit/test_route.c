@@ -1,8 +1,8 @@
 /*
- * test_route.c - unit tests for host/route.c: route files read with inih
- * (keys, [options], errors naming the file and the line), the listing of
+ * test_route.c - unit tests for host/plugins/route.c: route files read with
+ * inih (keys, [options], errors naming the file and the line), the listing of
  * plugins.d/ and the Origin allow-list. (The size and number parsers
- * are tested with host/inifile.c in test_inifile.c.)
+ * are tested with host/base/inifile.c in test_inifile.c.)
  */
 #include <check.h>
 #include <errno.h>

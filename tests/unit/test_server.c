@@ -1,7 +1,7 @@
 /*
- * test_server.c - unit tests for host/server.c: a server set up in-process
- * with two workers, listening on an ephemeral loopback port, answers plain
- * HTTP (/healthz, and /metrics through the hook it was given), hands
+ * test_server.c - unit tests for host/network/server.c: a server set up
+ * in-process with two workers, listening on an ephemeral loopback port, answers
+ * plain HTTP (/healthz, and /metrics through the hook it was given), hands
  * websock_host to plugins as its own struct, and stops its workers when
  * freed.
  */
