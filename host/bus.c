@@ -97,8 +97,7 @@ static void count(atomic_ullong *c, long n) {
   atomic_fetch_add_explicit(c, (unsigned long long)n, memory_order_relaxed);
 }
 
-/* ---- channels (under lock) ------------------------------------------------
- */
+/* ---- channels (under lock) ----------------------------------------------- */
 
 static bus_chan **chan_slot(wsh_bus *bus, const char *name, size_t len) {
   bus_chan **pp = &bus->chans[hash(name, len) % CHAN_BUCKETS];
@@ -182,8 +181,7 @@ int wsh_bus_topic_left(wsh_bus *bus, const char *topic) {
   return topic_ref(bus, topic, -1);
 }
 
-/* ---- the engine's reports (loop thread) -----------------------------------
- */
+/* ---- the engine's reports (loop thread) ---------------------------------- */
 
 void wsh_bus_engine_up(wsh_bus *bus) {
   if (bus->up)
@@ -283,8 +281,7 @@ void wsh_bus_engine_received(wsh_bus *bus, const char *channel, size_t len,
   }
 }
 
-/* ---- sending (loop thread) ------------------------------------------------
- */
+/* ---- sending (loop thread) ----------------------------------------------- */
 
 static void seqs_clear(wsh_bus *bus) {
   for (size_t i = 0; i < SEQ_BUCKETS; i++) {
@@ -461,8 +458,7 @@ int wsh_bus_send_to(wsh_bus *bus, const wsh_bus_ref *to, const void *data,
   return 0;
 }
 
-/* ---- life -----------------------------------------------------------------
- */
+/* ---- life ---------------------------------------------------------------- */
 
 static uint64_t random_id(void) {
   uint64_t id = 0;

@@ -52,6 +52,8 @@ typedef struct wsh_bus_config {
   unsigned backoff_min_ms;   /* first reconnect delay; 0: 100 */
   unsigned backoff_max_ms;   /* cap of the doubling; 0: 5000 */
   unsigned connect_timeout_ms; /* per attempt; 0: 2000 */
+  unsigned health_interval_ms; /* a PING this often while up; 0: 1000 */
+  unsigned health_timeout_ms;  /* unanswered this long: lost; 0: 3000 */
 } wsh_bus_config;
 
 /* Counters, read from any thread. */

@@ -105,8 +105,7 @@ int wsh_bus_msg_decode(wsh_bus_msg *m, const uint8_t *buf, size_t len) {
   return 0;
 }
 
-/* ---- names ----------------------------------------------------------------
- */
+/* ---- names --------------------------------------------------------------- */
 
 static int channel(char *out, size_t cap, const char *prefix, char type,
                    const char *name, size_t name_len) {
@@ -197,8 +196,7 @@ int wsh_bus_ref_parse(wsh_bus_ref *r, const char *s, size_t len) {
   return 0;
 }
 
-/* ---- address --------------------------------------------------------------
- */
+/* ---- address ------------------------------------------------------------- */
 
 static int parse_port(const char *s, int *port) {
   long v = 0;

@@ -5,12 +5,15 @@
  * SUBSCRIBE and UNSUBSCRIBE, "pub" for PUBLISH. Both authenticate (or ping)
  * first; once both have answered, the engine is up. Losing either, or an
  * attempt that fails or takes too long, closes both and tries again after a
- * capped, jittered exponential backoff. One log line per change of state.
+ * capped, jittered exponential backoff. A PING on "pub" every second
+ * finds a Redis that stops answering (hung, or a network that drops
+ * everything) and treats it as lost. One log line per change of state.
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
@@ -25,6 +28,8 @@
 #define BACKOFF_MAX_DEFAULT 5000u
 #define CONNECT_TIMEOUT_DEFAULT 2000u
 #define INFLIGHT_DEFAULT (16u << 20)
+#define HEALTH_INTERVAL_DEFAULT 1000u
+#define HEALTH_TIMEOUT_DEFAULT 3000u
 
 enum { R_WAITING, R_CONNECTING, R_UP };
 
@@ -43,10 +48,20 @@ typedef struct redis_engine {
   uint32_t rng;
   struct event *retry;
   struct event *timeout;
+  struct event *health;          /* every health interval while up */
+  unsigned health_timeout;       /* ms without an answer to PING: lost */
+  bool ping_out;                 /* a PING waits for its answer */
+  double ping_sent;              /* since when, in ms */
   size_t inflight, inflight_max; /* bytes handed to pub, not answered */
 } redis_engine;
 
 static void attempt(redis_engine *e);
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 static uint32_t next_rand(redis_engine *e) { /* xorshift32, for jitter */
   uint32_t x = e->rng;
@@ -76,6 +91,7 @@ static void fail(redis_engine *e, const char *why) {
     return; /* already failed; the other connection's report */
   bool was_up = e->state == R_UP;
   e->state = R_WAITING;
+  e->ping_out = false;
   evtimer_del(e->timeout);
   close_both(e);
   if (was_up) {
@@ -111,8 +127,7 @@ static void check_up(redis_engine *e) {
   wsh_bus_engine_up(e->bus);
 }
 
-/* ---- hiredis callbacks ----------------------------------------------------
- */
+/* ---- hiredis callbacks --------------------------------------------------- */
 
 static void on_connect(const redisAsyncContext *ac, int status) {
   redis_engine *e = ac->data;
@@ -197,8 +212,35 @@ static void on_published(redisAsyncContext *ac, void *r, void *priv) {
     wsh_bus_engine_unknown_host(e->bus);
 }
 
-/* ---- connecting -----------------------------------------------------------
- */
+static void on_pong(redisAsyncContext *ac, void *r, void *priv) {
+  redis_engine *e = priv;
+  if (r && ac == e->pub)
+    e->ping_out = false;
+}
+
+/* While up: a PING, unless the last one is still unanswered; past
+ * health_timeout, the connection counts as lost. */
+static void on_health(evutil_socket_t fd, short what, void *arg) {
+  redis_engine *e = arg;
+  (void)fd;
+  (void)what;
+  if (e->state != R_UP)
+    return;
+  if (e->ping_out) {
+    if (now_ms() - e->ping_sent >= e->health_timeout) {
+      char why[64];
+      snprintf(why, sizeof(why), "no answer for %u ms", e->health_timeout);
+      fail(e, why);
+    }
+    return;
+  }
+  if (redisAsyncCommand(e->pub, on_pong, e, "PING") == REDIS_OK) {
+    e->ping_out = true;
+    e->ping_sent = now_ms();
+  }
+}
+
+/* ---- connecting ---------------------------------------------------------- */
 
 static redisAsyncContext *open_one(redis_engine *e) {
   redisAsyncContext *ac = e->addr.path[0]
@@ -254,8 +296,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg) {
     fail(e, "timed out");
 }
 
-/* ---- the engine -----------------------------------------------------------
- */
+/* ---- the engine ---------------------------------------------------------- */
 
 static int redis_subscribe(void *state, const char *channel, size_t len) {
   redis_engine *e = state;
@@ -305,6 +346,8 @@ static void redis_stop(void *state) {
     event_free(e->retry);
   if (e->timeout)
     event_free(e->timeout);
+  if (e->health)
+    event_free(e->health);
   free(e->password);
   free(e);
 }
@@ -337,12 +380,20 @@ static int redis_start(wsh_bus *bus, const wsh_bus_config *cfg,
   e->inflight_max =
       cfg->inflight_max_bytes ? cfg->inflight_max_bytes : INFLIGHT_DEFAULT;
   e->rng = (uint32_t)(wsh_bus_host_id(bus) ^ (wsh_bus_host_id(bus) >> 32)) | 1;
+  e->health_timeout =
+      cfg->health_timeout_ms ? cfg->health_timeout_ms : HEALTH_TIMEOUT_DEFAULT;
+  unsigned every = cfg->health_interval_ms ? cfg->health_interval_ms
+                                           : HEALTH_INTERVAL_DEFAULT;
   e->retry = evtimer_new(base, on_retry, e);
   e->timeout = evtimer_new(base, on_timeout, e);
+  e->health = event_new(base, -1, EV_PERSIST, on_health, e);
   if (cfg->password && !(e->password = strdup(cfg->password)))
     goto out_free;
-  if (!e->retry || !e->timeout)
+  if (!e->retry || !e->timeout || !e->health)
     goto out_free;
+  struct timeval iv = {(time_t)(every / 1000),
+                       (suseconds_t)(every % 1000) * 1000};
+  evtimer_add(e->health, &iv);
   /* The first attempt runs on the loop, as every later one does. */
   struct timeval now = {0, 0};
   evtimer_add(e->retry, &now);

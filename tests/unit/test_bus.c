@@ -35,8 +35,7 @@
 
 extern char **environ;
 
-/* ---- time -----------------------------------------------------------------
- */
+/* ---- time ---------------------------------------------------------------- */
 
 static double now_ms(void) {
   struct timespec ts;
@@ -60,8 +59,7 @@ static void sleep_ms(unsigned ms) {
     ok_;                                                                       \
   })
 
-/* ---- redis-server ---------------------------------------------------------
- */
+/* ---- redis-server -------------------------------------------------------- */
 
 typedef struct redis {
   pid_t pid;
@@ -190,8 +188,7 @@ static bool redis_has_channel(const redis *r, const char *channel) {
   return found;
 }
 
-/* ---- hosts: a bus on its own loop and thread ------------------------------
- */
+/* ---- hosts: a bus on its own loop and thread ----------------------------- */
 
 typedef struct rec {
   uint64_t origin, seq;
@@ -339,8 +336,7 @@ static void publish_n(host *h, const char *topic, int kind, int opcode,
   }
 }
 
-/* ---- tests ----------------------------------------------------------------
- */
+/* ---- tests --------------------------------------------------------------- */
 
 START_TEST(publish_reaches_every_other_host_once_in_order) {
   redis r = {0};
@@ -659,6 +655,47 @@ START_TEST(slow_redis_bounds_what_is_in_flight) {
 }
 END_TEST
 
+/* A Redis that keeps its sockets open but answers nothing (SIGSTOP: hung,
+ * or a network that drops everything) counts as lost once a PING goes
+ * unanswered; once it answers again the bus comes back by itself. */
+START_TEST(redis_that_stops_answering_is_lost) {
+  redis r = {0};
+  redis_start(&r);
+  char addr[64];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", r.port);
+  host a, b;
+  memset(&a, 0, sizeof(a));
+  pthread_mutex_init(&a.lock, NULL);
+  a.base = event_base_new();
+  wsh_bus_config cfg = {.redis = addr,
+                        .health_interval_ms = 100,
+                        .health_timeout_ms = 500,
+                        .connect_timeout_ms = 500};
+  wsh_bus_callbacks cb = {&a, on_publish, on_send};
+  ck_assert_int_eq(wsh_bus_new(&a.bus, &cfg, a.base, &cb), 0);
+  host_run(&a);
+  host_on(&b, &r, NULL);
+  wsh_bus_topic_joined(a.bus, "room");
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 2 && CONNECTED(&b), 5000));
+  kill(r.pid, SIGSTOP);
+  double t0 = now_ms();
+  ck_assert_msg(WAIT_FOR(!CONNECTED(&a), 3000),
+                "a hung Redis still counts as connected after 3 s");
+  double lost_after = now_ms() - t0;
+  ck_assert_uint_eq(CHANNELS(&a), 0);
+  kill(r.pid, SIGCONT);
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&a) == 2, 8000));
+  ck_assert_uint_eq(stats(&a).reconnects, 1);
+  publish_n(&b, "room", WSH_BUS_PUBLISH, 0, 10, "back-");
+  ck_assert(WAIT_FOR(nrecs(&a) == 10, 5000));
+  check_in_order(&a, "room", wsh_bus_host_id(b.bus), 10, "back-");
+  fprintf(stderr, "hung Redis noticed after %.0f ms\n", lost_after);
+  host_stop(&a);
+  host_stop(&b);
+  redis_stop(&r, SIGTERM);
+}
+END_TEST
+
 START_TEST(auth_with_a_password) {
   redis r = {0};
   r.password = "s3cret pass";
@@ -778,8 +815,7 @@ START_TEST(local_engine_keeps_everything_in_the_host) {
 }
 END_TEST
 
-/* ---- the benchmark --------------------------------------------------------
- */
+/* ---- the benchmark ------------------------------------------------------- */
 
 static int cmp_double(const void *x, const void *y) {
   double a = *(const double *)x, b = *(const double *)y;
@@ -890,6 +926,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, redis_down_at_start);
     tcase_add_test(tc, queue_is_bounded);
     tcase_add_test(tc, slow_redis_bounds_what_is_in_flight);
+    tcase_add_test(tc, redis_that_stops_answering_is_lost);
     tcase_add_test(tc, auth_with_a_password);
     tcase_add_test(tc, prefix_isolates_deployments);
     tcase_add_test(tc, unix_socket);
