@@ -55,8 +55,6 @@ typedef struct redis_engine {
   size_t inflight, inflight_max; /* bytes handed to pub, not answered */
 } redis_engine;
 
-static void attempt(redis_engine *e);
-
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -242,13 +240,16 @@ static void on_health(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- connecting ---------------------------------------------------------- */
 
-static redisAsyncContext *open_one(redis_engine *e) {
+/* A new connection, or NULL with the reason in why[0..64). */
+static redisAsyncContext *open_one(redis_engine *e, char *why) {
   redisAsyncContext *ac = e->addr.path[0]
                               ? redisAsyncConnectUnix(e->addr.path)
                               : redisAsyncConnect(e->addr.host, e->addr.port);
+  snprintf(why, 64, "out of memory");
   if (!ac)
     return NULL;
   if (ac->err) {
+    snprintf(why, 64, "%s", ac->errstr);
     redisAsyncFree(ac);
     return NULL;
   }
@@ -275,11 +276,12 @@ static void attempt(redis_engine *e) {
   struct timeval tv = {(time_t)(e->connect_timeout / 1000),
                        (suseconds_t)(e->connect_timeout % 1000) * 1000};
   evtimer_add(e->timeout, &tv);
-  e->sub = open_one(e);
+  char why[64];
+  e->sub = open_one(e, why);
   if (e->sub)
-    e->pub = open_one(e);
+    e->pub = open_one(e, why);
   if (!e->sub || !e->pub)
-    fail(e, "cannot open a connection");
+    fail(e, why);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg) {
