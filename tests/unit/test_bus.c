@@ -696,6 +696,68 @@ START_TEST(redis_that_stops_answering_is_lost) {
 }
 END_TEST
 
+/* Whatever else lands on a host's channels (garbage, a message whose topic
+ * is not its channel's, a send for another host) is counted and never
+ * delivered; a 1 MiB payload crosses whole. */
+START_TEST(foreign_bytes_are_counted_not_delivered) {
+  redis r = {0};
+  redis_start(&r);
+  host a, b;
+  host_on(&a, &r, NULL);
+  host_on(&b, &r, NULL);
+  wsh_bus_topic_joined(a.bus, "room");
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 2 && CONNECTED(&b), 5000));
+  redisContext *c = redis_connect(&r);
+  ck_assert_ptr_nonnull(c);
+  uint8_t buf[256];
+  wsh_bus_msg other = {.origin = 5,
+                       .seq = 1,
+                       .kind = WSH_BUS_PUBLISH,
+                       .topic = "other",
+                       .topic_len = 5,
+                       .data = (const uint8_t *)"x",
+                       .len = 1};
+  long n1 = wsh_bus_msg_encode(&other, buf, sizeof(buf));
+  ck_assert_int_gt(n1, 0);
+  wsh_bus_msg send = {.origin = 5,
+                      .seq = 1,
+                      .kind = WSH_BUS_SEND,
+                      .to = {wsh_bus_host_id(b.bus), 0, 1, 1},
+                      .data = (const uint8_t *)"x",
+                      .len = 1};
+  long n2 = wsh_bus_msg_encode(&send, buf + n1, sizeof(buf) - (size_t)n1);
+  ck_assert_int_gt(n2, 0);
+  char hostch[WSH_BUS_CHANNEL_MAX];
+  wsh_bus_channel_host(hostch, sizeof(hostch), NULL, wsh_bus_host_id(a.bus));
+  redisReply *rep;
+  rep = redisCommand(c, "PUBLISH t:room %b", "garbage", (size_t)7);
+  freeReplyObject(rep);
+  rep = redisCommand(c, "PUBLISH t:room %b", buf, (size_t)n1);
+  freeReplyObject(rep);
+  rep = redisCommand(c, "PUBLISH %s %b", hostch, buf + n1, (size_t)n2);
+  freeReplyObject(rep);
+  redisFree(c);
+  ck_assert(WAIT_FOR(stats(&a).invalid == 3, 5000));
+  ck_assert_uint_eq(stats(&a).received, 0);
+  ck_assert_uint_eq(nrecs(&a), 0);
+  /* And the real thing still works, 1 MiB of it. */
+  size_t big = 1u << 20;
+  char *data = malloc(big);
+  memset(data, 'z', big);
+  memcpy(data, "big", 3);
+  ck_assert_int_eq(wsh_bus_publish(b.bus, "room", WSH_BUS_BROADCAST,
+                                   WEBSOCK_OP_BINARY, data, big),
+                   0);
+  free(data);
+  ck_assert(WAIT_FOR(nrecs(&a) == 1, 5000));
+  ck_assert_uint_eq(a.recs[0].len, big);
+  ck_assert_mem_eq(a.recs[0].data, "bigzzz", 6);
+  host_stop(&a);
+  host_stop(&b);
+  redis_stop(&r, SIGTERM);
+}
+END_TEST
+
 START_TEST(auth_with_a_password) {
   redis r = {0};
   r.password = "s3cret pass";
@@ -927,6 +989,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, queue_is_bounded);
     tcase_add_test(tc, slow_redis_bounds_what_is_in_flight);
     tcase_add_test(tc, redis_that_stops_answering_is_lost);
+    tcase_add_test(tc, foreign_bytes_are_counted_not_delivered);
     tcase_add_test(tc, auth_with_a_password);
     tcase_add_test(tc, prefix_isolates_deployments);
     tcase_add_test(tc, unix_socket);
