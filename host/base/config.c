@@ -45,6 +45,9 @@ void wsh_config_free(wsh_config *c) {
   free(c->plugins_dir);
   free(c->config_file);
   free(c->user);
+  free(c->redis);
+  free(c->redis_password);
+  free(c->redis_prefix);
   memset(c, 0, sizeof(*c));
 }
 
@@ -79,6 +82,17 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
     return set_string(&c->plugins_dir, value);
   if (strcmp(key, "user") == 0)
     return set_string(&c->user, value);
+  if (strcmp(key, "redis") == 0)
+    return set_string(&c->redis, value);
+  if (strcmp(key, "redis_password") == 0)
+    return set_string(&c->redis_password, value);
+  if (strcmp(key, "redis_prefix") == 0) {
+    if (strlen(value) > 64) {
+      snprintf(err, errlen, "redis_prefix: longer than 64 bytes");
+      return WEBSOCK_EINVAL;
+    }
+    return set_string(&c->redis_prefix, value);
+  }
   if (strcmp(key, "log_level") == 0) {
     if ((c->log_level = wsh_log_parse_level(value)) < 0)
       bad = 1;
@@ -207,6 +221,12 @@ static void usage(FILE *out, const char *prog) {
       "      --user NAME            started as root: run as this user once "
       "the\n"
       "                             listeners are bound (ports below 1024)\n"
+      "      --redis ADDR           share topics and websock_send with the "
+      "other\n"
+      "                             hosts on this Redis (HOST:PORT or a "
+      "unix\n"
+      "                             socket path; default: none, this host "
+      "alone)\n"
       "  -h, --help                 this text\n"
       "  -V, --version              the version\n"
       "\n"
@@ -237,6 +257,7 @@ static const struct option long_opts[] = {
     {"slow-callback-ms", required_argument, NULL, 8},
     {"user", required_argument, NULL, 9},
     {"max-buffered-memory", required_argument, NULL, 10},
+    {"redis", required_argument, NULL, 11},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -252,7 +273,8 @@ static const char *const long_keys[] = {NULL,
                                         NULL,
                                         "slow_callback_ms",
                                         "user",
-                                        "max_buffered_memory"};
+                                        "max_buffered_memory",
+                                        "redis"};
 
 /* The first pass: only --config, --help and --version. */
 static int first_pass(wsh_config *c, int argc, char **argv, char *err,
@@ -325,6 +347,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 8:
     case 9:
     case 10:
+    case 11:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:
