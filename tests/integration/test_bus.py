@@ -331,6 +331,121 @@ class BusTest(unittest.TestCase):
         self.assertTrue(a.find_log(r"redis bus: reconnected"))
 
 
+NGINX_CONF = """daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
+events {{}}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}; proxy_temp_path {tmp};
+  fastcgi_temp_path {tmp}; uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
+  # the README's configuration, on loopback
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  upstream websockd {{ least_conn; {servers} }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://websockd;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_read_timeout 1h;
+      proxy_send_timeout 1h;
+      proxy_next_upstream error timeout http_503;
+    }}
+  }}
+}}
+"""
+
+
+class NginxTest(unittest.TestCase):
+    def test_rolling_restart_behind_nginx(self):
+        """The README's nginx configuration over three hosts: upgrades are
+        spread, a room crosses hosts, SIGTERM on one host closes its clients
+        with 1001 and they reconnect through nginx to the others."""
+        redis = Redis().start()
+        hosts, tmp, ng = [], tempfile.mkdtemp(prefix="websockd-nginx-"), None
+        try:
+            for _ in range(3):
+                hosts.append(harness.Daemon(
+                    {"chat": ROUTES["chat"]}, workers=1,
+                    args=["--redis", "127.0.0.1:%d" % redis.port]).start())
+            lb = free_port()
+            with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+                f.write(NGINX_CONF.format(tmp=tmp, port=lb, servers=" ".join(
+                    "server 127.0.0.1:%d max_fails=1 fail_timeout=5s;" % d.port
+                    for d in hosts)))
+            ng = subprocess.Popen(["/usr/sbin/nginx", "-p", tmp, "-c",
+                                   os.path.join(tmp, "nginx.conf")],
+                                  stdin=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+            url = "ws://127.0.0.1:%d/chat?room=r&name=" % lb
+
+            async def drain(ws):
+                while True:
+                    try:
+                        await asyncio.wait_for(ws.recv(), 0.1)
+                    except asyncio.TimeoutError:
+                        return
+
+            async def msg(ws):
+                while True:
+                    ev = json.loads(await recv(ws))
+                    if ev["type"] == "msg":
+                        return ev["text"]
+
+            async def go():
+                deadline = time.time() + 10
+                while True:  # nginx up
+                    try:
+                        ws = [await connect(url + "u0")]
+                        break
+                    except OSError:
+                        if time.time() > deadline:
+                            raise
+                        await asyncio.sleep(0.05)
+                ws += [await connect(url + "u%d" % i) for i in range(1, 6)]
+                for d in hosts:  # least_conn: two on each
+                    wait_metric(d, "bus_channels", lambda v: v == 2)
+                await asyncio.sleep(0.3)
+                for w in ws:
+                    await drain(w)
+                await ws[0].send("one")
+                for w in ws:
+                    self.assertEqual(await msg(w), "one")
+                hosts[0].signal(signal.SIGTERM)
+                codes, alive = [], []
+                for w in ws:
+                    try:
+                        await asyncio.wait_for(w.wait_closed(), 1.0)
+                        codes.append(w.close_code)
+                    except asyncio.TimeoutError:
+                        alive.append(w)
+                self.assertEqual(codes, [1001, 1001])
+                self.assertEqual(hosts[0].proc.wait(timeout=20), 0)
+                # the two reconnect (as a client should) and land elsewhere
+                alive += [await connect(url + "back%d" % i) for i in range(2)]
+                for d in hosts[1:]:
+                    wait_metric(d, "bus_channels", lambda v: v == 2)
+                await asyncio.sleep(0.3)
+                for w in alive:
+                    await drain(w)
+                await alive[-1].send("two")
+                for w in alive:
+                    self.assertEqual(await msg(w), "two")
+                for w in alive:
+                    await w.close()
+
+            run(go())
+        finally:
+            if ng is not None:
+                ng.send_signal(signal.SIGQUIT)
+                ng.wait(timeout=10)
+            for d in hosts:
+                d.__exit__(None, None, None)
+            redis.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class NoRedisTest(unittest.TestCase):
     def test_redis_down_at_start(self):
         """Redis not there at start: the host serves its own clients."""
