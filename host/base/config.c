@@ -227,6 +227,12 @@ static void usage(FILE *out, const char *prog) {
       "unix\n"
       "                             socket path; default: none, this host "
       "alone)\n"
+      "      --redis-password PASSWORD  Redis AUTH (visible to ps here: "
+      "prefer the\n"
+      "                             config file's redis_password)\n"
+      "      --redis-prefix PREFIX  before every channel name, at most 64 "
+      "bytes, so\n"
+      "                             that deployments can share one Redis\n"
       "  -h, --help                 this text\n"
       "  -V, --version              the version\n"
       "\n"
@@ -258,6 +264,8 @@ static const struct option long_opts[] = {
     {"user", required_argument, NULL, 9},
     {"max-buffered-memory", required_argument, NULL, 10},
     {"redis", required_argument, NULL, 11},
+    {"redis-password", required_argument, NULL, 12},
+    {"redis-prefix", required_argument, NULL, 13},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -274,7 +282,9 @@ static const char *const long_keys[] = {NULL,
                                         "slow_callback_ms",
                                         "user",
                                         "max_buffered_memory",
-                                        "redis"};
+                                        "redis",
+                                        "redis_password",
+                                        "redis_prefix"};
 
 /* The first pass: only --config, --help and --version. */
 static int first_pass(wsh_config *c, int argc, char **argv, char *err,
@@ -348,6 +358,8 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 9:
     case 10:
     case 11:
+    case 12:
+    case 13:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:

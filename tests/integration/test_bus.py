@@ -261,6 +261,39 @@ class BusTest(unittest.TestCase):
         self.assertEqual(metrics(b)["websockd_bus_connected"], 1)
         run(self.chat_round("/chat", ["hup"], per_host=1, count=3))
 
+    def test_6_prefix_separates_deployments(self):
+        """A host with another redis_prefix on the same Redis hears nothing
+        of this deployment's topics."""
+        a = self.hosts[0]
+        with harness.Daemon(ROUTES, workers=1, args=[
+                "--redis", "127.0.0.1:%d" % self.redis.port,
+                "--redis-prefix", "other:"]) as o:
+            wait_metric(o, "bus_connected", lambda v: v == 1)
+
+            async def go():
+                wo = await connect(o.url("/chat?room=pfx&name=o"))
+                wa = await connect(a.url("/chat?room=pfx&name=a"))
+                wait_metric(o, "bus_channels", lambda v: v >= 2)
+                self.wait_channels(1, (a,))
+                await asyncio.sleep(0.3)
+                for ws in (wo, wa):
+                    while True:
+                        try:
+                            await asyncio.wait_for(ws.recv(), 0.05)
+                        except asyncio.TimeoutError:
+                            break
+                await wa.send("same room, other deployment")
+                with self.assertRaises(asyncio.TimeoutError):
+                    while True:
+                        ev = json.loads(await asyncio.wait_for(wo.recv(), 0.5))
+                        if ev["type"] == "msg":
+                            self.fail("crossed deployments: %r" % ev)
+                await wo.close()
+                await wa.close()
+
+            run(go())
+            self.assertEqual(metrics(o)["websockd_bus_received_total"], 0)
+
     def test_5_redis_killed_and_restarted(self):
         a, b, c = self.hosts
 
