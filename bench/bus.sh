@@ -12,8 +12,8 @@
 #
 #   bench/bus.sh [--short] [--build-dir DIR] [--subs M] [--rate R] [--n N]
 #
-#   --short      a few seconds (300 subscribers, 20 publishes, rate 100 for
-#                100): the test suite runs it; every delivery is checked
+#   --short      a few seconds (64 B only, 300 subscribers, 20 publishes,
+#                rate 100 for 100): the test suite runs it; every delivery is checked
 #                (wsload exits 1 on a lost or duplicated message), no speed
 #                is asserted
 #   --build-dir  an existing tree (host/websockd, bench/wsload, plugins.d);
@@ -27,7 +27,7 @@ root=$PWD
 
 say() { echo "bus-bench: $*" >&2; }
 
-short=0 build_dir= subs=3000 rate=1000 n=2000 serial_n=200
+short=0 build_dir= subs=3000 rate=1000 n=2000 serial_n=200 sizes="64 1024" settle=1
 while [ $# -gt 0 ]; do
   case "$1" in
   --short) short=1 ;;
@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 if [ "$short" = 1 ]; then
-  subs=300 rate=100 n=100 serial_n=20
+  subs=300 rate=100 n=100 serial_n=20 sizes=64 settle=0.3
 fi
 if [ -z "$build_dir" ]; then
   build_dir=$root/build-bench
@@ -126,7 +126,7 @@ run() { # run LABEL ARGS...: one wsload run, its line prefixed
   local label=$1
   shift
   local line
-  if line=$("$wsload" fanout -c 200 --timeout 120 --settle 1 \
+  if line=$("$wsload" fanout -c 200 --timeout 120 --settle "$settle" \
       --path "/chat?room=bench&name=s{i}" --pub-path "/chat?room=bench&name=pub" "$@"); then
     echo "$label $line"
   else
@@ -135,7 +135,7 @@ run() { # run LABEL ARGS...: one wsload run, its line prefixed
   fi
 }
 
-for size in 64 1024; do
+for size in $sizes; do
   run "hosts=1 size=$size" -m "$subs" -n "$serial_n" -s "$size" --port "$single"
   run "hosts=3 size=$size" -m "$subs" -n "$serial_n" -s "$size" --ports "$a,$b,$c"
   run "hosts=1 size=$size" -m "$subs" -n "$n" -s "$size" --rate "$rate" --port "$single"
