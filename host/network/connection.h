@@ -196,6 +196,36 @@ static inline int wsh_conn_refuse_upgrades(const wsh_conn_env *env) {
          budget - budget / 10;
 }
 
+/* Loop thread only: c has output to write or state to settle at the end of
+ * the current loop callback (wsh_conn_settle_all). */
+static inline void wsh_loop_mark(wsh_loop *l, websock_conn *c) {
+  if (c->dirty)
+    return;
+  if (l->ndirty == l->capdirty) {
+    size_t cap = l->capdirty ? l->capdirty * 2 : 64;
+    websock_conn **d = realloc(l->dirty, cap * sizeof(*d));
+    if (!d)
+      return; /* settled later by its own socket or timer event */
+    l->dirty = d;
+    l->capdirty = cap;
+  }
+  c->dirty = 1;
+  l->dirty[l->ndirty++] = c;
+}
+
+/* Loop thread only: c is being freed; forget it if marked. */
+static inline void wsh_loop_unmark(wsh_loop *l, websock_conn *c) {
+  if (!c->dirty)
+    return;
+  for (size_t i = 0; i < l->ndirty; i++) {
+    if (l->dirty[i] == c) {
+      l->dirty[i] = l->dirty[--l->ndirty];
+      break;
+    }
+  }
+  c->dirty = 0;
+}
+
 /* c->more, created on first use; NULL when out of memory. */
 static inline wsh_conn_more *wsh_conn_more_of(websock_conn *c) {
   if (!c->more)
