@@ -28,6 +28,7 @@ wsh_test_plugin(too_small)      # struct_size 8
 wsh_test_plugin(null_handle_in) # the required callback missing
 wsh_test_plugin(missing_dep)    # an undefined websock_* function: RTLD_NOW fails
 wsh_test_plugin(old_abi_small)  # a table from an older, shorter header
+wsh_test_plugin(whoami)         # pushes the remote address init() sees
 
 # plugins/not_elf.so: a text file where a shared object should be.
 set(WSH_NOT_ELF_TEXT ${CMAKE_CURRENT_BINARY_DIR}/not_elf.txt)
