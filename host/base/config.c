@@ -32,31 +32,41 @@ void wsh_config_init(wsh_config *c) {
   c->log_level = WSH_LOG_INFO;
 }
 
+static void free_list(char ***list, size_t *n) {
+  for (size_t i = 0; i < *n; i++)
+    free((*list)[i]);
+  free(*list);
+  *list = NULL;
+  *n = 0;
+}
+
 static void free_listen(wsh_config *c) {
-  for (size_t i = 0; i < c->nlisten; i++)
-    free(c->listen[i]);
-  free(c->listen);
-  c->listen = NULL;
-  c->nlisten = 0;
+  free_list(&c->listen, &c->nlisten);
 }
 
 void wsh_config_free(wsh_config *c) {
   free_listen(c);
+  free_list(&c->listen_proxy, &c->nlisten_proxy);
+  free(c->trusted_proxies);
   free(c->plugins_dir);
   free(c->config_file);
   free(c->user);
   memset(c, 0, sizeof(*c));
 }
 
-static int add_listen(wsh_config *c, const char *spec) {
-  char **l = realloc(c->listen, (c->nlisten + 1) * sizeof(char *));
+static int add_to_list(char ***list, size_t *n, const char *spec) {
+  char **l = realloc(*list, (*n + 1) * sizeof(char *));
   if (!l)
     return WEBSOCK_ENOMEM;
-  c->listen = l;
-  if (!(l[c->nlisten] = strdup(spec)))
+  *list = l;
+  if (!(l[*n] = strdup(spec)))
     return WEBSOCK_ENOMEM;
-  c->nlisten++;
+  (*n)++;
   return 0;
+}
+
+static int add_listen(wsh_config *c, const char *spec) {
+  return add_to_list(&c->listen, &c->nlisten, spec);
 }
 
 static int set_string(char **dst, const char *value) {
@@ -75,6 +85,10 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
   int bad = 0;
   if (strcmp(key, "listen") == 0)
     return add_listen(c, value);
+  if (strcmp(key, "listen_proxy") == 0)
+    return add_to_list(&c->listen_proxy, &c->nlisten_proxy, value);
+  if (strcmp(key, "trusted_proxies") == 0)
+    return set_string(&c->trusted_proxies, value);
   if (strcmp(key, "plugins") == 0)
     return set_string(&c->plugins_dir, value);
   if (strcmp(key, "user") == 0)
@@ -207,6 +221,12 @@ static void usage(FILE *out, const char *prog) {
       "      --user NAME            started as root: run as this user once "
       "the\n"
       "                             listeners are bound (ports below 1024)\n"
+      "      --listen-proxy ADDR:PORT  listen here for connections that start\n"
+      "                             with a PROXY protocol header (v1 or v2, "
+      "as\n"
+      "                             HAProxy sends it); repeatable\n"
+      "      --trusted-proxies LIST  addresses and CIDR ranges of reverse\n"
+      "                             proxies whose X-Forwarded-For is believed\n"
       "  -h, --help                 this text\n"
       "  -V, --version              the version\n"
       "\n"
@@ -237,6 +257,8 @@ static const struct option long_opts[] = {
     {"slow-callback-ms", required_argument, NULL, 8},
     {"user", required_argument, NULL, 9},
     {"max-buffered-memory", required_argument, NULL, 10},
+    {"listen-proxy", required_argument, NULL, 11},
+    {"trusted-proxies", required_argument, NULL, 12},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -293,7 +315,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
   int rc = first_pass(c, argc, argv, err, errlen);
   if (rc)
     return rc;
-  int opt, listen_given = 0;
+  int opt, listen_given = 0, proxy_given = 0;
   optind = 1;
   while ((opt = getopt_long(argc, argv, "l:p:c:w:thV", long_opts, NULL)) !=
          -1) {
@@ -306,6 +328,14 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
       break;
     case 'p':
       rc = set_key(c, "plugins", optarg, what, sizeof(what));
+      break;
+    case 11: /* like --listen: replaces the file's listen_proxy lines */
+      if (!proxy_given++)
+        free_list(&c->listen_proxy, &c->nlisten_proxy);
+      rc = add_to_list(&c->listen_proxy, &c->nlisten_proxy, optarg);
+      break;
+    case 12:
+      rc = set_key(c, "trusted_proxies", optarg, what, sizeof(what));
       break;
     case 'w':
       rc = set_key(c, "workers", optarg, what, sizeof(what));
@@ -383,20 +413,32 @@ void wsh_format_addr(const struct sockaddr *sa, char *out, size_t outlen) {
   }
 }
 
-int wsh_config_finish(wsh_config *c, char *err, size_t errlen) {
-  if (c->nlisten == 0 && add_listen(c, WSH_DEFAULT_LISTEN))
-    return WEBSOCK_ENOMEM;
-  for (size_t i = 0; i < c->nlisten; i++) {
+/* Every address of a listen list parses. */
+static int check_listen(const char *key, char **list, size_t n, char *err,
+                        size_t errlen) {
+  for (size_t i = 0; i < n; i++) {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (wsh_parse_listen(c->listen[i], &ss, &len)) {
+    if (wsh_parse_listen(list[i], &ss, &len)) {
       snprintf(err, errlen,
-               "listen: cannot parse \"%s\" (want HOST:PORT, "
-               "[V6]:PORT or *:PORT)",
-               c->listen[i]);
+               "%s: cannot parse \"%s\" (want HOST:PORT, [V6]:PORT or "
+               "*:PORT)",
+               key, list[i]);
       return WEBSOCK_EINVAL;
     }
   }
+  return 0;
+}
+
+int wsh_config_finish(wsh_config *c, char *err, size_t errlen) {
+  /* the default address only when no listener at all is configured */
+  if (c->nlisten == 0 && c->nlisten_proxy == 0 &&
+      add_listen(c, WSH_DEFAULT_LISTEN))
+    return WEBSOCK_ENOMEM;
+  if (check_listen("listen", c->listen, c->nlisten, err, errlen) ||
+      check_listen("listen_proxy", c->listen_proxy, c->nlisten_proxy, err,
+                   errlen))
+    return WEBSOCK_EINVAL;
   if (c->workers == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = n > 0 ? (unsigned)n : 1;

@@ -13,8 +13,13 @@ typedef struct wsh_config {
   char *config_file; /* --config, or NULL */
   char **listen;     /* "127.0.0.1:8080", "[::1]:8080", "*:8080" */
   size_t nlisten;
-  char *plugins_dir; /* plugins.d */
-  unsigned workers;  /* 0: one per core */
+  char **listen_proxy; /* listeners whose connections start with a PROXY
+                          protocol header */
+  size_t nlisten_proxy;
+  char *trusted_proxies; /* "127.0.0.1, 10.0.0.0/8": whose X-Forwarded-For
+                            is believed (checked by the network layer) */
+  char *plugins_dir;     /* plugins.d */
+  unsigned workers;      /* 0: one per core */
   size_t max_header_size;
   uint64_t handshake_timeout_ms;
   uint64_t close_timeout_ms;

@@ -26,6 +26,7 @@
 #include "network/http.h"
 #include "network/msgs.h"
 #include "network/outq.h"
+#include "protocol/proxyproto.h"
 #include "bus/topic.h"
 
 static void on_io(evutil_socket_t fd, short what, void *arg);
@@ -126,6 +127,7 @@ static void conn_free(websock_conn *c) {
     wsh_generation_release(c->gen);
   if (c->more) {
     free(c->more->pend);
+    free(c->more->proxy_hdr);
     free(c->more->subprotocol);
     free(c->more->stop_text);
     free(c->more);
@@ -486,9 +488,62 @@ static void conn_open(websock_conn *c, websock_response *resp) {
 
 /* ---- loop callbacks ------------------------------------------------------ */
 
+/* A connection from a PROXY protocol listener: its header comes first, in
+ * one read or several (kept, at most WSH_PROXY_MAX bytes), and names the
+ * client. Returns how many bytes of buf were the header's; a connection
+ * whose first bytes are no header is dropped without an answer. */
+static size_t read_proxy_header(websock_conn *c, const uint8_t *buf,
+                                size_t len) {
+  wsh_conn_more *m = c->more;
+  size_t had = m ? m->proxy_len : 0;
+  const uint8_t *p = buf;
+  size_t n = len;
+  if (had) { /* the header's start came before */
+    size_t take = len < WSH_PROXY_MAX - had ? len : WSH_PROXY_MAX - had;
+    memcpy(m->proxy_hdr + had, buf, take);
+    p = m->proxy_hdr;
+    n = had + take;
+  }
+  wsh_proxy_info info;
+  const char *why = "out of memory";
+  int r = wsh_proxy_parse(p, n, &info, &why);
+  if (r == WSH_PROXY_NEED_MORE && n < WSH_PROXY_MAX) {
+    if (!had && (!(m = wsh_conn_more_of(c)) ||
+                 !(m->proxy_hdr = malloc(WSH_PROXY_MAX)))) {
+      r = WSH_PROXY_ERROR;
+    } else {
+      if (!had)
+        memcpy(m->proxy_hdr, buf, len);
+      m->proxy_len = n;
+      return len;
+    }
+  }
+  if (r <= 0) {
+    wsh_info("%s: closing: %s", c->req->remote_addr,
+             r == WSH_PROXY_ERROR ? why : "PROXY header too long");
+    c->dead = 1;
+    return len;
+  }
+  if (!info.local)
+    wsh_format_addr((struct sockaddr *)&info.src, c->req->remote_addr,
+                    sizeof(c->req->remote_addr));
+  c->await_proxy = 0;
+  if (m) {
+    free(m->proxy_hdr);
+    m->proxy_hdr = NULL;
+    m->proxy_len = 0;
+  }
+  return (size_t)r - had;
+}
+
 /* What a read brought, by state. */
 static void process(websock_conn *c, uint8_t *buf, size_t len) {
-  if (c->state == WSH_CONN_HANDSHAKE) {
+  if (c->await_proxy) {
+    size_t used = read_proxy_header(c, buf, len);
+    buf += used;
+    len -= used;
+  }
+  if (c->state == WSH_CONN_HANDSHAKE && !c->await_proxy && !c->dead) {
     size_t used = 0;
     websock_response resp;
     switch (wsh_http_feed(c, buf, len, &used, &resp)) {
@@ -731,8 +786,8 @@ int64_t wsh_conn_send_after(websock_conn *c, uint64_t ms, const void *data,
 
 /* ---- life ---------------------------------------------------------------- */
 
-int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa,
-                 socklen_t len) {
+int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
+                 int kind) {
   (void)len;
   wsh_transport tp;
   wsh_tcp_transport(&tp, fd);
@@ -742,6 +797,7 @@ int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa,
   c->w = w;
   c->tp = tp;
   c->id = ++w->next_id * 1000 + w->index;
+  c->await_proxy = kind == WSH_LISTEN_PROXY;
   char peer[64];
   wsh_format_addr(sa, peer, sizeof(peer));
   wsh_stat_add(&w->stats.accepted, 1);

@@ -21,6 +21,7 @@
 #include "base/crash.h"
 #include "protocol/frame.h"
 #include "protocol/handshake.h"
+#include "protocol/realip.h"
 #include "base/log.h"
 #include "network/loop.h"
 #include "plugins/registry.h"
@@ -52,6 +53,7 @@ typedef struct wsh_conn_env {
   void (*request_shed)(void *arg); /* over budget: every worker sheds */
   unsigned nworkers;               /* for each worker's share of it */
   void *shed_arg;
+  wsh_cidr_list trusted; /* trusted_proxies: whose X-Forwarded-For counts */
 } wsh_conn_env;
 
 typedef enum wsh_conn_state {
@@ -74,6 +76,8 @@ typedef struct wsh_conn_more {
   int64_t next_timer_id;
   uint16_t nsubs, capsubs;
   uint16_t stop_code; /* websock_close()'s code, 0 if none */
+  uint8_t *proxy_hdr; /* a PROXY protocol header that came in pieces */
+  size_t proxy_len;
 } wsh_conn_more;
 
 struct websock_conn {
@@ -103,6 +107,7 @@ struct websock_conn {
   uint8_t peer_eof;      /* the peer shut its side down */
   uint8_t dead;          /* to be freed when settled */
   uint8_t peer_closed;   /* the peer's close frame came: no more data */
+  uint8_t await_proxy;   /* a PROXY protocol header comes first */
   websock_request *req;  /* during the upgrade and init only */
   wsh_generation *gen;
   void *state_ptr; /* the plugin's state */

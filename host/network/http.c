@@ -171,7 +171,22 @@ static wsh_http_result answer_upgrade(websock_conn *c,
   return WSH_HTTP_UPGRADED;
 }
 
+/* Behind a trusted reverse proxy the client is who X-Forwarded-For says
+ * (trusted_proxies); from anyone else the header is not believed. */
+static void apply_forwarded_for(websock_conn *c) {
+  const wsh_cidr_list *trusted = &c->w->env->trusted;
+  struct sockaddr_storage ss;
+  socklen_t len;
+  char real[sizeof(c->req->remote_addr)];
+  if (trusted->n && wsh_parse_listen(c->req->remote_addr, &ss, &len) == 0 &&
+      wsh_realip_from_xff(trusted, (struct sockaddr *)&ss,
+                          websock_request_header(c->req, "X-Forwarded-For"),
+                          real, sizeof(real)))
+    memcpy(c->req->remote_addr, real, sizeof(real));
+}
+
 static wsh_http_result on_request(websock_conn *c, websock_response *resp) {
+  apply_forwarded_for(c);
   if (!wsh_request_wants_websocket(c->req)) {
     answer_plain_http(c);
     return WSH_HTTP_ANSWERED;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/config.h"
+#include "protocol/realip.h"
 #include "base/crash.h"
 #include "base/log.h"
 #include "ops/metrics.h"
@@ -35,6 +36,21 @@ static int check_only(wsh_config *cfg, wsh_registry *reg, int failures) {
   return 0;
 }
 
+/* trusted_proxies is read by the network layer; a bad list is a config
+ * error (exit 2), also under -t. */
+static int check_trusted_proxies(const wsh_config *cfg, char *err,
+                                 size_t errlen) {
+  wsh_cidr_list l = {0};
+  char why[256];
+  int rc = cfg->trusted_proxies
+               ? wsh_cidr_list_parse(&l, cfg->trusted_proxies, why, sizeof(why))
+               : 0;
+  wsh_cidr_list_free(&l);
+  if (rc)
+    snprintf(err, errlen, "trusted_proxies: %s", why);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   /* Internal: the child that opens a new plugin before the host does. */
   if (argc == 4 && strcmp(argv[1], WSH_PROBE_FLAG) == 0)
@@ -50,7 +66,8 @@ int main(int argc, char **argv) {
     status = 0;
     goto out_config;
   }
-  if (rc || (rc = wsh_config_finish(&cfg, err, sizeof(err))) != 0) {
+  if (rc || (rc = wsh_config_finish(&cfg, err, sizeof(err))) != 0 ||
+      (rc = check_trusted_proxies(&cfg, err, sizeof(err))) != 0) {
     fprintf(stderr, "websockd: %s\n", err);
     goto out_config;
   }

@@ -20,7 +20,7 @@ import unittest
 
 import websockets
 
-from harness import (FrameReader, Daemon, mask_frame, read_http_head,
+from harness import (WEBSOCKD, FrameReader, Daemon, mask_frame, read_http_head,
                      test_plugin, upgrade_request, ECHO_SO)
 
 OP_TIMEOUT = 15.0
@@ -176,11 +176,14 @@ class BehindNginxTest(unittest.TestCase):
                 nginx.stop()
 
     def test_bad_trusted_proxies_is_a_config_error(self):
-        with Daemon({}, args=["--trusted-proxies", "10.0.0.0/33"],
-                    expect_exit=None) as d:
-            pass
-        self.assertEqual(d.proc.returncode, 2)
-        self.assertIn("10.0.0.0/33", d.log())
+        for args in (["--trusted-proxies", "10.0.0.0/33"],
+                     ["-t", "--trusted-proxies", "10.0.0.0/33"],
+                     ["--listen-proxy", "nowhere"]):
+            p = subprocess.run([WEBSOCKD, "--plugins", "/nonexistent"] + args,
+                               capture_output=True, text=True,
+                               timeout=OP_TIMEOUT)
+            self.assertEqual(p.returncode, 2, (args, p.stderr))
+            self.assertIn(args[-1], p.stderr)
 
 
 class ProxyDaemon(Daemon):
