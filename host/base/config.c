@@ -30,6 +30,7 @@ void wsh_config_init(wsh_config *c) {
   c->slow_callback_ms = 100;
   c->max_buffered_memory = WSH_DEFAULT_MAX_BUFFERED;
   c->log_level = WSH_LOG_INFO;
+  c->log_connections = 1;
 }
 
 static void free_list(char ***list, size_t *n) {
@@ -96,6 +97,11 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
   if (strcmp(key, "log_level") == 0) {
     if ((c->log_level = wsh_log_parse_level(value)) < 0)
       bad = 1;
+  } else if (strcmp(key, "log_format") == 0) {
+    bad = (c->log_format = wsh_log_parse_format(value)) < 0;
+  } else if (strcmp(key, "log_connections") == 0) {
+    bad = strcmp(value, "on") != 0 && strcmp(value, "off") != 0;
+    c->log_connections = strcmp(value, "on") == 0;
   } else if (strcmp(key, "workers") == 0) {
     bad = wsh_parse_u64(value, &v) || v > 256;
     c->workers = (unsigned)v;
@@ -221,6 +227,11 @@ static void usage(FILE *out, const char *prog) {
       "      --user NAME            started as root: run as this user once "
       "the\n"
       "                             listeners are bound (ports below 1024)\n"
+      "      --log-format FORMAT    text (default) or json: one JSON object "
+      "per\n"
+      "                             line with time, level, event and fields\n"
+      "      --log-connections on|off  a line per closed connection at info\n"
+      "                             level (default on)\n"
       "      --listen-proxy ADDR:PORT  listen here for connections that start\n"
       "                             with a PROXY protocol header (v1 or v2, "
       "as\n"
@@ -259,6 +270,8 @@ static const struct option long_opts[] = {
     {"max-buffered-memory", required_argument, NULL, 10},
     {"listen-proxy", required_argument, NULL, 11},
     {"trusted-proxies", required_argument, NULL, 12},
+    {"log-format", required_argument, NULL, 13},
+    {"log-connections", required_argument, NULL, 14},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -336,6 +349,12 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
       break;
     case 12:
       rc = set_key(c, "trusted_proxies", optarg, what, sizeof(what));
+      break;
+    case 13:
+      rc = set_key(c, "log_format", optarg, what, sizeof(what));
+      break;
+    case 14:
+      rc = set_key(c, "log_connections", optarg, what, sizeof(what));
       break;
     case 'w':
       rc = set_key(c, "workers", optarg, what, sizeof(what));

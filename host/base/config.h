@@ -32,6 +32,8 @@ typedef struct wsh_config {
    * the largest holders are closed with 1013. */
   uint64_t max_buffered_memory;
   int log_level;
+  int log_format;      /* WSH_LOG_TEXT or WSH_LOG_JSON */
+  int log_connections; /* a line per closed connection (info) */
   int check_only; /* -t */
   int watch;      /* --watch: reload when plugins.d or a plugin changes */
 } wsh_config;

@@ -109,8 +109,38 @@ static void account(websock_conn *c, size_t now) {
     env->request_shed(env->shed_arg);
 }
 
+/* How the connection ended, the first time it is known. */
+static void note_close(websock_conn *c, int by, uint16_t code) {
+  if (c->more && !c->more->closed_by) {
+    c->more->closed_by = (uint8_t)by;
+    c->more->close_code = code;
+  }
+}
+
+/* log_connections: one line (info) for a connection that was upgraded. */
+static void log_closed(websock_conn *c) {
+  static const char *const by[] = {"unknown", "client", "server", "lost"};
+  wsh_conn_more *m = c->more;
+  if (!m || !m->opened_ms || !wsh_conn_cfg(c)->log_connections)
+    return;
+  wsh_log_field f[] = {
+      WSH_LOG_STR("route", c->gen->conf->path),
+      WSH_LOG_STR("peer", m->peer),
+      WSH_LOG_NUM("conn", c->id),
+      WSH_LOG_NUM("duration_ms", wsh_now_ms() - m->opened_ms),
+      WSH_LOG_NUM("msgs_in", m->msgs_in),
+      WSH_LOG_NUM("bytes_in", m->bytes_in),
+      WSH_LOG_NUM("msgs_out", m->msgs_out),
+      WSH_LOG_NUM("bytes_out", m->bytes_out),
+      WSH_LOG_NUM("close_code", m->closed_by ? m->close_code : 1006),
+      WSH_LOG_STR("closed_by", by[m->closed_by ? m->closed_by : 3]),
+  };
+  wsh_log_event(WSH_LOG_INFO, "conn_closed", f, sizeof(f) / sizeof(f[0]));
+}
+
 static void conn_free(websock_conn *c) {
   wsh_loop *w = c->w;
+  log_closed(c);
   account(c, 0);
   conn_leave(c);
   wsh_conn_count_closed(c);
@@ -128,6 +158,7 @@ static void conn_free(websock_conn *c) {
   if (c->more) {
     free(c->more->pend);
     free(c->more->proxy_hdr);
+    free(c->more->peer);
     free(c->more->subprotocol);
     free(c->more->stop_text);
     free(c->more);
@@ -226,6 +257,7 @@ static void conn_terminate(websock_conn *c, websock_reason_kind kind,
  * told why, and we wait for the peer's close frame. */
 static void conn_close(websock_conn *c, uint16_t code, const char *text,
                        websock_reason_kind kind, const char *detail) {
+  note_close(c, WSH_CLOSED_BY_SERVER, code);
   send_close(c, code, text);
   c->state = WSH_CONN_CLOSING;
   c->read_paused = 0;
@@ -294,6 +326,10 @@ static void after_callback(websock_conn *c, int result, const char *what) {
 static void deliver_message(websock_conn *c, const wsh_event *ev) {
   wsh_stat_add(&c->w->stats.msgs_in, 1);
   wsh_stat_add(&c->w->stats.bytes_in, ev->len);
+  if (c->more) {
+    c->more->msgs_in++;
+    c->more->bytes_in += ev->len;
+  }
   uint64_t t0 = wsh_callback_enter(c, "handle_in");
   int r = wsh_conn_handler(c)->handle_in(
       c, &c->state_ptr, (websock_opcode)ev->opcode, ev->data, ev->len);
@@ -382,6 +418,7 @@ static void deliver_control(websock_conn *c, const wsh_event *ev) {
  * the answer to ours (closing); either way the server then closes first. */
 static void on_peer_close(websock_conn *c, const wsh_event *ev) {
   c->peer_closed = 1;
+  note_close(c, WSH_CLOSED_BY_CLIENT, ev->close_code);
   if (c->state == WSH_CONN_OPEN) {
     char reason[WSH_MAX_CONTROL + 1];
     memcpy(reason, ev->data, ev->len);
@@ -462,6 +499,10 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   c->state = WSH_CONN_OPEN;
   clear_deadline(c);
   c->state_ptr = resp->state;
+  if (wsh_conn_cfg(c)->log_connections && wsh_conn_more_of(c)) {
+    c->more->opened_ms = wsh_now_ms();
+    c->more->peer = strdup(c->req->remote_addr);
+  }
   if (resp->subprotocol && wsh_conn_more_of(c)) {
     c->more->subprotocol = resp->subprotocol;
     resp->subprotocol = NULL;
@@ -612,6 +653,7 @@ static void conn_events(websock_conn *c) {
 
 /* The connection is lost (reset, EOF without a close frame, write error). */
 static void conn_lost(websock_conn *c) {
+  note_close(c, WSH_CLOSED_LOST, WSH_CLOSE_ABNORMAL);
   if (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING) {
     const char *detail = c->io_error
                              ? strerror(c->io_error)
@@ -733,6 +775,10 @@ int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
   if (opcode < WEBSOCK_OP_CLOSE) {
     wsh_stat_add(&c->w->stats.msgs_out, 1);
     wsh_stat_add(&c->w->stats.bytes_out, len);
+    if (c->more) {
+      c->more->msgs_out++;
+      c->more->bytes_out += len;
+    }
   }
   return wsh_conn_send_frame(c, opcode, data, len);
 }
@@ -764,6 +810,10 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
   }
   wsh_stat_add(&c->w->stats.msgs_out, 1);
   wsh_stat_add(&c->w->stats.bytes_out, sh->len);
+  if (c->more) {
+    c->more->msgs_out++;
+    c->more->bytes_out += sh->len;
+  }
   wsh_shared_ref(sh);
   struct evbuffer *out = wsh_outq_buffer(c);
   if (!out ||
@@ -854,6 +904,7 @@ static void conn_shed(websock_conn *c) {
            (unsigned long long)atomic_load(&env->buffered),
            (unsigned long long)env->cfg->max_buffered_memory, c->held);
   wsh_stat_add(&c->w->stats.shed, 1);
+  note_close(c, WSH_CLOSED_BY_SERVER, WSH_CLOSE_TRY_AGAIN);
   int queued = c->out && evbuffer_get_length(c->out) > 0;
   if (c->state == WSH_CONN_OPEN && !queued) {
     conn_close(c, WSH_CLOSE_TRY_AGAIN, "try again later", WEBSOCK_REASON_ERROR,

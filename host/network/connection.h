@@ -78,7 +78,15 @@ typedef struct wsh_conn_more {
   uint16_t stop_code; /* websock_close()'s code, 0 if none */
   uint8_t *proxy_hdr; /* a PROXY protocol header that came in pieces */
   size_t proxy_len;
+  /* log_connections: what the line written at the end says */
+  char *peer; /* the client as the request named it (proxies applied) */
+  uint64_t opened_ms;
+  uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+  uint16_t close_code;
+  uint8_t closed_by; /* WSH_CLOSED_BY_*, 0 until known */
 } wsh_conn_more;
+
+enum { WSH_CLOSED_BY_CLIENT = 1, WSH_CLOSED_BY_SERVER, WSH_CLOSED_LOST };
 
 struct websock_conn {
   wsh_loop *w;               /* its worker's loop */
@@ -136,8 +144,9 @@ typedef struct wsh_addr_str {
 
 static inline wsh_addr_str wsh_conn_peer(websock_conn *c) {
   wsh_addr_str a = {"?"};
-  if (c->req) {
-    snprintf(a.s, sizeof(a.s), "%s", c->req->remote_addr);
+  if (c->req || (c->more && c->more->peer)) {
+    snprintf(a.s, sizeof(a.s), "%s",
+             c->req ? c->req->remote_addr : c->more->peer);
     return a;
   }
   struct sockaddr_storage ss;

@@ -72,6 +72,7 @@ int main(int argc, char **argv) {
     goto out_config;
   }
   wsh_log_set_level(cfg.log_level);
+  wsh_log_set_format(cfg.log_format);
   wsh_crash_install();
   if (wsh_registry_new(&reg, err, sizeof(err)) != 0) {
     fprintf(stderr, "websockd: %s\n", err);
