@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cidr.h"
+#include "console.h"
 #include "log.h"
 #include "route.h"
 #include "websock.h"
@@ -45,6 +47,7 @@ void wsh_config_free(wsh_config *c) {
   free(c->plugins_dir);
   free(c->config_file);
   free(c->user);
+  free(c->console_allow);
   memset(c, 0, sizeof(*c));
 }
 
@@ -68,6 +71,37 @@ static int set_string(char **dst, const char *value) {
   return 0;
 }
 
+/* "on" or "off" (also yes/no, true/false, 1/0). Returns 0 or -1. */
+static int parse_on_off(const char *value, int *out) {
+  static const char *const on[] = {"on", "yes", "true", "1"}, *const off[] = {
+                                                                  "off", "no",
+                                                                  "false", "0"};
+  for (size_t i = 0; i < 4; i++) {
+    if (strcmp(value, on[i]) == 0 || strcmp(value, off[i]) == 0) {
+      *out = strcmp(value, on[i]) == 0;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+static int set_console_allow(wsh_config *c, const char *value, char *err,
+                             size_t errlen) {
+  wsh_cidr *list;
+  size_t n;
+  char what[160];
+  int rc = wsh_cidr_parse_list(value, &list, &n, what, sizeof(what));
+  if (rc == WEBSOCK_EINVAL)
+    snprintf(err, errlen, "console_allow: %s", what);
+  if (rc)
+    return rc;
+  free(c->console_allow);
+  c->console_allow = list;
+  c->nconsole_allow = n;
+  c->console_allow_set = 1;
+  return 0;
+}
+
 /* One setting, from the config file or the command line. */
 static int set_key(wsh_config *c, const char *key, const char *value, char *err,
                    size_t errlen) {
@@ -79,6 +113,8 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
     return set_string(&c->plugins_dir, value);
   if (strcmp(key, "user") == 0)
     return set_string(&c->user, value);
+  if (strcmp(key, "console_allow") == 0)
+    return set_console_allow(c, value, err, errlen);
   if (strcmp(key, "log_level") == 0) {
     if ((c->log_level = wsh_log_parse_level(value)) < 0)
       bad = 1;
@@ -102,6 +138,10 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
           c->max_buffered_memory < (1u << 20);
   } else if (strcmp(key, "shutdown_grace_ms") == 0) {
     bad = wsh_parse_u64(value, &c->shutdown_grace_ms);
+  } else if (strcmp(key, "devconsole") == 0) {
+    bad = parse_on_off(value, &c->devconsole);
+  } else if (strcmp(key, "status_page") == 0) {
+    bad = parse_on_off(value, &c->status_page);
   } else {
     snprintf(err, errlen, "unknown setting \"%s\"", key);
     return WEBSOCK_EINVAL;
@@ -219,6 +259,24 @@ static void usage(FILE *out, const char *prog) {
       "      --user NAME            started as root: run as this user once "
       "the\n"
       "                             listeners are bound (ports below 1024)\n"
+      "      --devconsole           a plain GET of a route's path gets a "
+      "WebSocket\n"
+      "                             console page (connect, send, see "
+      "messages)\n"
+      "                             instead of 426; also serves /status "
+      "(off by\n"
+      "                             default; for development)\n"
+      "      --status-page          serve the /status page (routes, "
+      "generations,\n"
+      "                             connections, reloads, live graphs) "
+      "(off)\n"
+      "      --console-allow LIST   addresses and CIDR ranges that may see "
+      "those\n"
+      "                             pages, comma-separated (default "
+      "127.0.0.0/8, ::1);\n"
+      "                             /status refuses others with 403, a "
+      "route\n"
+      "                             answers them 426 as usual\n"
       "  -h, --help                 this text\n"
       "  -V, --version              the version\n"
       "\n"
@@ -249,11 +307,14 @@ static const struct option long_opts[] = {
     {"slow-callback-ms", required_argument, NULL, 8},
     {"user", required_argument, NULL, 9},
     {"max-buffered-memory", required_argument, NULL, 10},
+    {"devconsole", no_argument, NULL, 11},
+    {"status-page", no_argument, NULL, 12},
+    {"console-allow", required_argument, NULL, 13},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
 
-/* The setting each numbered long option sets (7, --watch, is a flag). */
+/* The setting each numbered long option sets (7, 11 and 12 are flags). */
 static const char *const long_keys[] = {NULL,
                                         "max_header_size",
                                         "handshake_timeout_ms",
@@ -264,7 +325,10 @@ static const char *const long_keys[] = {NULL,
                                         NULL,
                                         "slow_callback_ms",
                                         "user",
-                                        "max_buffered_memory"};
+                                        "max_buffered_memory",
+                                        NULL,
+                                        NULL,
+                                        "console_allow"};
 
 /* The first pass: only --config, --help and --version. */
 static int first_pass(wsh_config *c, int argc, char **argv, char *err,
@@ -328,6 +392,12 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 7:
       c->watch = 1;
       break;
+    case 11:
+      c->devconsole = 1;
+      break;
+    case 12:
+      c->status_page = 1;
+      break;
     case 1:
     case 2:
     case 3:
@@ -337,6 +407,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 8:
     case 9:
     case 10:
+    case 13:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:
@@ -409,6 +480,9 @@ int wsh_config_finish(wsh_config *c, char *err, size_t errlen) {
       return WEBSOCK_EINVAL;
     }
   }
+  if (!c->console_allow_set &&
+      set_console_allow(c, WSH_CONSOLE_ALLOW_DEFAULT, err, errlen))
+    return WEBSOCK_ENOMEM;
   if (c->workers == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = n > 0 ? (unsigned)n : 1;

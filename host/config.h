@@ -21,14 +21,19 @@ typedef struct wsh_config {
   uint64_t shutdown_grace_ms;
   uint64_t max_connections;  /* open WebSocket connections; past it: 503 */
   uint64_t slow_callback_ms; /* a plugin callback this slow is logged */
-  char *user;        /* started as root: run as this user once bound */
+  char *user;                /* started as root: run as this user once bound */
   /* Host-wide budget for buffered bytes (partial incoming messages, stashed
    * input, queued output): from 90 % of it new upgrades get 503; past it
    * the largest holders are closed with 1013. */
   uint64_t max_buffered_memory;
   int log_level;
-  int check_only; /* -t */
-  int watch;      /* --watch: reload when plugins.d or a plugin changes */
+  int check_only;  /* -t */
+  int watch;       /* --watch: reload when plugins.d or a plugin changes */
+  int devconsole;  /* a route's plain GET gets the dev console (console.c) */
+  int status_page; /* /status (also served with devconsole) */
+  struct wsh_cidr *console_allow; /* who may see them (finish: loopback) */
+  size_t nconsole_allow;
+  int console_allow_set;
 } wsh_config;
 
 #define WSH_DEFAULT_LISTEN "127.0.0.1:8080"

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "console.h"
 #include "crash.h"
 #include "handshake.h"
 #include "log.h"
@@ -682,8 +683,9 @@ static void answer_405(websock_conn *c) {
   respond(c, &resp, "(method not allowed)");
 }
 
-/* Plain HTTP: /healthz, /metrics, 426 at a WebSocket route (GET or HEAD),
- * 405 for another method at one of these, or 404. */
+/* Plain HTTP: /healthz, /metrics, the console's pages (console.c: /status,
+ * or a route's page with --devconsole), 426 at a WebSocket route (GET or
+ * HEAD), 405 for another method at one of these, or 404. */
 static void answer_plain_http(websock_conn *c) {
   const char *path = c->req->path;
   bool healthz = strcmp(path, "/healthz") == 0;
@@ -695,7 +697,16 @@ static void answer_plain_http(websock_conn *c) {
     if (g)
       wsh_generation_release(g);
   }
-  if (!healthz && !metrics && !route)
+  websock_response page;
+  const char *why;
+  int console = healthz || metrics ? 0
+                                   : wsh_console_answer(conn_cfg(c), c->req,
+                                                        route, &page, &why);
+  if (console > 0)
+    respond(c, &page, why);
+  else if (console < 0)
+    respond_status(c, 500, NULL, "(out of memory)");
+  else if (!healthz && !metrics && !route)
     respond_status(c, 404, NULL, NULL);
   else if (!get_or_head(c->req))
     answer_405(c);

@@ -26,6 +26,24 @@ static void label(FILE *f, const char *s) {
   }
 }
 
+/* The last reloads, newest first, by number: one series each. Under r->lock. */
+static void reload_history(FILE *f, wsh_registry *r) {
+  fputs("# HELP websockd_reload_timestamp_seconds When each of the last "
+        "reloads ran, by number and result.\n"
+        "# TYPE websockd_reload_timestamp_seconds gauge\n",
+        f);
+  uint64_t last = r->reloads_ok + r->reloads_failed;
+  for (uint64_t n = last; n > 0 && n + WSH_RELOAD_HISTORY > last; n--) {
+    const struct wsh_reload_record *e =
+        &r->recent_reloads[n % WSH_RELOAD_HISTORY];
+    fprintf(f,
+            "websockd_reload_timestamp_seconds{reload=\"%llu\",result=\"%s\"} "
+            "%lld\n",
+            (unsigned long long)e->n, e->ok ? "ok" : "failed",
+            (long long)e->at);
+  }
+}
+
 static void generations(FILE *f, wsh_registry *r) {
   fputs("# HELP websockd_connections Open WebSocket connections per route and "
         "plugin generation (build: the first 12 hex digits of the SHA-256 of "
@@ -61,6 +79,7 @@ static void generations(FILE *f, wsh_registry *r) {
       "websockd_last_reload_success %d\n",
       (unsigned long long)r->reloads_ok, (unsigned long long)r->reloads_failed,
       (long long)r->last_reload, r->last_reload ? r->last_reload_ok : 1);
+  reload_history(f, r);
   pthread_mutex_unlock(&r->lock);
 }
 

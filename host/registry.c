@@ -381,6 +381,9 @@ int wsh_registry_reload(wsh_registry *r, const char *dir,
   } else {
     r->reloads_ok++;
   }
+  uint64_t n = r->reloads_ok + r->reloads_failed;
+  r->recent_reloads[n % WSH_RELOAD_HISTORY] =
+      (struct wsh_reload_record){n, r->last_reload, rc == 0};
   pthread_mutex_unlock(&r->lock);
   if (rc)
     return rc;

@@ -19,6 +19,9 @@
 
 typedef struct wsh_registry wsh_registry;
 
+/* Reloads remembered for /metrics (and so the /status page). */
+#define WSH_RELOAD_HISTORY 8
+
 typedef struct wsh_generation {
   atomic_int refs;
   atomic_int conns; /* open connections on this generation */
@@ -48,6 +51,12 @@ struct wsh_registry {
   uint64_t reloads_failed;
   time_t last_reload;
   int last_reload_ok;
+  /* the last WSH_RELOAD_HISTORY reloads, reload number n at [n % size] */
+  struct wsh_reload_record {
+    uint64_t n; /* 1, 2, ...; 0: unused */
+    time_t at;
+    int ok;
+  } recent_reloads[WSH_RELOAD_HISTORY];
 };
 
 /* Creates a registry and its private directory under $TMPDIR (or /tmp). */

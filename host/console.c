@@ -1,0 +1,127 @@
+/*
+ * console.c - the browser pages: the dev console a plain GET of a route's
+ * path gets with --devconsole, and /status. Both are static pages embedded
+ * in the binary that load nothing from the network: the console talks to
+ * the route over WebSocket, /status polls /metrics. They go only to the
+ * addresses console_allow names (loopback by default), with a
+ * Content-Security-Policy that lets each page run its own inline script and
+ * style (by SHA-256) and connect back to this host, and nothing else.
+ */
+#include "console.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "cidr.h"
+#include "console/pages.h"
+#include "websock.h"
+
+#define STATUS_PATH "/status"
+
+/* 'sha256-BASE64' of the first <tag>...</tag> element's text, appended to
+ * the CSP being built; nothing if the page has no such element. */
+static void csp_hash(char *csp, size_t cap, const char *page, const char *tag) {
+  char open[16], close[16];
+  snprintf(open, sizeof(open), "<%s>", tag);
+  snprintf(close, sizeof(close), "</%s>", tag);
+  const char *start = strstr(page, open), *end;
+  if (!start || !(end = strstr(start += strlen(open), close)))
+    return;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+  if (!EVP_Digest(start, (size_t)(end - start), md, &mdlen, EVP_sha256(), NULL))
+    return;
+  EVP_EncodeBlock((unsigned char *)b64, md, (int)mdlen);
+  size_t used = strlen(csp);
+  snprintf(csp + used, cap - used, " 'sha256-%s'", b64);
+}
+
+/* The policy for one page: its own script and style, connections (fetch,
+ * WebSocket) to this host only, nothing else; no framing. */
+static void page_csp(char *csp, size_t cap, const char *page) {
+  snprintf(csp, cap, "default-src 'none'; script-src");
+  csp_hash(csp, cap, page, "script");
+  size_t used = strlen(csp);
+  snprintf(csp + used, cap - used, "; style-src");
+  csp_hash(csp, cap, page, "style");
+  used = strlen(csp);
+  snprintf(csp + used, cap - used,
+           "; connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+           "form-action 'none'; frame-ancestors 'none'");
+}
+
+static int add_headers(websock_response *resp, const char *page) {
+  char csp[512];
+  page_csp(csp, sizeof(csp), page);
+  static const char *const fixed[][2] = {
+      {"Content-Type", "text/html; charset=utf-8"},
+      {"Cache-Control", "no-store"},
+      {"X-Content-Type-Options", "nosniff"},
+      {"X-Frame-Options", "DENY"},
+      {"Referrer-Policy", "no-referrer"},
+  };
+  for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+    if (websock_response_add_header(resp, fixed[i][0], fixed[i][1]))
+      return WEBSOCK_ENOMEM;
+  return websock_response_add_header(resp, "Content-Security-Policy", csp);
+}
+
+static bool allowed(const wsh_config *cfg, const websock_request *req) {
+  return wsh_cidr_match(cfg->console_allow, cfg->nconsole_allow,
+                        req->remote_addr);
+}
+
+static bool get_or_head(const websock_request *req) {
+  return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+}
+
+static int answer_page(websock_response *resp, const unsigned char *page) {
+  resp->status = 200;
+  if (add_headers(resp, (const char *)page) ||
+      websock_response_set_body(resp, (const char *)page))
+    return WEBSOCK_ENOMEM;
+  return 1;
+}
+
+static int answer_status(const wsh_config *cfg, const websock_request *req,
+                         websock_response *resp, const char **why) {
+  if (!get_or_head(req)) {
+    resp->status = 405;
+    *why = "(method not allowed)";
+    return websock_response_add_header(resp, "Allow", "GET, HEAD")
+               ? WEBSOCK_ENOMEM
+               : 1;
+  }
+  if (!allowed(cfg, req)) {
+    resp->status = 403;
+    *why = "(status page: address not in console_allow)";
+    return websock_response_set_body(resp, "Forbidden.\n") ? WEBSOCK_ENOMEM : 1;
+  }
+  *why = "(status page)";
+  return answer_page(resp, wsh_page_status);
+}
+
+int wsh_console_answer(const wsh_config *cfg, const websock_request *req,
+                       bool route, websock_response *resp, const char **why) {
+  bool status = (cfg->status_page || cfg->devconsole) &&
+                strcmp(req->path, STATUS_PATH) == 0;
+  bool console =
+      route && cfg->devconsole && get_or_head(req) && allowed(cfg, req);
+  *why = NULL;
+  if (!status && !console)
+    return 0;
+  wsh_response_init(resp, req);
+  int rc;
+  if (status) {
+    rc = answer_status(cfg, req, resp, why);
+  } else {
+    *why = "(dev console)";
+    rc = answer_page(resp, wsh_page_console);
+  }
+  if (rc < 0)
+    wsh_response_free(resp);
+  return rc;
+}
