@@ -94,7 +94,8 @@ static int parse_peer(const char *addr, int *family, uint8_t bytes[16]) {
   const char *end;
   if (addr[0] == '[') {
     addr++;
-    end = strchr(addr, ']');
+    if (!(end = strchr(addr, ']')))
+      return -1;
   } else {
     end = strchr(addr, ':');
     if (end && strchr(end + 1, ':')) /* a bare IPv6 address */

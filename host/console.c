@@ -69,8 +69,17 @@ static int add_headers(websock_response *resp, const char *page) {
   return websock_response_add_header(resp, "Content-Security-Policy", csp);
 }
 
+/* A request relayed by a proxy (it says whom for) comes from the proxy's
+ * address, often loopback: it is not taken as the proxy's own. */
+static bool forwarded(const websock_request *req) {
+  return websock_request_header(req, "Forwarded") ||
+         websock_request_header(req, "X-Forwarded-For") ||
+         websock_request_header(req, "X-Real-IP");
+}
+
 static bool allowed(const wsh_config *cfg, const websock_request *req) {
-  return wsh_cidr_match(cfg->console_allow, cfg->nconsole_allow,
+  return !forwarded(req) &&
+         wsh_cidr_match(cfg->console_allow, cfg->nconsole_allow,
                         req->remote_addr);
 }
 

@@ -24,7 +24,9 @@
  * or HEAD at /status), *why set for the log line (or NULL); the caller
  * renders it and frees it with wsh_response_free. A route's page is only
  * for allowed addresses: to the others the route answers as before (426).
- * Returns WEBSOCK_ENOMEM if the answer cannot be built. */
+ * A request that a proxy relayed (Forwarded, X-Forwarded-For or X-Real-IP)
+ * is never allowed: its address is the proxy's, often loopback. Returns
+ * WEBSOCK_ENOMEM if the answer cannot be built. */
 int wsh_console_answer(const wsh_config *cfg, const websock_request *req,
                        bool route, websock_response *resp, const char **why);
 
