@@ -52,6 +52,7 @@ void wsh_config_free(wsh_config *c) {
   free(c->plugins_dir);
   free(c->config_file);
   free(c->user);
+  free(c->console_allow);
   memset(c, 0, sizeof(*c));
 }
 
@@ -79,6 +80,20 @@ static int set_string(char **dst, const char *value) {
   return 0;
 }
 
+/* "on" or "off" (also yes/no, true/false, 1/0). Returns 0 or -1. */
+static int parse_on_off(const char *value, int *out) {
+  static const char *const on[] = {"on", "yes", "true", "1"}, *const off[] = {
+                                                                  "off", "no",
+                                                                  "false", "0"};
+  for (size_t i = 0; i < 4; i++) {
+    if (strcmp(value, on[i]) == 0 || strcmp(value, off[i]) == 0) {
+      *out = strcmp(value, on[i]) == 0;
+      return 0;
+    }
+  }
+  return -1;
+}
+
 /* One setting, from the config file or the command line. */
 static int set_key(wsh_config *c, const char *key, const char *value, char *err,
                    size_t errlen) {
@@ -94,6 +109,8 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
     return set_string(&c->plugins_dir, value);
   if (strcmp(key, "user") == 0)
     return set_string(&c->user, value);
+  if (strcmp(key, "console_allow") == 0)
+    return set_string(&c->console_allow, value);
   if (strcmp(key, "log_level") == 0) {
     if ((c->log_level = wsh_log_parse_level(value)) < 0)
       bad = 1;
@@ -122,6 +139,10 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
           c->max_buffered_memory < (1u << 20);
   } else if (strcmp(key, "shutdown_grace_ms") == 0) {
     bad = wsh_parse_u64(value, &c->shutdown_grace_ms);
+  } else if (strcmp(key, "devconsole") == 0) {
+    bad = parse_on_off(value, &c->devconsole);
+  } else if (strcmp(key, "status_page") == 0) {
+    bad = parse_on_off(value, &c->status_page);
   } else {
     snprintf(err, errlen, "unknown setting \"%s\"", key);
     return WEBSOCK_EINVAL;
@@ -238,6 +259,24 @@ static void usage(FILE *out, const char *prog) {
       "                             HAProxy sends it); repeatable\n"
       "      --trusted-proxies LIST  addresses and CIDR ranges of reverse\n"
       "                             proxies whose X-Forwarded-For is believed\n"
+      "      --devconsole           a plain GET of a route's path gets a "
+      "WebSocket\n"
+      "                             console page (connect, send, see "
+      "messages)\n"
+      "                             instead of 426; also serves /status "
+      "(off by\n"
+      "                             default; for development)\n"
+      "      --status-page          serve the /status page (routes, "
+      "generations,\n"
+      "                             connections, reloads, live graphs) "
+      "(off)\n"
+      "      --console-allow LIST   addresses and CIDR ranges that may see "
+      "those\n"
+      "                             pages, comma-separated (default "
+      "127.0.0.0/8, ::1);\n"
+      "                             /status refuses others with 403, a "
+      "route\n"
+      "                             answers them 426 as usual\n"
       "  -h, --help                 this text\n"
       "  -V, --version              the version\n"
       "\n"
@@ -272,11 +311,15 @@ static const struct option long_opts[] = {
     {"trusted-proxies", required_argument, NULL, 12},
     {"log-format", required_argument, NULL, 13},
     {"log-connections", required_argument, NULL, 14},
+    {"devconsole", no_argument, NULL, 15},
+    {"status-page", no_argument, NULL, 16},
+    {"console-allow", required_argument, NULL, 17},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
 
-/* The setting each numbered long option sets (7, --watch, is a flag). */
+/* The setting each numbered long option sets (7, 15 and 16 are flags; 11
+ * adds to a list). */
 static const char *const long_keys[] = {NULL,
                                         "max_header_size",
                                         "handshake_timeout_ms",
@@ -287,7 +330,14 @@ static const char *const long_keys[] = {NULL,
                                         NULL,
                                         "slow_callback_ms",
                                         "user",
-                                        "max_buffered_memory"};
+                                        "max_buffered_memory",
+                                        NULL,
+                                        "trusted_proxies",
+                                        "log_format",
+                                        "log_connections",
+                                        NULL,
+                                        NULL,
+                                        "console_allow"};
 
 /* The first pass: only --config, --help and --version. */
 static int first_pass(wsh_config *c, int argc, char **argv, char *err,
@@ -365,6 +415,12 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 7:
       c->watch = 1;
       break;
+    case 15:
+      c->devconsole = 1;
+      break;
+    case 16:
+      c->status_page = 1;
+      break;
     case 1:
     case 2:
     case 3:
@@ -374,6 +430,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 8:
     case 9:
     case 10:
+    case 17:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:

@@ -34,8 +34,11 @@ typedef struct wsh_config {
   int log_level;
   int log_format;      /* WSH_LOG_TEXT or WSH_LOG_JSON */
   int log_connections; /* a line per closed connection (info) */
-  int check_only; /* -t */
-  int watch;      /* --watch: reload when plugins.d or a plugin changes */
+  int check_only;      /* -t */
+  int watch;           /* --watch: reload when plugins.d or a plugin changes */
+  int devconsole;      /* a route's plain GET gets the dev console */
+  int status_page;     /* /status (also served with devconsole) */
+  char *console_allow; /* who may see them (checked by ops/console.c) */
 } wsh_config;
 
 #define WSH_DEFAULT_LISTEN "127.0.0.1:8080"

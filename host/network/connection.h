@@ -46,6 +46,11 @@ typedef struct wsh_conn_env {
   atomic_ulong open;
   int (*render_metrics)(void *arg, char **out); /* malloc'd text */
   void *metrics_arg;
+  /* The browser pages (ops/console.c), or NULL: 0 if the plain request is
+   * not theirs, 1 with *resp filled, or a negative code. */
+  int (*answer_page)(void *arg, const websock_request *req, bool route,
+                     websock_response *resp, const char **why);
+  void *page_arg;
   /* Bytes buffered by every connection of every worker (see conn.c, "the
    * host-wide memory budget"): changed only when a connection's buffers
    * change size, never on the path of a message that is not buffered. */

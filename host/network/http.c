@@ -67,7 +67,8 @@ static void answer_405(websock_conn *c) {
   respond(c, &resp, "(method not allowed)");
 }
 
-/* Plain HTTP: /healthz, /metrics, 426 at a WebSocket route (GET or HEAD),
+/* Plain HTTP: /healthz, /metrics, the browser pages (when enabled: a
+ * route's dev console, /status), 426 at a WebSocket route (GET or HEAD),
  * 405 for another method at one of these, or 404. */
 static void answer_plain_http(websock_conn *c) {
   const char *path = c->req->path;
@@ -80,7 +81,18 @@ static void answer_plain_http(websock_conn *c) {
     if (g)
       wsh_generation_release(g);
   }
-  if (!healthz && !metrics && !route)
+  const wsh_conn_env *env = c->w->env;
+  websock_response page;
+  const char *why = NULL;
+  int console =
+      healthz || metrics || !env->answer_page
+          ? 0
+          : env->answer_page(env->page_arg, c->req, route, &page, &why);
+  if (console > 0)
+    respond(c, &page, why);
+  else if (console < 0)
+    respond_status(c, 500, NULL, "(out of memory)");
+  else if (!healthz && !metrics && !route)
     respond_status(c, 404, NULL, NULL);
   else if (!get_or_head(c->req))
     answer_405(c);

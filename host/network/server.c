@@ -316,6 +316,8 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   srv->hooks = *hooks;
   srv->env.render_metrics = hooks->render_metrics;
   srv->env.metrics_arg = srv;
+  srv->env.answer_page = hooks->answer_page;
+  srv->env.page_arg = hooks->page_arg;
   srv->env.request_shed = request_shed;
   srv->env.shed_arg = srv;
   srv->inotify_fd = -1;

@@ -29,7 +29,11 @@ typedef struct wsh_listener {
  * what the service manager is told (each may be NULL but render_metrics). */
 typedef struct wsh_server_hooks {
   int (*render_metrics)(void *srv, char **out); /* malloc'd text */
-  void (*ready)(const char *status);            /* serving (again) */
+  /* the browser pages (may be NULL): see wsh_conn_env.answer_page */
+  int (*answer_page)(void *arg, const websock_request *req, bool route,
+                     websock_response *resp, const char **why);
+  void *page_arg;
+  void (*ready)(const char *status); /* serving (again) */
   void (*reloading)(void);
   void (*stopping)(void);
 } wsh_server_hooks;

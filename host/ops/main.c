@@ -12,6 +12,7 @@
 #include "protocol/realip.h"
 #include "base/crash.h"
 #include "base/log.h"
+#include "ops/console.h"
 #include "ops/metrics.h"
 #include "plugins/registry.h"
 #include "network/server.h"
@@ -58,6 +59,7 @@ int main(int argc, char **argv) {
   wsh_config cfg;
   wsh_registry *reg = NULL;
   wsh_server *srv = NULL;
+  wsh_console *console = NULL;
   char err[1024];
   int status = 2, failures = 0;
   wsh_config_init(&cfg);
@@ -67,7 +69,8 @@ int main(int argc, char **argv) {
     goto out_config;
   }
   if (rc || (rc = wsh_config_finish(&cfg, err, sizeof(err))) != 0 ||
-      (rc = check_trusted_proxies(&cfg, err, sizeof(err))) != 0) {
+      (rc = check_trusted_proxies(&cfg, err, sizeof(err))) != 0 ||
+      (rc = wsh_console_new(&console, &cfg, err, sizeof(err))) != 0) {
     fprintf(stderr, "websockd: %s\n", err);
     goto out_config;
   }
@@ -93,8 +96,12 @@ int main(int argc, char **argv) {
       status = check_only(&cfg, reg, failures);
     goto out_registry;
   }
-  wsh_server_hooks hooks = {render_metrics, wsh_service_ready,
-                            wsh_service_reloading, wsh_service_stopping};
+  wsh_server_hooks hooks = {.render_metrics = render_metrics,
+                            .answer_page = wsh_console_answer,
+                            .page_arg = console,
+                            .ready = wsh_service_ready,
+                            .reloading = wsh_service_reloading,
+                            .stopping = wsh_service_stopping};
   if (wsh_server_new(&srv, &cfg, reg, &hooks, err, sizeof(err)) != 0) {
     wsh_error("%s", err);
     status = 1;
@@ -127,6 +134,7 @@ out_server:
 out_registry:
   wsh_registry_free(reg);
 out_config:
+  wsh_console_free(console);
   wsh_config_free(&cfg);
   return status;
 }
