@@ -11,6 +11,9 @@
 
 #include "protocol/proxyproto.h"
 
+#define WSH_TEST_NAME "test_proxyproto"
+#include "testutil.h"
+
 static const uint8_t sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
                                 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
 
@@ -177,9 +180,5 @@ int main(void) {
   tcase_add_test(tc, v2_inet_inet6_local_tlvs);
   tcase_add_test(tc, v2_malformed);
   suite_add_tcase(su, tc);
-  SRunner *sr = srunner_create(su);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite(su);
 }

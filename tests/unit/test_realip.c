@@ -10,6 +10,9 @@
 
 #include "protocol/realip.h"
 
+#define WSH_TEST_NAME "test_realip"
+#include "testutil.h"
+
 static struct sockaddr_storage addr(const char *ip) {
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof(ss));
@@ -120,9 +123,5 @@ int main(void) {
   tcase_add_test(tc, parse_errors);
   tcase_add_test(tc, forwarded_for);
   suite_add_tcase(su, tc);
-  SRunner *sr = srunner_create(su);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite(su);
 }
