@@ -9,7 +9,12 @@
  *   connect  N handshakes (each followed by a close handshake), C at a time
  *   idle     opens N connections, prints "open N", holds them
  *   fanout   M subscribers and one publisher; time from a publish until
- *            every subscriber has it
+ *            every subscriber has it. --ports P1,P2,... spreads the
+ *            subscribers over several servers (subscriber i on port
+ *            P[i % n], the publisher on P1: hosts sharing topics through
+ *            Redis); --rate R publishes R per second without waiting and
+ *            times every delivery (publish to receive, p50/p99) and the
+ *            delivered messages/s
  *
  * Each run prints one line of key=value pairs on stdout; client_cpu_s and
  * client_cpu_pct (getrusage, over the measured window; for fanout also
@@ -56,6 +61,9 @@ typedef struct opts {
   double secs, warmup, hold, settle, timeout;
   long n;               /* connect, idle: connections; fanout: publishes */
   long subs;            /* fanout: subscribers */
+  int ports[16];        /* fanout: --ports (nports 0: --port only) */
+  int nports;
+  double rate;          /* fanout: publishes per second; 0: one at a time */
 } opts;
 
 /* ---- time, randomness, statistics -------------------------------------- */
@@ -162,6 +170,9 @@ typedef struct wsload {
   int ep;
   struct sockaddr_in addr;
   conn *c;
+  uint64_t *fan_sent;        /* fanout --rate: each publish's send time */
+  long fan_delivered;        /* fanout --rate: deliveries seen */
+  long fan_dup;              /* fanout --rate: a publish seen twice */
   long nc;                   /* slots in c */
   long opening, open, closing; /* connections in each state */
   long closed, errors, started;
@@ -438,7 +449,10 @@ static void conn_start(wsload *w, conn *c) {
   c->epoll_out = 1;
   if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
     die("epoll_ctl: %s", strerror(errno));
-  if (connect(c->fd, (struct sockaddr *)&w->addr, sizeof(w->addr)) != 0 &&
+  struct sockaddr_in to = w->addr;
+  if (w->o.nports > 0) /* the publisher (id -1) on the first */
+    to.sin_port = htons((uint16_t)w->o.ports[c->id < 0 ? 0 : c->id % w->o.nports]);
+  if (connect(c->fd, (struct sockaddr *)&to, sizeof(to)) != 0 &&
       errno != EINPROGRESS)
     conn_fail(w, c, "connect: %s", strerror(errno));
 }
@@ -513,6 +527,21 @@ static void fanout_message(wsload *w, conn *c, const uint8_t *p, size_t len,
   size_t i = (size_t)(at - p) + 6;
   while (i < len && p[i] >= '0' && p[i] <= '9')
     seq = seq * 10 + (p[i++] - '0');
+  if (w->fan_sent) { /* --rate: every delivery of any publish sent */
+    if (i >= len || p[i] != ';' || seq > w->fan_seq)
+      return;
+    if (seq <= c->fan_seen) {
+      w->fan_dup++; /* publishes of one sender arrive in order, once */
+      return;
+    }
+    c->fan_seen = seq;
+    w->fan_delivered++;
+    hist_add(&w->fan_all, t - w->fan_sent[seq]);
+    if (w->fan_got++ == 0)
+      w->fan_first = t;
+    w->fan_last = t;
+    return;
+  }
   if (i >= len || p[i] != ';' || seq != w->fan_seq || c->fan_seen == seq)
     return;
   c->fan_seen = seq;
@@ -972,6 +1001,53 @@ static void settle(wsload *w) {
     poll_once(w, w->last_rx + quiet);
 }
 
+/* --rate: publishes at o->rate per second for o->n publishes without
+ * waiting for deliveries, then waits for the rest (or the timeout). */
+static int run_fanout_rate(wsload *w, char *text) {
+  opts *o = &w->o;
+  w->fan_sent = xrealloc(NULL, (size_t)o->n * sizeof(uint64_t));
+  double cpu0 = cpu_seconds();
+  uint64_t t_begin = now_ns(), step = (uint64_t)(1e9 / o->rate);
+  long k = 0;
+  while (k < o->n && !g_stop && w->open == o->subs + 1) {
+    uint64_t due = t_begin + (uint64_t)k * step;
+    if (now_ns() < due) {
+      poll_once(w, due);
+      continue;
+    }
+    int len = snprintf(text, o->size + 32, "wsfan:%ld;", k);
+    size_t n = (size_t)len < o->size ? o->size : (size_t)len;
+    memset(text + len, 'x', n - (size_t)len);
+    w->fan_sent[k] = now_ns();
+    w->fan_seq = k;
+    send_frame(w->pub, o->binary ? 0x2 : 0x1, text, n);
+    conn_flush(w, w->pub);
+    k++;
+  }
+  uint64_t limit = now_ns() + (uint64_t)(o->timeout * 1e9);
+  while (w->fan_delivered < k * o->subs && !g_stop && now_ns() < limit &&
+         w->open == o->subs + 1)
+    poll_once(w, limit);
+  double cpu = cpu_seconds() - cpu0, secs = (double)(now_ns() - t_begin) / 1e9;
+  double span = (double)(w->fan_last - t_begin) / 1e9;
+  long want = k * o->subs;
+  printf("mode=fanout_rate subs=%ld ports=%d publishes=%ld rate=%.0f size=%zu"
+         " delivered=%ld lost=%ld dup=%ld p50_us=%.1f p99_us=%.1f max_us=%.1f"
+         " delivered_per_s=%.0f",
+         o->subs, o->nports ? o->nports : 1, k, o->rate, o->size,
+         w->fan_delivered, want - w->fan_delivered, w->fan_dup,
+         hist_pct_us(&w->fan_all, 0.5), hist_pct_us(&w->fan_all, 0.99),
+         (double)w->fan_all.max / 1e3,
+         span > 0 ? (double)w->fan_delivered / span : 0.0);
+  print_common(w, cpu, secs);
+  free(w->fan_sent);
+  w->fan_sent = NULL;
+  close_all(w, 10.0);
+  return k == o->n && w->fan_delivered == want && !w->fan_dup && !w->errors
+             ? 0
+             : 1;
+}
+
 static int run_fanout(wsload *w) {
   opts *o = &w->o;
   alloc_conns(w, o->subs + 1);
@@ -989,6 +1065,11 @@ static int run_fanout(wsload *w) {
     return 1;
   settle(w);
   char *text = xrealloc(NULL, o->size + 32);
+  if (o->rate > 0) {
+    rc = run_fanout_rate(w, text);
+    free(text);
+    return rc;
+  }
   double cpu0 = cpu_seconds(), win_cpu = 0, win_secs = 0;
   uint64_t t_begin = now_ns();
   long done = 0;
@@ -1047,6 +1128,7 @@ static void usage(FILE *f) {
       "  wsload idle    [-n N] [-c CONCURRENCY] [--hold SECS]\n"
       "  wsload fanout  [-m SUBSCRIBERS] [-n PUBLISHES] [-s SIZE]"
       " [--pub-path PATH] [--settle SECS]\n"
+      "                 [--ports P1,P2,...] [--rate PUBLISHES_PER_S]\n"
       "common: --host 127.0.0.1 --port 8080 --path /echo --timeout SECS\n"
       "  A {i} in --path becomes the connection's index (\"pub\" for the\n"
       "  fanout publisher, whose path is --pub-path or else --path).\n"
@@ -1090,6 +1172,7 @@ static void parse_args(opts *o, int argc, char **argv) {
       {"binary", no_argument, 0, 'b'},      {"warmup", required_argument, 0, 'w'},
       {"hold", required_argument, 0, 'h'},  {"settle", required_argument, 0, 'S'},
       {"timeout", required_argument, 0, 't'}, {"help", no_argument, 0, 'Z'},
+      {"ports", required_argument, 0, 'O'}, {"rate", required_argument, 0, 'R'},
       {0, 0, 0, 0}};
   if (argc < 2 || argv[1][0] == '-') {
     usage(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
@@ -1130,6 +1213,16 @@ static void parse_args(opts *o, int argc, char **argv) {
     case 'd': o->secs = parse_secs(optarg, "-d"); break;
     case 'n': o->n = parse_long(optarg, "-n", 1); break;
     case 'm': o->subs = parse_long(optarg, "-m", 1); break;
+    case 'O': {
+      char *save = NULL, *list = optarg;
+      for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (o->nports == (int)(sizeof(o->ports) / sizeof(o->ports[0])))
+          die("--ports: at most 16");
+        o->ports[o->nports++] = (int)parse_long(t, "--ports", 1);
+      }
+      break;
+    }
+    case 'R': o->rate = parse_secs(optarg, "--rate"); break;
     case 'Z': usage(stdout); exit(0);
     default: usage(stderr); exit(2);
     }

@@ -52,6 +52,9 @@ void wsh_config_free(wsh_config *c) {
   free(c->plugins_dir);
   free(c->config_file);
   free(c->user);
+  free(c->redis);
+  free(c->redis_password);
+  free(c->redis_prefix);
   free(c->console_allow);
   memset(c, 0, sizeof(*c));
 }
@@ -109,6 +112,17 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
     return set_string(&c->plugins_dir, value);
   if (strcmp(key, "user") == 0)
     return set_string(&c->user, value);
+  if (strcmp(key, "redis") == 0)
+    return set_string(&c->redis, value);
+  if (strcmp(key, "redis_password") == 0)
+    return set_string(&c->redis_password, value);
+  if (strcmp(key, "redis_prefix") == 0) {
+    if (strlen(value) > 64) {
+      snprintf(err, errlen, "redis_prefix: longer than 64 bytes");
+      return WEBSOCK_EINVAL;
+    }
+    return set_string(&c->redis_prefix, value);
+  }
   if (strcmp(key, "console_allow") == 0)
     return set_string(&c->console_allow, value);
   if (strcmp(key, "log_level") == 0) {
@@ -277,6 +291,18 @@ static void usage(FILE *out, const char *prog) {
       "                             /status refuses others with 403, a "
       "route\n"
       "                             answers them 426 as usual\n"
+      "      --redis ADDR           share topics and websock_send with the "
+      "other\n"
+      "                             hosts on this Redis (HOST:PORT or a "
+      "unix\n"
+      "                             socket path; default: none, this host "
+      "alone)\n"
+      "      --redis-password PASSWORD  Redis AUTH (visible to ps here: "
+      "prefer the\n"
+      "                             config file's redis_password)\n"
+      "      --redis-prefix PREFIX  before every channel name, at most 64 "
+      "bytes, so\n"
+      "                             that deployments can share one Redis\n"
       "  -h, --help                 this text\n"
       "  -V, --version              the version\n"
       "\n"
@@ -314,6 +340,9 @@ static const struct option long_opts[] = {
     {"devconsole", no_argument, NULL, 15},
     {"status-page", no_argument, NULL, 16},
     {"console-allow", required_argument, NULL, 17},
+    {"redis", required_argument, NULL, 18},
+    {"redis-password", required_argument, NULL, 19},
+    {"redis-prefix", required_argument, NULL, 20},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -337,7 +366,10 @@ static const char *const long_keys[] = {NULL,
                                         "log_connections",
                                         NULL,
                                         NULL,
-                                        "console_allow"};
+                                        "console_allow",
+                                        "redis",
+                                        "redis_password",
+                                        "redis_prefix"};
 
 /* The first pass: only --config, --help and --version. */
 static int first_pass(wsh_config *c, int argc, char **argv, char *err,
@@ -431,6 +463,9 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 9:
     case 10:
     case 17:
+    case 18:
+    case 19:
+    case 20:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:

@@ -32,6 +32,13 @@ typedef struct wsh_config {
    * the largest holders are closed with 1013. */
   uint64_t max_buffered_memory;
   int log_level;
+  /* Topics and messages across hosts (issue 15): the Redis to meet the
+   * other hosts at ("HOST:PORT", "[V6]:PORT", "HOST" or a unix socket
+   * path; NULL: this host alone), its AUTH password and the prefix of every
+   * channel name (several deployments on one Redis). */
+  char *redis;
+  char *redis_password;
+  char *redis_prefix;
   int log_format;      /* WSH_LOG_TEXT or WSH_LOG_JSON */
   int log_connections; /* a line per closed connection (info) */
   int check_only;      /* -t */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/bus.h"
 #include "network/conn.h"
 #include "network/msgs.h"
 #include "network/outq.h"
@@ -159,6 +160,13 @@ int websock_send(websock_ref to, const void *data, size_t len) {
   if (len && !data)
     return WEBSOCK_EINVAL;
   wsh_ref_parts p = wsh_ref_unpack(to.id_);
+  if (host->remote) {
+    /* On another host: through the bus, at most once (a host that is gone
+     * is counted there, not seen here). */
+    wsh_bus_ref r = {host->remote, p.worker, p.slot, p.serial};
+    int rc = wsh_bus_send_to(host->local->bus, &r, data, len);
+    return rc == WEBSOCK_ENOMEM ? rc : 0;
+  }
   if (p.worker >= host->nworkers)
     return WEBSOCK_ENOENT;
   return wsh_worker_post_send(&host->workers[p.worker], p.slot, p.serial, data,
@@ -196,30 +204,30 @@ int websock_unsubscribe(websock_conn *conn, const char *topic) {
   return wsh_msgs_unsubscribe(conn, topic);
 }
 
-/* Hands a shared payload to every worker (each delivers to its own). */
-static int post_all(websock_host *host, int kind, wsh_shared *sh) {
-  int rc = 0;
-  for (unsigned i = 0; i < host->nworkers; i++)
-    if (wsh_worker_post_shared(&host->workers[i], kind, sh) != 0)
-      rc = WEBSOCK_ENOMEM;
-  wsh_shared_unref(sh);
-  return rc;
-}
-
 static int check_topic(const websock_host *host, const char *topic) {
   return host && wsh_contract_topic(topic) ? 0 : WEBSOCK_EINVAL;
+}
+
+/* A publish or broadcast: this host's subscribers at once, then the other
+ * hosts' through the bus (a no-op without --redis). */
+static int publish(websock_host *host, int kind, int opcode, const char *topic,
+                   const void *data, size_t len) {
+  if (host->remote)
+    host = host->local; /* a record of another host: publish from here */
+  int rc = wsh_host_post_topic(host, kind, opcode, topic, data, len, false);
+  if (host->bus)
+    wsh_bus_publish(host->bus, topic,
+                    kind == WSH_MAIL_PUBLISH ? WSH_BUS_PUBLISH
+                                             : WSH_BUS_BROADCAST,
+                    kind == WSH_MAIL_PUBLISH ? 0 : opcode, data, len);
+  return rc;
 }
 
 int websock_publish(websock_host *host, const char *topic, const void *data,
                     size_t len) {
   if (check_topic(host, topic) || (len && !data))
     return WEBSOCK_EINVAL;
-  wsh_shared *sh = wsh_shared_new(topic, len);
-  if (!sh)
-    return WEBSOCK_ENOMEM;
-  if (len)
-    memcpy(sh->data, data, len);
-  return post_all(host, WSH_MAIL_PUBLISH, sh);
+  return publish(host, WSH_MAIL_PUBLISH, 0, topic, data, len);
 }
 
 int websock_broadcast(websock_host *host, const char *topic,
@@ -227,13 +235,42 @@ int websock_broadcast(websock_host *host, const char *topic,
   if (check_topic(host, topic) || (len && !data) ||
       !wsh_contract_broadcast_opcode(opcode))
     return WEBSOCK_EINVAL;
-  uint8_t hdr[WSH_MAX_HEADER];
-  size_t n = wsh_frame_header(hdr, true, (uint8_t)opcode, len);
-  wsh_shared *sh = wsh_shared_new(topic, n + len);
-  if (!sh)
+  return publish(host, WSH_MAIL_BROADCAST, (int)opcode, topic, data, len);
+}
+
+/* ---- references as text -------------------------------------------------- */
+
+int websock_ref_format(websock_ref ref, char *out, size_t cap) {
+  const websock_host *host = ref.host_;
+  if (!out || cap < WEBSOCK_REF_STRLEN)
+    return WEBSOCK_EINVAL;
+  if (!host || ref.id_ == 0)
+    return WEBSOCK_ENOENT;
+  wsh_ref_parts p = wsh_ref_unpack(ref.id_);
+  const websock_host *local = host->remote ? host->local : host;
+  if (!local->bus)
+    return WEBSOCK_ENOENT;
+  wsh_bus_ref r = {host->remote ? host->remote : wsh_bus_host_id(local->bus),
+                   p.worker, p.slot, p.serial};
+  int n = wsh_bus_ref_format(out, cap, &r);
+  return n < 0 ? n : (int)strlen(out);
+}
+
+int websock_ref_parse(websock_host *host, const char *s, websock_ref *out) {
+  wsh_bus_ref r;
+  if (!host || !s || !out)
+    return WEBSOCK_EINVAL;
+  if (host->remote)
+    host = host->local;
+  *out = (websock_ref){NULL, 0};
+  if (!host->bus || wsh_bus_ref_parse(&r, s, strlen(s)) != 0 ||
+      r.worker > 255 || r.slot > 0xFFFFFFu || r.serial == 0)
+    return WEBSOCK_EINVAL;
+  websock_host *h = host;
+  if (r.host != wsh_bus_host_id(host->bus) &&
+      !(h = wsh_host_remote(host, r.host)))
     return WEBSOCK_ENOMEM;
-  memcpy(sh->data, hdr, n);
-  if (len)
-    memcpy(sh->data + n, data, len);
-  return post_all(host, WSH_MAIL_BROADCAST, sh);
+  out->host_ = h;
+  out->id_ = wsh_ref_pack((wsh_ref_parts){r.worker, r.slot, r.serial});
+  return 0;
 }

@@ -4,14 +4,16 @@
 #include "network/msgs.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "bus/bus.h"
+#include "network/worker.h"
 #include "plugins/contract.h"
-#include "bus/topic.h"
 
 /* A websock_send_after() timer: its event and its message in one block. */
 struct wsh_timer {
@@ -97,14 +99,31 @@ int wsh_msgs_subscribe(websock_conn *c, const char *topic) {
     return WEBSOCK_ENOMEM;
   if (added)
     m->subs[m->nsubs++] = tp;
+  /* The worker's first member: the bus hears the host needs the topic. */
+  if (added && tp->n == 1 && c->w->host->bus)
+    wsh_bus_topic_joined(c->w->host->bus, tp->name);
   return 0;
+}
+
+/* c leaves tp; the worker's last member leaving deletes it, and the bus
+ * hears of it. */
+static void leave(websock_conn *c, wsh_topic *tp) {
+  wsh_bus *bus = c->w->host->bus;
+  if (tp->n != 1 || !bus) {
+    wsh_topics_leave(&c->w->topics, tp, c);
+    return;
+  }
+  char name[WSH_BUS_TOPIC_MAX + 1];
+  snprintf(name, sizeof(name), "%s", tp->name);
+  wsh_topics_leave(&c->w->topics, tp, c);
+  wsh_bus_topic_left(bus, name);
 }
 
 int wsh_msgs_unsubscribe(websock_conn *c, const char *topic) {
   wsh_conn_more *m = c->more;
   for (uint16_t i = 0; m && i < m->nsubs; i++) {
     if (strcmp(m->subs[i]->name, topic) == 0) {
-      wsh_topics_leave(&c->w->topics, m->subs[i], c);
+      leave(c, m->subs[i]);
       m->subs[i] = m->subs[--m->nsubs];
       return 0;
     }
@@ -117,7 +136,7 @@ void wsh_msgs_leave(websock_conn *c) {
   if (!m)
     return;
   for (uint16_t i = 0; i < m->nsubs; i++)
-    wsh_topics_leave(&c->w->topics, m->subs[i], c);
+    leave(c, m->subs[i]);
   free(m->subs);
   m->subs = NULL;
   m->nsubs = m->capsubs = 0;

@@ -271,6 +271,52 @@ static void on_worker_exited(void *arg, wsh_worker *w) {
   event_active(srv->worker_exit, EV_READ, 0);
 }
 
+/* Bus callbacks (main thread): what another host published to a topic of
+ * ours goes to every worker's subscribers as a local publish would (a
+ * broadcast framed once here for all of them); what it sent to one of our
+ * connections goes to its worker. */
+static void on_remote_publish(void *arg, const wsh_bus_msg *m) {
+  wsh_server *srv = arg;
+  wsh_host_post_topic(&srv->host,
+                      m->kind == WSH_BUS_PUBLISH ? WSH_MAIL_PUBLISH
+                                                 : WSH_MAIL_BROADCAST,
+                      m->opcode, m->topic, m->data, m->len, true);
+}
+
+static int on_remote_send(void *arg, const wsh_bus_msg *m) {
+  wsh_server *srv = arg;
+  if (m->to.worker >= srv->nworkers || m->to.slot > 0xFFFFFFu)
+    return WEBSOCK_ENOENT;
+  return wsh_worker_post_remote_send(&srv->workers[m->to.worker], m->to.slot,
+                                     m->to.serial, m->data, m->len);
+}
+
+static int start_bus(wsh_server *srv, char *err, size_t errlen) {
+  wsh_config *cfg = srv->cfg;
+  wsh_bus_config bc = {.redis = cfg->redis,
+                       .password = cfg->redis_password,
+                       .prefix = cfg->redis_prefix};
+  wsh_bus_callbacks cb = {srv, on_remote_publish, on_remote_send};
+  int rc = wsh_bus_new(&srv->bus, &bc, srv->base, &cb);
+  if (rc != 0) {
+    snprintf(err, errlen, "redis: %s \"%s\"",
+             rc == WEBSOCK_EINVAL ? "cannot use" : "out of memory",
+             cfg->redis ? cfg->redis : "");
+    return rc;
+  }
+  srv->host.bus = srv->bus;
+  /* Each worker holds at most an eighth of the memory budget, shared out,
+   * of messages from other hosts not yet delivered. */
+  size_t cap = (size_t)(cfg->max_buffered_memory / 8 / cfg->workers);
+  srv->host.remote_mail_max = cap < (1u << 20) ? (1u << 20) : cap;
+  if (cfg->redis && *cfg->redis)
+    wsh_info("bus: redis at %s, host id %016llx%s%s", cfg->redis,
+             (unsigned long long)wsh_bus_host_id(srv->bus),
+             cfg->redis_prefix ? ", prefix " : "",
+             cfg->redis_prefix ? cfg->redis_prefix : "");
+  return 0;
+}
+
 static int start_workers(wsh_server *srv, char *err, size_t errlen) {
   srv->workers = calloc(srv->cfg->workers, sizeof(wsh_worker));
   if (!srv->workers)
@@ -309,6 +355,7 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   wsh_server *srv = calloc(1, sizeof(*srv));
   if (!srv)
     return rc;
+  pthread_mutex_init(&srv->host.remote_lock, NULL);
   srv->cfg = cfg;
   srv->reg = reg;
   srv->env.cfg = cfg;
@@ -343,7 +390,8 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   evsignal_add(srv->sig_term, NULL);
   evsignal_add(srv->sig_int, NULL);
   evsignal_add(srv->sig_hup, NULL);
-  if ((rc = start_workers(srv, err, errlen)) != 0)
+  if ((rc = start_bus(srv, err, errlen)) != 0 ||
+      (rc = start_workers(srv, err, errlen)) != 0)
     goto out_free;
   srv->accept_resume =
       evtimer_new(srv->workers[0].loop.base, on_accept_resume, srv);
@@ -390,6 +438,11 @@ void wsh_server_free(wsh_server *srv) {
     wsh_worker_post_stop(&srv->workers[i]);
   for (unsigned i = 0; i < srv->nworkers; i++)
     wsh_worker_free(&srv->workers[i]);
+  /* The workers are joined and the main loop is over: nobody calls the bus
+   * or hears from it any more. */
+  wsh_bus_free(srv->bus);
+  wsh_host_free_remotes(&srv->host);
+  pthread_mutex_destroy(&srv->host.remote_lock);
   free(srv->workers);
   free(srv->listeners);
   free(srv->listener_args);

@@ -50,6 +50,7 @@ typedef struct wsh_server {
   size_t nlisteners;
   wsh_worker *workers;
   unsigned nworkers;
+  wsh_bus *bus;         /* to the other hosts (main thread's loop) */
   unsigned next_worker; /* round-robin hand-off (worker 0's thread) */
   struct event *sig_term;
   struct event *sig_int;

@@ -13,6 +13,7 @@
 
 #include "network/conn.h"
 #include "plugins/registry.h"
+#include "protocol/frame.h"
 #include "base/log.h"
 #include "base/timeutil.h"
 
@@ -44,17 +45,37 @@ int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
   return 0;
 }
 
-int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,
-                         const void *data, size_t len) {
+/* Mail from another host: counts size against the worker's cap (the host's
+ * remote_mail_max), or says it is over it (the caller drops and counts). */
+static bool remote_take(wsh_worker *w, size_t size) {
+  size_t max = w->loop.host->remote_mail_max;
+  size_t was = atomic_fetch_add(&w->inbox_remote, size);
+  if (max && was + size > max) {
+    atomic_fetch_sub(&w->inbox_remote, size);
+    atomic_fetch_add(&w->loop.host->remote_mail_dropped, 1);
+    return false;
+  }
+  return true;
+}
+
+static int post_send(wsh_worker *w, uint32_t slot, uint32_t serial,
+                     const void *data, size_t len, bool remote) {
   if (!wsh_slots_live(&w->loop.slots, slot, serial))
     return WEBSOCK_ENOENT;
-  wsh_mail *m = malloc(sizeof(*m) + len);
-  if (!m)
+  size_t size = sizeof(wsh_mail) + len;
+  if (remote && !remote_take(w, size))
+    return 0; /* dropped and counted: at most once */
+  wsh_mail *m = malloc(size);
+  if (!m) {
+    if (remote)
+      atomic_fetch_sub(&w->inbox_remote, size);
     return WEBSOCK_ENOMEM;
+  }
   memset(m, 0, sizeof(*m));
   m->kind = WSH_MAIL_SEND;
   m->slot = slot;
   m->serial = serial;
+  m->remote = remote ? size : 0;
   m->len = len;
   if (len)
     memcpy(m->data, data, len);
@@ -62,15 +83,89 @@ int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,
   return 0;
 }
 
-int wsh_worker_post_shared(wsh_worker *w, int kind, wsh_shared *sh) {
+int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,
+                         const void *data, size_t len) {
+  return post_send(w, slot, serial, data, len, false);
+}
+
+int wsh_worker_post_remote_send(wsh_worker *w, uint32_t slot, uint32_t serial,
+                                const void *data, size_t len) {
+  return post_send(w, slot, serial, data, len, true);
+}
+
+static int post_shared(wsh_worker *w, int kind, wsh_shared *sh, bool remote) {
+  size_t size = sizeof(wsh_mail) + sh->len;
+  if (remote && !remote_take(w, size))
+    return 0;
   wsh_mail *m = calloc(1, sizeof(*m));
-  if (!m)
+  if (!m) {
+    if (remote)
+      atomic_fetch_sub(&w->inbox_remote, size);
     return WEBSOCK_ENOMEM;
+  }
   m->kind = kind;
+  m->remote = remote ? size : 0;
   wsh_shared_ref(sh);
   m->shared = sh;
   post(w, m);
   return 0;
+}
+
+int wsh_worker_post_shared(wsh_worker *w, int kind, wsh_shared *sh) {
+  return post_shared(w, kind, sh, false);
+}
+
+int wsh_host_post_topic(websock_host *host, int kind, int opcode,
+                        const char *topic, const void *data, size_t len,
+                        bool remote) {
+  uint8_t hdr[WSH_MAX_HEADER];
+  size_t n = 0;
+  if (kind == WSH_MAIL_BROADCAST)
+    n = wsh_frame_header(hdr, true, (uint8_t)opcode, len);
+  wsh_shared *sh = wsh_shared_new(topic, n + len);
+  if (!sh)
+    return WEBSOCK_ENOMEM;
+  memcpy(sh->data, hdr, n);
+  if (len)
+    memcpy(sh->data + n, data, len);
+  int rc = 0;
+  for (unsigned i = 0; i < host->nworkers; i++)
+    if (post_shared(&host->workers[i], kind, sh, remote) != 0)
+      rc = WEBSOCK_ENOMEM;
+  wsh_shared_unref(sh);
+  return rc;
+}
+
+/* ---- records of other hosts (any thread, under remote_lock) -------------- */
+
+websock_host *wsh_host_remote(websock_host *host, uint64_t id) {
+  websock_host *r;
+  pthread_mutex_lock(&host->remote_lock);
+  websock_host **head = &host->remote_buckets[id % WSH_REMOTE_BUCKETS];
+  for (r = *head; r; r = r->next)
+    if (r->remote == id)
+      goto out_unlock;
+  if (host->nremote >= WSH_REMOTE_HOSTS || !(r = calloc(1, sizeof(*r))))
+    goto out_unlock; /* r is NULL */
+  r->remote = id;
+  r->local = host;
+  r->next = *head;
+  *head = r;
+  host->nremote++;
+out_unlock:
+  pthread_mutex_unlock(&host->remote_lock);
+  return r;
+}
+
+void wsh_host_free_remotes(websock_host *host) {
+  for (unsigned i = 0; i < WSH_REMOTE_BUCKETS; i++) {
+    for (websock_host *r = host->remote_buckets[i], *next; r; r = next) {
+      next = r->next;
+      free(r);
+    }
+    host->remote_buckets[i] = NULL;
+  }
+  host->nremote = 0;
 }
 
 int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g) {
@@ -155,7 +250,9 @@ static void deliver(wsh_worker *w, wsh_mail *m) {
   }
 }
 
-static void free_mail(wsh_mail *m) {
+static void free_mail(wsh_worker *w, wsh_mail *m) {
+  if (m->remote)
+    atomic_fetch_sub(&w->inbox_remote, m->remote);
   if (m->kind == WSH_MAIL_ACCEPT && m->acc.fd >= 0)
     close(m->acc.fd);
   if (m->shared)
@@ -213,7 +310,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
     deliver(w, m);
     if (m->kind == WSH_MAIL_ACCEPT)
       m->acc.fd = -1; /* adopted (or closed) */
-    free_mail(m);
+    free_mail(w, m);
     m = next;
   }
   wsh_conn_settle_all(&w->loop);
@@ -267,7 +364,7 @@ void wsh_worker_free(wsh_worker *w) {
   w->inited = 0;
   for (wsh_mail *m = w->inbox, *next; m; m = next) {
     next = m->next;
-    free_mail(m);
+    free_mail(w, m);
   }
   if (w->grace)
     event_free(w->grace);

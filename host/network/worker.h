@@ -10,12 +10,13 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "bus/bus.h"
 #include "network/loop.h"
-#include "bus/topic.h"
 #include "websock.h"
 
 struct event;
@@ -48,12 +49,46 @@ enum {
 typedef struct wsh_generation wsh_generation;
 
 /* What plugins hold as websock_host (websock_conn_host, websock_options_host,
- * websock_ref): the workers a message, publish or broadcast is posted to.
- * The server owns it; it is not the server. */
+ * websock_ref): the workers a message, publish or broadcast is posted to,
+ * and the bus to the other hosts. The server owns it; it is not the server.
+ *
+ * A websock_ref of a connection on another host (websock_ref_parse) points
+ * at a record of that host instead: remote is its bus id, local the host
+ * whose bus reaches it. The records are interned in the local host's table
+ * (at most WSH_REMOTE_HOSTS, kept until exit, so a ref never dangles). */
+#define WSH_REMOTE_HOSTS 4096u
+#define WSH_REMOTE_BUCKETS 256u
 struct websock_host {
   wsh_worker *workers;
   unsigned nworkers;
+  wsh_bus *bus;        /* this host's (the local engine without --redis) */
+  uint64_t remote;     /* a record of another host: its id; else 0 */
+  websock_host *local; /* a record: the host it was parsed on */
+  websock_host *next;  /* a record: its bucket's chain */
+  pthread_mutex_t remote_lock; /* the table of records (local host) */
+  websock_host *remote_buckets[WSH_REMOTE_BUCKETS];
+  unsigned nremote;
+  /* Mail from other hosts a worker may hold, not yet delivered, in bytes
+   * (each worker's own count is in its inbox_remote); past it the worker's
+   * copy is dropped and counted here. */
+  size_t remote_mail_max;
+  atomic_ullong remote_mail_dropped;
 };
+
+/* Local host: the record of the host with bus id `id` (created on first
+ * use), or NULL when out of memory or the table is full. */
+websock_host *wsh_host_remote(websock_host *host, uint64_t id);
+/* Frees the records of other hosts. */
+void wsh_host_free_remotes(websock_host *host);
+
+/* Any thread: a publish (kind WSH_MAIL_PUBLISH: data for handle_info) or a
+ * broadcast (WSH_MAIL_BROADCAST, one message of opcode, framed here once for
+ * every worker) to every worker's subscribers of topic. remote: it came from
+ * another host and counts against each worker's remote_mail_max. Returns 0
+ * or WEBSOCK_ENOMEM. */
+int wsh_host_post_topic(websock_host *host, int kind, int opcode,
+                        const char *topic, const void *data, size_t len,
+                        bool remote);
 
 /* One item of a worker's mailbox. */
 typedef struct wsh_mail {
@@ -64,6 +99,7 @@ typedef struct wsh_mail {
   uint32_t serial;
   wsh_shared *shared;  /* PUBLISH, BROADCAST */
   wsh_generation *gen; /* RESTART (a reference) */
+  size_t remote;       /* from another host: the bytes counted for it */
   size_t len;          /* SEND: data */
   uint8_t data[];
 } wsh_mail;
@@ -77,10 +113,11 @@ struct wsh_worker {
   int started;        /* its thread runs */
   struct event *wake; /* activated from other threads: look at the inbox */
   pthread_mutex_t lock;
-  wsh_mail *inbox;           /* under lock: sockets, messages, publishes */
-  wsh_mail *inbox_tail;      /* under lock */
-  int stop_requested;        /* under lock */
-  atomic_int shed_requested; /* the host is over its memory budget: shed */
+  wsh_mail *inbox;            /* under lock: sockets, messages, publishes */
+  wsh_mail *inbox_tail;       /* under lock */
+  atomic_size_t inbox_remote; /* bytes of mail from other hosts in inbox */
+  int stop_requested;         /* under lock */
+  atomic_int shed_requested;  /* the host is over its memory budget: shed */
   struct event *grace;
 };
 
@@ -103,6 +140,10 @@ void wsh_worker_adopt_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
  * 0, WEBSOCK_ENOENT (no such live connection) or WEBSOCK_ENOMEM. */
 int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,
                          const void *data, size_t len);
+/* The same for a message from another host (the bus thread): 0 also when
+ * the worker's mail from other hosts is over its cap (dropped, counted). */
+int wsh_worker_post_remote_send(wsh_worker *w, uint32_t slot, uint32_t serial,
+                                const void *data, size_t len);
 /* From any thread: deliver a shared publish or broadcast to this worker's
  * subscribers (takes a reference). */
 int wsh_worker_post_shared(wsh_worker *w, int kind, wsh_shared *sh);

@@ -142,6 +142,52 @@ static void memory_budget(FILE *f, wsh_server *srv) {
           (unsigned long long)srv->cfg->max_buffered_memory, refused, shed);
 }
 
+/* The bus to the other hosts (--redis): 0 and the local engine without. */
+static void bus(FILE *f, wsh_server *srv) {
+  wsh_bus_stats st = {0};
+  if (srv->bus)
+    wsh_bus_stats_get(srv->bus, &st);
+  static const struct {
+    const char *name, *type, *help;
+    size_t off;
+  } rows[] = {
+      {"bus_connected", "gauge",
+       "1 while the bus to the other hosts (Redis) is up.",
+       offsetof(wsh_bus_stats, connected)},
+      {"bus_published_total", "counter",
+       "Publishes, broadcasts and sends handed to the bus for other hosts.",
+       offsetof(wsh_bus_stats, published)},
+      {"bus_received_total", "counter",
+       "Messages from other hosts delivered here.",
+       offsetof(wsh_bus_stats, received)},
+      {"bus_dropped_total", "counter",
+       "Messages for other hosts dropped (bus down, queue full, over budget).",
+       offsetof(wsh_bus_stats, dropped)},
+      {"bus_reconnects_total", "counter",
+       "Times the bus came up again after being lost.",
+       offsetof(wsh_bus_stats, reconnects)},
+      {"bus_channels", "gauge", "Redis channels subscribed now.",
+       offsetof(wsh_bus_stats, channels)},
+      {"bus_send_unknown_total", "counter",
+       "websock_send to another host that no host took.",
+       offsetof(wsh_bus_stats, send_unknown)},
+      {"bus_send_gone_total", "counter",
+       "websock_send from another host to a connection gone here.",
+       offsetof(wsh_bus_stats, send_gone)},
+  };
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+    fprintf(
+        f, "# HELP websockd_%s %s\n# TYPE websockd_%s %s\nwebsockd_%s %llu\n",
+        rows[i].name, rows[i].help, rows[i].name, rows[i].type, rows[i].name,
+        *(const unsigned long long *)((const char *)&st + rows[i].off));
+  fprintf(f,
+          "# HELP websockd_bus_inbox_dropped_total Messages from other hosts "
+          "dropped because a worker held too many undelivered ones.\n"
+          "# TYPE websockd_bus_inbox_dropped_total counter\n"
+          "websockd_bus_inbox_dropped_total %llu\n",
+          (unsigned long long)atomic_load(&srv->host.remote_mail_dropped));
+}
+
 static const int status_codes[] = {
 #define WSH_STATUS_CODE_(code) code,
     WSH_STATUS_MAP(WSH_STATUS_CODE_)
@@ -174,6 +220,7 @@ int wsh_metrics_render(wsh_server *srv, char **out) {
   workers(f, srv);
   responses(f, srv);
   memory_budget(f, srv);
+  bus(f, srv);
   fprintf(f,
           "# HELP websockd_open_connections Open WebSocket connections.\n"
           "# TYPE websockd_open_connections gauge\n"

@@ -358,6 +358,29 @@ int websock_publish(websock_host *host, const char *topic, const void *data,
 int websock_broadcast(websock_host *host, const char *topic,
                       websock_opcode opcode, const void *data, size_t len);
 
+/* Across hosts (websockd --redis): websock_publish and websock_broadcast
+ * also reach the topic's subscribers on every host sharing the Redis, in
+ * the order one host published them, at most once (a message published
+ * while Redis is unreachable is dropped and counted, never queued without
+ * bound). A reference crosses hosts as text: */
+
+/* The longest reference string, with its NUL. */
+#define WEBSOCK_REF_STRLEN 50
+
+/* Writes ref as a short string ("<host: 16 hex digits>.<worker>.<slot>.
+ * <serial>", e.g. "00c0ffee12345678.1.42.7") and its NUL to out[0..cap).
+ * Returns its length, WEBSOCK_EINVAL (cap below WEBSOCK_REF_STRLEN) or
+ * WEBSOCK_ENOENT (an empty ref). Callable from any thread. */
+int websock_ref_format(websock_ref ref, char *out, size_t cap);
+
+/* Reads a string of websock_ref_format (from this host or another host
+ * sharing its Redis) into *out. websock_send() to a ref of another host
+ * goes there through Redis and returns 0 whether or not the connection (or
+ * its host) still exists: at most once; the host counts what no one took.
+ * Returns 0, WEBSOCK_EINVAL (not a reference) or WEBSOCK_ENOMEM (too many
+ * other hosts seen: 4096). Callable from any thread. */
+int websock_ref_parse(websock_host *host, const char *s, websock_ref *out);
+
 /* ------------------------------------------------------------------------ */
 /* About a connection                                                        */
 /* ------------------------------------------------------------------------ */

@@ -7,12 +7,12 @@
  * The rules are the host's own: host/plugins/contract.c (what a callback may
  * call, how a result and a STOP close, what upgrade() may answer, the table
  * check), host/protocol/headers.c (response headers), host/protocol/frame.c
- * (close codes and close text) and host/protocol/utf8.c are compiled into this library
- * as they are into websockd, and tests/integration/test_parity.py drives one
- * plugin through both. What stays here is the fake host's own machinery.
- * Everything runs on the test's thread except websock_send/publish/broadcast,
- * which may come from any thread and therefore only queue, under the host's
- * lock.
+ * (close codes and close text) and host/protocol/utf8.c are compiled into this
+ * library as they are into websockd, and tests/integration/test_parity.py
+ * drives one plugin through both. What stays here is the fake host's own
+ * machinery. Everything runs on the test's thread except
+ * websock_send/publish/broadcast, which may come from any thread and therefore
+ * only queue, under the host's lock.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* mkstemps, strdup, strcasecmp */
@@ -1410,6 +1410,33 @@ int websock_send(websock_ref to, const void *data, size_t len) {
         mail_post(h, WST_MAIL_SEND, to.id_, NULL, WEBSOCK_OP_BINARY, data, len);
   pthread_mutex_unlock(&h->lock);
   return rc;
+}
+
+/* References as text: the test host is host 1 of one ("0000000000000001"),
+ * worker 0, the connection id in slot and serial; a reference of another
+ * host cannot be parsed here (WEBSOCK_EINVAL). */
+int websock_ref_format(websock_ref ref, char *out, size_t cap) {
+  if (!out || cap < WEBSOCK_REF_STRLEN)
+    return WEBSOCK_EINVAL;
+  if (!ref.host_ || ref.id_ == 0)
+    return WEBSOCK_ENOENT;
+  return snprintf(out, cap, "%016x.0.%u.%u", 1u, (unsigned)(ref.id_ >> 32),
+                  (unsigned)ref.id_);
+}
+
+int websock_ref_parse(websock_host *host, const char *s, websock_ref *out) {
+  unsigned long long slot, serial;
+  int end = 0;
+  if (!host || !s || !out)
+    return WEBSOCK_EINVAL;
+  *out = (websock_ref){NULL, 0};
+  if (sscanf(s, "0000000000000001.0.%llu.%llu%n", &slot, &serial, &end) != 2 ||
+      s[end] != '\0' || slot > UINT32_MAX || serial > UINT32_MAX ||
+      (slot == 0 && serial == 0))
+    return WEBSOCK_EINVAL;
+  out->host_ = host;
+  out->id_ = slot << 32 | serial;
+  return 0;
 }
 
 int64_t websock_send_after(websock_conn *conn, uint64_t ms, const void *data,

@@ -12,6 +12,9 @@
  * Commands (text messages); the answer is pushed as text:
  *
  *   self               "ref:N" (this connection's number)
+ *   myref              "myref:REF" (websock_ref_format of websock_self)
+ *   sendref:REF:TEXT   websock_ref_parse(REF), websock_send(TEXT) to it
+ *                      (on this host or another)          -> "sendref:RC"
  *   send:N:TEXT        websock_send(ref N, TEXT)            -> "sent:RC"
  *   thread:N:COUNT[:US] a new thread sends "t0".."t<COUNT-1>" to ref N
  *                      (sleeping US microseconds after each, default 0)
@@ -66,9 +69,9 @@ typedef struct ref_entry {
 } ref_entry;
 
 typedef struct msgs_state {
-  size_t n;                       /* index in the refs table */
-  uint64_t flood_left;            /* floodinfo: MiB still to push */
-  uint64_t ok, efull, eclosed;    /* floodinfo: push results so far */
+  size_t n;                    /* index in the refs table */
+  uint64_t flood_left;         /* floodinfo: MiB still to push */
+  uint64_t ok, efull, eclosed; /* floodinfo: push results so far */
 } msgs_state;
 
 /* Plugin-wide, per loaded generation (each has its own copy of the .so). */
@@ -249,7 +252,8 @@ static int start_sender(size_t target, unsigned long count,
 
 /* ---- floods -------------------------------------------------------------- */
 
-static void count_push(int rc, uint64_t *ok, uint64_t *efull, uint64_t *eclosed) {
+static void count_push(int rc, uint64_t *ok, uint64_t *efull,
+                       uint64_t *eclosed) {
   if (rc == 0)
     (*ok)++;
   else if (rc == WEBSOCK_EFULL)
@@ -303,6 +307,23 @@ static int command(websock_conn *conn, msgs_state *st, const char *cmd) {
   websock_ref ref;
   if (strcmp(cmd, "self") == 0) {
     push_fmt(conn, "ref:%zu", st->n);
+  } else if (strcmp(cmd, "myref") == 0) {
+    char s[WEBSOCK_REF_STRLEN];
+    int rc = websock_ref_format(websock_self(conn), s, sizeof(s));
+    push_fmt(conn, "myref:%s", rc < 0 ? "error" : s);
+  } else if (has_prefix(cmd, "sendref:")) {
+    /* sendref:REF:TEXT: REF is a string of websock_ref_format, maybe from
+     * another host */
+    char s[WEBSOCK_REF_STRLEN + 1];
+    const char *colon = strchr(cmd + 8, ':');
+    size_t len = colon ? (size_t)(colon - (cmd + 8)) : strlen(cmd + 8);
+    websock_ref to;
+    snprintf(s, sizeof(s), "%.*s", (int)len, cmd + 8);
+    int rc = websock_ref_parse(websock_conn_host(conn), s, &to);
+    if (rc == 0)
+      rc = websock_send(to, colon ? colon + 1 : "",
+                        colon ? strlen(colon + 1) : 0);
+    push_fmt(conn, "sendref:%d", rc);
   } else if (has_prefix(cmd, "send:")) {
     if (split_num(cmd + 5, &n, &rest) || !get_ref((size_t)n, &ref))
       push_fmt(conn, "sent:bad");
@@ -392,8 +413,9 @@ static int command(websock_conn *conn, msgs_state *st, const char *cmd) {
   return WEBSOCK_OK;
 }
 
-static int msgs_handle_in(websock_conn *conn, void **state, websock_opcode opcode,
-                          const uint8_t *data, size_t len) {
+static int msgs_handle_in(websock_conn *conn, void **state,
+                          websock_opcode opcode, const uint8_t *data,
+                          size_t len) {
   msgs_state *st = *state;
   if (opcode != WEBSOCK_OP_TEXT)
     return WEBSOCK_OK;
@@ -408,8 +430,8 @@ static int msgs_handle_in(websock_conn *conn, void **state, websock_opcode opcod
   return r;
 }
 
-static int msgs_handle_info(websock_conn *conn, void **state, const uint8_t *data,
-                            size_t len) {
+static int msgs_handle_info(websock_conn *conn, void **state,
+                            const uint8_t *data, size_t len) {
   msgs_state *st = *state;
   if (len == strlen(FLOOD_TICK) && memcmp(data, FLOOD_TICK, len) == 0) {
     flood_tick(conn, st);

@@ -85,7 +85,7 @@ __attribute__((unused)) static void fix_setup(void) {
   fx.env = (wsh_conn_env){
       .cfg = &fx.cfg, .reg = fx.reg, .render_metrics = fix_metrics};
   ck_assert_int_eq(wsh_worker_init(&fx.w, 0, &fx.env, &fx.host, NULL, 100), 0);
-  fx.host = (websock_host){&fx.w, 1};
+  fx.host = (websock_host){.workers = &fx.w, .nworkers = 1};
   wsh_registry_set_host(fx.reg, &fx.host);
   fx.peer = -1;
 }

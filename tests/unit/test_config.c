@@ -107,6 +107,35 @@ START_TEST(file_then_flags) {
 }
 END_TEST
 
+/* The bus keys (issue 15): in [server], --redis overriding redis; a prefix
+ * longer than 64 bytes is refused. */
+START_TEST(redis_keys) {
+  char path[PATH_MAX];
+  tmp_path(path, "redis.conf");
+  write_file(path, "[server]\nredis = 10.0.0.9:6379\nredis_password = s3cret\n"
+                   "redis_prefix = app1:\n");
+  wsh_config c;
+  wsh_config_init(&c);
+  char err[512];
+  ck_assert_ptr_null(c.redis);
+  ck_assert_msg(from_args(&c, err, sizeof(err), "--config", path, "--redis",
+                          "/run/redis.sock", NULL) == 0,
+                "%s", err);
+  ck_assert_str_eq(c.redis, "/run/redis.sock");
+  ck_assert_str_eq(c.redis_password, "s3cret");
+  ck_assert_str_eq(c.redis_prefix, "app1:");
+  wsh_config_free(&c);
+  write_file(path,
+             "[server]\nredis_prefix = "
+             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+             "xxxx\n");
+  wsh_config_init(&c);
+  ck_assert_int_lt(wsh_config_load_file(&c, path, err, sizeof(err)), 0);
+  ck_assert_ptr_nonnull(strstr(err, "redis_prefix"));
+  wsh_config_free(&c);
+}
+END_TEST
+
 START_TEST(file_errors_name_file_and_line) {
   char path[PATH_MAX];
   tmp_path(path, "bad.conf");
@@ -175,6 +204,7 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, bad_flags);
   tcase_add_test(tc, file_then_flags);
   tcase_add_test(tc, file_errors_name_file_and_line);
+  tcase_add_test(tc, redis_keys);
   tcase_add_test(tc, listen_parse_and_format);
   tcase_add_test(tc, finish_checks_listen);
   suite_add_tcase(s, tc);

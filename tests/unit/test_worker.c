@@ -2,7 +2,8 @@
  * test_worker.c - unit tests for host/network/worker.c: shared payloads
  * counted, messages to a dead reference refused, a worker run on
  * its own thread that adopts a socket, answers it when told to stop, and
- * tells its owner through its hooks (never calling the server itself).
+ * tells its owner through its hooks (never calling the server itself), and
+ * mail from other hosts capped per worker.
  */
 #include <check.h>
 #include <stdatomic.h>
@@ -61,6 +62,37 @@ START_TEST(dead_ref_refused) {
 }
 END_TEST
 
+/* Mail from other hosts is capped per worker (remote_mail_max): past it a
+ * worker's copy is dropped and counted, and what it holds never exceeds
+ * the cap; local mail is not capped. The worker is not started, so nothing
+ * drains its inbox. */
+START_TEST(remote_mail_capped) {
+  wsh_config cfg;
+  wsh_config_init(&cfg);
+  wsh_conn_env env = {.cfg = &cfg};
+  wsh_worker w;
+  websock_host host = {.workers = &w, .nworkers = 1, .remote_mail_max = 16384};
+  ck_assert_int_eq(wsh_worker_init(&w, 0, &env, &host, NULL, 100), 0);
+  char data[1000] = {0};
+  for (int i = 0; i < 100; i++)
+    ck_assert_int_eq(wsh_host_post_topic(&host, WSH_MAIL_PUBLISH, 0, "t", data,
+                                         sizeof(data), true),
+                     0);
+  unsigned long long dropped = atomic_load(&host.remote_mail_dropped);
+  ck_assert_uint_gt(dropped, 80);
+  ck_assert_uint_lt(dropped, 100);
+  ck_assert_uint_le(atomic_load(&w.inbox_remote), 16384);
+  /* broadcasts from this host are not held back */
+  for (int i = 0; i < 100; i++)
+    ck_assert_int_eq(wsh_host_post_topic(&host, WSH_MAIL_BROADCAST, 1, "t",
+                                         data, sizeof(data), false),
+                     0);
+  ck_assert_uint_eq(atomic_load(&host.remote_mail_dropped), dropped);
+  wsh_worker_free(&w); /* frees the mail: ASan would see a leak otherwise */
+  wsh_config_free(&cfg);
+}
+END_TEST
+
 START_TEST(adopts_and_stops) {
   wsh_config cfg;
   wsh_config_init(&cfg);
@@ -104,6 +136,7 @@ static Suite *worker_suite(void) {
   tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
   tcase_add_test(tc, shared_refs);
   tcase_add_test(tc, dead_ref_refused);
+  tcase_add_test(tc, remote_mail_capped);
   tcase_add_test(tc, adopts_and_stops);
   suite_add_tcase(s, tc);
   return s;
