@@ -202,6 +202,8 @@ wsh_pmd_result wsh_pmd_compress(wsh_pmd *c, const uint8_t *msg, size_t len,
  * A message with an empty payload inflates to an empty message (appending
  * the tail to nothing does not make a whole block; it is taken as empty,
  * as other peers do); any other payload must end on a block boundary.
+ * The inflated bytes of a text message are not yet checked: the caller
+ * checks them as UTF-8 (1007 if not), as the frame decoder does not.
  * With a shared inflater, one message is inflated from begin to end before
  * another connection's begins (the frame decoder hands over whole messages,
  * so wsh_pmd_inflate does it in one call).
