@@ -4,9 +4,11 @@
  * values, quoted values, duplicates, unknown parameters, bad values, 8-bit
  * windows, several offers and headers), round trips from 0 B to 5 MiB for
  * each takeover choice and client window 9 to 15 (checked against zlib
- * used directly), fragmented input split at every offset, corrupt data,
- * the size limit, an inflate bomb (1 MB inflating to 1 GiB, built here with
- * zlib) with its memory measured, and the memory of dedicated contexts.
+ * used directly), messages from zlib used directly as another client's
+ * compressor would (every strategy, other levels, memLevels and flushes),
+ * fragmented input split at every offset, corrupt data, the size limit, an
+ * inflate bomb (1 MB inflating to 1 GiB, built here with zlib) with its memory
+ * measured, and the memory of dedicated contexts.
  */
 #include "deflate.h"
 
@@ -795,6 +797,72 @@ START_TEST(test_round_trips_big) {
 }
 END_TEST
 
+/* A client's compressor that is not ours: zlib used directly with other
+ * settings (every strategy, levels 1 and 9, memLevel 1 and 9, windows 9,
+ * 12 and 15), with context takeover, each message split by other flushes
+ * (sync, full, partial: the last leaves the stream off a byte boundary
+ * until the final sync flush), one message ended with BFINAL and the 0x00
+ * the RFC asks for (the compressor then reset). */
+static size_t client_message(z_stream *s, const uint8_t *msg, size_t len,
+                             int how, uint8_t *out, size_t cap) {
+  static const int mid[] = {Z_SYNC_FLUSH, Z_FULL_FLUSH, Z_PARTIAL_FLUSH,
+                            Z_NO_FLUSH};
+  size_t cut = len / 3;
+
+  s->next_out = out;
+  s->avail_out = (uInt)cap;
+  s->next_in = (Bytef *)(uintptr_t)msg;
+  s->avail_in = (uInt)cut;
+  ck_assert_int_eq(deflate(s, mid[how % 4]), Z_OK);
+  s->avail_in = (uInt)(len - cut);
+  if (how == 4) { /* BFINAL, then 0x00, and a fresh compressor */
+    ck_assert_int_eq(deflate(s, Z_FINISH), Z_STREAM_END);
+    *s->next_out++ = 0x00;
+    s->avail_out--;
+    deflateReset(s);
+    return cap - s->avail_out;
+  }
+  ck_assert_int_eq(deflate(s, Z_SYNC_FLUSH), Z_OK);
+  ck_assert_uint_gt(s->avail_out, 0);
+  ck_assert_mem_eq(s->next_out - 4, "\x00\x00\xff\xff", 4);
+  return cap - s->avail_out - 4;
+}
+
+START_TEST(test_foreign_compressor) {
+  static const int strategies[] = {Z_DEFAULT_STRATEGY, Z_FILTERED,
+                                   Z_HUFFMAN_ONLY, Z_RLE, Z_FIXED};
+  static const int bitss[] = {9, 12, 15};
+  uint8_t *text = json_text(40000, 17), *wire = malloc(60000);
+  wsh_zmem m;
+
+  wsh_zmem_init(&m);
+  for (size_t st = 0; st < 5; st++)
+    for (int level = 1; level <= 9; level += 8)
+      for (int mem = 1; mem <= 9; mem += 8)
+        for (size_t b = 0; b < 3; b++) {
+          z_stream s = {0};
+          wsh_pmd rx;
+
+          ck_assert_int_eq(deflateInit2(&s, level, Z_DEFLATED, -bitss[b], mem,
+                                        strategies[st]),
+                           Z_OK);
+          conn_init(&rx, params(false, false, 15, bitss[b]), NULL, &m);
+          for (int how = 0; how < 6; how++) {
+            size_t len = 1000 + 7000 * (size_t)how;
+            const uint8_t *msg = text + 200 * (size_t)how;
+            size_t n = client_message(&s, msg, len, how, wire, 60000);
+
+            expect_inflates_to(&rx, wire, n, msg, len, "foreign");
+          }
+          deflateEnd(&s);
+          wsh_pmd_free(&rx);
+        }
+  ck_assert_uint_eq(wsh_zmem_in_use(&m), 0);
+  free(text);
+  free(wire);
+}
+END_TEST
+
 /* Not forced: incompressible messages come back NOT_SMALLER, are sent
  * plain, and the client's history (which never saw them) still matches. */
 START_TEST(test_not_smaller_keeps_history) {
@@ -1175,6 +1243,7 @@ static Suite *deflate_suite(void) {
   tcase_set_timeout(rt, 120);
   tcase_add_test(rt, test_round_trips);
   tcase_add_test(rt, test_round_trips_big);
+  tcase_add_test(rt, test_foreign_compressor);
   tcase_add_test(rt, test_not_smaller_keeps_history);
   tcase_add_test(rt, test_shared_levels);
   tcase_add_test(rt, test_every_split);
