@@ -12,7 +12,7 @@ if [ "${1:-}" = "--list" ]; then
   shift
 fi
 pkgs=(gcc make cmake pkg-config libevent-dev libhttp-parser-dev libssl-dev
-      libinih-dev zlib1g-dev python3 python3-websockets curl)
+      libinih-dev python3 python3-websockets curl)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(check clang libclang-rt-14-dev libwebsockets-dev)
   # Node's WebSocket client for the end-to-end tests: keep a node that is
@@ -21,6 +21,7 @@ if [ "${1:-}" = "--test" ]; then
     pkgs+=(nodejs npm)
   fi
 fi
+pkgs+=(zlib1g-dev) # permessage-deflate (host/deflate.c)
 
 if [ "$list" -eq 1 ]; then
   printf '%s\n' "${pkgs[@]}"
