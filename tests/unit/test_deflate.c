@@ -1070,27 +1070,45 @@ START_TEST(test_limit_exact) {
 }
 END_TEST
 
-/* 1 GiB of zeros deflated with zlib (raw, window 15, run-length matches,
- * which is quick and as small): about 1 MB. */
+/* 1 GiB of zeros deflated with zlib (raw, window 15): about 1 MB. Made
+ * quickly: 32 KiB of zeros, then one sync-flushed chunk for 1 MiB of zeros
+ * made against a window of zeros, repeated 1024 times (each copy finds the
+ * same window of zeros before it). */
 static uint8_t *make_bomb(size_t *len) {
-  static uint8_t zeros[1 << 16];
-  size_t cap = 2 << 20;
-  uint8_t *out = malloc(cap);
+  static uint8_t zeros[1 << 20];
+  size_t cap = 2 << 20, chunk;
+  uint8_t *out = malloc(cap), *p;
   z_stream s = {0};
 
-  ck_assert_int_eq(deflateInit2(&s, 9, Z_DEFLATED, -15, 9, Z_RLE), Z_OK);
+  ck_assert_int_eq(deflateInit2(&s, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY),
+                   Z_OK);
+  s.next_in = zeros;
+  s.avail_in = 32768;
   s.next_out = out;
   s.avail_out = (uInt)cap;
-  for (int i = 0; i < (1 << 14); i++) {
-    s.next_in = zeros;
-    s.avail_in = sizeof zeros;
-    ck_assert_int_eq(deflate(&s, Z_NO_FLUSH), Z_OK);
-    ck_assert_uint_eq(s.avail_in, 0);
-  }
   ck_assert_int_eq(deflate(&s, Z_SYNC_FLUSH), Z_OK);
-  ck_assert_uint_eq(s.total_in, (size_t)1 << 30);
-  *len = s.total_out - 4; /* the tail off */
+  p = s.next_out;
+  ck_assert_int_eq(deflateReset(&s), Z_OK);
+  ck_assert_int_eq(deflateSetDictionary(&s, zeros, 32768), Z_OK);
+  s.next_in = zeros;
+  s.avail_in = sizeof zeros;
+  ck_assert_int_eq(deflate(&s, Z_SYNC_FLUSH), Z_OK);
+  ck_assert_uint_eq(s.avail_in, 0);
+  chunk = (size_t)(s.next_out - p);
+  ck_assert_mem_eq(p + chunk - 4, "\x00\x00\xff\xff", 4);
   deflateEnd(&s);
+  for (int i = 1; i < 1024; i++)
+    memcpy(p + (size_t)i * chunk, p, chunk);
+  *len = (size_t)(p - out) + 1024 * chunk - 4; /* the tail off */
+  ck_assert_uint_le(*len + 4, cap);
+  { /* zlib itself: the head and two chunks are 32 KiB + 2 MiB of zeros */
+    uint8_t *two = ref_inflate(out, (size_t)(p - out) + 2 * chunk - 4, 15,
+                               32768 + (2 << 20));
+
+    for (size_t i = 0; i < 32768 + (2 << 20); i++)
+      EXPECT(two[i] == 0, "bomb byte %zu", i);
+    free(two);
+  }
   return out;
 }
 
