@@ -43,7 +43,7 @@ typedef struct wsh_pmd_config {
   uint8_t client_window_bits; /* 8..15: the largest we ask clients to use */
   uint8_t level;              /* 1..9, zlib's compression level */
   uint8_t mem_level;          /* 1..9, zlib's memLevel (dedicated deflaters) */
-  size_t min_size;            /* smaller messages are sent uncompressed */
+  size_t min_size; /* smaller messages go uncompressed (the caller checks) */
 } wsh_pmd_config;
 
 /* Off, windows of 15 bits, level 6, memLevel 8, min_size 64. */
