@@ -3,13 +3,14 @@
  * messages in, bytes out, with no I/O and no globals, so that it can be
  * unit-tested and fuzzed on its own: frames (frame.h), UTF-8 (utf8.h), the
  * upgrade request and its answer (handshake.h), the rules of the headers a
- * response may carry (headers.h). RFC 7692 deflate will live here too.
+ * response may carry (headers.h), RFC 7692 permessage-deflate (deflate.h).
  *
  * May include: libc, libcrypto, http-parser, zlib; base/. Nothing above.
  */
 #ifndef WSH_PROTOCOL_H
 #define WSH_PROTOCOL_H
 
+#include "protocol/deflate.h"
 #include "protocol/frame.h"
 #include "protocol/handshake.h"
 #include "protocol/headers.h"
