@@ -14,9 +14,17 @@
 #include "network/connection.h"
 #include "bus/topic.h"
 
-/* Loop thread: adopts an accepted socket (over plain TCP). Returns 0 or a
- * negative code (the socket is then closed). */
-int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len);
+/* What a listener expects first on its connections. */
+enum {
+  WSH_LISTEN_PLAIN = 0, /* the HTTP request */
+  WSH_LISTEN_PROXY = 1  /* a PROXY protocol header, then the request */
+};
+
+/* Loop thread: adopts an accepted socket (over plain TCP) from a listener of
+ * the given kind. Returns 0 or a negative code (the socket is then
+ * closed). */
+int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
+                 int kind);
 
 /* Writes what is queued, updates what the socket waits for, and frees a
  * connection that is done. Called by the worker for every connection marked
