@@ -6,7 +6,10 @@
  * callback, so that several messages may be in flight. Text is checked as
  * UTF-8 (LWS_SERVER_OPTION_VALIDATE_UTF8), as websockd checks it.
  *
- *   peer_lws PORT      listens on 127.0.0.1:PORT until SIGTERM or SIGINT
+ *   peer_lws PORT [--deflate]   listens on 127.0.0.1:PORT until SIGTERM or
+ *                               SIGINT; --deflate: with lws's own
+ *                               permessage-deflate (RFC 7692) extension, at
+ *                               its defaults
  */
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +36,7 @@ struct session {
 
 static struct lws_context *g_ctx; /* for the signal handler only */
 static volatile sig_atomic_t g_stop;
+static int g_deflate; /* --deflate: permessage-deflate offered */
 
 static void on_signal(int sig) {
   (void)sig;
@@ -41,7 +45,8 @@ static void on_signal(int sig) {
     lws_cancel_service(g_ctx);
 }
 
-static int enqueue(struct session *s, const void *data, size_t len, int binary) {
+static int enqueue(struct session *s, const void *data, size_t len,
+                   int binary) {
   struct msg *m = malloc(sizeof(*m) + LWS_PRE + len);
   if (!m)
     return -1;
@@ -59,8 +64,13 @@ static int enqueue(struct session *s, const void *data, size_t len, int binary) 
 }
 
 /* Collects the pieces lws hands over until the message is complete. */
-static int receive(struct lws *wsi, struct session *s, const void *in, size_t len) {
-  int done = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+static int receive(struct lws *wsi, struct session *s, const void *in,
+                   size_t len) {
+  /* With permessage-deflate the frame's payload may be all read while its
+   * inflated bytes still come in later callbacks: only lws's final flag
+   * says the message is whole then. */
+  int done = lws_is_final_fragment(wsi) &&
+             (g_deflate || !lws_remaining_packet_payload(wsi));
   if (!s->in_msg && done) /* the usual case: the whole message at once */
     return enqueue(s, in, len, lws_frame_is_binary(wsi));
   if (!s->in_msg) {
@@ -112,6 +122,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
   switch (reason) {
   case LWS_CALLBACK_ESTABLISHED:
     memset(s, 0, sizeof(*s));
+    /* lws inflates into a 1 KiB buffer by default; bigger messages came
+     * back cut or tripped an assertion in lws 4.1.6: 64 KiB (2^16) */
+    if (g_deflate)
+      lws_set_extension_option(wsi, "permessage-deflate", "rx_buf_size", "16");
     break;
   case LWS_CALLBACK_RECEIVE: {
     int was_empty = s->head == NULL;
@@ -146,9 +160,16 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* lws's built-in permessage-deflate, offered as lws's own examples do. */
+static const struct lws_extension extensions[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {NULL, NULL, NULL}};
+
 int main(int argc, char **argv) {
-  if (argc != 2 || atoi(argv[1]) <= 0 || atoi(argv[1]) > 65535) {
-    fprintf(stderr, "usage: peer_lws PORT\n");
+  int deflate = argc == 3 && strcmp(argv[2], "--deflate") == 0;
+  if ((argc != 2 && !deflate) || atoi(argv[1]) <= 0 || atoi(argv[1]) > 65535) {
+    fprintf(stderr, "usage: peer_lws PORT [--deflate]\n");
     return 2;
   }
   lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
@@ -157,8 +178,12 @@ int main(int argc, char **argv) {
   info.port = atoi(argv[1]);
   info.iface = "127.0.0.1";
   info.protocols = protocols;
-  info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+  info.options =
+      LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
   info.pt_serv_buf_size = 65536; /* the service buffer, for big messages */
+  if (deflate)
+    info.extensions = extensions;
+  g_deflate = deflate;
   info.gid = -1;
   info.uid = -1;
   g_ctx = lws_create_context(&info);

@@ -20,7 +20,16 @@
 #   --build-dir  use an existing build tree (host/websockd, bench/wsload,
 #                bench/peer_*, plugins.d) instead of installing and building
 #   --scenarios  run only these (default: all of them: echo64 echo64d16
-#                echo16k echo1m echo16m connect idle fanout idlemax)
+#                echo16k echo1m echo16m connect idle fanout idlemax, and
+#                permessage-deflate's z256 z4k z64k zbin (JSON-like text of
+#                256 B, 4 KiB, 64 KiB; random binary of 4 KiB), z256d z4kd
+#                z64kd (websockd's dedicated mode), zidle, zfanout)
+#
+# permessage-deflate: websockd ×1 (route /z: compression = shared; /zd:
+# dedicated) next to libwebsockets with its own permessage-deflate
+# (peer_lws --deflate, at lws's defaults); wsload --deflate compresses what
+# it sends and inflates what comes back. zfanout reads websockd's /metrics
+# for the deflate calls per compressed broadcast.
 #   --perf       also profile websockd (1 worker) during the 64 B depth-16
 #                echo of the last round: perf record -e cpu-clock -g; the top
 #                symbols land beside the results
@@ -70,6 +79,18 @@ path = /echo
 plugin = echo.so
 max_message_size = 16777216
 EOF
+  cat >"$out/plugins.d/z.conf" <<'EOF'
+path = /z
+plugin = echo.so
+max_message_size = 16777216
+compression = shared
+EOF
+  cat >"$out/plugins.d/zd.conf" <<'EOF'
+path = /zd
+plugin = echo.so
+max_message_size = 16777216
+compression = dedicated
+EOF
   have_chat=0
   if [ ! -e "$build_dir/plugins.d/chat.so" ]; then
     say "no chat plugin in $build_dir/plugins.d: websockd's fanout is not measured"
@@ -79,6 +100,7 @@ EOF
   cat >"$out/plugins.d/chat.conf" <<'EOF'
 path = /chat
 plugin = chat.so
+compression = shared
 
 [options]
 fanout = broadcast
@@ -129,7 +151,10 @@ EOF
       else
         "$websockd" --config "$cfg" >>"$log" 2>&1 & # all workers, all cores
       fi ;;
-    lws) "${pin_server[@]}" "$peer_lws" "$srv_port" >>"$log" 2>&1 & ;;
+    lws)
+      local zflag=()
+      [[ "${cur_sc:-}" == z* ]] && zflag=(--deflate)
+      "${pin_server[@]}" "$peer_lws" "$srv_port" "${zflag[@]}" >>"$log" 2>&1 & ;;
     raw) "${pin_server[@]}" "$peer_raw" "$srv_port" >>"$log" 2>&1 & ;;
   esac
   srv_pid=$!
@@ -199,7 +224,8 @@ set_scenarios() {
     # connection too, the server a few of its own (listener, loops, plugins)
     idlemax_n=$(($(ulimit -n) - 100))
   fi
-  scenarios=(echo64 echo64d16 echo16k echo1m echo16m connect idle fanout idlemax)
+  scenarios=(echo64 echo64d16 echo16k echo1m echo16m connect idle fanout idlemax
+             z256 z256d z4k z4kd z64k z64kd zbin zidle zfanout)
   if [ -n "$only" ]; then
     read -r -a scenarios <<<"$only"
   fi
@@ -218,12 +244,21 @@ args_for() {
     idlemax) echo idle -n "$idlemax_n" -c 200 --hold 300 ;;
     fanout) echo fanout -m "$fan_m" -n "$fan_k" -c 200 --timeout 180 \
               --path "/chat?room=bench&name=s{i}" --pub-path "/chat?room=bench&name=pub" ;;
+    z256|z256d) echo echo -c 100 -p 1 -s 256 --json --deflate --path "/z${1#z256}" "${echo_t[@]}" ;;
+    z4k|z4kd) echo echo -c 100 -p 1 -s 4k --json --deflate --path "/z${1#z4k}" "${echo_t[@]}" ;;
+    z64k|z64kd) echo echo -c 20 -p 1 -s 64k --json --deflate --path "/z${1#z64k}" "${echo_t[@]}" ;;
+    zbin) echo echo -c 100 -p 1 -s 4k --binary --random --deflate --path /z "${echo_t[@]}" ;;
+    zidle) echo idle -n "$idle_n" -c 200 --hold 300 --deflate --path /z ;;
+    zfanout) echo fanout -m "$fan_m" -n "$fan_k" -c 200 --timeout 180 --deflate \
+              --path "/chat?room=bench&name=s{i}" --pub-path "/chat?room=bench&name=pub" ;;
   esac
 }
 
 applies() { # applies SCENARIO SERVER
   case "$1/$2" in
-    fanout/lws) return 1 ;; # an echo server: no rooms
+    fanout/lws|zfanout/lws) return 1 ;; # an echo server: no rooms
+    z*/raw|z*/websockd-2w|z*d/lws) return 1 ;; # deflate: websockd ×1 and lws
+    zfanout/websockd-1w) [ "$have_chat" = 1 ] ;;
     idlemax/websockd-1w) return 0 ;;
     idlemax/*) return 1 ;; # websockd's own limit, once per round
     fanout/websockd-*) [ "$have_chat" = 1 ] ;;
@@ -238,6 +273,7 @@ measure() {
   local t0 t1 c0 c1 b0 b1 r0 r1 lf wall cl
   run_rc=0
   wait_quiet
+  cur_sc=$sc
   start_server "$name"
   read -r -a args <<<"$(args_for "$sc")"
   c0=$(proc_ticks "$srv_pid"); b0=$(sys_busy); t0=$(date +%s%N)
@@ -248,7 +284,7 @@ measure() {
     perf record -e cpu-clock -g -p "$srv_pid" -o "$prof.data" >/dev/null 2>&1 &
     perf_pid=$!
   fi
-  if [ "$sc" = idle ] || [ "$sc" = idlemax ]; then
+  if [ "$sc" = idle ] || [ "$sc" = idlemax ] || [ "$sc" = zidle ]; then
     local held=$idle_n
     [ "$sc" = idle ] || held=$idlemax_n
     # Hold the connections, read the server's RSS, then let them go.
@@ -273,6 +309,13 @@ measure() {
              2>>"$out/logs/wsload.log") || run_rc=$?
   fi
   c1=$(proc_ticks "$srv_pid"); b1=$(sys_busy); t1=$(date +%s%N)
+  if [ "$sc" = zfanout ]; then # deflate calls per compressed broadcast
+    local m
+    m=$(curl -s "http://127.0.0.1:$srv_port/metrics" || true)
+    extra+=" z_bcast=$(echo "$m" | awk '/^websockd_broadcast_compressed_total / {print $2}')"
+    extra+=" z_deflates=$(echo "$m" | awk '/^websockd_broadcast_deflates_total / {print $2}')"
+    extra+=" z_sends=$(echo "$m" | awk '/^websockd_broadcast_compressed_sends_total / {print $2}')"
+  fi
   if [ -n "$prof" ]; then
     kill -INT "$perf_pid" 2>/dev/null || true
     wait "$perf_pid" 2>/dev/null || true
@@ -363,6 +406,7 @@ print_table() {
       for (i = 1; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
       if (kv["failed"] == 1) next
       if (kv["total_msgs"] > 0) kv["cpu_s_per_m"] = kv["server_cpu_s"] / kv["total_msgs"] * 1e6
+      if (kv["z_bcast"] > 0) kv["z_deflates_per_bcast"] = kv["z_deflates"] / kv["z_bcast"]
       if (kv["total_msgs"] > 0 && kv["size"] > 0)
         kv["cpu_ms_per_mb"] = kv["server_cpu_s"] * 1e3 / (kv["total_msgs"] * kv["size"] / 1e6)
       for (k in kv) {
@@ -417,6 +461,28 @@ print_table() {
       row("fanout", "all_p99_us", "", "µs until all have it, p99 ↓")
       row("fanout", "first_p50_us", "", "µs until the first has it, p50 ↓")
       row("fanout", "window_cpu_pct", "", "client CPU % while delivering")
+      row("z256", "cpu_s_per_m", "deflate echo, JSON 256 B, 100 conns (websockd: shared)", "server CPU µs per msg ↓")
+      row("z256", "cpu_ms_per_mb", "", "server CPU ms per MB ↓")
+      row("z256", "z_in_ratio", "", "compressed ÷ original (server → client)")
+      row("z256", "msgs_per_s", "", "msgs/s ↑")
+      row("z256d", "cpu_s_per_m", "deflate echo, JSON 256 B (websockd: dedicated)", "server CPU µs per msg ↓")
+      row("z256d", "z_in_ratio", "", "compressed ÷ original (server → client)")
+      row("z4k", "cpu_s_per_m", "deflate echo, JSON 4 KiB, 100 conns (shared)", "server CPU µs per msg ↓")
+      row("z4k", "cpu_ms_per_mb", "", "server CPU ms per MB ↓")
+      row("z4k", "z_in_ratio", "", "compressed ÷ original (server → client)")
+      row("z4kd", "cpu_s_per_m", "deflate echo, JSON 4 KiB (dedicated)", "server CPU µs per msg ↓")
+      row("z4kd", "z_in_ratio", "", "compressed ÷ original (server → client)")
+      row("z64k", "cpu_s_per_m", "deflate echo, JSON 64 KiB, 20 conns (shared)", "server CPU µs per msg ↓")
+      row("z64k", "cpu_ms_per_mb", "", "server CPU ms per MB ↓")
+      row("z64k", "z_in_ratio", "", "compressed ÷ original (server → client)")
+      row("z64kd", "cpu_s_per_m", "deflate echo, JSON 64 KiB (dedicated)", "server CPU µs per msg ↓")
+      row("z64kd", "z_in_ratio", "", "compressed ÷ original (server → client)")
+      row("zbin", "cpu_s_per_m", "deflate echo, random binary 4 KiB (shared)", "server CPU µs per msg ↓")
+      row("zbin", "cpu_ms_per_mb", "", "server CPU ms per MB ↓")
+      row("zbin", "z_in_share", "", "share of echoes sent compressed")
+      row("zidle", "rss_kb_per_conn", "idle connections, deflate negotiated (shared)", "server RSS KiB per conn ↓")
+      row("zfanout", "all_p50_us", "fanout with deflate (shared subscribers)", "µs until all have it, p50 ↓")
+      row("zfanout", "z_deflates_per_bcast", "", "deflate calls per compressed broadcast")
       row("all", "others_cpu_pct", "every run", "others CPU % (noise)")
     }
   ' "$dir/raw.txt"

@@ -1,7 +1,8 @@
 /*
  * wsload.c - the load generator of websockd's benchmarks: one thread, epoll,
  * non-blocking sockets, and its own minimal RFC 6455 client (handshake,
- * masked frames out, server frames in). It depends on libc only, so that it
+ * masked frames out, server frames in). It depends on libc (and zlib, for
+ * --deflate) only, so that it
  * measures servers rather than a client library.
  *
  *   echo     C connections, P messages in flight on each, every echo checked
@@ -20,6 +21,16 @@
  * client_cpu_pct (getrusage, over the measured window; for fanout also
  * window_cpu_pct, over the publish-to-last-delivery windows only) say
  * whether the generator itself was the bottleneck: near 100 %, it was.
+ *
+ * --deflate offers permessage-deflate (RFC 7692, with zlib): every message
+ * is sent compressed (level 1, no context takeover: the deflater is reset
+ * per message) and compressed messages from the server are inflated (with
+ * one inflater per connection when the server keeps its context); the run
+ * fails if the server does not accept the offer. z_in_ratio is the server's
+ * compressed bytes ÷ the same messages inflated, z_in_share the part of the
+ * messages it sent compressed. --json makes the echo's text JSON-like
+ * (compressible, as chat traffic is); --random with --binary makes it
+ * incompressible.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -44,6 +55,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 /* ---- options ----------------------------------------------------------- */
 
 enum mode { MODE_ECHO, MODE_CONNECT, MODE_IDLE, MODE_FANOUT };
@@ -64,6 +77,8 @@ typedef struct opts {
   int ports[16];        /* fanout: --ports (nports 0: --port only) */
   int nports;
   double rate;          /* fanout: publishes per second; 0: one at a time */
+  int deflate;          /* offer permessage-deflate */
+  int json, random;     /* echo: the message's content */
 } opts;
 
 /* ---- time, randomness, statistics -------------------------------------- */
@@ -146,23 +161,28 @@ static double hist_pct_us(const hist *h, double q) {
 
 enum state { ST_FREE, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING };
 
+#define TMPL_EXTRA (1024 * 1024)
+
 typedef struct conn {
   int fd;
   long id;
   enum state state;
-  int epoll_out;             /* EPOLLOUT is registered */
-  uint8_t *in;               /* bytes read, not yet parsed */
+  int epoll_out; /* EPOLLOUT is registered */
+  uint8_t *in;   /* bytes read, not yet parsed */
   size_t in_len, in_cap;
-  uint8_t *out;              /* bytes to write: out[out_off..out_len) */
+  uint8_t *out; /* bytes to write: out[out_off..out_len) */
   size_t out_off, out_len, out_cap;
-  uint8_t *msg;              /* a fragmented message being reassembled */
+  uint8_t *msg; /* a fragmented message being reassembled */
   size_t msg_len, msg_cap;
-  int msg_op;                /* its opcode; 0: none in progress */
-  uint64_t t_start;          /* connect: when connect() was called */
-  uint64_t *ring;            /* echo: send times of the messages in flight */
+  int msg_op;       /* its opcode; 0: none in progress */
+  uint64_t t_start; /* connect: when connect() was called */
+  uint64_t *ring;   /* echo: send times of the messages in flight */
   long ring_head, ring_count;
   uint64_t send_seq, recv_seq;
-  long fan_seen;             /* fanout: the last publish seen, or -1 */
+  long fan_seen;  /* fanout: the last publish seen, or -1 */
+  int msg_z;      /* the message being reassembled is compressed */
+  int z_takeover; /* the server keeps its compression context */
+  z_stream *inf;  /* its inflater then */
 } conn;
 
 typedef struct wsload {
@@ -176,11 +196,12 @@ typedef struct wsload {
   long nc;                   /* slots in c */
   long opening, open, closing; /* connections in each state */
   long closed, errors, started;
-  int running;               /* echo: keep replacing echoed messages */
+  int running; /* echo: keep replacing echoed messages */
   int measuring;
   uint64_t msgs, total_msgs, bytes;
   hist lat;
-  uint8_t *tmpl;             /* echo: message pattern, size + 64 bytes */
+  uint8_t *tmpl;     /* echo: message pattern, size + 64 bytes */
+  size_t tmpl_extra; /* and this much more: where messages start */
   char host_hdr[300];
   /* fanout */
   conn *pub;
@@ -188,7 +209,12 @@ typedef struct wsload {
   uint64_t fan_t0, fan_first, fan_last;
   hist fan_all, fan_1st;
   uint64_t last_rx;
-  int quiet;                 /* no error messages after the run */
+  int quiet; /* no error messages after the run */
+  /* --deflate */
+  z_stream def, inf;     /* the deflater; the inflater of no-takeover */
+  uint8_t *zbuf, *plain; /* compressed and plain scratch */
+  size_t zcap, plaincap;
+  uint64_t z_wire, z_plain, z_msgs, plain_msgs; /* what came compressed */
 } wsload;
 
 static volatile sig_atomic_t g_stop; /* the one global: set by SIGTERM/SIGINT */
@@ -198,7 +224,8 @@ static void on_signal(int sig) {
   g_stop = 1;
 }
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 static void die(const char *fmt, ...) {
   va_list ap;
@@ -252,6 +279,11 @@ static void conn_close(wsload *w, conn *c) {
   c->msg_op = 0;
   c->epoll_out = 0;
   c->ring_head = c->ring_count = 0;
+  if (c->inf) {
+    inflateEnd(c->inf);
+    free(c->inf);
+    c->inf = NULL;
+  }
   w->closed++;
 }
 
@@ -296,8 +328,8 @@ static void set_events(wsload *w, conn *c, int want_out) {
 /* Writes what it can; the rest waits for EPOLLOUT. */
 static void conn_flush(wsload *w, conn *c) {
   while (c->out_off < c->out_len) {
-    ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                     MSG_NOSIGNAL);
+    ssize_t n =
+        send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
     if (n > 0) {
       c->out_off += (size_t)n;
       continue;
@@ -317,7 +349,8 @@ static void conn_flush(wsload *w, conn *c) {
 
 /* ---- the client side of RFC 6455 --------------------------------------- */
 
-static void mask_copy(uint8_t *dst, const uint8_t *src, size_t n, uint32_t key) {
+static void mask_copy(uint8_t *dst, const uint8_t *src, size_t n,
+                      uint32_t key) {
   uint64_t k8 = (uint64_t)key | ((uint64_t)key << 32);
   uint8_t kb[4];
   memcpy(kb, &key, 4);
@@ -419,15 +452,19 @@ static void send_handshake(wsload *w, conn *c) {
   }
   base64(raw, sizeof(raw), key);
   if (c == w->pub)
-    conn_path(w->o.pub_path ? w->o.pub_path : w->o.path, -1, path, sizeof(path));
+    conn_path(w->o.pub_path ? w->o.pub_path : w->o.path, -1, path,
+              sizeof(path));
   else
     conn_path(w->o.path, c->id, path, sizeof(path));
   out_reserve(c, 2048);
   int n = snprintf((char *)c->out + c->out_len, c->out_cap - c->out_len,
                    "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                   "Sec-WebSocket-Version: 13\r\n\r\n",
-                   path, w->host_hdr, key);
+                   "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                   path, w->host_hdr, key,
+                   w->o.deflate ? "Sec-WebSocket-Extensions: "
+                                  "permessage-deflate\r\n"
+                                : "");
   if (n < 0 || (size_t)n >= c->out_cap - c->out_len)
     die("request too long");
   c->out_len += (size_t)n;
@@ -459,10 +496,56 @@ static void conn_start(wsload *w, conn *c) {
 
 /* ---- what each mode does with an open connection and a message --------- */
 
+/* Compresses msg into w->zbuf (deflater reset: no context takeover; the
+ * tail removed) and queues it as one frame with RSV1. */
+static void send_compressed(wsload *w, conn *c, int opcode, const uint8_t *msg,
+                            size_t len) {
+  size_t bound = deflateBound(&w->def, len) + 16;
+  if (w->zcap < bound) {
+    w->zcap = bound;
+    w->zbuf = xrealloc(w->zbuf, bound);
+  }
+  deflateReset(&w->def);
+  w->def.next_in = (Bytef *)(uintptr_t)msg;
+  w->def.avail_in = (uInt)len;
+  w->def.next_out = w->zbuf;
+  w->def.avail_out = (uInt)w->zcap;
+  if (deflate(&w->def, Z_SYNC_FLUSH) != Z_OK || w->def.avail_in)
+    die("deflate failed");
+  size_t n = (size_t)(w->def.next_out - w->zbuf) - 4;
+  uint32_t key;
+  size_t at = c->out_len;
+  uint8_t *dst = frame_begin(c, opcode, n, &key);
+  c->out[at] |= 0x40; /* RSV1: compressed */
+  mask_copy(dst, w->zbuf, n, key);
+}
+
+/* Where echo message seq starts in the template. */
+static const uint8_t *tmpl_at(const wsload *w, uint64_t seq) {
+  if (w->tmpl_extra == 61)
+    return w->tmpl + seq % 61;
+  return w->tmpl + (seq * 7919) % w->tmpl_extra;
+}
+
 static void echo_send(wsload *w, conn *c, uint64_t t) {
   size_t size = w->o.size;
   uint64_t seq = c->send_seq++;
-  const uint8_t *src = w->tmpl + seq % 61;
+  const uint8_t *src = tmpl_at(w, seq);
+  if (w->o.deflate) {
+    /* not w->plain: an echo being handled may live there */
+    uint8_t *m = w->tmpl + size + 64 + w->tmpl_extra;
+    memcpy(m, src, size);
+    if (size >= 16) {
+      char hdr[17];
+      snprintf(hdr, sizeof(hdr), "%016" PRIx64, seq);
+      memcpy(m, hdr, 16);
+    }
+    send_compressed(w, c, w->o.binary ? 0x2 : 0x1, m, size);
+    long slot = (c->ring_head + c->ring_count) % w->o.depth;
+    c->ring[slot] = t;
+    c->ring_count++;
+    return;
+  }
   uint32_t key;
   uint8_t *dst = frame_begin(c, w->o.binary ? 0x2 : 0x1, size, &key);
   if (size >= 16) {
@@ -482,10 +565,10 @@ static void echo_message(wsload *w, conn *c, int op, const uint8_t *p,
                          size_t len, uint64_t t) {
   size_t size = w->o.size;
   uint64_t seq = c->recv_seq;
-  const uint8_t *want = w->tmpl + seq % 61;
+  const uint8_t *want = tmpl_at(w, seq);
   if (op != (w->o.binary ? 0x2 : 0x1) || len != size || !c->ring_count) {
-    conn_fail(w, c, "echo %" PRIu64 ": opcode %d, %zu bytes; want %d, %zu",
-              seq, op, len, w->o.binary ? 2 : 1, size);
+    conn_fail(w, c, "echo %" PRIu64 ": opcode %d, %zu bytes; want %d, %zu", seq,
+              op, len, w->o.binary ? 2 : 1, size);
     return;
   }
   if (size >= 16) {
@@ -602,6 +685,16 @@ static int check_handshake(wsload *w, conn *c, uint64_t t) {
               ok101 ? " (no Sec-WebSocket-Accept)" : "");
     return -1;
   }
+  if (w->o.deflate) {
+    const char *ext = strcasestr(resp, "\r\nSec-WebSocket-Extensions:");
+    const char *eol = ext ? strstr(ext + 2, "\r\n") : NULL;
+    if (!ext || !strstr(ext, "permessage-deflate")) {
+      conn_fail(w, c, "permessage-deflate was not accepted");
+      return -1;
+    }
+    char *snct = strstr(ext, "server_no_context_takeover");
+    c->z_takeover = !snct || (eol && snct > eol);
+  }
   c->in[head - 1] = (uint8_t)save;
   memmove(c->in, c->in + head, c->in_len - head);
   c->in_len -= head;
@@ -617,7 +710,7 @@ static int frame_parse(const uint8_t *p, size_t n, int *fin, int *op,
   *need = 0;
   if (n < 2)
     return 0;
-  if ((p[0] & 0x70) || (p[1] & 0x80))
+  if ((p[0] & 0x30) || (p[1] & 0x80))
     return -1; /* reserved bits, or a masked server frame */
   size_t h = 2;
   uint64_t l = p[1] & 0x7f;
@@ -637,7 +730,7 @@ static int frame_parse(const uint8_t *p, size_t n, int *fin, int *op,
       return -1;
   }
   *fin = p[0] >> 7;
-  *op = p[0] & 0x0f;
+  *op = p[0] & 0x4f; /* the opcode, and RSV1 (0x40) */
   *len = l;
   if (n < h + l) {
     *need = h + (size_t)l;
@@ -646,8 +739,75 @@ static int frame_parse(const uint8_t *p, size_t n, int *fin, int *op,
   return (int)h;
 }
 
+/* Inflates a compressed message (RFC 7692: the 00 00 FF FF tail put back)
+ * into w->plain. Returns its length, or -1. */
+static long inflate_message(wsload *w, conn *c, const uint8_t *p, size_t len) {
+  z_stream *z = &w->inf;
+  if (c->z_takeover) {
+    if (!c->inf) {
+      c->inf = calloc(1, sizeof(*c->inf));
+      if (!c->inf || inflateInit2(c->inf, -15) != Z_OK)
+        die("out of memory (inflater)");
+    }
+    z = c->inf;
+  } else {
+    inflateReset(z);
+  }
+  static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+  size_t out = 0;
+  for (int part = 0; part < 2; part++) {
+    z->next_in = (Bytef *)(uintptr_t)(part ? tail : p);
+    z->avail_in = (uInt)(part ? 4 : len);
+    while (z->avail_in > 0) {
+      if (w->plaincap - out < 65536) {
+        w->plaincap = w->plaincap * 2 + 65536;
+        w->plain = xrealloc(w->plain, w->plaincap);
+      }
+      z->next_out = w->plain + out;
+      z->avail_out = (uInt)(w->plaincap - out);
+      int rc = inflate(z, Z_SYNC_FLUSH);
+      out = (size_t)(z->next_out - w->plain);
+      if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END)
+        return -1;
+      if (rc == Z_STREAM_END)
+        inflateReset(z);
+    }
+  }
+  return (long)out;
+}
+
+static void deliver(wsload *w, conn *c, int op, int z, const uint8_t *p,
+                    size_t len, uint64_t t) {
+  if (!z) {
+    if (w->o.deflate && w->measuring)
+      w->plain_msgs++;
+    on_message(w, c, op, p, len, t);
+    return;
+  }
+  long n = inflate_message(w, c, p, len);
+  if (n < 0) {
+    conn_fail(w, c, "a compressed message does not inflate");
+    return;
+  }
+  if (w->measuring) {
+    w->z_msgs++;
+    w->z_wire += len;
+    w->z_plain += (uint64_t)n;
+  }
+  on_message(w, c, op, w->plain, (size_t)n, t);
+}
+
 static void on_frame(wsload *w, conn *c, int fin, int op, const uint8_t *p,
                      size_t len, uint64_t t) {
+  int z = op & 0x40;
+  op &= 0x0f;
+  if (z && (!w->o.deflate || op == 0 || op >= 8)) {
+    conn_fail(w, c, "RSV1 on %s",
+              w->o.deflate ? "a continuation or control "
+                             "frame"
+                           : "a frame");
+    return;
+  }
   switch (op) {
   case 0x9: /* ping */
     send_frame(c, 0xA, p, len);
@@ -680,10 +840,11 @@ static void on_frame(wsload *w, conn *c, int fin, int op, const uint8_t *p,
       return;
     }
     if (fin) {
-      on_message(w, c, op, p, len, t);
+      deliver(w, c, op, z, p, len, t);
       return;
     }
     c->msg_op = op;
+    c->msg_z = z;
     c->msg_len = 0;
     break;
   default:
@@ -699,7 +860,7 @@ static void on_frame(wsload *w, conn *c, int fin, int op, const uint8_t *p,
   if (fin) {
     int mop = c->msg_op;
     c->msg_op = 0;
-    on_message(w, c, mop, c->msg, c->msg_len, t);
+    deliver(w, c, mop, c->msg_z, c->msg, c->msg_len, t);
   }
 }
 
@@ -868,9 +1029,40 @@ static void close_all(wsload *w, double secs) {
 /* client_cpu_*: over the measured window; client_total_cpu_s: the whole
  * process, set-up and teardown included. */
 static void print_common(wsload *w, double cpu, double wall) {
+  if (w->o.deflate)
+    printf(" deflate=1 z_in_ratio=%.3f z_in_share=%.3f",
+           w->z_plain ? (double)w->z_wire / (double)w->z_plain : 0.0,
+           w->z_msgs + w->plain_msgs
+               ? (double)w->z_msgs / (double)(w->z_msgs + w->plain_msgs)
+               : 0.0);
   printf(" client_cpu_s=%.3f client_cpu_pct=%.1f client_total_cpu_s=%.3f"
          " errors=%ld\n",
          cpu, wall > 0 ? 100.0 * cpu / wall : 0.0, cpu_seconds(), w->errors);
+}
+
+/* The echo's pattern: letters, random bytes (--binary, or --random), or
+ * JSON-like chat lines (--json). */
+static void make_template(uint8_t *t, size_t n, const opts *o) {
+  static const char *users[] = {"alice", "bob", "carol", "dave", "erin"};
+  static const char *words[] = {"hello", "world",   "see", "you",    "at",
+                                "the",   "meeting", "ok",  "thanks", "lunch"};
+  size_t i = 0;
+  if (!o->json) {
+    for (; i < n; i++)
+      t[i] = o->binary || o->random ? (uint8_t)rng32()
+                                    : (uint8_t)('a' + (i * 7) % 26);
+    return;
+  }
+  while (i < n) {
+    char line[256];
+    int k = snprintf(line, sizeof(line),
+                     "{\"type\":\"msg\",\"room\":\"lobby\",\"user\":\"%s\","
+                     "\"seq\":%u,\"text\":\"%s %s %s\"}\n",
+                     users[rng32() % 5], rng32() % 100000, words[rng32() % 10],
+                     words[rng32() % 10], words[rng32() % 10]);
+    for (int j = 0; j < k && i < n; j++)
+      t[i++] = (uint8_t)line[j];
+  }
 }
 
 static int run_echo(wsload *w) {
@@ -883,9 +1075,13 @@ static int run_echo(wsload *w) {
     list[i]->in_cap = o->size + 16384;
     list[i]->in = xrealloc(NULL, list[i]->in_cap);
   }
-  w->tmpl = xrealloc(NULL, o->size + 64);
-  for (size_t i = 0; i < o->size + 64; i++)
-    w->tmpl[i] = o->binary ? (uint8_t)rng32() : (uint8_t)('a' + (i * 7) % 26);
+  /* --json and --random: 1 MiB more, so that a message is not what the
+   * last ones were, shifted (a server keeping its deflate context would
+   * find it in its window) */
+  w->tmpl_extra = o->json || o->random ? TMPL_EXTRA : 61;
+  size_t n = o->size + 64 + w->tmpl_extra;
+  w->tmpl = xrealloc(NULL, n + o->size + 64); /* the pattern, a scratch */
+  make_template(w->tmpl, n, o);
   int rc = open_all(w, list, o->conns, 512);
   free(list);
   if (rc != 0)
@@ -1081,15 +1277,18 @@ static int run_fanout(wsload *w) {
     w->fan_got = 0;
     double wcpu = cpu_seconds();
     w->fan_t0 = now_ns();
-    send_frame(w->pub, o->binary ? 0x2 : 0x1, text, n);
+    if (o->deflate)
+      send_compressed(w, w->pub, o->binary ? 0x2 : 0x1, (uint8_t *)text, n);
+    else
+      send_frame(w->pub, o->binary ? 0x2 : 0x1, text, n);
     conn_flush(w, w->pub);
     uint64_t limit = w->fan_t0 + (uint64_t)(o->timeout * 1e9);
     while (w->fan_got < o->subs && !g_stop && now_ns() < limit &&
            w->open == o->subs + 1)
       poll_once(w, limit);
     if (w->fan_got < o->subs) {
-      fprintf(stderr, "wsload: publish %ld reached %ld of %ld subscribers\n",
-              k, w->fan_got, o->subs);
+      fprintf(stderr, "wsload: publish %ld reached %ld of %ld subscribers\n", k,
+              w->fan_got, o->subs);
       w->errors++;
       break;
     }
@@ -1130,6 +1329,7 @@ static void usage(FILE *f) {
       " [--pub-path PATH] [--settle SECS]\n"
       "                 [--ports P1,P2,...] [--rate PUBLISHES_PER_S]\n"
       "common: --host 127.0.0.1 --port 8080 --path /echo --timeout SECS\n"
+      "  --deflate (permessage-deflate), echo: --json | --random content\n"
       "  A {i} in --path becomes the connection's index (\"pub\" for the\n"
       "  fanout publisher, whose path is --pub-path or else --path).\n"
       "Prints one key=value line; exit 1 if any connection or echo failed.\n",
@@ -1167,12 +1367,21 @@ static size_t parse_size(const char *s) {
 
 static void parse_args(opts *o, int argc, char **argv) {
   static const struct option longopts[] = {
-      {"host", required_argument, 0, 'H'},  {"port", required_argument, 0, 'P'},
-      {"path", required_argument, 0, 'u'},  {"pub-path", required_argument, 0, 'U'},
-      {"binary", no_argument, 0, 'b'},      {"warmup", required_argument, 0, 'w'},
-      {"hold", required_argument, 0, 'h'},  {"settle", required_argument, 0, 'S'},
-      {"timeout", required_argument, 0, 't'}, {"help", no_argument, 0, 'Z'},
-      {"ports", required_argument, 0, 'O'}, {"rate", required_argument, 0, 'R'},
+      {"host", required_argument, 0, 'H'},
+      {"port", required_argument, 0, 'P'},
+      {"path", required_argument, 0, 'u'},
+      {"pub-path", required_argument, 0, 'U'},
+      {"binary", no_argument, 0, 'b'},
+      {"warmup", required_argument, 0, 'w'},
+      {"hold", required_argument, 0, 'h'},
+      {"settle", required_argument, 0, 'S'},
+      {"timeout", required_argument, 0, 't'},
+      {"help", no_argument, 0, 'Z'},
+      {"deflate", no_argument, 0, 'D'},
+      {"json", no_argument, 0, 'J'},
+      {"random", no_argument, 0, 'R'},
+      {"ports", required_argument, 0, 'O'},
+      {"rate", required_argument, 0, 'Q'},
       {0, 0, 0, 0}};
   if (argc < 2 || argv[1][0] == '-') {
     usage(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
@@ -1189,42 +1398,96 @@ static void parse_args(opts *o, int argc, char **argv) {
     o->mode = MODE_FANOUT;
   else
     die("unknown mode \"%s\" (echo, connect, idle, fanout)", m);
-  *o = (opts){.mode = o->mode, .host = "127.0.0.1", .port = 8080,
-              .path = "/echo", .conns = o->mode == MODE_ECHO ? 100 : 64,
-              .depth = 1, .size = 64, .secs = 5, .hold = 3600, .settle = 0.5,
-              .timeout = 60, .n = o->mode == MODE_FANOUT ? 20 : 10000,
+  *o = (opts){.mode = o->mode,
+              .host = "127.0.0.1",
+              .port = 8080,
+              .path = "/echo",
+              .conns = o->mode == MODE_ECHO ? 100 : 64,
+              .depth = 1,
+              .size = 64,
+              .secs = 5,
+              .hold = 3600,
+              .settle = 0.5,
+              .timeout = 60,
+              .n = o->mode == MODE_FANOUT ? 20 : 10000,
               .subs = 1000};
   optind = 2;
   int ch;
   while ((ch = getopt_long(argc, argv, "c:p:s:d:n:m:", longopts, NULL)) != -1) {
     switch (ch) {
-    case 'H': o->host = optarg; break;
-    case 'P': o->port = (int)parse_long(optarg, "--port", 1); break;
-    case 'u': o->path = optarg; break;
-    case 'U': o->pub_path = optarg; break;
-    case 'b': o->binary = 1; break;
-    case 'w': o->warmup = parse_secs(optarg, "--warmup"); break;
-    case 'h': o->hold = parse_secs(optarg, "--hold"); break;
-    case 'S': o->settle = parse_secs(optarg, "--settle"); break;
-    case 't': o->timeout = parse_secs(optarg, "--timeout"); break;
-    case 'c': o->conns = parse_long(optarg, "-c", 1); break;
-    case 'p': o->depth = parse_long(optarg, "-p", 1); break;
-    case 's': o->size = parse_size(optarg); break;
-    case 'd': o->secs = parse_secs(optarg, "-d"); break;
-    case 'n': o->n = parse_long(optarg, "-n", 1); break;
-    case 'm': o->subs = parse_long(optarg, "-m", 1); break;
+    case 'H':
+      o->host = optarg;
+      break;
+    case 'P':
+      o->port = (int)parse_long(optarg, "--port", 1);
+      break;
+    case 'u':
+      o->path = optarg;
+      break;
+    case 'U':
+      o->pub_path = optarg;
+      break;
+    case 'b':
+      o->binary = 1;
+      break;
+    case 'D':
+      o->deflate = 1;
+      break;
+    case 'J':
+      o->json = 1;
+      break;
+    case 'R':
+      o->random = 1;
+      break;
+    case 'w':
+      o->warmup = parse_secs(optarg, "--warmup");
+      break;
+    case 'h':
+      o->hold = parse_secs(optarg, "--hold");
+      break;
+    case 'S':
+      o->settle = parse_secs(optarg, "--settle");
+      break;
+    case 't':
+      o->timeout = parse_secs(optarg, "--timeout");
+      break;
+    case 'c':
+      o->conns = parse_long(optarg, "-c", 1);
+      break;
+    case 'p':
+      o->depth = parse_long(optarg, "-p", 1);
+      break;
+    case 's':
+      o->size = parse_size(optarg);
+      break;
+    case 'd':
+      o->secs = parse_secs(optarg, "-d");
+      break;
+    case 'n':
+      o->n = parse_long(optarg, "-n", 1);
+      break;
+    case 'm':
+      o->subs = parse_long(optarg, "-m", 1);
+      break;
     case 'O': {
       char *save = NULL, *list = optarg;
-      for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+      for (char *t = strtok_r(list, ",", &save); t;
+           t = strtok_r(NULL, ",", &save)) {
         if (o->nports == (int)(sizeof(o->ports) / sizeof(o->ports[0])))
           die("--ports: at most 16");
         o->ports[o->nports++] = (int)parse_long(t, "--ports", 1);
       }
       break;
     }
-    case 'R': o->rate = parse_secs(optarg, "--rate"); break;
-    case 'Z': usage(stdout); exit(0);
-    default: usage(stderr); exit(2);
+    case 'Q':
+      o->rate = parse_secs(optarg, "--rate");
+      break;
+    case 'Z':
+      usage(stdout);
+      exit(0);
+    default:
+      usage(stderr);
+      exit(2);
     }
   }
   if (optind != argc)
@@ -1259,7 +1522,7 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  long need = w.o.mode == MODE_ECHO      ? w.o.conns
+  long need = w.o.mode == MODE_ECHO     ? w.o.conns
               : w.o.mode == MODE_FANOUT ? w.o.subs + 1
               : w.o.mode == MODE_IDLE   ? w.o.n
                                         : w.o.conns;
@@ -1275,6 +1538,10 @@ int main(int argc, char **argv) {
     freeaddrinfo(res);
   }
   snprintf(w.host_hdr, sizeof(w.host_hdr), "%s:%d", w.o.host, w.o.port);
+  if (w.o.deflate && (deflateInit2(&w.def, 1, Z_DEFLATED, -15, 8,
+                                   Z_DEFAULT_STRATEGY) != Z_OK ||
+                      inflateInit2(&w.inf, -15) != Z_OK))
+    die("zlib: out of memory");
   w.ep = epoll_create1(EPOLL_CLOEXEC);
   if (w.ep < 0)
     die("epoll_create1: %s", strerror(errno));

@@ -6,10 +6,13 @@ The seeds are checked in; run this again only to change them
 other file (crash-* regressions, min-* inputs kept from fuzzing) alone.
 
 frame seeds start with two control bytes (see fuzz_frame.c): the first picks
-the chunking, the second max_message (00: 1 MiB, C1: 4 bytes).
+the chunking, the second max_message (00: 1 MiB, C1: 4 bytes). deflate seeds
+also start with two (fuzz_deflate.c), negotiate seeds with one
+(fuzz_negotiate.c).
 """
 import os
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RFC_KEY = bytes([0x37, 0xFA, 0x21, 0x3D])  # RFC 6455 §5.7's masking key
@@ -421,6 +424,101 @@ def proxyproto():
     }
     for name, data in seeds.items():
         write("proxyproto", name, data)
+# negotiate: a control byte (mode, windows; see fuzz_negotiate.c), then
+# Sec-WebSocket-Extensions values separated by newlines
+
+def negotiate():
+    seeds = {
+        "chrome": "permessage-deflate; client_max_window_bits",
+        "firefox": "permessage-deflate",
+        "python-websockets": "permessage-deflate; client_max_window_bits=12"
+        "; server_max_window_bits=12",
+        "all-params": "permessage-deflate; server_no_context_takeover; "
+        "client_no_context_takeover; server_max_window_bits=10; "
+        "client_max_window_bits=9",
+        "server-window-8": "permessage-deflate; server_max_window_bits=8, "
+        "permessage-deflate",
+        "client-window-8": "permessage-deflate; client_max_window_bits=8",
+        "quoted": 'permessage-deflate; server_max_window_bits="1\\1"; '
+        'client_max_window_bits="10"',
+        "duplicate": "permessage-deflate; client_max_window_bits; "
+        "client_max_window_bits=10",
+        "unknown": "permessage-deflate; foo=bar, permessage-deflate",
+        "several-headers": "x-webkit-deflate-frame\npermessage-deflate; bad"
+        "\npermessage-deflate; server_no_context_takeover",
+        "other-extension-quoted-comma": 'foo; a="b,c", permessage-deflate',
+        "unterminated-quote": 'permessage-deflate; a="b, permessage-deflate'
+        "\npermessage-deflate",
+        "empty-elements": " , ,permessage-deflate ;client_max_window_bits = "
+        "11 ,,",
+        "bad-values": "permessage-deflate; server_max_window_bits=010, "
+        "permessage-deflate; client_max_window_bits=16, permessage-deflate;"
+        " server_no_context_takeover=1",
+    }
+    for name, text in seeds.items():
+        # shared with 15-bit windows; and dedicated, server 12, client 10
+        write("negotiate", name, b"\xf9" + text.encode())
+        write("negotiate", name + "-dedicated", b"\x4e" + text.encode())
+
+
+# --------------------------------------------------------------------------
+# deflate: two control bytes (kind of state and client window, size limit;
+# see fuzz_deflate.c), then client frames, compressed ones with RSV1
+
+def pmd(*messages, wbits=15, takeover=True):
+    """Each message compressed as RFC 7692 §7.2.1 says (tail removed)."""
+    out = []
+    c = zlib.compressobj(6, zlib.DEFLATED, -wbits)
+    for m in messages:
+        if not takeover:
+            c = zlib.compressobj(6, zlib.DEFLATED, -wbits)
+        z = c.compress(m) + c.flush(zlib.Z_SYNC_FLUSH)
+        assert z.endswith(b"\x00\x00\xff\xff")
+        out.append(z[:-4])
+    return out
+
+
+def deflate():
+    text, binary, cont, ping = 0x1, 0x2, 0x0, 0x9
+    rsv1 = 4  # frame()'s rsv is shifted to bit 6
+    hello = bytes([0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00])
+    json = b"".join(b'{"user":%d,"text":"hello room"},' % i for i in range(200))
+    a, b = pmd(json, json)
+    bomb = pmd(bytes(1 << 20))[0]
+    seeds = {
+        "rfc-hello": frame(text, hello, rsv=rsv1),
+        "rfc-fragmented": frame(text, hello[:3], fin=False, rsv=rsv1)
+        + frame(ping, b"p") + frame(cont, hello[3:]),
+        "rfc-shared-window": frame(text, hello, rsv=rsv1)
+        + frame(text, bytes([0xF2, 0x00, 0x11, 0x00, 0x00]), rsv=rsv1),
+        "rfc-stored": frame(binary, bytes([0x00, 0x05, 0x00, 0xFA, 0xFF])
+                            + b"Hello\x00", rsv=rsv1),
+        "rfc-bfinal": frame(text, bytes([0xF3, 0x48, 0xCD, 0xC9, 0xC9, 0x07,
+                                         0x00, 0x00]), rsv=rsv1),
+        "empty": frame(text, b"", rsv=rsv1) + frame(text, b"\x00", rsv=rsv1),
+        "json-takeover": frame(text, a, rsv=rsv1) + frame(text, b, rsv=rsv1),
+        "json-fragments": frame(text, a[:10], fin=False, rsv=rsv1)
+        + frame(cont, a[10:100], fin=False) + frame(cont, a[100:])
+        + frame(cont, b"", fin=True),
+        "mixed-plain": frame(text, b"plain") + frame(binary, hello, rsv=rsv1),
+        "window-9": frame(binary, pmd(json, wbits=9)[0], rsv=rsv1),
+        "bomb-1mib": frame(binary, bomb, rsv=rsv1),
+        "corrupt": frame(binary, b"\xff\xff\xff", rsv=rsv1),
+        "truncated": frame(binary, hello[:5], rsv=rsv1),
+        "rsv1-continuation": frame(text, hello[:3], fin=False, rsv=rsv1)
+        + frame(cont, hello[3:], rsv=rsv1),
+        "rsv1-ping": frame(ping, b"p", rsv=rsv1),
+    }
+    for name, data in seeds.items():
+        write("deflate", name, b"\x00\x00" + data)
+    # other states and limits: shared, no takeover with a 9-bit client
+    # window, and limits of 64 bytes and 4032 bytes
+    write("deflate", "shared-json", b"\x02\x00" + seeds["json-takeover"])
+    write("deflate", "no-takeover-window-9",
+          b"\x05\x00" + seeds["window-9"])
+    write("deflate", "limit-64", b"\x00\xc1" + seeds["json-takeover"])
+    write("deflate", "bomb-limit-4k", b"\x02\xff"
+          + frame(binary, bomb, rsv=rsv1))
 
 
 if __name__ == "__main__":
@@ -430,3 +528,5 @@ if __name__ == "__main__":
     handshake()
     route()
     bus_msg()
+    negotiate()
+    deflate()

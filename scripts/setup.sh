@@ -22,6 +22,7 @@ if [ "${1:-}" = "--test" ]; then
     pkgs+=(nodejs npm)
   fi
 fi
+pkgs+=(zlib1g-dev) # permessage-deflate (host/deflate.c)
 
 if [ "$list" -eq 1 ]; then
   printf '%s\n' "${pkgs[@]}"

@@ -130,6 +130,11 @@ wsh_shared *wsh_shared_new(const char *topic, size_t len) {
   if (!sh)
     return NULL;
   atomic_init(&sh->refs, 1);
+  atomic_init(&sh->zwanted, 0);
+  pthread_mutex_init(&sh->zlock, NULL);
+  sh->zplain = 0;
+  sh->hdr_len = 0;
+  memset(sh->zvar, 0, sizeof(sh->zvar));
   memcpy(sh->topic, topic, tlen + 1);
   sh->data = (uint8_t *)sh->topic + tlen + 1;
   sh->len = len;
@@ -141,6 +146,11 @@ void wsh_shared_ref(wsh_shared *sh) {
 }
 
 void wsh_shared_unref(wsh_shared *sh) {
-  if (atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1)
-    free(sh);
+  if (atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  for (size_t i = 0; i < sizeof(sh->zvar) / sizeof(sh->zvar[0]); i++)
+    if (sh->zvar[i])
+      wsh_shared_unref(sh->zvar[i]);
+  pthread_mutex_destroy(&sh->zlock);
+  free(sh);
 }

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include "websock.h"
 
 typedef struct wsh_topic {
@@ -48,6 +50,15 @@ typedef struct wsh_shared {
   atomic_int refs;
   size_t len;
   uint8_t *data;
+  /* A broadcast's compressed frames (permessage-deflate), made once by the
+   * first subscriber that needs one, for each server window size: zvar[bits]
+   * (with zlock held), or the bit (1 << bits) in zplain when compressing
+   * did not pay. hdr_len: the plain frame's header length. */
+  size_t hdr_len;
+  pthread_mutex_t zlock;
+  atomic_int zwanted; /* a compressed frame was wanted (counted once) */
+  uint16_t zplain;
+  struct wsh_shared *zvar[16];
   char topic[];
 } wsh_shared;
 

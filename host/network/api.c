@@ -40,6 +40,20 @@ int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
   return wsh_conn_push(conn, (uint8_t)opcode, data, len);
 }
 
+int websock_push_uncompressed(websock_conn *conn, websock_opcode opcode,
+                              const void *data, size_t len) {
+  int rc = check_open(conn);
+  if (rc)
+    return rc;
+  if ((rc = wsh_contract_push(opcode, data, len)) != 0)
+    return rc;
+  return wsh_conn_push_as(conn, (uint8_t)opcode, data, len, true);
+}
+
+int websock_conn_compressed(const websock_conn *conn) {
+  return conn && conn->pmd_on ? 1 : 0;
+}
+
 static int set_stop(websock_conn *c, int kind, uint16_t code,
                     const char *text) {
   int rc = check_open(c);

@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "network/compress.h"
 #include "network/http.h"
 #include "network/msgs.h"
 #include "network/outq.h"
@@ -30,6 +31,7 @@
 #include "bus/topic.h"
 
 static void on_io(evutil_socket_t fd, short what, void *arg);
+static void deliver_message(websock_conn *c, const wsh_event *ev);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void read_frames(websock_conn *c, uint8_t *buf, size_t len);
 static int check_room(websock_conn *c);
@@ -65,8 +67,9 @@ static void clear_deadline(websock_conn *c) {
  * (max_buffered_memory): its decoder's reassembly buffer as allocated (a
  * partial message), its stashed input (reading paused) and its queued output
  * (the evbuffer `out`; a broadcast frame held by reference counts for every
- * connection that holds it). The loop's read and staging areas are fixed
- * memory and do not count.
+ * connection that holds it), a dedicated connection's zlib streams and
+ * history (compress.c), and a message inflated while the plugin has it. The
+ * loop's read and staging areas are fixed memory and do not count.
  *
  * Each connection remembers what it was counted for (c->held). When it is
  * settled, what it holds now is compared with that: only when it differs are
@@ -91,7 +94,7 @@ static size_t conn_buffered(const websock_conn *c) {
     n += c->more->npend;
   if (c->out)
     n += evbuffer_get_length(c->out);
-  return n;
+  return n + wsh_compress_held(c);
 }
 
 /* Counts what c holds now; asks the workers to shed if that takes the host
@@ -153,6 +156,7 @@ static void conn_free(websock_conn *c) {
   if (c->req)
     wsh_request_free(c->req);
   wsh_decoder_free(&c->dec);
+  wsh_compress_free(c);
   if (c->gen)
     wsh_generation_release(c->gen);
   if (c->more) {
@@ -323,7 +327,36 @@ static void after_callback(websock_conn *c, int result, const char *what) {
   conn_stop(c);
 }
 
+/* A compressed message: inflated (counted in the budget while the plugin
+ * has it), then delivered; 1009, 1007 or 1011 if it does not inflate. */
+static void deliver_compressed(websock_conn *c, const wsh_event *ev) {
+  wsh_zbuf out = {0};
+  const char *why = NULL;
+  uint16_t code = wsh_compress_inflate(c, ev, &out, &why);
+  if (code) {
+    wsh_compress_release(c, &out);
+    wsh_info("conn %llu %s: closing with %u: %s", (unsigned long long)c->id,
+             wsh_conn_peer(c).s, code, why);
+    conn_close(c, code, why, WEBSOCK_REASON_ERROR, why);
+    conn_flush_and_close(c);
+    return;
+  }
+  account(c, conn_buffered(c) + out.cap);
+  wsh_event plain = *ev;
+  plain.data = out.data;
+  plain.len = out.len;
+  plain.compressed = false;
+  deliver_message(c, &plain);
+  wsh_compress_release(c, &out);
+}
+
 static void deliver_message(websock_conn *c, const wsh_event *ev) {
+  if (ev->compressed) {
+    deliver_compressed(c, ev);
+    return;
+  }
+  if (c->pmd_on)
+    wsh_compress_count_plain_in(c, ev->len);
   wsh_stat_add(&c->w->stats.msgs_in, 1);
   wsh_stat_add(&c->w->stats.bytes_in, ev->len);
   if (c->more) {
@@ -346,6 +379,9 @@ static void arm_open_timer(websock_conn *c) {
     at = c->last_read_ms + rc->idle_timeout_ms;
   if (rc->ping_interval_ms && c->ping_at_ms < at)
     at = c->ping_at_ms;
+  uint64_t trim_at = wsh_compress_idle(c, now);
+  if (trim_at < at)
+    at = trim_at;
   if (at != UINT64_MAX)
     set_deadline(c, at > now ? at - now : 0);
 }
@@ -508,6 +544,8 @@ static void conn_open(websock_conn *c, websock_response *resp) {
     resp->subprotocol = NULL;
   }
   wsh_decoder_init(&c->dec, c->gen->conf->max_message_size);
+  if (wsh_compress_open(c) != 0)
+    c->io_error = ENOMEM;
   if (wsh_slots_add(&c->w->slots, c, &c->slot, &c->serial) == 0)
     c->in_slot = 1;
   c->last_read_ms = wsh_now_ms();
@@ -709,6 +747,10 @@ void wsh_conn_settle(websock_conn *c) {
     conn_free(c);
     return;
   }
+  if (c->pmd && c->pmd->arm && c->state == WSH_CONN_OPEN) {
+    c->pmd->arm = false; /* dedicated streams in use: trim them when idle */
+    arm_open_timer(c);
+  }
   account(c, conn_buffered(c));
   conn_events(c);
 }
@@ -765,8 +807,8 @@ static int check_room(websock_conn *c) {
   return WEBSOCK_ECLOSED;
 }
 
-int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
-                  size_t len) {
+int wsh_conn_push_as(websock_conn *c, uint8_t opcode, const void *data,
+                     size_t len, bool plain) {
   if (c->overflow)
     return WEBSOCK_ECLOSED;
   int rc = check_room(c);
@@ -780,7 +822,15 @@ int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
       c->more->bytes_out += len;
     }
   }
+  rc = wsh_compress_send(c, opcode, data, len, plain);
+  if (rc != 0)
+    return rc < 0 ? rc : 0;
   return wsh_conn_send_frame(c, opcode, data, len);
+}
+
+int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
+                  size_t len) {
+  return wsh_conn_push_as(c, opcode, data, len, false);
 }
 
 void wsh_conn_info(websock_conn *c, const uint8_t *data, size_t len) {
@@ -814,6 +864,7 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
     c->more->msgs_out++;
     c->more->bytes_out += sh->len;
   }
+  sh = wsh_compress_shared(c, sh);
   wsh_shared_ref(sh);
   struct evbuffer *out = wsh_outq_buffer(c);
   if (!out ||

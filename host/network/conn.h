@@ -6,6 +6,7 @@
 #ifndef WSH_CONN_H
 #define WSH_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -38,9 +39,14 @@ void wsh_conn_settle_all(wsh_loop *w);
 int wsh_conn_send_frame(websock_conn *c, uint8_t opcode, const void *data,
                         size_t len);
 
-/* Pushes one message, applying the route's backpressure policy. */
+/* Pushes one message, applying the route's backpressure policy; compressed
+ * when permessage-deflate was negotiated and it pays (compress.h). */
 int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
                   size_t len);
+
+/* The same; `plain`: never compressed (websock_push_uncompressed). */
+int wsh_conn_push_as(websock_conn *c, uint8_t opcode, const void *data,
+                     size_t len, bool plain);
 
 /* handle_info(data) if the connection is open and the plugin has one. */
 void wsh_conn_info(websock_conn *c, const uint8_t *data, size_t len);

@@ -128,6 +128,11 @@ struct websock_conn {
   wsh_decoder dec;
   uint32_t slot, serial; /* websock_ref */
   size_t held;           /* buffered bytes counted in the host's budget */
+
+  /* permessage-deflate (network/compress.h) */
+  uint8_t pmd_on;           /* negotiated */
+  wsh_pmd_params pmdp;      /* its parameters */
+  struct wsh_conn_pmd *pmd; /* dedicated: its streams; NULL in shared mode */
 };
 
 /* ---- helpers of every connection module ---------------------------------- */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "plugins/contract.h"
+#include "network/compress.h"
 #include "network/outq.h"
 
 /* Queues the answer to the request (a refusal, or 200 for /healthz and
@@ -164,6 +165,7 @@ static wsh_http_result answer_upgrade(websock_conn *c,
   }
   if (call_upgrade(c, &resp) != 0)
     return WSH_HTTP_ANSWERED;
+  wsh_compress_negotiate(c, &resp);
   char accept[29], *out;
   size_t len;
   wsh_accept_key(websock_request_header(c->req, "Sec-WebSocket-Key"), accept);

@@ -29,6 +29,8 @@ int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
   l->host = host;
   wsh_slots_init(&l->slots);
   wsh_topics_init(&l->topics);
+  wsh_zmem_init(&l->zmem);
+  wsh_pmd_shared_init(&l->pmd, &l->zmem);
   l->rbuf_size = 64 * 1024;
   l->rbuf = malloc(l->rbuf_size);
   l->obuf_size = 256 * 1024;
@@ -46,6 +48,7 @@ void wsh_loop_free(wsh_loop *l) {
     event_base_free(l->base);
   wsh_slots_free(&l->slots);
   wsh_topics_free(&l->topics);
+  wsh_pmd_shared_free(&l->pmd);
   free(l->rbuf);
   free(l->obuf);
   free(l->dirty);

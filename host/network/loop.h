@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "network/slots.h"
+#include "protocol/deflate.h"
 #include "bus/topic.h"
 #include "websock.h"
 
@@ -44,6 +45,9 @@ typedef struct wsh_stats {
   atomic_ullong responses[WSH_NSTATUS]; /* upgrade answers by status */
   atomic_ullong shed;        /* connections closed over the memory budget */
   atomic_ullong mem_refused; /* upgrades refused (503) over the budget */
+  /* permessage-deflate broadcasts: publishes that wanted a compressed
+   * frame, the deflate calls made for them, compressed frames queued */
+  atomic_ullong bcast_z_publishes, bcast_z_deflates, bcast_z_sends;
 } wsh_stats;
 
 /* Adds to a counter of this worker's wsh_stats. Each counter has one writer,
@@ -83,6 +87,8 @@ typedef struct wsh_loop {
   size_t ndirty;
   size_t capdirty;
   size_t buffered; /* what this loop's connections hold (its thread only) */
+  wsh_zmem zmem; /* zlib state and buffers of this loop (permessage-deflate) */
+  wsh_pmd_shared pmd; /* the streams `shared` connections borrow */
 } wsh_loop;
 
 /* Sets l up: an event base, the buffers, empty tables. 0 or

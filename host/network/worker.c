@@ -126,6 +126,7 @@ int wsh_host_post_topic(websock_host *host, int kind, int opcode,
   if (!sh)
     return WEBSOCK_ENOMEM;
   memcpy(sh->data, hdr, n);
+  sh->hdr_len = n; /* a broadcast compressed once starts after the header */
   if (len)
     memcpy(sh->data + n, data, len);
   int rc = 0;

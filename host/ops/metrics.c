@@ -1,7 +1,7 @@
 /*
  * metrics.c - the Prometheus text exposition of websockd's state: connections
  * per route and generation, per-worker traffic, upgrade answers by status,
- * reloads, and the host-wide memory budget.
+ * reloads, the host-wide memory budget, and permessage-deflate.
  */
 #include "ops/metrics.h"
 
@@ -188,6 +188,86 @@ static void bus(FILE *f, wsh_server *srv) {
           (unsigned long long)atomic_load(&srv->host.remote_mail_dropped));
 }
 
+/* permessage-deflate, per generation of a route with compression on. */
+static void pmd_generation(void *arg, const wsh_generation *g, bool current) {
+  static const struct {
+    const char *name, *dir, *form;
+    int stat;
+  } rows[] = {
+      {"messages", "in", "compressed", WSH_PMD_STAT_MSGS_IN_Z},
+      {"messages", "in", "uncompressed", WSH_PMD_STAT_MSGS_IN_PLAIN},
+      {"messages", "out", "compressed", WSH_PMD_STAT_MSGS_OUT_Z},
+      {"messages", "out", "uncompressed", WSH_PMD_STAT_MSGS_OUT_PLAIN},
+      {"bytes", "in", "compressed", WSH_PMD_STAT_BYTES_IN_Z},
+      {"bytes", "in", "uncompressed", WSH_PMD_STAT_BYTES_IN_PLAIN},
+      {"bytes", "out", "compressed", WSH_PMD_STAT_BYTES_OUT_Z},
+      {"bytes", "out", "uncompressed", WSH_PMD_STAT_BYTES_OUT_PLAIN},
+      {"inflated_bytes", "in", "compressed", WSH_PMD_STAT_SIZE_IN_Z},
+      {"inflated_bytes", "out", "compressed", WSH_PMD_STAT_SIZE_OUT_Z},
+  };
+  FILE *f = arg;
+  (void)current;
+  if (g->conf->pmd.mode == WSH_PMD_OFF)
+    return;
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+    fprintf(f, "websockd_compression_%s_total{route=\"", rows[i].name);
+    label(f, g->conf->path);
+    fprintf(f, "\",generation=\"%u\",direction=\"%s\",form=\"%s\"} %llu\n",
+            g->id, rows[i].dir, rows[i].form,
+            (unsigned long long)atomic_load(&g->pmd_stats[rows[i].stat]));
+  }
+}
+
+static unsigned long long sum_workers(wsh_server *srv, size_t offset) {
+  unsigned long long n = 0;
+  for (unsigned i = 0; i < srv->nworkers; i++)
+    n += atomic_load(
+        (atomic_ullong *)((char *)&srv->workers[i].loop.stats + offset));
+  return n;
+}
+
+/* permessage-deflate: traffic per route, zlib memory, broadcasts. */
+static void compression(FILE *f, wsh_server *srv) {
+  fputs("# HELP websockd_compression_messages_total permessage-deflate "
+        "connections' messages per route, direction and form (form "
+        "uncompressed: under compression_min_size, not smaller compressed, "
+        "or sent so by the plugin).\n"
+        "# TYPE websockd_compression_messages_total counter\n"
+        "# HELP websockd_compression_bytes_total Their payload bytes as they "
+        "went over the wire.\n"
+        "# TYPE websockd_compression_bytes_total counter\n"
+        "# HELP websockd_compression_inflated_bytes_total The compressed "
+        "messages' own sizes (inflated): bytes/inflated_bytes is the "
+        "ratio.\n"
+        "# TYPE websockd_compression_inflated_bytes_total counter\n",
+        f);
+  wsh_registry_each_generation(srv->reg, pmd_generation, f);
+  unsigned long long zlib = 0;
+  for (unsigned i = 0; i < srv->nworkers; i++)
+    zlib += wsh_zmem_in_use(&srv->workers[i].loop.zmem);
+  fprintf(f,
+          "# HELP websockd_compression_memory_bytes zlib state and "
+          "compression buffers in use (every worker's shared streams and "
+          "every dedicated connection's).\n"
+          "# TYPE websockd_compression_memory_bytes gauge\n"
+          "websockd_compression_memory_bytes %llu\n"
+          "# HELP websockd_broadcast_compressed_total Broadcasts that some "
+          "subscriber took compressed.\n"
+          "# TYPE websockd_broadcast_compressed_total counter\n"
+          "websockd_broadcast_compressed_total %llu\n"
+          "# HELP websockd_broadcast_deflates_total deflate calls made for "
+          "them (one per publish and server window size).\n"
+          "# TYPE websockd_broadcast_deflates_total counter\n"
+          "websockd_broadcast_deflates_total %llu\n"
+          "# HELP websockd_broadcast_compressed_sends_total Compressed "
+          "broadcast frames queued to subscribers (sharing those bytes).\n"
+          "# TYPE websockd_broadcast_compressed_sends_total counter\n"
+          "websockd_broadcast_compressed_sends_total %llu\n",
+          zlib, sum_workers(srv, offsetof(wsh_stats, bcast_z_publishes)),
+          sum_workers(srv, offsetof(wsh_stats, bcast_z_deflates)),
+          sum_workers(srv, offsetof(wsh_stats, bcast_z_sends)));
+}
+
 static const int status_codes[] = {
 #define WSH_STATUS_CODE_(code) code,
     WSH_STATUS_MAP(WSH_STATUS_CODE_)
@@ -221,6 +301,7 @@ int wsh_metrics_render(wsh_server *srv, char **out) {
   responses(f, srv);
   memory_budget(f, srv);
   bus(f, srv);
+  compression(f, srv);
   fprintf(f,
           "# HELP websockd_open_connections Open WebSocket connections.\n"
           "# TYPE websockd_open_connections gauge\n"

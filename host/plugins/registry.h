@@ -34,7 +34,27 @@ typedef struct wsh_generation {
   uint8_t so_digest[32];   /* a changed route from an unchanged one */
   wsh_registry *reg;
   struct wsh_generation *live_prev, *live_next; /* every loaded generation */
+  /* permessage-deflate traffic of its connections that negotiated it
+   * (WSH_PMD_STAT_*), any worker: a locked add per message on such
+   * connections only */
+  atomic_ullong pmd_stats[12];
 } wsh_generation;
+
+/* wsh_generation.pmd_stats: messages and payload bytes, in and out,
+ * compressed (bytes as sent, and the message's size: their ratio) or not. */
+enum {
+  WSH_PMD_STAT_MSGS_IN_Z,
+  WSH_PMD_STAT_BYTES_IN_Z, /* compressed payload bytes */
+  WSH_PMD_STAT_SIZE_IN_Z,  /* the same messages inflated */
+  WSH_PMD_STAT_MSGS_IN_PLAIN,
+  WSH_PMD_STAT_BYTES_IN_PLAIN,
+  WSH_PMD_STAT_MSGS_OUT_Z,
+  WSH_PMD_STAT_BYTES_OUT_Z,
+  WSH_PMD_STAT_SIZE_OUT_Z,
+  WSH_PMD_STAT_MSGS_OUT_PLAIN,
+  WSH_PMD_STAT_BYTES_OUT_PLAIN,
+  WSH_PMD_NSTATS
+};
 
 /* Creates a registry and its private directory under $TMPDIR (or /tmp). */
 int wsh_registry_new(wsh_registry **out, char *err, size_t errlen);

@@ -94,6 +94,64 @@ static char *resolve_plugin(const char *conf, const char *plugin) {
   return out;
 }
 
+/* A window's bits: lo..15. */
+static int parse_bits(const char *value, int lo, uint8_t *out) {
+  uint64_t v;
+  if (wsh_parse_u64(value, &v) || v < (uint64_t)lo || v > 15)
+    return -1;
+  *out = (uint8_t)v;
+  return 0;
+}
+
+/* compression, compression_min_size, compression_level, the window bits,
+ * compression_mem_level and compression_idle_ms (permessage-deflate). */
+static int set_compression_key(route_parse *p, const char *name,
+                               const char *value) {
+  wsh_pmd_config *z = &p->rc->pmd;
+  uint64_t v;
+  if (strcmp(name, "compression") == 0) {
+    if (strcmp(value, "off") == 0)
+      z->mode = WSH_PMD_OFF;
+    else if (strcmp(value, "shared") == 0)
+      z->mode = WSH_PMD_SHARED;
+    else if (strcmp(value, "dedicated") == 0)
+      z->mode = WSH_PMD_DEDICATED;
+    else
+      return fail(p, "compression must be off, shared or dedicated, not \"%s\"",
+                  value);
+  } else if (strcmp(name, "compression_min_size") == 0) {
+    if (wsh_parse_size(value, &v))
+      return fail(p, "compression_min_size: not a size: \"%s\"", value);
+    z->min_size = (size_t)v;
+  } else if (strcmp(name, "compression_level") == 0) {
+    if (wsh_parse_u64(value, &v) || v < 1 || v > 9)
+      return fail(p, "compression_level must be 1 to 9, not \"%s\"", value);
+    z->level = (uint8_t)v;
+  } else if (strcmp(name, "compression_mem_level") == 0) {
+    if (wsh_parse_u64(value, &v) || v < 1 || v > 9)
+      return fail(p, "compression_mem_level must be 1 to 9, not \"%s\"", value);
+    z->mem_level = (uint8_t)v;
+  } else if (strcmp(name, "compression_server_window_bits") == 0) {
+    if (parse_bits(value, 9, &z->server_window_bits))
+      return fail(p,
+                  "compression_server_window_bits must be 9 to 15, not "
+                  "\"%s\"",
+                  value);
+  } else if (strcmp(name, "compression_client_window_bits") == 0) {
+    if (parse_bits(value, 8, &z->client_window_bits))
+      return fail(p,
+                  "compression_client_window_bits must be 8 to 15, not "
+                  "\"%s\"",
+                  value);
+  } else if (strcmp(name, "compression_idle_ms") == 0) {
+    if (wsh_parse_u64(value, &p->rc->pmd_idle_ms) || p->rc->pmd_idle_ms == 0)
+      return fail(p, "compression_idle_ms: not a number over 0: \"%s\"", value);
+  } else {
+    return fail(p, "unknown key \"%s\"", name);
+  }
+  return 1;
+}
+
 static int set_route_key(route_parse *p, const char *name, const char *value) {
   wsh_route_conf *rc = p->rc;
   if (strcmp(name, "path") == 0) {
@@ -146,6 +204,8 @@ static int set_route_key(route_parse *p, const char *name, const char *value) {
   } else if (strcmp(name, "ping_timeout_ms") == 0) {
     if (wsh_parse_u64(value, &rc->ping_timeout_ms) || rc->ping_timeout_ms == 0)
       return fail(p, "ping_timeout_ms: not a number: \"%s\"", value);
+  } else if (strncmp(name, "compression", 11) == 0) {
+    return set_compression_key(p, name, value);
   } else if (strcmp(name, "reload") == 0) {
     if (strcmp(value, "drain") == 0)
       rc->reload = WSH_RELOAD_DRAIN;
@@ -183,6 +243,9 @@ int wsh_route_conf_load(const char *file, wsh_route_conf **out, char *err,
   rc->max_unsent = WSH_DEFAULT_MAX_UNSENT;
   rc->pause_reading_at = WSH_DEFAULT_PAUSE_READING;
   rc->ping_timeout_ms = 10000;
+  wsh_pmd_config_default(&rc->pmd);
+  rc->pmd.level = WSH_DEFAULT_PMD_LEVEL;
+  rc->pmd_idle_ms = WSH_DEFAULT_PMD_IDLE_MS;
   route_parse p = {.rc = rc, .file = file};
   if (!(rc->conf_path = strdup(file)))
     goto out_free;

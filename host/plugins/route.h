@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/deflate.h"
 #include "websock.h"
 
 typedef struct wsh_kv {
@@ -30,6 +31,8 @@ enum { WSH_FULL_CLOSE = 0, WSH_FULL_DROP = 1 };
 #define WSH_DEFAULT_PAUSE_READING (1024 * 1024)
 
 #define WSH_DEFAULT_MAX_MESSAGE (1024 * 1024)
+#define WSH_DEFAULT_PMD_LEVEL 1       /* zlib level: CPU first (README) */
+#define WSH_DEFAULT_PMD_IDLE_MS 10000 /* dedicated streams trimmed after */
 
 typedef struct wsh_route_conf {
   char *conf_path;     /* the .conf file */
@@ -47,6 +50,8 @@ typedef struct wsh_route_conf {
   uint64_t pause_reading_at; /* stop reading a client above this */
   uint64_t ping_interval_ms; /* 0: no server pings */
   uint64_t ping_timeout_ms;  /* no pong by then: close */
+  wsh_pmd_config pmd;        /* permessage-deflate (compression = ...) */
+  uint64_t pmd_idle_ms;      /* dedicated: trim a connection idle this long */
   websock_options options;
 } wsh_route_conf;
 

@@ -5,6 +5,9 @@
  * arrives and reassembles fragmented messages; a message or control frame
  * that lies whole in one call's input is handed over without a copy. The
  * encoder side writes server frame headers and close payloads. No I/O.
+ * With permessage-deflate negotiated (wsh_decoder_allow_rsv1), RSV1 on a
+ * message's first frame marks it compressed: it is delivered flagged, its
+ * text unchecked until inflated, under a slightly larger size limit.
  *
  * On WSH_EV_ERROR the bytes reported consumed end with the byte that decided
  * it: the header byte for header rules (the whole header for the 64-bit
@@ -94,6 +97,13 @@ void wsh_decoder_init(wsh_decoder *d, uint64_t max_message) {
   d->utf8 = (wsh_utf8)WSH_UTF8_INIT;
 }
 
+void wsh_decoder_allow_rsv1(wsh_decoder *d) {
+  uint64_t m = d->max_message, slack = m / 8 + 64;
+
+  d->rsv1_ok = 1;
+  d->max_compressed = !m ? 0 : m > UINT64_MAX - slack ? UINT64_MAX : m + slack;
+}
+
 void wsh_decoder_free(wsh_decoder *d) {
   buf_release(d);
   free(d->ctl);
@@ -118,8 +128,11 @@ void wsh_decoder_trim(wsh_decoder *d) {
 static const char *check_byte0(wsh_decoder *d, uint8_t b) {
   d->fin = b >> 7;
   d->opcode = b & 0x0F;
-  if (b & 0x70)
+  d->rsv1 = (b >> 6) & 1;
+  if (b & (d->rsv1_ok ? 0x30 : 0x70))
     return "reserved bits set";
+  if (d->rsv1 && (d->opcode == OP_CONT || is_control(d->opcode)))
+    return "RSV1 on a continuation or control frame";
   switch (d->opcode) {
   case OP_CONT:
     return d->msg_opcode ? NULL : "continuation frame without a message";
@@ -167,10 +180,13 @@ static const char *header_done(wsh_decoder *d, uint16_t *code) {
     return NULL;
   if (d->opcode != OP_CONT) {
     d->msg_opcode = d->opcode;
+    d->msg_compressed = d->rsv1;
     d->buf_len = 0;
     d->utf8 = (wsh_utf8)WSH_UTF8_INIT;
   }
-  if (d->max_message && d->buf_len + n > d->max_message) {
+  if (d->msg_compressed
+          ? d->max_compressed && d->buf_len + n > d->max_compressed
+          : d->max_message && d->buf_len + n > d->max_message) {
     *code = WSH_CLOSE_TOO_BIG;
     return "message too big";
   }
@@ -242,8 +258,8 @@ static void frame_end(wsh_decoder *d, const uint8_t *data, size_t len,
   }
   if (!is_control(d->opcode) && !d->fin)
     return;
-  if (d->msg_opcode == OP_TEXT && !is_control(d->opcode) &&
-      !wsh_utf8_complete(&d->utf8)) {
+  if (d->msg_opcode == OP_TEXT && !d->msg_compressed &&
+      !is_control(d->opcode) && !wsh_utf8_complete(&d->utf8)) {
     fail(d, ev, WSH_CLOSE_INVALID_DATA, "text ends inside a UTF-8 sequence", 0);
     return;
   }
@@ -256,6 +272,7 @@ static void frame_end(wsh_decoder *d, const uint8_t *data, size_t len,
   }
   ev->type = WSH_EV_MESSAGE;
   ev->opcode = d->msg_opcode;
+  ev->compressed = d->msg_compressed;
   d->msg_opcode = 0;
   d->delivered = !whole;
 }
@@ -294,7 +311,8 @@ static size_t payload_step(wsh_decoder *d, uint8_t *p, size_t avail,
   bool whole = zero_copy(d, avail);
 
   wsh_mask(p, n, d->mask, d->payload_off);
-  if (!is_control(d->opcode) && d->msg_opcode == OP_TEXT) {
+  if (!is_control(d->opcode) && d->msg_opcode == OP_TEXT &&
+      !d->msg_compressed) {
     size_t ok = wsh_utf8_feed(&d->utf8, p, n);
 
     if (ok < n)
@@ -353,6 +371,14 @@ size_t wsh_frame_header(uint8_t *out, bool fin, uint8_t opcode, uint64_t len) {
   for (size_t i = 0; i < ext; i++)
     out[2 + i] = (uint8_t)(len >> (8 * (ext - 1 - i)));
   return 2 + ext;
+}
+
+size_t wsh_frame_header_rsv1(uint8_t *out, bool fin, uint8_t opcode,
+                             uint64_t len) {
+  size_t n = wsh_frame_header(out, fin, opcode, len);
+
+  out[0] |= 0x40;
+  return n;
 }
 
 size_t wsh_close_payload(uint8_t *out, uint16_t code, const char *reason,

@@ -51,6 +51,9 @@ typedef struct wsh_event {
   size_t len;
   uint16_t close_code; /* WSH_EV_CLOSE and WSH_EV_ERROR */
   const char *error;   /* WSH_EV_ERROR only */
+  bool compressed;     /* WSH_EV_MESSAGE: its first frame had RSV1 set
+                          (permessage-deflate): data is still compressed,
+                          and text is not yet checked as UTF-8 */
 } wsh_event;
 
 /* Decoder state. Fields are private to frame.c; it is a plain struct so that
@@ -80,12 +83,32 @@ typedef struct wsh_decoder {
   /* the error, repeated on later calls */
   uint16_t err_code;
   const char *err_why;
+  /* permessage-deflate (wsh_decoder_allow_rsv1) */
+  uint8_t rsv1_ok;         /* RSV1 may mark a message compressed */
+  uint8_t rsv1;            /* the current frame's RSV1 */
+  uint8_t msg_compressed;  /* the open message is compressed */
+  uint64_t max_compressed; /* limit on a compressed message's bytes */
 } wsh_decoder;
 
 /* Sets up a decoder for client-to-server frames (masking required, no
- * extensions). max_message: the largest message accepted (0: no limit, for
- * tests only: a peer could then grow the buffer without bound). */
+ * extensions until wsh_decoder_allow_rsv1). max_message: the largest message
+ * accepted (0: no limit, for tests only: a peer could then grow the buffer
+ * without bound). */
 void wsh_decoder_init(wsh_decoder *d, uint64_t max_message);
+
+/*
+ * Once permessage-deflate is negotiated: RSV1 on the first frame of a text
+ * or binary message marks it compressed (RFC 7692 §6); RSV1 on a
+ * continuation or control frame stays a 1002, as do RSV2 and RSV3. A
+ * compressed message is reassembled and delivered as is, with
+ * ev->compressed set: its text is not UTF-8-checked here (the caller checks
+ * it after inflating), and max_message bounds it with a margin,
+ * max_message + max_message / 8 + 64 bytes, because incompressible data
+ * compressed anyway comes out a little longer (stored blocks cost 5 bytes
+ * each); the caller applies max_message itself to the inflated size.
+ * Uncompressed messages keep every rule as before. Call it before decoding.
+ */
+void wsh_decoder_allow_rsv1(wsh_decoder *d);
 
 /* Frees the reassembly buffers. The decoder may be re-initialised after. */
 void wsh_decoder_free(wsh_decoder *d);
@@ -130,6 +153,11 @@ size_t wsh_decode(wsh_decoder *d, uint8_t *in, size_t len, wsh_event *ev);
  * payload of `len` bytes into out[WSH_MAX_HEADER]. Returns its length
  * (2, 4 or 10). */
 size_t wsh_frame_header(uint8_t *out, bool fin, uint8_t opcode, uint64_t len);
+
+/* wsh_frame_header with RSV1 set: the first frame of a compressed message
+ * (permessage-deflate). */
+size_t wsh_frame_header_rsv1(uint8_t *out, bool fin, uint8_t opcode,
+                             uint64_t len);
 
 /* Writes a close payload: the code, then `reason` cut to at most 123 bytes
  * on a UTF-8 code point boundary. out must hold WSH_MAX_CONTROL bytes.

@@ -573,9 +573,10 @@ void wsh_response_free(websock_response *resp) {
   free_headers(resp->headers, resp->nheaders);
   free(resp->subprotocol);
   free(resp->body);
+  free(resp->extensions);
   resp->headers = NULL;
   resp->nheaders = resp->cap_headers = 0;
-  resp->subprotocol = resp->body = NULL;
+  resp->subprotocol = resp->body = resp->extensions = NULL;
 }
 
 /* Headers the host writes itself, which a plugin may not add. */
@@ -657,6 +658,8 @@ static void render_101(FILE *f, const websock_response *resp,
           accept_key);
   if (resp->subprotocol)
     fprintf(f, "Sec-WebSocket-Protocol: %s\r\n", resp->subprotocol);
+  if (resp->extensions)
+    fprintf(f, "Sec-WebSocket-Extensions: %s\r\n", resp->extensions);
   render_extra_headers(f, resp);
   fputs("\r\n", f);
 }

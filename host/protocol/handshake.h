@@ -48,6 +48,7 @@ struct websock_response {
   char *subprotocol; /* owned; NULL if none */
   char *body;        /* owned; NULL if none */
   void *state;       /* handed on to init() */
+  char *extensions;  /* owned; Sec-WebSocket-Extensions of a 101, or NULL */
   /* the client's offered subprotocols, for websock_response_set_subprotocol;
      points into the request */
   const websock_request *req;

@@ -5,13 +5,15 @@
  * upgrade request and its answer (handshake.h), the rules of the headers a
  * response may carry (headers.h), who a request came from behind a
  * proxy (proxyproto.h: the PROXY protocol header; realip.h: trusted ranges
- * and X-Forwarded-For). RFC 7692 deflate will live here too.
+ * and X-Forwarded-For). RFC 7692
+ * permessage-deflate (deflate.h).
  *
  * May include: libc, libcrypto, http-parser, zlib; base/. Nothing above.
  */
 #ifndef WSH_PROTOCOL_H
 #define WSH_PROTOCOL_H
 
+#include "protocol/deflate.h"
 #include "protocol/frame.h"
 #include "protocol/handshake.h"
 #include "protocol/headers.h"

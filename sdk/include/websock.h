@@ -290,6 +290,13 @@ int websock_close_restart(websock_conn *conn);
  * while its own unsent bytes are above `pause_reading_at` (default 1 MiB). */
 size_t websock_unsent_bytes(const websock_conn *conn);
 
+/* websock_push(), except that the message is never compressed, even when
+ * the connection negotiated permessage-deflate (for data already
+ * compressed, such as images, where deflate would only cost CPU). Same
+ * arguments, rules and results as websock_push(). */
+int websock_push_uncompressed(websock_conn *conn, websock_opcode opcode,
+                              const void *data, size_t len);
+
 /* ------------------------------------------------------------------------ */
 /* Messages, timers and topics (the handle_info sources)                     */
 /* ------------------------------------------------------------------------ */
@@ -398,6 +405,13 @@ const char *websock_conn_option(const websock_conn *conn, const char *key);
 
 /* The route's path (for example "/echo"). Valid for the connection's life. */
 const char *websock_conn_route(const websock_conn *conn);
+
+/* 1 if the connection negotiated permessage-deflate (RFC 7692: the route
+ * has `compression = shared` or `dedicated` and the client offered it), so
+ * that text and binary messages of at least the route's
+ * `compression_min_size` go out compressed when that makes them smaller;
+ * 0 if not (or conn is NULL). Any time in the connection's callbacks. */
+int websock_conn_compressed(const websock_conn *conn);
 
 /* Logs one line to the host's log, prefixed with the route and connection
  * id. printf-style. level: 0 error, 1 warning, 2 info, 3 debug. conn may be

@@ -47,6 +47,8 @@
  *    websock_test_client_message().
  *  - No backpressure: websock_unsent_bytes() returns 0 and pushes never fail
  *    with WEBSOCK_EFULL. No max_message_size, origins or pings.
+ *  - No permessage-deflate: websock_conn_compressed() returns 0 and
+ *    websock_push_uncompressed() is websock_push().
  *  - The request must name the route's path exactly (else 404), as the host
  *    routes today.
  *

@@ -1344,6 +1344,17 @@ int websock_push(websock_conn *conn, websock_opcode opcode, const void *data,
   return record_sent(conn, opcode, data, len, 0);
 }
 
+/* The fake host negotiates no compression: the same as websock_push. */
+int websock_push_uncompressed(websock_conn *conn, websock_opcode opcode,
+                              const void *data, size_t len) {
+  return websock_push(conn, opcode, data, len);
+}
+
+int websock_conn_compressed(const websock_conn *conn) {
+  (void)conn;
+  return 0;
+}
+
 static int set_stop(websock_conn *c, int kind, uint16_t code,
                     const char *text) {
   int rc = check_open(c);

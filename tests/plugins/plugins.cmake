@@ -65,3 +65,5 @@ wsh_test_plugin(msgs)
 add_dependencies(wsh_test_plugins msgs)
 wsh_test_plugin(faulty)
 add_dependencies(wsh_test_plugins faulty)
+wsh_test_plugin(zsay) # permessage-deflate: websock_push_uncompressed, websock_conn_compressed
+add_dependencies(wsh_test_plugins zsay)

@@ -116,18 +116,21 @@ struct xev {
   const void *data;
   size_t len;
   size_t pos;
+  bool compressed; /* MESSAGE only: RSV1 on its first frame */
 };
 
+#define X_CMSG(op, d, l, p)                                                    \
+  { WSH_EV_MESSAGE, op, 0, d, l, p, true }
 #define X_MSG(op, d, l, p)                                                     \
-  { WSH_EV_MESSAGE, op, 0, d, l, p }
+  { WSH_EV_MESSAGE, op, 0, d, l, p, false }
 #define X_PING(d, l, p)                                                        \
-  { WSH_EV_PING, 0, 0, d, l, p }
+  { WSH_EV_PING, 0, 0, d, l, p, false }
 #define X_PONG(d, l, p)                                                        \
-  { WSH_EV_PONG, 0, 0, d, l, p }
+  { WSH_EV_PONG, 0, 0, d, l, p, false }
 #define X_CLOSE(c, d, l, p)                                                    \
-  { WSH_EV_CLOSE, 0, c, d, l, p }
+  { WSH_EV_CLOSE, 0, c, d, l, p, false }
 #define X_ERR(c, p)                                                            \
-  { WSH_EV_ERROR, 0, c, NULL, 0, p }
+  { WSH_EV_ERROR, 0, c, NULL, 0, p, false }
 
 /* An event as seen, with a copy of its data. */
 struct rev {
@@ -139,6 +142,7 @@ struct rev {
   size_t len;
   size_t pos;
   bool in_input; /* data pointed into the chunk being decoded */
+  bool compressed;
 };
 
 struct run {
@@ -177,6 +181,9 @@ static void record(struct run *r, const wsh_event *ev, size_t pos,
   e->len = ev->len;
   e->pos = pos;
   e->in_input = points_into(ev->data, ev->len, chunk, clen);
+  e->compressed = ev->compressed;
+  EXPECT(!ev->compressed || ev->type == WSH_EV_MESSAGE,
+         "compressed flag on event type %d", ev->type);
   e->data = malloc(ev->len ? ev->len : 1);
   EXPECT(ev->len == 0 || ev->data, "event with len %zu and no data", ev->len);
   if (ev->len)
@@ -227,6 +234,10 @@ static bool feed_chunk(wsh_decoder *d, const uint8_t *s, size_t start, size_t n,
   return alive;
 }
 
+/* The decoder setting the runs use: permessage-deflate negotiated or not
+ * (set by the RSV1 tests around their checks). */
+static bool rsv1_allowed;
+
 /* Decodes s[0..len) in the chunks ending at cuts[0..ncuts) and at len. */
 static void run_split(const uint8_t *s, size_t len, uint64_t max,
                       const size_t *cuts, size_t ncuts, struct run *r) {
@@ -235,6 +246,8 @@ static void run_split(const uint8_t *s, size_t len, uint64_t max,
 
   memset(r, 0, sizeof *r);
   wsh_decoder_init(&d, max);
+  if (rsv1_allowed)
+    wsh_decoder_allow_rsv1(&d);
   for (size_t c = 0; c <= ncuts; c++) {
     size_t end = c < ncuts ? cuts[c] : len;
 
@@ -255,7 +268,8 @@ static void same_runs(const char *name, const char *how, const struct run *a,
     const struct rev *x = &a->ev[i], *y = &b->ev[i];
 
     EXPECT(x->type == y->type && x->opcode == y->opcode && x->code == y->code &&
-               x->len == y->len && x->pos == y->pos && x->error == y->error &&
+               x->compressed == y->compressed && x->len == y->len &&
+               x->pos == y->pos && x->error == y->error &&
                !memcmp(x->data, y->data, x->len),
            "%s %s: event %zu differs (type %d/%d pos %zu/%zu len %zu/%zu)",
            name, how, i, y->type, x->type, y->pos, x->pos, y->len, x->len);
@@ -274,6 +288,8 @@ static void expect_events(const char *name, const struct run *r,
            i, e->opcode, x[i].opcode);
     EXPECT(e->code == x[i].code, "%s: event %zu code %u, want %u", name, i,
            e->code, x[i].code);
+    EXPECT(e->compressed == x[i].compressed, "%s: event %zu compressed %d",
+           name, i, e->compressed);
     EXPECT(e->len == x[i].len, "%s: event %zu len %zu, want %zu", name, i,
            e->len, x[i].len);
     EXPECT(!x[i].len || !memcmp(e->data, x[i].data, x[i].len),
@@ -471,6 +487,135 @@ START_TEST(test_error_reserved_bits) {
   for (int rsv = 0x10; rsv <= 0x70; rsv += 0x10)
     for (size_t i = 0; i < sizeof ops; i++)
       check_header_error("RSV", (uint8_t)(FIN | rsv | ops[i]), 0x80, 1);
+}
+END_TEST
+
+/* ---- RSV1: permessage-deflate (RFC 7692 §6) ---- */
+
+#define RSV1 0x40
+
+/* "Hello" compressed (RFC 7692 §7.2.3.1): not UTF-8 as it stands. */
+static const uint8_t z_hello[] = {0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
+
+START_TEST(test_rsv1_not_negotiated) {
+  struct bytes b = {0};
+
+  rsv1_allowed = false;
+  put_frame(&b, FIN | RSV1 | BINARY, z_hello, sizeof z_hello);
+  CHECK("RSV1 without deflate", &b, 0, X_ERR(WSH_CLOSE_PROTOCOL, 1));
+  free(b.p);
+}
+END_TEST
+
+START_TEST(test_rsv1_compressed_messages) {
+  struct bytes b = {0};
+  size_t first, second, ping;
+
+  rsv1_allowed = true;
+  /* single frames, text and binary: delivered as is, flagged, text not
+     checked as UTF-8 */
+  put_frame(&b, FIN | RSV1 | TEXT, z_hello, sizeof z_hello);
+  first = b.len;
+  put_frame(&b, FIN | RSV1 | BINARY, z_hello, sizeof z_hello);
+  second = b.len;
+  put_str(&b, FIN | TEXT, "plain"); /* and uncompressed ones still work */
+  CHECK("compressed, single frames", &b, 0,
+        X_CMSG(TEXT, z_hello, sizeof z_hello, first),
+        X_CMSG(BINARY, z_hello, sizeof z_hello, second),
+        X_MSG(TEXT, "plain", 5, b.len));
+  /* fragmented (§7.2.3.1), a ping between, RSV1 on the first frame only */
+  b.len = 0;
+  put_frame(&b, RSV1 | TEXT, z_hello, 3);
+  put_str(&b, FIN | PING, "p");
+  ping = b.len;
+  put_frame(&b, FIN | CONT, z_hello + 3, 4);
+  CHECK("compressed, fragmented", &b, 0, X_PING("p", 1, ping),
+        X_CMSG(TEXT, z_hello, sizeof z_hello, b.len));
+  /* many fragments, and an empty last one */
+  b.len = 0;
+  put_frame(&b, RSV1 | BINARY, z_hello, 1);
+  for (size_t i = 1; i < sizeof z_hello; i++)
+    put_frame(&b, CONT, z_hello + i, 1);
+  put_frame(&b, FIN | CONT, "", 0);
+  CHECK("compressed, byte fragments", &b, 0,
+        X_CMSG(BINARY, z_hello, sizeof z_hello, b.len));
+  /* empty compressed messages: no payload, and 0x00 */
+  b.len = 0;
+  put_frame(&b, FIN | RSV1 | TEXT, "", 0);
+  first = b.len;
+  put_frame(&b, FIN | RSV1 | TEXT, "", 1);
+  CHECK("compressed, empty", &b, 0, X_CMSG(TEXT, "", 0, first),
+        X_CMSG(TEXT, "", 1, b.len));
+  free(b.p);
+  rsv1_allowed = false;
+}
+END_TEST
+
+START_TEST(test_rsv1_errors) {
+  struct bytes b = {0};
+  size_t at;
+
+  rsv1_allowed = true;
+  /* RSV1 on a continuation frame */
+  put_frame(&b, RSV1 | TEXT, z_hello, 3);
+  at = b.len + 1;
+  put_frame(&b, FIN | RSV1 | CONT, z_hello + 3, 4);
+  CHECK("RSV1 on a continuation", &b, 0, X_ERR(WSH_CLOSE_PROTOCOL, at));
+  b.len = 0;
+  put_frame(&b, TEXT, "He", 2);
+  at = b.len + 1;
+  put_frame(&b, FIN | RSV1 | CONT, "llo", 3);
+  CHECK("RSV1 on a continuation of plain text", &b, 0,
+        X_ERR(WSH_CLOSE_PROTOCOL, at));
+  free(b.p);
+  /* RSV1 on control frames; RSV2 and RSV3 on anything */
+  check_header_error("RSV1 ping", FIN | RSV1 | PING, 0x80, 1);
+  check_header_error("RSV1 pong", FIN | RSV1 | PONG, 0x80, 1);
+  check_header_error("RSV1 close", FIN | RSV1 | CLOSE, 0x80, 1);
+  for (int rsv = 0x10; rsv <= 0x70; rsv += 0x10)
+    if (rsv != RSV1)
+      check_header_error("RSV2/3", (uint8_t)(FIN | rsv | TEXT), 0x80, 1);
+  rsv1_allowed = false;
+}
+END_TEST
+
+START_TEST(test_rsv1_plain_text_still_checked) {
+  struct bytes b = {0};
+  size_t first;
+
+  rsv1_allowed = true;
+  put_frame(&b, FIN | RSV1 | TEXT, z_hello, sizeof z_hello);
+  first = b.len;
+  put_frame(&b, FIN | TEXT, z_hello, sizeof z_hello); /* 0xf2 0x48: bad */
+  CHECK("plain text after a compressed one", &b, 0,
+        X_CMSG(TEXT, z_hello, sizeof z_hello, first),
+        X_ERR(WSH_CLOSE_INVALID_DATA, first + 6 + 2));
+  free(b.p);
+  rsv1_allowed = false;
+}
+END_TEST
+
+/* max_message 100: a compressed message may take 100 + 100 / 8 + 64 = 176
+ * bytes; an uncompressed one 100. */
+START_TEST(test_rsv1_size_limit) {
+  uint8_t p[200];
+  struct bytes b = {0};
+  size_t first;
+
+  memset(p, 'a', sizeof p);
+  rsv1_allowed = true;
+  put_frame(&b, FIN | RSV1 | BINARY, p, 176);
+  CHECK("compressed 176", &b, 100, X_CMSG(BINARY, p, 176, b.len));
+  b.len = 0;
+  put_frame(&b, RSV1 | BINARY, p, 100);
+  first = b.len;
+  put_frame(&b, FIN | CONT, p, 77);
+  CHECK("compressed 177", &b, 100, X_ERR(WSH_CLOSE_TOO_BIG, first + 2 + 4));
+  b.len = 0;
+  put_frame(&b, FIN | BINARY, p, 101);
+  CHECK("plain 101", &b, 100, X_ERR(WSH_CLOSE_TOO_BIG, 2 + 4));
+  free(b.p);
+  rsv1_allowed = false;
 }
 END_TEST
 
@@ -987,7 +1132,7 @@ static void gen_expect(struct gen *g, wsh_ev_type t, uint8_t op, uint16_t code,
                        const uint8_t *p, size_t n) {
   g->off[g->nx] = g->msg.len;
   put(&g->msg, p, n);
-  g->x[g->nx++] = (struct xev){t, op, code, NULL, n, g->s.len};
+  g->x[g->nx++] = (struct xev){t, op, code, NULL, n, g->s.len, false};
 }
 
 static void gen_control(struct gen *g) {
@@ -1106,6 +1251,24 @@ START_TEST(test_frame_header) {
 END_TEST
 
 /* A server header, given a mask bit and key, is one the decoder reads. */
+START_TEST(test_frame_header_rsv1) {
+  uint8_t h[WSH_MAX_HEADER], plain[WSH_MAX_HEADER];
+  static const uint64_t lens[] = {0, 5, 125, 126, 300, 65535, 65536};
+
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+    for (int fin = 0; fin < 2; fin++) {
+      size_t n = wsh_frame_header_rsv1(h, fin, BINARY, lens[i]);
+
+      ck_assert_uint_eq(n, wsh_frame_header(plain, fin, BINARY, lens[i]));
+      ck_assert_uint_eq(h[0], plain[0] | RSV1);
+      ck_assert_mem_eq(h + 1, plain + 1, n - 1);
+    }
+  ck_assert_uint_eq(wsh_frame_header_rsv1(h, true, TEXT, 5), 2);
+  ck_assert_uint_eq(h[0], 0xC1);
+  ck_assert_uint_eq(h[1], 0x05);
+}
+END_TEST
+
 START_TEST(test_frame_header_round_trip) {
   static const size_t lens[] = {0, 1, 125, 126, 65535, 65536};
 
@@ -1218,6 +1381,11 @@ static Suite *frame_suite(void) {
   tcase_add_test(rfc, test_non_minimal_lengths_accepted);
   tcase_add_test(err, test_error_reserved_bits);
   tcase_add_test(err, test_error_reserved_opcodes);
+  tcase_add_test(err, test_rsv1_not_negotiated);
+  tcase_add_test(err, test_rsv1_errors);
+  tcase_add_test(err, test_rsv1_plain_text_still_checked);
+  tcase_add_test(err, test_rsv1_size_limit);
+  tcase_add_test(dec, test_rsv1_compressed_messages);
   tcase_add_test(err, test_error_unmasked);
   tcase_add_test(err, test_error_control_too_long);
   tcase_add_test(err, test_error_control_fragmented);
@@ -1242,6 +1410,7 @@ static Suite *frame_suite(void) {
   tcase_add_test(dec, test_random_streams);
   tcase_add_test(dec, test_mutated_streams);
   tcase_add_test(enc, test_frame_header);
+  tcase_add_test(enc, test_frame_header_rsv1);
   tcase_add_test(enc, test_frame_header_round_trip);
   tcase_add_test(enc, test_close_payload);
   tcase_add_test(enc, test_close_code_valid);
