@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ typedef struct blk {
   int pad;
 } blk;
 
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static blk live_list = {&live_list, &live_list, 0, 0, NULL, 0, 0};
 static size_t live_bytes;
 static unsigned long alloc_seq;
@@ -57,14 +59,16 @@ static void *count_malloc(size_t n, const char *file, int line) {
   if (!b)
     return NULL;
   b->size = n;
-  b->seq = ++alloc_seq;
   b->file = file;
   b->line = line;
+  pthread_mutex_lock(&live_lock);
+  b->seq = ++alloc_seq;
   b->next = live_list.next;
   b->prev = &live_list;
   live_list.next->prev = b;
   live_list.next = b;
   live_bytes += n;
+  pthread_mutex_unlock(&live_lock);
   return b + 1;
 }
 
@@ -75,9 +79,11 @@ static void count_free(void *p, const char *file, int line) {
   if (!p)
     return;
   b = (blk *)p - 1;
+  pthread_mutex_lock(&live_lock);
   b->prev->next = b->next;
   b->next->prev = b->prev;
   live_bytes -= b->size;
+  pthread_mutex_unlock(&live_lock);
   free(b);
 }
 
@@ -885,6 +891,53 @@ START_TEST(reload_swaps_and_keeps) {
 }
 END_TEST
 
+typedef struct racer {
+  wsh_tls *t;
+  int fd;
+  int made;
+} racer;
+
+static void *race_conns(void *arg) {
+  racer *r = arg;
+  for (int i = 0; i < 300; i++) {
+    wsh_tls_conn *tc;
+    if (wsh_tls_conn_new(r->t, r->fd, NULL, &tc) == 0) {
+      r->made++;
+      wsh_tls_conn_free(tc);
+    }
+  }
+  return NULL;
+}
+
+/* Workers start connections from the current set while reloads swap it
+ * (ASan: no set freed under a user; TSan: no race). */
+START_TEST(reload_while_connecting) {
+  wsh_tls_conf c;
+  wsh_tls *t;
+  pthread_t th[2];
+  racer r[2];
+  char err[256];
+  int fds[2];
+  conf_two(&c);
+  t = tls_loaded(&c);
+  pair(fds);
+  for (int i = 0; i < 2; i++) {
+    r[i] = (racer){t, fds[0], 0};
+    ck_assert_int_eq(pthread_create(&th[i], NULL, race_conns, &r[i]), 0);
+  }
+  for (int i = 0; i < 10; i++)
+    ck_assert_int_eq(wsh_tls_load(t, &c, err, sizeof(err)), 0);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    ck_assert_int_eq(r[i].made, 300);
+  }
+  close(fds[0]);
+  close(fds[1]);
+  wsh_tls_free(t);
+  wsh_tls_conf_free(&c);
+}
+END_TEST
+
 START_TEST(no_set_loaded) {
   wsh_tls *t;
   wsh_tls_conn *tc = NULL;
@@ -1389,6 +1442,102 @@ START_TEST(ktls_on_works) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* openssl s_client                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Serves one connection on a loopback port to `openssl s_client ARGS`
+ * (stdin: half a second of nothing, then EOF): the handshake, then echo
+ * until the client goes. Returns the handshake's result; out gets what
+ * s_client printed. */
+static int s_client(wsh_tls *t, wsh_tls_stats *st, const char *args, char *out,
+                    size_t outlen) {
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  socklen_t salen = sizeof(sa);
+  struct pollfd p;
+  char cmd[1024], buf[4096];
+  wsh_tls_conn *tc;
+  size_t used = 0;
+  ssize_t n;
+  int lfd, fd, r;
+  FILE *f;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_ge(lfd = socket(AF_INET, SOCK_STREAM, 0), 0);
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  ck_assert_int_eq(listen(lfd, 1), 0);
+  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+  snprintf(cmd, sizeof(cmd),
+           "sleep 0.5 | openssl s_client -connect 127.0.0.1:%d -CAfile %s %s "
+           "2>&1",
+           ntohs(sa.sin_port), cpath("ca.pem"), args);
+  ck_assert_ptr_nonnull(f = popen(cmd, "r"));
+  p = (struct pollfd){lfd, POLLIN, 0};
+  ck_assert_int_eq(poll(&p, 1, 10000), 1);
+  ck_assert_int_ge(fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK), 0);
+  ck_assert_int_eq(wsh_tls_conn_new(t, fd, st, &tc), 0);
+  while (pending(r = wsh_tls_handshake(tc)))
+    wait_fd(fd, r);
+  while (r == WSH_TLS_DONE) {
+    n = wsh_tls_read(tc, buf, sizeof(buf));
+    if (n > 0)
+      ck_assert_int_eq(wsh_tls_write(tc, buf, (size_t)n), n);
+    else if (pending((int)n))
+      wait_fd(fd, (int)n);
+    else
+      break;
+  }
+  if (r == WSH_TLS_DONE)
+    wsh_tls_shutdown(tc);
+  wsh_tls_conn_free(tc);
+  close(fd);
+  close(lfd);
+  while (used + 1 < outlen &&
+         (n = (ssize_t)fread(out + used, 1, outlen - 1 - used, f)) > 0)
+    used += (size_t)n;
+  out[used] = '\0';
+  pclose(f);
+  return r;
+}
+
+START_TEST(openssl_s_client) {
+  wsh_tls_conf c;
+  wsh_tls_stats st = {0};
+  wsh_tls *t;
+  char out[32768], sess[PATH_MAX], args[PATH_MAX + 64];
+  conf_two(&c);
+  t = tls_loaded(&c);
+  /* SNI and ALPN, verified against the test CA */
+  ck_assert_int_eq(s_client(t, &st,
+                            "-servername x.b.test -alpn h2,http/1.1 "
+                            "-verify_return_error",
+                            out, sizeof(out)),
+                   WSH_TLS_DONE);
+  ck_assert_msg(strstr(out, "ALPN protocol: http/1.1") &&
+                    strstr(out, "CN = b.test") &&
+                    strstr(out, "Verify return code: 0 (ok)") &&
+                    strstr(out, "New, TLSv1.3"),
+                "%s", out);
+  /* TLS 1.1 refused */
+  ck_assert_int_eq(
+      s_client(t, &st, "-tls1_1 -cipher DEFAULT:@SECLEVEL=0", out, sizeof(out)),
+      WSH_TLS_ERROR);
+  ck_assert_uint_eq(st.failed[WSH_TLS_FAIL_VERSION], 1);
+  ck_assert_msg(strstr(out, "alert protocol version"), "%s", out);
+  /* resumption, as s_client saves and offers the session */
+  snprintf(sess, sizeof(sess), "%s/s_client.sess", tmp_dir);
+  snprintf(args, sizeof(args), "-servername a.test -sess_out %s", sess);
+  ck_assert_int_eq(s_client(t, &st, args, out, sizeof(out)), WSH_TLS_DONE);
+  ck_assert_msg(strstr(out, "CN = a.test"), "%s", out);
+  snprintf(args, sizeof(args), "-servername a.test -sess_in %s", sess);
+  ck_assert_int_eq(s_client(t, &st, args, out, sizeof(out)), WSH_TLS_DONE);
+  ck_assert_msg(strstr(out, "Reused, TLSv1.3"), "%s", out);
+  ck_assert_uint_eq(st.resumed, 1);
+  ck_assert_uint_eq(st.handshakes, 3);
+  wsh_tls_free(t);
+  wsh_tls_conf_free(&c);
+}
+END_TEST
+
 static Suite *tls_suite(void) {
   Suite *s = suite_create("tls");
   TCase *tc = tcase_create("conf");
@@ -1422,6 +1571,7 @@ static Suite *tls_suite(void) {
   tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
   tcase_add_test(tc, reload_swaps_and_keeps);
   tcase_add_test(tc, no_set_loaded);
+  tcase_add_test(tc, reload_while_connecting);
   tcase_add_test(tc, check_warns_expiry);
   suite_add_tcase(s, tc);
 
@@ -1439,6 +1589,12 @@ static Suite *tls_suite(void) {
   tcase_add_test(tc, write_want_write);
   tcase_add_test(tc, idle_connection_bytes);
   tcase_add_test(tc, ktls_on_works);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("s_client");
+  tcase_set_timeout(tc, 60);
+  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+  tcase_add_test(tc, openssl_s_client);
   suite_add_tcase(s, tc);
   return s;
 }
