@@ -127,7 +127,7 @@ int wsh_tls_check(const wsh_tls_conf *c, time_t now, char *err, size_t errlen,
 
 /* Why a handshake failed: one counter each, and a label for /metrics. */
 #define WSH_TLS_FAIL_MAP(XX)                                                   \
-  XX(PLAIN_HTTP, "plain_http")   /* an HTTP request on the TLS port */         \
+  XX(PLAIN_HTTP, "plain_http")   /* GET/POST/HEAD/PUT/CONNECT (nginx's) */     \
   XX(MALFORMED, "malformed")     /* bytes that are not a ClientHello */        \
   XX(TRUNCATED, "truncated")     /* the peer closed mid-handshake */           \
   XX(VERSION, "version")         /* TLS 1.1 or older, SSLv2/3 */               \
@@ -187,12 +187,12 @@ int wsh_tls_conn_new(wsh_tls *t, int fd, wsh_tls_stats *stats,
  * on expiry call wsh_tls_conn_timed_out and close. */
 int wsh_tls_handshake(wsh_tls_conn *tc);
 
-/* Reads up to len decrypted bytes: a count > 0, WANT_READ, WANT_WRITE, EOF
- * or ERROR. WANT_WRITE on a read means TLS must send before it can go on
- * (an alert, a key update answer): wait for the socket to be writable, then
- * call wsh_tls_read again. Bytes may be waiting inside TLS beyond len: when
- * a read returns len, read again before waiting for the socket (or check
- * wsh_tls_pending). */
+/* Reads up to len decrypted bytes (once the handshake is DONE): a count > 0,
+ * WANT_READ, WANT_WRITE, EOF or ERROR. WANT_WRITE on a read means TLS must send
+ * before it can go on (an alert, a key update answer): wait for the socket to
+ * be writable, then call wsh_tls_read again. Bytes may be waiting inside TLS
+ * beyond len: when a read returns len, read again before waiting for the socket
+ * (or check wsh_tls_pending). */
 ssize_t wsh_tls_read(wsh_tls_conn *tc, void *buf, size_t len);
 
 /* Bytes decrypted and waiting, that the socket will not signal. */
@@ -205,9 +205,10 @@ size_t wsh_tls_pending(const wsh_tls_conn *tc);
  * already. */
 ssize_t wsh_tls_write(wsh_tls_conn *tc, const void *buf, size_t len);
 
-/* Sends our close_notify (once): DONE, WANT_WRITE (call again when
- * writable) or ERROR. Does not wait for the peer's. After an ERROR or EOF
- * from the connection it sends nothing and returns DONE. */
+/* Sends our close_notify (once): DONE, WANT_WRITE / WANT_READ (call again
+ * when the socket is ready as said) or ERROR. Does not wait for the peer's.
+ * After an ERROR or EOF from the connection it sends nothing and returns DONE.
+ */
 int wsh_tls_shutdown(wsh_tls_conn *tc);
 
 /* Frees the TLS state (and the set reference), never the socket. NULL ok. */
