@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,10 +39,13 @@
 /* A counting allocator for OpenSSL                                          */
 /* ------------------------------------------------------------------------ */
 
-/* Every block OpenSSL allocates carries this header and sits on one list,
- * so that the blocks still live after a point can be summed by site. */
+/* Every block OpenSSL allocates carries this header; while `tracking` is
+ * on, it also sits on one list, so that the blocks still live after a point
+ * can be summed by site. Tracking is switched on only by the single-threaded
+ * idle test: the allocator takes no lock, which would order the threads of
+ * the reload race for ThreadSanitizer and hide a missing lock in tls_ctx.c. */
 typedef struct blk {
-  struct blk *prev, *next;
+  struct blk *prev, *next; /* NULL: not tracked */
   size_t size;
   unsigned long seq;
   const char *file;
@@ -49,9 +53,8 @@ typedef struct blk {
   int pad;
 } blk;
 
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static int tracking;
 static blk live_list = {&live_list, &live_list, 0, 0, NULL, 0, 0};
-static size_t live_bytes;
 static unsigned long alloc_seq;
 
 static void *count_malloc(size_t n, const char *file, int line) {
@@ -61,14 +64,14 @@ static void *count_malloc(size_t n, const char *file, int line) {
   b->size = n;
   b->file = file;
   b->line = line;
-  pthread_mutex_lock(&live_lock);
-  b->seq = ++alloc_seq;
-  b->next = live_list.next;
-  b->prev = &live_list;
-  live_list.next->prev = b;
-  live_list.next = b;
-  live_bytes += n;
-  pthread_mutex_unlock(&live_lock);
+  b->prev = b->next = NULL;
+  if (tracking) {
+    b->seq = ++alloc_seq;
+    b->next = live_list.next;
+    b->prev = &live_list;
+    live_list.next->prev = b;
+    live_list.next = b;
+  }
   return b + 1;
 }
 
@@ -79,11 +82,10 @@ static void count_free(void *p, const char *file, int line) {
   if (!p)
     return;
   b = (blk *)p - 1;
-  pthread_mutex_lock(&live_lock);
-  b->prev->next = b->next;
-  b->next->prev = b->prev;
-  live_bytes -= b->size;
-  pthread_mutex_unlock(&live_lock);
+  if (b->prev) {
+    b->prev->next = b->next;
+    b->next->prev = b->prev;
+  }
   free(b);
 }
 
@@ -895,16 +897,16 @@ typedef struct racer {
   wsh_tls *t;
   int fd;
   int made;
+  atomic_int *stop;
 } racer;
 
 static void *race_conns(void *arg) {
   racer *r = arg;
-  for (int i = 0; i < 300; i++) {
+  while (!atomic_load(r->stop)) {
     wsh_tls_conn *tc;
-    if (wsh_tls_conn_new(r->t, r->fd, NULL, &tc) == 0) {
-      r->made++;
-      wsh_tls_conn_free(tc);
-    }
+    ck_assert_int_eq(wsh_tls_conn_new(r->t, r->fd, NULL, &tc), 0);
+    r->made++;
+    wsh_tls_conn_free(tc);
   }
   return NULL;
 }
@@ -916,20 +918,22 @@ START_TEST(reload_while_connecting) {
   wsh_tls *t;
   pthread_t th[2];
   racer r[2];
+  atomic_int stop = 0;
   char err[256];
   int fds[2];
   conf_two(&c);
   t = tls_loaded(&c);
   pair(fds);
   for (int i = 0; i < 2; i++) {
-    r[i] = (racer){t, fds[0], 0};
+    r[i] = (racer){t, fds[0], 0, &stop};
     ck_assert_int_eq(pthread_create(&th[i], NULL, race_conns, &r[i]), 0);
   }
-  for (int i = 0; i < 10; i++)
+  for (int i = 0; i < 20; i++)
     ck_assert_int_eq(wsh_tls_load(t, &c, err, sizeof(err)), 0);
+  atomic_store(&stop, 1);
   for (int i = 0; i < 2; i++) {
     ck_assert_int_eq(pthread_join(th[i], NULL), 0);
-    ck_assert_int_eq(r[i].made, 300);
+    ck_assert_int_gt(r[i].made, 0);
   }
   close(fds[0]);
   close(fds[1]);
@@ -1354,6 +1358,7 @@ static size_t idle_bytes(wsh_tls *t, const char *cert, const char *key,
   close(fds[1]);
   ck_assert_int_eq(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
   mark = alloc_seq;
+  tracking = 1;
   ck_assert_int_eq(wsh_tls_conn_new(t, fds[0], NULL, &tc), 0);
   while (pending(r = wsh_tls_handshake(tc)))
     wait_fd(fds[0], r);
@@ -1365,6 +1370,8 @@ static size_t idle_bytes(wsh_tls *t, const char *cert, const char *key,
   ck_assert_int_eq(wsh_tls_write(tc, buf, 4), 4);
   ck_assert_int_eq(wsh_tls_read(tc, buf, 4), WSH_TLS_WANT_READ); /* idle */
   bytes = live_since(mark, &blocks, print > 1);
+  tracking = 0;
+  ck_assert_uint_gt(blocks, 10); /* the allocator saw OpenSSL's blocks */
   if (print)
     printf("idle TLS connection, %s: %zu bytes in %zu blocks (%s)\n",
            wsh_tls_conn_version(tc), bytes, blocks,
@@ -1384,7 +1391,6 @@ START_TEST(idle_connection_bytes) {
   int sites = getenv("WSH_TLS_IDLE_SITES") != NULL; /* where they go */
   conf_two(&c);
   t = tls_loaded(&c);
-  ck_assert_int_eq(live_bytes > 0, 1); /* the allocator counts */
   /* the first handshake fills OpenSSL's process-wide caches (algorithm
    * fetches, names): not a connection's bytes */
   idle_bytes(t, NULL, NULL, 0);
