@@ -32,6 +32,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "route.h"
 #include "tls.h"
 #include "websock.h"
 
@@ -379,6 +380,72 @@ START_TEST(conf_keys) {
   ck_assert(wsh_tls_conf_is_section("tls \"example\""));
   ck_assert(!wsh_tls_conf_is_section("server"));
   ck_assert(!wsh_tls_conf_is_section("tls \"\""));
+  wsh_tls_conf_free(&c);
+}
+END_TEST
+
+/* The shape as the host config reader will see it: inih (wsh_ini_parse)
+ * hands [server] keys and [tls "LABEL"] sections to wsh_tls_conf_set; keys
+ * that are not TLS ones come back WEBSOCK_ENOENT for the reader's own. */
+typedef struct ini_run {
+  wsh_tls_conf *c;
+  int others; /* keys left to the host config */
+  char err[256];
+} ini_run;
+
+static int on_ini(void *user, const char *section, const char *key,
+                  const char *value) {
+  ini_run *r = user;
+  int rc = wsh_tls_conf_set(r->c, section, key, value, r->err, sizeof(r->err));
+  if (rc == WEBSOCK_ENOENT && strcmp(section, "server") == 0) {
+    r->others++;
+    return 1;
+  }
+  return rc == 0;
+}
+
+START_TEST(conf_from_ini_file) {
+  char file[PATH_MAX];
+  wsh_tls_conf c;
+  wsh_ini_pos pos = {0};
+  ini_run r = {&c, 0, ""};
+  FILE *f;
+  snprintf(file, sizeof(file), "%s/websockd.conf", tmp_dir);
+  ck_assert_ptr_nonnull(f = fopen(file, "w"));
+  fputs("[server]\n"
+        "listen = 127.0.0.1:8080\n"
+        "listen_tls = 0.0.0.0:8443\n"
+        "listen_tls = [::]:8443\n"
+        "tls_cert = /etc/websockd/default.pem\n"
+        "tls_key = /etc/websockd/default.key\n"
+        "tls_client_ca = /etc/websockd/clients-ca.pem\n"
+        "tls_ktls = off\n"
+        "workers = 2\n"
+        "\n"
+        "[tls \"example\"]\n"
+        "cert = /etc/websockd/example.pem\n"
+        "key = /etc/websockd/example.key\n"
+        "names = example.com, *.example.com\n"
+        "\n"
+        "[tls \"both\"]\n"
+        "cert = /etc/websockd/both.pem\n",
+        f);
+  ck_assert_int_eq(fclose(f), 0);
+  wsh_tls_conf_init(&c);
+  ck_assert_msg(wsh_ini_parse(file, on_ini, &r, &pos) == 0, "line %d: %s",
+                pos.line, r.err);
+  ck_assert_int_eq(r.others, 2);
+  ck_assert_uint_eq(c.nlisten, 2);
+  ck_assert_str_eq(c.listen[1], "[::]:8443");
+  ck_assert_str_eq(c.dflt.key_file, "/etc/websockd/default.key");
+  ck_assert_str_eq(c.client_ca, "/etc/websockd/clients-ca.pem");
+  ck_assert_int_eq(c.ktls, 0);
+  ck_assert_uint_eq(c.ncerts, 2);
+  ck_assert_str_eq(c.certs[0].label, "example");
+  ck_assert_str_eq(c.certs[0].names[0], "example.com");
+  ck_assert_str_eq(c.certs[1].label, "both");
+  ck_assert_ptr_null(c.certs[1].key_file);
+  ck_assert_int_eq(wsh_tls_conf_finish(&c, r.err, sizeof(r.err)), 0);
   wsh_tls_conf_free(&c);
 }
 END_TEST
@@ -1547,7 +1614,9 @@ END_TEST
 static Suite *tls_suite(void) {
   Suite *s = suite_create("tls");
   TCase *tc = tcase_create("conf");
+  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
   tcase_add_test(tc, conf_keys);
+  tcase_add_test(tc, conf_from_ini_file);
   tcase_add_test(tc, conf_errors);
   suite_add_tcase(s, tc);
 
