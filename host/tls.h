@@ -60,8 +60,9 @@ int wsh_tls_conf_set(wsh_tls_conf *c, const char *section, const char *key,
 /* True for a section name this module owns (`tls "LABEL"`). */
 int wsh_tls_conf_is_section(const char *section);
 
-/* Checks the settings once all are read: a certificate has its file, two
- * sections have different labels, listen_tls has a certificate to serve.
+/* Checks the settings once all are read: each certificate has its file
+ * (tls_key needs tls_cert; a section needs cert), listen_tls has a
+ * certificate to serve. A section label given twice is one section.
  * Returns 0 or WEBSOCK_EINVAL with err set. TLS is enabled when nlisten > 0. */
 int wsh_tls_conf_finish(const wsh_tls_conf *c, char *err, size_t errlen);
 
@@ -198,11 +199,11 @@ ssize_t wsh_tls_read(wsh_tls_conn *tc, void *buf, size_t len);
 /* Bytes decrypted and waiting, that the socket will not signal. */
 size_t wsh_tls_pending(const wsh_tls_conn *tc);
 
-/* Encrypts and sends up to len bytes (at most a few records' worth): a count
- * > 0, WANT_WRITE, WANT_READ or ERROR. After a WANT_*, call again with the
- * same bytes (at least the same len; the buffer may have moved) when the
- * socket is ready, writable or readable as said: TLS has taken part of them
- * already. */
+/* Encrypts and sends up to len bytes (one TLS record, at most 16 KiB, per
+ * call): a count > 0, WANT_WRITE, WANT_READ or ERROR. After a WANT_*, call
+ * again with the same bytes (at least the same len; the buffer may have moved)
+ * when the socket is ready, writable or readable as said: TLS has taken part of
+ * them already. */
 ssize_t wsh_tls_write(wsh_tls_conn *tc, const void *buf, size_t len);
 
 /* Sends our close_notify (once): DONE, WANT_WRITE / WANT_READ (call again
