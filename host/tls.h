@@ -199,11 +199,11 @@ ssize_t wsh_tls_read(wsh_tls_conn *tc, void *buf, size_t len);
 /* Bytes decrypted and waiting, that the socket will not signal. */
 size_t wsh_tls_pending(const wsh_tls_conn *tc);
 
-/* Encrypts and sends up to len bytes (one TLS record, at most 16 KiB, per
- * call): a count > 0, WANT_WRITE, WANT_READ or ERROR. After a WANT_*, call
- * again with the same bytes (at least the same len; the buffer may have moved)
- * when the socket is ready, writable or readable as said: TLS has taken part of
- * them already. */
+/* Encrypts and sends up to len bytes, as many as the socket takes (in
+ * records of up to 16 KiB): a count > 0, WANT_WRITE, WANT_READ or ERROR. After
+ * a WANT_*, call again with the same bytes (at least the same len; the buffer
+ * may have moved) when the socket is ready, writable or readable as said: TLS
+ * has taken part of them already. */
 ssize_t wsh_tls_write(wsh_tls_conn *tc, const void *buf, size_t len);
 
 /* Sends our close_notify (once): DONE, WANT_WRITE / WANT_READ (call again
