@@ -30,6 +30,7 @@ void wsh_config_init(wsh_config *c) {
   c->slow_callback_ms = 100;
   c->max_buffered_memory = WSH_DEFAULT_MAX_BUFFERED;
   c->log_level = WSH_LOG_INFO;
+  wsh_tls_conf_init(&c->tls);
 }
 
 static void free_listen(wsh_config *c) {
@@ -45,6 +46,7 @@ void wsh_config_free(wsh_config *c) {
   free(c->plugins_dir);
   free(c->config_file);
   free(c->user);
+  wsh_tls_conf_free(&c->tls);
   memset(c, 0, sizeof(*c));
 }
 
@@ -73,6 +75,9 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
                    size_t errlen) {
   uint64_t v = 0;
   int bad = 0;
+  int rc = wsh_tls_conf_set(&c->tls, "server", key, value, err, errlen);
+  if (rc != WEBSOCK_ENOENT) /* a TLS setting (or a bad one) */
+    return rc;
   if (strcmp(key, "listen") == 0)
     return add_listen(c, value);
   if (strcmp(key, "plugins") == 0)
@@ -123,9 +128,18 @@ static int on_ini(void *user, const char *section, const char *name,
   file_parse *p = user;
   if (p->e.failed)
     return 0;
-  if (strcmp(section, "server") != 0)
-    return wsh_ini_fail(&p->e, "unknown section [%s] (only [server])", section);
   char why[sizeof(p->e.what)];
+  if (wsh_tls_conf_is_section(section)) {
+    if (wsh_tls_conf_set(&p->c->tls, section, name, value, why, sizeof(why)) !=
+        0)
+      return wsh_ini_fail(&p->e, "%s", why);
+    return 1;
+  }
+  if (strcmp(section, "server") != 0)
+    return wsh_ini_fail(&p->e,
+                        "unknown section [%s] (only [server] and "
+                        "[tls \"LABEL\"])",
+                        section);
   if (set_key(p->c, name, value, why, sizeof(why)) != 0)
     return wsh_ini_fail(&p->e, "%s", why);
   return 1;
@@ -207,6 +221,15 @@ static void usage(FILE *out, const char *prog) {
       "      --user NAME            started as root: run as this user once "
       "the\n"
       "                             listeners are bound (ports below 1024)\n"
+      "      --listen-tls ADDR:PORT listen for TLS (wss://, https://) here; "
+      "repeatable,\n"
+      "                             beside --listen; needs --tls-cert\n"
+      "      --tls-cert FILE        the default certificate (PEM: certificate, "
+      "then\n"
+      "                             its chain); more in [tls \"LABEL\"] "
+      "sections\n"
+      "      --tls-key FILE         its private key (PEM; default: in "
+      "--tls-cert's file)\n"
       "  -h, --help                 this text\n"
       "  -V, --version              the version\n"
       "\n"
@@ -215,6 +238,7 @@ static void usage(FILE *out, const char *prog) {
       "plugin generation, open connections stay on theirs (reload = drain) or "
       "are\n"
       "closed with 1012 (reload = restart); a failed reload changes nothing.\n"
+      "It re-reads the TLS certificates and keys too (all or none).\n"
       "SIGTERM/SIGINT close every connection with 1001 and exit (a second one\n"
       "exits at once).\n",
       prog);
@@ -237,6 +261,9 @@ static const struct option long_opts[] = {
     {"slow-callback-ms", required_argument, NULL, 8},
     {"user", required_argument, NULL, 9},
     {"max-buffered-memory", required_argument, NULL, 10},
+    {"listen-tls", required_argument, NULL, 11},
+    {"tls-cert", required_argument, NULL, 12},
+    {"tls-key", required_argument, NULL, 13},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -252,7 +279,18 @@ static const char *const long_keys[] = {NULL,
                                         NULL,
                                         "slow_callback_ms",
                                         "user",
-                                        "max_buffered_memory"};
+                                        "max_buffered_memory",
+                                        NULL,
+                                        "tls_cert",
+                                        "tls_key"};
+
+static void free_tls_listen(wsh_tls_conf *t) {
+  for (size_t i = 0; i < t->nlisten; i++)
+    free(t->listen[i]);
+  free(t->listen);
+  t->listen = NULL;
+  t->nlisten = 0;
+}
 
 /* The first pass: only --config, --help and --version. */
 static int first_pass(wsh_config *c, int argc, char **argv, char *err,
@@ -293,7 +331,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
   int rc = first_pass(c, argc, argv, err, errlen);
   if (rc)
     return rc;
-  int opt, listen_given = 0;
+  int opt, listen_given = 0, tls_listen_given = 0;
   optind = 1;
   while ((opt = getopt_long(argc, argv, "l:p:c:w:thV", long_opts, NULL)) !=
          -1) {
@@ -310,6 +348,11 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 'w':
       rc = set_key(c, "workers", optarg, what, sizeof(what));
       break;
+    case 11: /* replaces the file's listen_tls, as -l replaces listen */
+      if (!tls_listen_given++)
+        free_tls_listen(&c->tls);
+      rc = set_key(c, "listen_tls", optarg, what, sizeof(what));
+      break;
     case 't':
       c->check_only = 1;
       break;
@@ -325,6 +368,8 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 8:
     case 9:
     case 10:
+    case 12:
+    case 13:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:
@@ -394,6 +439,20 @@ int wsh_config_finish(wsh_config *c, char *err, size_t errlen) {
                "listen: cannot parse \"%s\" (want HOST:PORT, "
                "[V6]:PORT or *:PORT)",
                c->listen[i]);
+      return WEBSOCK_EINVAL;
+    }
+  }
+  int rc = wsh_tls_conf_finish(&c->tls, err, errlen);
+  if (rc)
+    return rc;
+  for (size_t i = 0; i < c->tls.nlisten; i++) {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (wsh_parse_listen(c->tls.listen[i], &ss, &len)) {
+      snprintf(err, errlen,
+               "listen_tls: cannot parse \"%s\" (want HOST:PORT, "
+               "[V6]:PORT or *:PORT)",
+               c->tls.listen[i]);
       return WEBSOCK_EINVAL;
     }
   }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "base/tls_conf.h"
+
 typedef struct wsh_config {
   char *config_file; /* --config, or NULL */
   char **listen;     /* "127.0.0.1:8080", "[::1]:8080", "*:8080" */
@@ -27,8 +29,10 @@ typedef struct wsh_config {
    * the largest holders are closed with 1013. */
   uint64_t max_buffered_memory;
   int log_level;
-  int check_only; /* -t */
-  int watch;      /* --watch: reload when plugins.d or a plugin changes */
+  int check_only;   /* -t */
+  int watch;        /* --watch: reload when plugins.d or a plugin changes */
+  wsh_tls_conf tls; /* listen_tls, tls_* and [tls "LABEL"] (TLS on when
+                       tls.nlisten > 0) */
 } wsh_config;
 
 #define WSH_DEFAULT_LISTEN "127.0.0.1:8080"
@@ -43,7 +47,7 @@ void wsh_config_free(wsh_config *c);
 int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
                          size_t errlen);
 
-/* Reads a host config file ([server] section). */
+/* Reads a host config file ([server] section, [tls "LABEL"] sections). */
 int wsh_config_load_file(wsh_config *c, const char *file, char *err,
                          size_t errlen);
 

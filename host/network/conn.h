@@ -13,9 +13,11 @@
 #include "network/connection.h"
 #include "bus/topic.h"
 
-/* Loop thread: adopts an accepted socket (over plain TCP). Returns 0 or a
- * negative code (the socket is then closed). */
-int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len);
+/* Loop thread: adopts an accepted socket, over plain TCP or (tls) over TLS
+ * with the environment's certificates. Returns 0 or a negative code (the
+ * socket is then closed). */
+int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
+                 int tls);
 
 /* Writes what is queued, updates what the socket waits for, and frees a
  * connection that is done. Called by the worker for every connection marked

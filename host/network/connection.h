@@ -52,6 +52,7 @@ typedef struct wsh_conn_env {
   void (*request_shed)(void *arg); /* over budget: every worker sheds */
   unsigned nworkers;               /* for each worker's share of it */
   void *shed_arg;
+  wsh_tls *tls; /* the certificates of the TLS listeners; NULL: none */
 } wsh_conn_env;
 
 typedef enum wsh_conn_state {

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "network/slots.h"
+#include "network/tls.h"
 #include "bus/topic.h"
 #include "websock.h"
 
@@ -83,6 +84,7 @@ typedef struct wsh_loop {
   size_t ndirty;
   size_t capdirty;
   size_t buffered; /* what this loop's connections hold (its thread only) */
+  wsh_tls_stats tls_stats; /* its TLS handshakes, for /metrics */
 } wsh_loop;
 
 /* Sets l up: an event base, the buffers, empty tables. 0 or

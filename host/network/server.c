@@ -33,15 +33,26 @@ static void tell_ready(wsh_server *srv, const char *status) {
  * runs on its thread: it hands accepted sockets out round-robin and adopts
  * its own share directly (with one worker, accepting costs no thread
  * switch). */
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
-                      struct sockaddr *sa, int len, void *arg) {
-  wsh_server *srv = arg;
-  (void)l;
+static void hand_out(wsh_server *srv, evutil_socket_t fd, struct sockaddr *sa,
+                     int len, int tls) {
   wsh_worker *w = &srv->workers[srv->next_worker++ % srv->nworkers];
   if (w == &srv->workers[0])
-    wsh_worker_adopt_fd(w, fd, sa, (socklen_t)len);
-  else if (wsh_worker_post_fd(w, fd, sa, (socklen_t)len) != 0)
+    wsh_worker_adopt_fd(w, fd, sa, (socklen_t)len, tls);
+  else if (wsh_worker_post_fd(w, fd, sa, (socklen_t)len, tls) != 0)
     evutil_closesocket(fd);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int len, void *arg) {
+  (void)l;
+  hand_out(arg, fd, sa, len, 0);
+}
+
+/* A TLS listener's socket: its handshake runs on the worker's thread. */
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd,
+                          struct sockaddr *sa, int len, void *arg) {
+  (void)l;
+  hand_out(arg, fd, sa, len, 1);
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg) {
@@ -66,20 +77,21 @@ static void on_accept_error(struct evconnlistener *l, void *arg) {
     evtimer_add(srv->accept_resume, &tv);
 }
 
-static int bind_one(wsh_server *srv, const char *spec, char *err,
+static int bind_one(wsh_server *srv, const char *spec, int tls, char *err,
                     size_t errlen) {
   struct sockaddr_storage ss;
   socklen_t len;
+  const char *key = tls ? "listen_tls" : "listen";
   if (wsh_parse_listen(spec, &ss, &len) != 0) {
-    snprintf(err, errlen, "listen: cannot parse \"%s\"", spec);
+    snprintf(err, errlen, "%s: cannot parse \"%s\"", key, spec);
     return WEBSOCK_EINVAL;
   }
   struct evconnlistener *l = evconnlistener_new_bind(
-      srv->workers[0].loop.base, on_accept, srv,
+      srv->workers[0].loop.base, tls ? on_accept_tls : on_accept, srv,
       LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
       (struct sockaddr *)&ss, (int)len);
   if (!l) {
-    snprintf(err, errlen, "listen %s: %s", spec, strerror(errno));
+    snprintf(err, errlen, "%s %s: %s", key, spec, strerror(errno));
     return WEBSOCK_EINVAL;
   }
   evconnlistener_set_error_cb(l, on_accept_error);
@@ -89,11 +101,12 @@ static int bind_one(wsh_server *srv, const char *spec, char *err,
   char addr[64];
   getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &blen);
   wsh_format_addr((struct sockaddr *)&bound, addr, sizeof(addr));
-  wsh_info("listening on %s", addr);
+  wsh_info("listening on %s%s", addr, tls ? " (TLS)" : "");
   return 0;
 }
 
 static void watch_plugins(wsh_server *srv);
+static void reload_tls(wsh_server *srv, const char *why);
 
 /* Closes the listeners: on worker 0's thread (as it stops, or after its
  * loop), or before it runs. */
@@ -150,6 +163,7 @@ void wsh_server_reload(wsh_server *srv, const char *why) {
     return;
   if (srv->hooks.reloading)
     srv->hooks.reloading();
+  reload_tls(srv, why);
   if (wsh_registry_reload(srv->reg, srv->cfg->plugins_dir, &restart, &n,
                           summary, sizeof(summary), err, sizeof(err)) != 0) {
     wsh_error("reload (%s) failed; the previous routes keep serving: %s", why,
@@ -286,6 +300,32 @@ static int start_workers(wsh_server *srv, char *err, size_t errlen) {
   return 0;
 }
 
+/* The certificates of the TLS listeners, if any: read now, all of them. */
+static int start_tls(wsh_server *srv, char *err, size_t errlen) {
+  if (srv->cfg->tls.nlisten == 0)
+    return 0;
+  int rc = wsh_tls_new(&srv->env.tls);
+  if (rc != 0) {
+    snprintf(err, errlen, "TLS: %s", websock_strerror(rc));
+    return rc;
+  }
+  return wsh_tls_load(srv->env.tls, &srv->cfg->tls, err, errlen);
+}
+
+/* SIGHUP: every certificate and key again, all or none (the old ones keep
+ * serving; open connections keep theirs either way). */
+static void reload_tls(wsh_server *srv, const char *why) {
+  char err[1024];
+  if (!srv->env.tls)
+    return;
+  if (wsh_tls_load(srv->env.tls, &srv->cfg->tls, err, sizeof(err)) != 0)
+    wsh_error("TLS reload (%s) failed; the previous certificates keep "
+              "serving: %s",
+              why, err);
+  else
+    wsh_info("TLS reload (%s) ok: certificates and keys read again", why);
+}
+
 /* Connections are file descriptors: take all the process may have. */
 static void raise_fd_limit(void) {
   struct rlimit rl;
@@ -315,7 +355,8 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   srv->env.shed_arg = srv;
   srv->inotify_fd = -1;
   srv->base = event_base_new();
-  srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));
+  srv->listeners =
+      calloc(cfg->nlisten + cfg->tls.nlisten, sizeof(*srv->listeners));
   if (!srv->base || !srv->listeners)
     goto out_free;
   srv->worker_exit =
@@ -328,7 +369,8 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   evsignal_add(srv->sig_term, NULL);
   evsignal_add(srv->sig_int, NULL);
   evsignal_add(srv->sig_hup, NULL);
-  if ((rc = start_workers(srv, err, errlen)) != 0)
+  if ((rc = start_tls(srv, err, errlen)) != 0 ||
+      (rc = start_workers(srv, err, errlen)) != 0)
     goto out_free;
   srv->accept_resume =
       evtimer_new(srv->workers[0].loop.base, on_accept_resume, srv);
@@ -345,7 +387,12 @@ int wsh_server_listen(wsh_server *srv, char *err, size_t errlen) {
   if (srv->cfg->watch && start_watch(srv, err, errlen) != 0)
     return WEBSOCK_EINVAL;
   for (size_t i = 0; i < srv->cfg->nlisten; i++) {
-    int rc = bind_one(srv, srv->cfg->listen[i], err, errlen);
+    int rc = bind_one(srv, srv->cfg->listen[i], 0, err, errlen);
+    if (rc)
+      return rc;
+  }
+  for (size_t i = 0; i < srv->cfg->tls.nlisten; i++) {
+    int rc = bind_one(srv, srv->cfg->tls.listen[i], 1, err, errlen);
     if (rc)
       return rc;
   }
@@ -387,5 +434,6 @@ void wsh_server_free(wsh_server *srv) {
     event_free(srv->worker_exit);
   if (srv->base)
     event_base_free(srv->base);
+  wsh_tls_free(srv->env.tls);
   free(srv);
 }

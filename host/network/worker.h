@@ -34,6 +34,7 @@ typedef struct wsh_accepted {
   int fd;
   struct sockaddr_storage addr;
   socklen_t addrlen;
+  int tls; /* from a TLS listener */
 } wsh_accepted;
 
 enum {
@@ -92,12 +93,13 @@ int wsh_worker_init(wsh_worker *w, unsigned index, wsh_conn_env *env,
 int wsh_worker_start(wsh_worker *w);
 /* Frees what wsh_worker_init set up (the thread, if any, joined first). */
 void wsh_worker_free(wsh_worker *w);
-/* From any thread: hand an accepted socket to this worker. */
+/* From any thread: hand an accepted socket (tls: from a TLS listener) to
+ * this worker. */
 int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
-                       socklen_t len);
+                       socklen_t len, int tls);
 /* On w's own thread: take an accepted socket over at once. */
 void wsh_worker_adopt_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
-                         socklen_t len);
+                         socklen_t len, int tls);
 /* From any thread: queue a message for a connection of this worker. Returns
  * 0, WEBSOCK_ENOENT (no such live connection) or WEBSOCK_ENOMEM. */
 int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,

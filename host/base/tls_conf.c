@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "network/tls.h"
+#include "base/tls_conf.h"
 #include "websock.h"
 
 void wsh_tls_conf_init(wsh_tls_conf *c) {
