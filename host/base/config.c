@@ -230,6 +230,12 @@ static void usage(FILE *out, const char *prog) {
       "sections\n"
       "      --tls-key FILE         its private key (PEM; default: in "
       "--tls-cert's file)\n"
+      "      --tls-client-ca FILE   require TLS clients to show a certificate "
+      "this CA\n"
+      "                             signed (mutual TLS)\n"
+      "      --tls-ktls on|off      kernel TLS where kernel and OpenSSL allow "
+      "(default\n"
+      "                             off)\n"
       "  -h, --help                 this text\n"
       "  -V, --version              the version\n"
       "\n"
@@ -264,6 +270,8 @@ static const struct option long_opts[] = {
     {"listen-tls", required_argument, NULL, 11},
     {"tls-cert", required_argument, NULL, 12},
     {"tls-key", required_argument, NULL, 13},
+    {"tls-client-ca", required_argument, NULL, 14},
+    {"tls-ktls", required_argument, NULL, 15},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -282,7 +290,9 @@ static const char *const long_keys[] = {NULL,
                                         "max_buffered_memory",
                                         NULL,
                                         "tls_cert",
-                                        "tls_key"};
+                                        "tls_key",
+                                        "tls_client_ca",
+                                        "tls_ktls"};
 
 static void free_tls_listen(wsh_tls_conf *t) {
   for (size_t i = 0; i < t->nlisten; i++)
@@ -370,6 +380,8 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 10:
     case 12:
     case 13:
+    case 14:
+    case 15:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:
