@@ -6,7 +6,9 @@
  * callback, so that several messages may be in flight. Text is checked as
  * UTF-8 (LWS_SERVER_OPTION_VALIDATE_UTF8), as websockd checks it.
  *
- *   peer_lws PORT      listens on 127.0.0.1:PORT until SIGTERM or SIGINT
+ *   peer_lws PORT [CERT KEY]   listens on 127.0.0.1:PORT until SIGTERM or
+ *                              SIGINT; with CERT and KEY (PEM) over TLS
+ *                              (lws's OpenSSL build, its default settings)
  */
 #include <signal.h>
 #include <stdio.h>
@@ -147,8 +149,9 @@ static const struct lws_protocols protocols[] = {
 };
 
 int main(int argc, char **argv) {
-  if (argc != 2 || atoi(argv[1]) <= 0 || atoi(argv[1]) > 65535) {
-    fprintf(stderr, "usage: peer_lws PORT\n");
+  if ((argc != 2 && argc != 4) || atoi(argv[1]) <= 0 ||
+      atoi(argv[1]) > 65535) {
+    fprintf(stderr, "usage: peer_lws PORT [CERT KEY]\n");
     return 2;
   }
   lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
@@ -161,6 +164,11 @@ int main(int argc, char **argv) {
   info.pt_serv_buf_size = 65536; /* the service buffer, for big messages */
   info.gid = -1;
   info.uid = -1;
+  if (argc == 4) {
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.ssl_cert_filepath = argv[2];
+    info.ssl_private_key_filepath = argv[3];
+  }
   g_ctx = lws_create_context(&info);
   if (!g_ctx) {
     fprintf(stderr, "peer_lws: cannot create the lws context\n");
@@ -169,8 +177,8 @@ int main(int argc, char **argv) {
   struct sigaction sa = {.sa_handler = on_signal};
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
-  printf("peer_lws: listening on 127.0.0.1:%s (libwebsockets %s)\n", argv[1],
-         lws_get_library_version());
+  printf("peer_lws: listening on 127.0.0.1:%s%s (libwebsockets %s)\n",
+         argv[1], argc == 4 ? " (TLS)" : "", lws_get_library_version());
   fflush(stdout);
   while (!g_stop && lws_service(g_ctx, 0) >= 0)
     ;

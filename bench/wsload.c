@@ -1,8 +1,13 @@
 /*
  * wsload.c - the load generator of websockd's benchmarks: one thread, epoll,
  * non-blocking sockets, and its own minimal RFC 6455 client (handshake,
- * masked frames out, server frames in). It depends on libc only, so that it
- * measures servers rather than a client library.
+ * masked frames out, server frames in). It depends on libc only (and, for
+ * --tls, OpenSSL's libssl), so that it measures servers rather than a
+ * client library.
+ *
+ * --tls speaks TLS (1.2 or 1.3, whatever the server picks; the server's
+ * certificate is not verified: a benchmark, not a client); --resume (connect)
+ * resumes every handshake from the newest session ticket the server sent.
  *
  *   echo     C connections, P messages in flight on each, every echo checked
  *            byte for byte; messages/s, MB/s, latency p50/p99/p99.9
@@ -39,6 +44,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 /* ---- options ----------------------------------------------------------- */
 
 enum mode { MODE_ECHO, MODE_CONNECT, MODE_IDLE, MODE_FANOUT };
@@ -56,6 +64,7 @@ typedef struct opts {
   double secs, warmup, hold, settle, timeout;
   long n;               /* connect, idle: connections; fanout: publishes */
   long subs;            /* fanout: subscribers */
+  int tls, resume;      /* --tls, --resume */
 } opts;
 
 /* ---- time, randomness, statistics -------------------------------------- */
@@ -155,6 +164,8 @@ typedef struct conn {
   long ring_head, ring_count;
   uint64_t send_seq, recv_seq;
   long fan_seen;             /* fanout: the last publish seen, or -1 */
+  SSL *ssl;                  /* --tls */
+  int tls_hs;                /* the TLS handshake is in progress */
 } conn;
 
 typedef struct wsload {
@@ -178,7 +189,12 @@ typedef struct wsload {
   hist fan_all, fan_1st;
   uint64_t last_rx;
   int quiet;                 /* no error messages after the run */
+  SSL_CTX *ctx;              /* --tls */
+  SSL_SESSION *sess;         /* --resume: the first ticket */
+  long resumed;              /* handshakes resumed */
 } wsload;
+
+static wsload *g_w; /* for the session callback only */
 
 static volatile sig_atomic_t g_stop; /* the one global: set by SIGTERM/SIGINT */
 
@@ -234,6 +250,11 @@ static void conn_close(wsload *w, conn *c) {
     w->open--;
   else
     w->closing--;
+  if (c->ssl) {
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+  }
+  c->tls_hs = 0;
   close(c->fd);
   c->fd = -1;
   c->state = ST_FREE;
@@ -284,9 +305,29 @@ static void set_events(wsload *w, conn *c, int want_out) {
 
 /* Writes what it can; the rest waits for EPOLLOUT. */
 static void conn_flush(wsload *w, conn *c) {
+  if (c->tls_hs)
+    return;
   while (c->out_off < c->out_len) {
-    ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                     MSG_NOSIGNAL);
+    ssize_t n;
+    if (c->ssl) {
+      size_t len = c->out_len - c->out_off;
+      int r = SSL_write(c->ssl, c->out + c->out_off,
+                        len > INT32_MAX ? INT32_MAX : (int)len);
+      if (r > 0) {
+        c->out_off += (size_t)r;
+        continue;
+      }
+      int e = SSL_get_error(c->ssl, r);
+      if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+        set_events(w, c, e == SSL_ERROR_WANT_WRITE);
+        return;
+      }
+      ERR_clear_error();
+      conn_fail(w, c, "SSL_write: error %d", e);
+      return;
+    }
+    n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+             MSG_NOSIGNAL);
     if (n > 0) {
       c->out_off += (size_t)n;
       continue;
@@ -626,6 +667,14 @@ static void on_frame(wsload *w, conn *c, int fin, int op, const uint8_t *p,
   case 0xA:
     return;
   case 0x8: /* close */
+    if (c->state == ST_CLOSING && c->ssl) {
+      /* the answer to ours: over TLS the client ends it (close_notify),
+       * as libwebsockets waits for that before closing */
+      SSL_shutdown(c->ssl);
+      ERR_clear_error();
+      conn_close(w, c);
+      return;
+    }
     if (c->state == ST_CLOSING)
       return; /* the answer to ours: the server closes the TCP connection */
     if (w->o.mode == MODE_ECHO || (w->o.mode == MODE_IDLE && !g_stop)) {
@@ -719,12 +768,91 @@ static void on_eof(wsload *w, conn *c) {
             c->state == ST_OPEN ? "" : " during the handshake");
 }
 
+/* --tls: the handshake as far as the socket allows; then the upgrade. */
+static void tls_step(wsload *w, conn *c) {
+  int r = SSL_connect(c->ssl);
+  if (r == 1) {
+    c->tls_hs = 0;
+    if (SSL_session_reused(c->ssl))
+      w->resumed++;
+    send_handshake(w, c);
+    conn_flush(w, c);
+    return;
+  }
+  int e = SSL_get_error(c->ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    set_events(w, c, e == SSL_ERROR_WANT_WRITE);
+    return;
+  }
+  unsigned long err = ERR_get_error();
+  ERR_clear_error();
+  conn_fail(w, c, "TLS handshake: %s",
+            err ? ERR_reason_error_string(err) : "the server closed");
+}
+
+static void tls_start(wsload *w, conn *c) {
+  if (!(c->ssl = SSL_new(w->ctx)) || SSL_set_fd(c->ssl, c->fd) != 1)
+    die("SSL_new: out of memory");
+  SSL_set_tlsext_host_name(c->ssl, w->o.host);
+  if (w->sess)
+    SSL_set_session(c->ssl, w->sess);
+  c->tls_hs = 1;
+  tls_step(w, c);
+}
+
+/* --resume: keeps the newest ticket the server sent. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess) {
+  (void)ssl;
+  if (!g_w->o.resume)
+    return 0;
+  if (g_w->sess) /* the newest: OpenSSL resumes a TLS 1.3 ticket once */
+    SSL_SESSION_free(g_w->sess);
+  g_w->sess = sess;
+  return 1; /* we keep the reference */
+}
+
+/* Reads what there is (through TLS: every decrypted byte, so that none
+ * waits inside OpenSSL where epoll cannot see it). */
+static ssize_t conn_recv(conn *c) {
+  if (!c->ssl)
+    return recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len - 1, 0);
+  size_t got = 0;
+  for (;;) {
+    if (c->in_cap - c->in_len - got < 4096) {
+      c->in_cap *= 2;
+      c->in = xrealloc(c->in, c->in_cap);
+    }
+    int r = SSL_read(c->ssl, c->in + c->in_len + got,
+                     (int)(c->in_cap - c->in_len - got - 1));
+    if (r > 0) {
+      got += (size_t)r;
+      continue;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    ERR_clear_error();
+    if (got)
+      return (ssize_t)got;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      errno = EAGAIN;
+      return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL)
+      return 0;
+    errno = EPROTO;
+    return -1;
+  }
+}
+
 static void on_readable(wsload *w, conn *c, uint64_t t) {
+  if (c->tls_hs) {
+    tls_step(w, c);
+    return;
+  }
   if (c->in_cap - c->in_len < 4096) {
     c->in_cap = c->in_cap ? c->in_cap * 2 : 4096;
     c->in = xrealloc(c->in, c->in_cap);
   }
-  ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len - 1, 0);
+  ssize_t n = conn_recv(c);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
       conn_fail(w, c, "recv: %s", strerror(errno));
@@ -751,7 +879,15 @@ static void on_writable(wsload *w, conn *c) {
       return;
     }
     c->state = ST_HANDSHAKE;
+    if (w->ctx) {
+      tls_start(w, c);
+      return;
+    }
     send_handshake(w, c);
+  }
+  if (c->tls_hs) {
+    tls_step(w, c);
+    return;
   }
   conn_flush(w, c);
 }
@@ -931,6 +1067,8 @@ static int run_connect(wsload *w) {
          " handshakes_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f",
          o->n, conc, done, secs, done / secs, hist_pct_us(&w->lat, 0.50),
          hist_pct_us(&w->lat, 0.99), hist_pct_us(&w->lat, 0.999));
+  if (o->tls)
+    printf(" tls=1 resumed=%ld", w->resumed);
   print_common(w, cpu, secs);
   return done == o->n && !w->errors ? 0 : 1;
 }
@@ -1048,6 +1186,8 @@ static void usage(FILE *f) {
       "  wsload fanout  [-m SUBSCRIBERS] [-n PUBLISHES] [-s SIZE]"
       " [--pub-path PATH] [--settle SECS]\n"
       "common: --host 127.0.0.1 --port 8080 --path /echo --timeout SECS\n"
+      "  --tls (wss://, the certificate not verified); connect: --resume\n"
+      "  (every handshake resumes the newest session ticket)\n"
       "  A {i} in --path becomes the connection's index (\"pub\" for the\n"
       "  fanout publisher, whose path is --pub-path or else --path).\n"
       "Prints one key=value line; exit 1 if any connection or echo failed.\n",
@@ -1090,6 +1230,7 @@ static void parse_args(opts *o, int argc, char **argv) {
       {"binary", no_argument, 0, 'b'},      {"warmup", required_argument, 0, 'w'},
       {"hold", required_argument, 0, 'h'},  {"settle", required_argument, 0, 'S'},
       {"timeout", required_argument, 0, 't'}, {"help", no_argument, 0, 'Z'},
+      {"tls", no_argument, 0, 'T'},         {"resume", no_argument, 0, 'R'},
       {0, 0, 0, 0}};
   if (argc < 2 || argv[1][0] == '-') {
     usage(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
@@ -1130,6 +1271,8 @@ static void parse_args(opts *o, int argc, char **argv) {
     case 'd': o->secs = parse_secs(optarg, "-d"); break;
     case 'n': o->n = parse_long(optarg, "-n", 1); break;
     case 'm': o->subs = parse_long(optarg, "-m", 1); break;
+    case 'T': o->tls = 1; break;
+    case 'R': o->resume = 1; break;
     case 'Z': usage(stdout); exit(0);
     default: usage(stderr); exit(2);
     }
@@ -1182,6 +1325,21 @@ int main(int argc, char **argv) {
     freeaddrinfo(res);
   }
   snprintf(w.host_hdr, sizeof(w.host_hdr), "%s:%d", w.o.host, w.o.port);
+  if (w.o.tls) {
+    g_w = &w;
+    if (!(w.ctx = SSL_CTX_new(TLS_client_method())))
+      die("SSL_CTX_new failed");
+    SSL_CTX_set_min_proto_version(w.ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(w.ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_verify(w.ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_session_cache_mode(w.ctx, SSL_SESS_CACHE_CLIENT |
+                                              SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(w.ctx, on_new_session);
+  } else if (w.o.resume) {
+    die("--resume needs --tls");
+  }
   w.ep = epoll_create1(EPOLL_CLOEXEC);
   if (w.ep < 0)
     die("epoll_create1: %s", strerror(errno));

@@ -151,7 +151,11 @@ static int tls_shutdown(wsh_transport *t) {
   return shutdown(t->fd, SHUT_WR);
 }
 
+/* close_notify first (once, best effort, never blocking): the close frame
+ * is out when the connection closes at once after the closing handshake. */
 static void tls_close(wsh_transport *t) {
+  if ((t->own & (TLS_DONE | TLS_DRAINED)) == TLS_DONE)
+    wsh_tls_shutdown(tc_of(t));
   wsh_tls_conn_free(tc_of(t));
   t->ctx = NULL;
   close(t->fd);
