@@ -5,7 +5,8 @@
  * the state; init() reads them again through websock_conn_request and pushes
  * one text message:
  *
- *   upgrade tls=1 subject=CN=client one,O=websockd tests; init tls=1 subject=...
+ *   upgrade tls=1 subject=CN=client one,O=websockd tests; init tls=1
+ * subject=...
  *
  * ("subject=-" when there is none). Every message after that is echoed.
  */
@@ -56,8 +57,7 @@ static int tlsinfo_init(websock_conn *conn, void **state) {
 static int tlsinfo_in(websock_conn *conn, void **state, websock_opcode opcode,
                       const uint8_t *data, size_t len) {
   (void)state;
-  return websock_push(conn, opcode, data, len) == 0 ? WEBSOCK_OK
-                                                    : WEBSOCK_STOP;
+  return websock_push(conn, opcode, data, len) == 0 ? WEBSOCK_OK : WEBSOCK_STOP;
 }
 
 WEBSOCK_EXPORT const struct websock_handler websock_handler_v1 = {
