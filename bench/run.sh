@@ -197,7 +197,8 @@ wait_quiet() {
 set_scenarios() {
   if [ "$short" = 1 ]; then
     echo_t=(-d 0.3); connect_n=500; idle_n=1000; fan_m=100; fan_k=5
-    tls_connect_n=200
+    # TLS handshakes are slow on the sanitizer build: fewer, and time for them
+    tls_connect_n=100; tls_idle_n=200; tls_c=10; tls_echo_t=(-d 1)
     # the test suite runs this on its sanitizer build (wsload and the peers
     # sanitized too): a 16 MiB echo can take seconds there, so the big
     # scenarios only check their plumbing, with 64 KiB and 256 KiB messages
@@ -206,7 +207,7 @@ set_scenarios() {
     [ "$idlemax_n" -le 1500 ] || idlemax_n=1500
   else
     echo_t=(-d 5 --warmup 1); connect_n=20000; idle_n=10000; fan_m=10000; fan_k=20
-    tls_connect_n=5000
+    tls_connect_n=5000; tls_idle_n=$idle_n; tls_c=100; tls_echo_t=("${echo_t[@]}")
     big_t=(-d 10 --warmup 2) # 16 MiB echoes take a fraction of a second each
     big_s=(1m 16m)
     # as many as the open-files limit allows: the client needs one fd per
@@ -231,9 +232,9 @@ args_for() {
     connect) echo connect -n "$connect_n" -c 50 ;;
     tls_connect) echo connect -n "$tls_connect_n" -c 50 --tls ;;
     tls_resume) echo connect -n "$tls_connect_n" -c 50 --tls --resume ;;
-    tls_echo64) echo echo -c 100 -p 1 -s 64 --tls "${echo_t[@]}" ;;
-    tls_echo16k) echo echo -c 100 -p 1 -s 16k --binary --tls "${echo_t[@]}" ;;
-    tls_idle) echo idle -n "$idle_n" -c 200 --hold 300 --tls ;;
+    tls_echo64) echo echo -c "$tls_c" -p 1 -s 64 --tls "${tls_echo_t[@]}" ;;
+    tls_echo16k) echo echo -c "$tls_c" -p 1 -s 16k --binary --tls "${tls_echo_t[@]}" ;;
+    tls_idle) echo idle -n "$tls_idle_n" -c 50 --hold 300 --tls ;;
     idle) echo idle -n "$idle_n" -c 200 --hold 300 ;;
     idlemax) echo idle -n "$idlemax_n" -c 200 --hold 300 ;;
     fanout) echo fanout -m "$fan_m" -n "$fan_k" -c 200 --timeout 180 \
@@ -273,6 +274,7 @@ measure() {
   if [ "$sc" = idle ] || [ "$sc" = idlemax ] || [ "$sc" = tls_idle ]; then
     local held=$idle_n
     [ "$sc" = idlemax ] && held=$idlemax_n
+    [ "$sc" = tls_idle ] && held=$tls_idle_n
     # Hold the connections, read the server's RSS, then let them go.
     lf=$out/logs/idle-$name-$round.out
     "${pin_client[@]}" "$wsload" "${args[@]}" --port "$srv_port" >"$lf" 2>>"$out/logs/wsload.log" &
