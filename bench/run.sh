@@ -198,7 +198,7 @@ set_scenarios() {
   if [ "$short" = 1 ]; then
     echo_t=(-d 0.3); connect_n=500; idle_n=1000; fan_m=100; fan_k=5
     # TLS handshakes are slow on the sanitizer build: fewer, and time for them
-    tls_connect_n=100; tls_idle_n=200; tls_c=10; tls_echo_t=(-d 1)
+    tls_connect_n=50; tls_idle_n=50; tls_c=10; tls_echo_t=(-d 1)
     # the test suite runs this on its sanitizer build (wsload and the peers
     # sanitized too): a 16 MiB echo can take seconds there, so the big
     # scenarios only check their plumbing, with 64 KiB and 256 KiB messages
