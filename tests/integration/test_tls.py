@@ -146,7 +146,7 @@ def curl(*args):
                           capture_output=True, text=True, timeout=30)
 
 
-def s_client(port, *args, stdin_delay=0.5):
+def s_client(port, *args, stdin_delay=0.5, stdin=""):
     """openssl s_client against the TLS port; its output (stdout+stderr)."""
     cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
            "-CAfile", cert("ca.pem")] + list(args)
@@ -154,6 +154,10 @@ def s_client(port, *args, stdin_delay=0.5):
                          stderr=subprocess.STDOUT, text=True)
     time.sleep(stdin_delay)  # let it read the session tickets
     try:
+        if stdin:  # after the handshake; then time for the answer
+            p.stdin.write(stdin)
+            p.stdin.flush()
+            time.sleep(1)
         out, _ = p.communicate(input="", timeout=20)
     except subprocess.TimeoutExpired:
         p.kill()
@@ -286,6 +290,15 @@ class Serving(unittest.TestCase):
             self.assertIn("Verify return code: 0 (ok)", out, name)
         out = s_client(self.d.tls_port, "-noservername", stdin_delay=0.2)
         self.assertIn("subject=CN = 127.0.0.1", out)  # the default
+
+    def test_s_client_renegotiation_refused(self):
+        """A TLS 1.2 client that asks to renegotiate ("R") is refused with
+        the no_renegotiation alert; the server goes on serving."""
+        out = s_client(self.d.tls_port, "-tls1_2", stdin="R\n")
+        self.assertIn("RENEGOTIATING", out)
+        self.assertIn("no renegotiation", out)
+        p = curl("--cacert", cert("ca.pem"), self.d.https("/healthz"))
+        self.assertEqual(p.stdout.strip(), "ok", p.stderr)
 
     def test_s_client_resumption(self):
         sess = self.d.path("sess.pem")
