@@ -349,7 +349,33 @@ log_level = info              ; error, warn, info, debug
         write("route", name, data.encode())
 
 
+# --------------------------------------------------------------------------
+# proxyproto
+
+def proxyproto():
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    def v2(vercmd, fam, body):
+        return sig + bytes([vercmd, fam]) + struct.pack(">H", len(body)) + body
+    a4 = bytes([192, 0, 2, 1, 198, 51, 100, 2]) + struct.pack(">HH", 56324, 443)
+    a6 = bytes(15) + b"\x01" + bytes(15) + b"\x02" + struct.pack(">HH", 1, 2)
+    seeds = {
+        "v1-tcp4": b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\nGET / HTTP/1.1\r\n",
+        "v1-tcp6": b"PROXY TCP6 2001:db8::1 2001:db8::2 65535 0\r\n",
+        "v1-unknown": b"PROXY UNKNOWN\r\n",
+        "v1-bad-port": b"PROXY TCP4 192.0.2.1 198.51.100.2 65536 443\r\n",
+        "v2-inet": v2(0x21, 0x11, a4) + b"GET",
+        "v2-inet6-tlv": v2(0x21, 0x21, a6 + b"\x01\x00\x02h2\x04\x00\x00"),
+        "v2-local": v2(0x20, 0x00, b""),
+        "v2-unix": v2(0x21, 0x31, bytes(216)),
+        "v2-bad-tlv": v2(0x21, 0x11, a4 + b"\x01\x00\x09x"),
+        "http": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    }
+    for name, data in seeds.items():
+        write("proxyproto", name, data)
+
+
 if __name__ == "__main__":
+    proxyproto()
     frames()
     utf8()
     handshake()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes each target for SECONDS: fuzz/run.sh [-j N] SECONDS [target...]
-# (targets: frame utf8 handshake route tls_hello; default all of them, N at a time,
+# (targets: frame utf8 handshake route proxyproto tls_hello; default all of them, N at a time,
 # default 1). Builds the libFuzzer targets with clang in build-fuzz, then runs
 # each on a scratch corpus (build-fuzz/corpus/NAME, where new inputs go) that
 # also reads the seeds in fuzz/corpus/NAME, which it never writes. Crashing
@@ -16,13 +16,13 @@ if [ "${1:-}" = "-j" ]; then
   shift 2
 fi
 if [ $# -lt 1 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
-  echo "usage: $0 [-j N] SECONDS [frame|utf8|handshake|route]..." >&2
+  echo "usage: $0 [-j N] SECONDS [frame|utf8|handshake|route|proxyproto]..." >&2
   exit 2
 fi
 seconds=$1
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame utf8 handshake route tls_hello)
+[ ${#targets[@]} -gt 0 ] || targets=(frame utf8 handshake route proxyproto tls_hello)
 
 # Per-target options: inputs long enough for a 431 (8 KiB head) and for a
 # few frames with 16-bit lengths; a dictionary where one helps.
@@ -32,6 +32,7 @@ declare -A opts=(
   [handshake]="-max_len=10000 -dict=fuzz/dict/handshake.dict"
   [route]="-max_len=4096 -dict=fuzz/dict/route.dict"
   [tls_hello]="-max_len=4096"
+  [proxyproto]="-max_len=1400"
 )
 for t in "${targets[@]}"; do
   [ -n "${opts[$t]:-}" ] || { echo "$0: unknown target $t" >&2; exit 2; }

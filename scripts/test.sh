@@ -13,12 +13,24 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSH_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWSH_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
-# Node's own WebSocket client (global, or behind --experimental-websocket on
-# Node 20); an older Node (Debian 12 ships 18) uses the npm package ws.
+# npm packages for the tests, in tests/integration/node_modules (one npm
+# command for all of them: a --no-save install removes what it was not
+# given): playwright-core, which drives Debian's chromium for the browser
+# tests (integ_console) and must not download a browser of its own; and,
+# for a Node without its own WebSocket client (global, or behind
+# --experimental-websocket on Node 20; Debian 12 ships 18), the package ws.
+npm_pkgs=(playwright-core@1)
 node -e "process.exit(typeof WebSocket==='function'?0:1)" 2>/dev/null ||
   node --experimental-websocket -e "process.exit(typeof WebSocket==='function'?0:1)" 2>/dev/null ||
-  [ -d tests/integration/node_modules/ws ] ||
-  (cd tests/integration && npm install --no-save --no-package-lock ws@8)
+  npm_pkgs+=(ws@8)
+for p in "${npm_pkgs[@]}"; do
+  if [ ! -d "tests/integration/node_modules/${p%@*}" ]; then
+    (cd tests/integration && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+      PUPPETEER_SKIP_DOWNLOAD=1 \
+      npm install --no-save --no-package-lock "${npm_pkgs[@]}")
+    break
+  fi
+done
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 300

@@ -31,34 +31,46 @@ void wsh_config_init(wsh_config *c) {
   c->max_buffered_memory = WSH_DEFAULT_MAX_BUFFERED;
   c->log_level = WSH_LOG_INFO;
   wsh_tls_conf_init(&c->tls);
+  c->log_connections = 1;
+}
+
+static void free_list(char ***list, size_t *n) {
+  for (size_t i = 0; i < *n; i++)
+    free((*list)[i]);
+  free(*list);
+  *list = NULL;
+  *n = 0;
 }
 
 static void free_listen(wsh_config *c) {
-  for (size_t i = 0; i < c->nlisten; i++)
-    free(c->listen[i]);
-  free(c->listen);
-  c->listen = NULL;
-  c->nlisten = 0;
+  free_list(&c->listen, &c->nlisten);
 }
 
 void wsh_config_free(wsh_config *c) {
   free_listen(c);
+  free_list(&c->listen_proxy, &c->nlisten_proxy);
+  free(c->trusted_proxies);
   free(c->plugins_dir);
   free(c->config_file);
   free(c->user);
   wsh_tls_conf_free(&c->tls);
+  free(c->console_allow);
   memset(c, 0, sizeof(*c));
 }
 
-static int add_listen(wsh_config *c, const char *spec) {
-  char **l = realloc(c->listen, (c->nlisten + 1) * sizeof(char *));
+static int add_to_list(char ***list, size_t *n, const char *spec) {
+  char **l = realloc(*list, (*n + 1) * sizeof(char *));
   if (!l)
     return WEBSOCK_ENOMEM;
-  c->listen = l;
-  if (!(l[c->nlisten] = strdup(spec)))
+  *list = l;
+  if (!(l[*n] = strdup(spec)))
     return WEBSOCK_ENOMEM;
-  c->nlisten++;
+  (*n)++;
   return 0;
+}
+
+static int add_listen(wsh_config *c, const char *spec) {
+  return add_to_list(&c->listen, &c->nlisten, spec);
 }
 
 static int set_string(char **dst, const char *value) {
@@ -68,6 +80,20 @@ static int set_string(char **dst, const char *value) {
   free(*dst);
   *dst = v;
   return 0;
+}
+
+/* "on" or "off" (also yes/no, true/false, 1/0). Returns 0 or -1. */
+static int parse_on_off(const char *value, int *out) {
+  static const char *const on[] = {"on", "yes", "true", "1"}, *const off[] = {
+                                                                  "off", "no",
+                                                                  "false", "0"};
+  for (size_t i = 0; i < 4; i++) {
+    if (strcmp(value, on[i]) == 0 || strcmp(value, off[i]) == 0) {
+      *out = strcmp(value, on[i]) == 0;
+      return 0;
+    }
+  }
+  return -1;
 }
 
 /* One setting, from the config file or the command line. */
@@ -80,13 +106,24 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
     return rc;
   if (strcmp(key, "listen") == 0)
     return add_listen(c, value);
+  if (strcmp(key, "listen_proxy") == 0)
+    return add_to_list(&c->listen_proxy, &c->nlisten_proxy, value);
+  if (strcmp(key, "trusted_proxies") == 0)
+    return set_string(&c->trusted_proxies, value);
   if (strcmp(key, "plugins") == 0)
     return set_string(&c->plugins_dir, value);
   if (strcmp(key, "user") == 0)
     return set_string(&c->user, value);
+  if (strcmp(key, "console_allow") == 0)
+    return set_string(&c->console_allow, value);
   if (strcmp(key, "log_level") == 0) {
     if ((c->log_level = wsh_log_parse_level(value)) < 0)
       bad = 1;
+  } else if (strcmp(key, "log_format") == 0) {
+    bad = (c->log_format = wsh_log_parse_format(value)) < 0;
+  } else if (strcmp(key, "log_connections") == 0) {
+    bad = strcmp(value, "on") != 0 && strcmp(value, "off") != 0;
+    c->log_connections = strcmp(value, "on") == 0;
   } else if (strcmp(key, "workers") == 0) {
     bad = wsh_parse_u64(value, &v) || v > 256;
     c->workers = (unsigned)v;
@@ -107,6 +144,10 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
           c->max_buffered_memory < (1u << 20);
   } else if (strcmp(key, "shutdown_grace_ms") == 0) {
     bad = wsh_parse_u64(value, &c->shutdown_grace_ms);
+  } else if (strcmp(key, "devconsole") == 0) {
+    bad = parse_on_off(value, &c->devconsole);
+  } else if (strcmp(key, "status_page") == 0) {
+    bad = parse_on_off(value, &c->status_page);
   } else {
     snprintf(err, errlen, "unknown setting \"%s\"", key);
     return WEBSOCK_EINVAL;
@@ -236,6 +277,35 @@ static void usage(FILE *out, const char *prog) {
       "      --tls-ktls on|off      kernel TLS where kernel and OpenSSL allow "
       "(default\n"
       "                             off)\n"
+      "      --log-format FORMAT    text (default) or json: one JSON object "
+      "per\n"
+      "                             line with time, level, event and fields\n"
+      "      --log-connections on|off  a line per closed connection at info\n"
+      "                             level (default on)\n"
+      "      --listen-proxy ADDR:PORT  listen here for connections that start\n"
+      "                             with a PROXY protocol header (v1 or v2, "
+      "as\n"
+      "                             HAProxy sends it); repeatable\n"
+      "      --trusted-proxies LIST  addresses and CIDR ranges of reverse\n"
+      "                             proxies whose X-Forwarded-For is believed\n"
+      "      --devconsole           a plain GET of a route's path gets a "
+      "WebSocket\n"
+      "                             console page (connect, send, see "
+      "messages)\n"
+      "                             instead of 426; also serves /status "
+      "(off by\n"
+      "                             default; for development)\n"
+      "      --status-page          serve the /status page (routes, "
+      "generations,\n"
+      "                             connections, reloads, live graphs) "
+      "(off)\n"
+      "      --console-allow LIST   addresses and CIDR ranges that may see "
+      "those\n"
+      "                             pages, comma-separated (default "
+      "127.0.0.0/8, ::1);\n"
+      "                             /status refuses others with 403, a "
+      "route\n"
+      "                             answers them 426 as usual\n"
       "  -h, --help                 this text\n"
       "  -V, --version              the version\n"
       "\n"
@@ -267,16 +337,24 @@ static const struct option long_opts[] = {
     {"slow-callback-ms", required_argument, NULL, 8},
     {"user", required_argument, NULL, 9},
     {"max-buffered-memory", required_argument, NULL, 10},
-    {"listen-tls", required_argument, NULL, 11},
-    {"tls-cert", required_argument, NULL, 12},
-    {"tls-key", required_argument, NULL, 13},
-    {"tls-client-ca", required_argument, NULL, 14},
-    {"tls-ktls", required_argument, NULL, 15},
+    {"listen-proxy", required_argument, NULL, 11},
+    {"trusted-proxies", required_argument, NULL, 12},
+    {"log-format", required_argument, NULL, 13},
+    {"log-connections", required_argument, NULL, 14},
+    {"devconsole", no_argument, NULL, 15},
+    {"status-page", no_argument, NULL, 16},
+    {"console-allow", required_argument, NULL, 17},
+    {"listen-tls", required_argument, NULL, 18},
+    {"tls-cert", required_argument, NULL, 19},
+    {"tls-key", required_argument, NULL, 20},
+    {"tls-client-ca", required_argument, NULL, 21},
+    {"tls-ktls", required_argument, NULL, 22},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
 
-/* The setting each numbered long option sets (7, --watch, is a flag). */
+/* The setting each numbered long option sets (7, 15 and 16 are flags; 11
+ * adds to a list). */
 static const char *const long_keys[] = {NULL,
                                         "max_header_size",
                                         "handshake_timeout_ms",
@@ -288,6 +366,13 @@ static const char *const long_keys[] = {NULL,
                                         "slow_callback_ms",
                                         "user",
                                         "max_buffered_memory",
+                                        NULL,
+                                        "trusted_proxies",
+                                        "log_format",
+                                        "log_connections",
+                                        NULL,
+                                        NULL,
+                                        "console_allow",
                                         NULL,
                                         "tls_cert",
                                         "tls_key",
@@ -341,7 +426,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
   int rc = first_pass(c, argc, argv, err, errlen);
   if (rc)
     return rc;
-  int opt, listen_given = 0, tls_listen_given = 0;
+  int opt, listen_given = 0, proxy_given = 0, tls_listen_given = 0;
   optind = 1;
   while ((opt = getopt_long(argc, argv, "l:p:c:w:thV", long_opts, NULL)) !=
          -1) {
@@ -355,10 +440,24 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 'p':
       rc = set_key(c, "plugins", optarg, what, sizeof(what));
       break;
+    case 11: /* like --listen: replaces the file's listen_proxy lines */
+      if (!proxy_given++)
+        free_list(&c->listen_proxy, &c->nlisten_proxy);
+      rc = add_to_list(&c->listen_proxy, &c->nlisten_proxy, optarg);
+      break;
+    case 12:
+      rc = set_key(c, "trusted_proxies", optarg, what, sizeof(what));
+      break;
+    case 13:
+      rc = set_key(c, "log_format", optarg, what, sizeof(what));
+      break;
+    case 14:
+      rc = set_key(c, "log_connections", optarg, what, sizeof(what));
+      break;
     case 'w':
       rc = set_key(c, "workers", optarg, what, sizeof(what));
       break;
-    case 11: /* replaces the file's listen_tls, as -l replaces listen */
+    case 18: /* replaces the file's listen_tls, as -l replaces listen */
       if (!tls_listen_given++)
         free_tls_listen(&c->tls);
       rc = set_key(c, "listen_tls", optarg, what, sizeof(what));
@@ -369,6 +468,12 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 7:
       c->watch = 1;
       break;
+    case 15:
+      c->devconsole = 1;
+      break;
+    case 16:
+      c->status_page = 1;
+      break;
     case 1:
     case 2:
     case 3:
@@ -378,10 +483,11 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 8:
     case 9:
     case 10:
-    case 12:
-    case 13:
-    case 14:
-    case 15:
+    case 17:
+    case 19:
+    case 20:
+    case 21:
+    case 22:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:
@@ -440,34 +546,36 @@ void wsh_format_addr(const struct sockaddr *sa, char *out, size_t outlen) {
   }
 }
 
-int wsh_config_finish(wsh_config *c, char *err, size_t errlen) {
-  if (c->nlisten == 0 && add_listen(c, WSH_DEFAULT_LISTEN))
-    return WEBSOCK_ENOMEM;
-  for (size_t i = 0; i < c->nlisten; i++) {
+/* Every address of a listen list parses. */
+static int check_listen(const char *key, char **list, size_t n, char *err,
+                        size_t errlen) {
+  for (size_t i = 0; i < n; i++) {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (wsh_parse_listen(c->listen[i], &ss, &len)) {
+    if (wsh_parse_listen(list[i], &ss, &len)) {
       snprintf(err, errlen,
-               "listen: cannot parse \"%s\" (want HOST:PORT, "
-               "[V6]:PORT or *:PORT)",
-               c->listen[i]);
+               "%s: cannot parse \"%s\" (want HOST:PORT, [V6]:PORT or "
+               "*:PORT)",
+               key, list[i]);
       return WEBSOCK_EINVAL;
     }
   }
+  return 0;
+}
+
+int wsh_config_finish(wsh_config *c, char *err, size_t errlen) {
+  /* the default address only when no listener at all is configured */
+  if (c->nlisten == 0 && c->nlisten_proxy == 0 && c->tls.nlisten == 0 &&
+      add_listen(c, WSH_DEFAULT_LISTEN))
+    return WEBSOCK_ENOMEM;
+  if (check_listen("listen", c->listen, c->nlisten, err, errlen) ||
+      check_listen("listen_proxy", c->listen_proxy, c->nlisten_proxy, err,
+                   errlen) ||
+      check_listen("listen_tls", c->tls.listen, c->tls.nlisten, err, errlen))
+    return WEBSOCK_EINVAL;
   int rc = wsh_tls_conf_finish(&c->tls, err, errlen);
   if (rc)
     return rc;
-  for (size_t i = 0; i < c->tls.nlisten; i++) {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (wsh_parse_listen(c->tls.listen[i], &ss, &len)) {
-      snprintf(err, errlen,
-               "listen_tls: cannot parse \"%s\" (want HOST:PORT, "
-               "[V6]:PORT or *:PORT)",
-               c->tls.listen[i]);
-      return WEBSOCK_EINVAL;
-    }
-  }
   if (c->workers == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = n > 0 ? (unsigned)n : 1;

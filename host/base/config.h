@@ -15,8 +15,13 @@ typedef struct wsh_config {
   char *config_file; /* --config, or NULL */
   char **listen;     /* "127.0.0.1:8080", "[::1]:8080", "*:8080" */
   size_t nlisten;
-  char *plugins_dir; /* plugins.d */
-  unsigned workers;  /* 0: one per core */
+  char **listen_proxy; /* listeners whose connections start with a PROXY
+                          protocol header */
+  size_t nlisten_proxy;
+  char *trusted_proxies; /* "127.0.0.1, 10.0.0.0/8": whose X-Forwarded-For
+                            is believed (checked by the network layer) */
+  char *plugins_dir;     /* plugins.d */
+  unsigned workers;      /* 0: one per core */
   size_t max_header_size;
   uint64_t handshake_timeout_ms;
   uint64_t close_timeout_ms;
@@ -29,10 +34,15 @@ typedef struct wsh_config {
    * the largest holders are closed with 1013. */
   uint64_t max_buffered_memory;
   int log_level;
-  int check_only;   /* -t */
-  int watch;        /* --watch: reload when plugins.d or a plugin changes */
-  wsh_tls_conf tls; /* listen_tls, tls_* and [tls "LABEL"] (TLS on when
-                       tls.nlisten > 0) */
+  int log_format;      /* WSH_LOG_TEXT or WSH_LOG_JSON */
+  int log_connections; /* a line per closed connection (info) */
+  int check_only;      /* -t */
+  int watch;           /* --watch: reload when plugins.d or a plugin changes */
+  int devconsole;      /* a route's plain GET gets the dev console */
+  int status_page;     /* /status (also served with devconsole) */
+  char *console_allow; /* who may see them (checked by ops/console.c) */
+  wsh_tls_conf tls;    /* listen_tls, tls_* and [tls "LABEL"] (TLS on when
+                          tls.nlisten > 0) */
 } wsh_config;
 
 #define WSH_DEFAULT_LISTEN "127.0.0.1:8080"

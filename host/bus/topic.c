@@ -1,6 +1,7 @@
 /*
  * topic.c - a worker's topic table (see topic.h): a chained hash table of
- * names, each with an array of member connections.
+ * names, each with an array of member connections; and the reference-counted
+ * payload a publish or broadcast shares among the workers.
  */
 #include "bus/topic.h"
 

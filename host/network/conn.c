@@ -26,6 +26,7 @@
 #include "network/http.h"
 #include "network/msgs.h"
 #include "network/outq.h"
+#include "protocol/proxyproto.h"
 #include "bus/topic.h"
 
 static void on_io(evutil_socket_t fd, short what, void *arg);
@@ -108,8 +109,38 @@ static void account(websock_conn *c, size_t now) {
     env->request_shed(env->shed_arg);
 }
 
+/* How the connection ended, the first time it is known. */
+static void note_close(websock_conn *c, int by, uint16_t code) {
+  if (c->more && !c->more->closed_by) {
+    c->more->closed_by = (uint8_t)by;
+    c->more->close_code = code;
+  }
+}
+
+/* log_connections: one line (info) for a connection that was upgraded. */
+static void log_closed(websock_conn *c) {
+  static const char *const by[] = {"unknown", "client", "server", "lost"};
+  wsh_conn_more *m = c->more;
+  if (!m || !m->opened_ms || !wsh_conn_cfg(c)->log_connections)
+    return;
+  wsh_log_field f[] = {
+      WSH_LOG_STR("route", c->gen->conf->path),
+      WSH_LOG_STR("peer", m->peer),
+      WSH_LOG_NUM("conn", c->id),
+      WSH_LOG_NUM("duration_ms", wsh_now_ms() - m->opened_ms),
+      WSH_LOG_NUM("msgs_in", m->msgs_in),
+      WSH_LOG_NUM("bytes_in", m->bytes_in),
+      WSH_LOG_NUM("msgs_out", m->msgs_out),
+      WSH_LOG_NUM("bytes_out", m->bytes_out),
+      WSH_LOG_NUM("close_code", m->closed_by ? m->close_code : 1006),
+      WSH_LOG_STR("closed_by", by[m->closed_by ? m->closed_by : 3]),
+  };
+  wsh_log_event(WSH_LOG_INFO, "conn_closed", f, sizeof(f) / sizeof(f[0]));
+}
+
 static void conn_free(websock_conn *c) {
   wsh_loop *w = c->w;
+  log_closed(c);
   account(c, 0);
   conn_leave(c);
   wsh_conn_count_closed(c);
@@ -126,6 +157,8 @@ static void conn_free(websock_conn *c) {
     wsh_generation_release(c->gen);
   if (c->more) {
     free(c->more->pend);
+    free(c->more->proxy_hdr);
+    free(c->more->peer);
     free(c->more->subprotocol);
     free(c->more->stop_text);
     free(c->more);
@@ -224,6 +257,7 @@ static void conn_terminate(websock_conn *c, websock_reason_kind kind,
  * told why, and we wait for the peer's close frame. */
 static void conn_close(websock_conn *c, uint16_t code, const char *text,
                        websock_reason_kind kind, const char *detail) {
+  note_close(c, WSH_CLOSED_BY_SERVER, code);
   send_close(c, code, text);
   c->state = WSH_CONN_CLOSING;
   c->read_paused = 0;
@@ -292,6 +326,10 @@ static void after_callback(websock_conn *c, int result, const char *what) {
 static void deliver_message(websock_conn *c, const wsh_event *ev) {
   wsh_stat_add(&c->w->stats.msgs_in, 1);
   wsh_stat_add(&c->w->stats.bytes_in, ev->len);
+  if (c->more) {
+    c->more->msgs_in++;
+    c->more->bytes_in += ev->len;
+  }
   uint64_t t0 = wsh_callback_enter(c, "handle_in");
   int r = wsh_conn_handler(c)->handle_in(
       c, &c->state_ptr, (websock_opcode)ev->opcode, ev->data, ev->len);
@@ -380,6 +418,7 @@ static void deliver_control(websock_conn *c, const wsh_event *ev) {
  * the answer to ours (closing); either way the server then closes first. */
 static void on_peer_close(websock_conn *c, const wsh_event *ev) {
   c->peer_closed = 1;
+  note_close(c, WSH_CLOSED_BY_CLIENT, ev->close_code);
   if (c->state == WSH_CONN_OPEN) {
     char reason[WSH_MAX_CONTROL + 1];
     memcpy(reason, ev->data, ev->len);
@@ -460,6 +499,10 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   c->state = WSH_CONN_OPEN;
   clear_deadline(c);
   c->state_ptr = resp->state;
+  if (wsh_conn_cfg(c)->log_connections && wsh_conn_more_of(c)) {
+    c->more->opened_ms = wsh_now_ms();
+    c->more->peer = strdup(c->req->remote_addr);
+  }
   if (resp->subprotocol && wsh_conn_more_of(c)) {
     c->more->subprotocol = resp->subprotocol;
     resp->subprotocol = NULL;
@@ -494,9 +537,62 @@ static void read_peer_subject(websock_conn *c) {
     c->req->peer_subject = strdup(subject);
 }
 
+/* A connection from a PROXY protocol listener: its header comes first, in
+ * one read or several (kept, at most WSH_PROXY_MAX bytes), and names the
+ * client. Returns how many bytes of buf were the header's; a connection
+ * whose first bytes are no header is dropped without an answer. */
+static size_t read_proxy_header(websock_conn *c, const uint8_t *buf,
+                                size_t len) {
+  wsh_conn_more *m = c->more;
+  size_t had = m ? m->proxy_len : 0;
+  const uint8_t *p = buf;
+  size_t n = len;
+  if (had) { /* the header's start came before */
+    size_t take = len < WSH_PROXY_MAX - had ? len : WSH_PROXY_MAX - had;
+    memcpy(m->proxy_hdr + had, buf, take);
+    p = m->proxy_hdr;
+    n = had + take;
+  }
+  wsh_proxy_info info;
+  const char *why = "out of memory";
+  int r = wsh_proxy_parse(p, n, &info, &why);
+  if (r == WSH_PROXY_NEED_MORE && n < WSH_PROXY_MAX) {
+    if (!had && (!(m = wsh_conn_more_of(c)) ||
+                 !(m->proxy_hdr = malloc(WSH_PROXY_MAX)))) {
+      r = WSH_PROXY_ERROR;
+    } else {
+      if (!had)
+        memcpy(m->proxy_hdr, buf, len);
+      m->proxy_len = n;
+      return len;
+    }
+  }
+  if (r <= 0) {
+    wsh_info("%s: closing: %s", c->req->remote_addr,
+             r == WSH_PROXY_ERROR ? why : "PROXY header too long");
+    c->dead = 1;
+    return len;
+  }
+  if (!info.local)
+    wsh_format_addr((struct sockaddr *)&info.src, c->req->remote_addr,
+                    sizeof(c->req->remote_addr));
+  c->await_proxy = 0;
+  if (m) {
+    free(m->proxy_hdr);
+    m->proxy_hdr = NULL;
+    m->proxy_len = 0;
+  }
+  return (size_t)r - had;
+}
+
 /* What a read brought, by state. */
 static void process(websock_conn *c, uint8_t *buf, size_t len) {
-  if (c->state == WSH_CONN_HANDSHAKE) {
+  if (c->await_proxy) {
+    size_t used = read_proxy_header(c, buf, len);
+    buf += used;
+    len -= used;
+  }
+  if (c->state == WSH_CONN_HANDSHAKE && !c->await_proxy && !c->dead) {
     size_t used = 0;
     websock_response resp;
     if (!c->req->subject_set && c->tp.ops->peer_subject)
@@ -579,6 +675,7 @@ static void conn_events(websock_conn *c) {
 
 /* The connection is lost (reset, EOF without a close frame, write error). */
 static void conn_lost(websock_conn *c) {
+  note_close(c, WSH_CLOSED_LOST, WSH_CLOSE_ABNORMAL);
   if (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING) {
     const char *detail = c->io_error
                              ? strerror(c->io_error)
@@ -707,6 +804,10 @@ int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
   if (opcode < WEBSOCK_OP_CLOSE) {
     wsh_stat_add(&c->w->stats.msgs_out, 1);
     wsh_stat_add(&c->w->stats.bytes_out, len);
+    if (c->more) {
+      c->more->msgs_out++;
+      c->more->bytes_out += len;
+    }
   }
   return wsh_conn_send_frame(c, opcode, data, len);
 }
@@ -738,6 +839,10 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
   }
   wsh_stat_add(&c->w->stats.msgs_out, 1);
   wsh_stat_add(&c->w->stats.bytes_out, sh->len);
+  if (c->more) {
+    c->more->msgs_out++;
+    c->more->bytes_out += sh->len;
+  }
   wsh_shared_ref(sh);
   struct evbuffer *out = wsh_outq_buffer(c);
   if (!out ||
@@ -761,10 +866,10 @@ int64_t wsh_conn_send_after(websock_conn *c, uint64_t ms, const void *data,
 /* ---- life ---------------------------------------------------------------- */
 
 int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
-                 int tls) {
+                 int kind) {
   (void)len;
   wsh_transport tp;
-  if (!tls) {
+  if (kind != WSH_LISTEN_TLS) {
     wsh_tcp_transport(&tp, fd);
   } else {
     int rc = wsh_tls_transport(&tp, fd, w->env->tls, &w->tls_stats);
@@ -779,13 +884,14 @@ int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
   c->w = w;
   c->tp = tp;
   c->id = ++w->next_id * 1000 + w->index;
+  c->await_proxy = kind == WSH_LISTEN_PROXY;
   char peer[64];
   wsh_format_addr(sa, peer, sizeof(peer));
   wsh_stat_add(&w->stats.accepted, 1);
   if (wsh_request_new(&c->req, wsh_conn_cfg(c)->max_header_size) != 0)
     goto out_free;
   snprintf(c->req->remote_addr, sizeof(c->req->remote_addr), "%s", peer);
-  c->req->tls = tls ? 1 : 0;
+  c->req->tls = kind == WSH_LISTEN_TLS;
   c->ev_flags = EV_READ;
   event_assign(&c->ev, w->base, c->tp.fd, EV_READ | EV_PERSIST, on_io, c);
   event_add(&c->ev, NULL);
@@ -841,6 +947,7 @@ static void conn_shed(websock_conn *c) {
            (unsigned long long)atomic_load(&env->buffered),
            (unsigned long long)env->cfg->max_buffered_memory, c->held);
   wsh_stat_add(&c->w->stats.shed, 1);
+  note_close(c, WSH_CLOSED_BY_SERVER, WSH_CLOSE_TRY_AGAIN);
   int queued = c->out && evbuffer_get_length(c->out) > 0;
   if (c->state == WSH_CONN_OPEN && !queued) {
     conn_close(c, WSH_CLOSE_TRY_AGAIN, "try again later", WEBSOCK_REASON_ERROR,

@@ -21,6 +21,7 @@
 #include "base/crash.h"
 #include "protocol/frame.h"
 #include "protocol/handshake.h"
+#include "protocol/realip.h"
 #include "base/log.h"
 #include "network/loop.h"
 #include "plugins/registry.h"
@@ -45,6 +46,11 @@ typedef struct wsh_conn_env {
   atomic_ulong open;
   int (*render_metrics)(void *arg, char **out); /* malloc'd text */
   void *metrics_arg;
+  /* The browser pages (ops/console.c), or NULL: 0 if the plain request is
+   * not theirs, 1 with *resp filled, or a negative code. */
+  int (*answer_page)(void *arg, const websock_request *req, bool route,
+                     websock_response *resp, const char **why);
+  void *page_arg;
   /* Bytes buffered by every connection of every worker (see conn.c, "the
    * host-wide memory budget"): changed only when a connection's buffers
    * change size, never on the path of a message that is not buffered. */
@@ -52,7 +58,8 @@ typedef struct wsh_conn_env {
   void (*request_shed)(void *arg); /* over budget: every worker sheds */
   unsigned nworkers;               /* for each worker's share of it */
   void *shed_arg;
-  wsh_tls *tls; /* the certificates of the TLS listeners; NULL: none */
+  wsh_tls *tls;          /* the certificates of the TLS listeners; NULL: none */
+  wsh_cidr_list trusted; /* trusted_proxies: whose X-Forwarded-For counts */
 } wsh_conn_env;
 
 typedef enum wsh_conn_state {
@@ -75,7 +82,17 @@ typedef struct wsh_conn_more {
   int64_t next_timer_id;
   uint16_t nsubs, capsubs;
   uint16_t stop_code; /* websock_close()'s code, 0 if none */
+  uint8_t *proxy_hdr; /* a PROXY protocol header that came in pieces */
+  size_t proxy_len;
+  /* log_connections: what the line written at the end says */
+  char *peer; /* the client as the request named it (proxies applied) */
+  uint64_t opened_ms;
+  uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+  uint16_t close_code;
+  uint8_t closed_by; /* WSH_CLOSED_BY_*, 0 until known */
 } wsh_conn_more;
+
+enum { WSH_CLOSED_BY_CLIENT = 1, WSH_CLOSED_BY_SERVER, WSH_CLOSED_LOST };
 
 struct websock_conn {
   wsh_loop *w;               /* its worker's loop */
@@ -104,6 +121,7 @@ struct websock_conn {
   uint8_t peer_eof;      /* the peer shut its side down */
   uint8_t dead;          /* to be freed when settled */
   uint8_t peer_closed;   /* the peer's close frame came: no more data */
+  uint8_t await_proxy;   /* a PROXY protocol header comes first */
   websock_request *req;  /* during the upgrade and init only */
   wsh_generation *gen;
   void *state_ptr; /* the plugin's state */
@@ -132,8 +150,9 @@ typedef struct wsh_addr_str {
 
 static inline wsh_addr_str wsh_conn_peer(websock_conn *c) {
   wsh_addr_str a = {"?"};
-  if (c->req) {
-    snprintf(a.s, sizeof(a.s), "%s", c->req->remote_addr);
+  if (c->req || (c->more && c->more->peer)) {
+    snprintf(a.s, sizeof(a.s), "%s",
+             c->req ? c->req->remote_addr : c->more->peer);
     return a;
   }
   struct sockaddr_storage ss;
@@ -195,6 +214,36 @@ static inline int wsh_conn_refuse_upgrades(const wsh_conn_env *env) {
   uint64_t budget = env->cfg->max_buffered_memory;
   return atomic_load_explicit(&env->buffered, memory_order_relaxed) >
          budget - budget / 10;
+}
+
+/* Loop thread only: c has output to write or state to settle at the end of
+ * the current loop callback (wsh_conn_settle_all). */
+static inline void wsh_loop_mark(wsh_loop *l, websock_conn *c) {
+  if (c->dirty)
+    return;
+  if (l->ndirty == l->capdirty) {
+    size_t cap = l->capdirty ? l->capdirty * 2 : 64;
+    websock_conn **d = realloc(l->dirty, cap * sizeof(*d));
+    if (!d)
+      return; /* settled later by its own socket or timer event */
+    l->dirty = d;
+    l->capdirty = cap;
+  }
+  c->dirty = 1;
+  l->dirty[l->ndirty++] = c;
+}
+
+/* Loop thread only: c is being freed; forget it if marked. */
+static inline void wsh_loop_unmark(wsh_loop *l, websock_conn *c) {
+  if (!c->dirty)
+    return;
+  for (size_t i = 0; i < l->ndirty; i++) {
+    if (l->dirty[i] == c) {
+      l->dirty[i] = l->dirty[--l->ndirty];
+      break;
+    }
+  }
+  c->dirty = 0;
 }
 
 /* c->more, created on first use; NULL when out of memory. */

@@ -67,7 +67,8 @@ static void answer_405(websock_conn *c) {
   respond(c, &resp, "(method not allowed)");
 }
 
-/* Plain HTTP: /healthz, /metrics, 426 at a WebSocket route (GET or HEAD),
+/* Plain HTTP: /healthz, /metrics, the browser pages (when enabled: a
+ * route's dev console, /status), 426 at a WebSocket route (GET or HEAD),
  * 405 for another method at one of these, or 404. */
 static void answer_plain_http(websock_conn *c) {
   const char *path = c->req->path;
@@ -80,7 +81,18 @@ static void answer_plain_http(websock_conn *c) {
     if (g)
       wsh_generation_release(g);
   }
-  if (!healthz && !metrics && !route)
+  const wsh_conn_env *env = c->w->env;
+  websock_response page;
+  const char *why = NULL;
+  int console =
+      healthz || metrics || !env->answer_page
+          ? 0
+          : env->answer_page(env->page_arg, c->req, route, &page, &why);
+  if (console > 0)
+    respond(c, &page, why);
+  else if (console < 0)
+    respond_status(c, 500, NULL, "(out of memory)");
+  else if (!healthz && !metrics && !route)
     respond_status(c, 404, NULL, NULL);
   else if (!get_or_head(c->req))
     answer_405(c);
@@ -171,7 +183,22 @@ static wsh_http_result answer_upgrade(websock_conn *c,
   return WSH_HTTP_UPGRADED;
 }
 
+/* Behind a trusted reverse proxy the client is who X-Forwarded-For says
+ * (trusted_proxies); from anyone else the header is not believed. */
+static void apply_forwarded_for(websock_conn *c) {
+  const wsh_cidr_list *trusted = &c->w->env->trusted;
+  struct sockaddr_storage ss;
+  socklen_t len;
+  char real[sizeof(c->req->remote_addr)];
+  if (trusted->n && wsh_parse_listen(c->req->remote_addr, &ss, &len) == 0 &&
+      wsh_realip_from_xff(trusted, (struct sockaddr *)&ss,
+                          websock_request_header(c->req, "X-Forwarded-For"),
+                          real, sizeof(real)))
+    memcpy(c->req->remote_addr, real, sizeof(real));
+}
+
 static wsh_http_result on_request(websock_conn *c, websock_response *resp) {
+  apply_forwarded_for(c);
   if (!wsh_request_wants_websocket(c->req)) {
     answer_plain_http(c);
     return WSH_HTTP_ANSWERED;

@@ -1,6 +1,6 @@
 /*
- * loop.c - the state a worker's connections share (see loop.h): set-up, and
- * the list of connections to settle.
+ * loop.c - the state a worker's connections share (see loop.h): set-up and
+ * the status index of its counters.
  */
 #include "network/loop.h"
 
@@ -8,8 +8,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-
-#include "network/connection.h"
 
 int wsh_status_index(int status) {
   switch (status) {
@@ -52,31 +50,4 @@ void wsh_loop_free(wsh_loop *l) {
   free(l->obuf);
   free(l->dirty);
   memset(l, 0, sizeof(*l));
-}
-
-void wsh_loop_mark(wsh_loop *l, websock_conn *c) {
-  if (c->dirty)
-    return;
-  if (l->ndirty == l->capdirty) {
-    size_t cap = l->capdirty ? l->capdirty * 2 : 64;
-    websock_conn **d = realloc(l->dirty, cap * sizeof(*d));
-    if (!d)
-      return; /* settled later by its own socket or timer event */
-    l->dirty = d;
-    l->capdirty = cap;
-  }
-  c->dirty = 1;
-  l->dirty[l->ndirty++] = c;
-}
-
-void wsh_loop_unmark(wsh_loop *l, websock_conn *c) {
-  if (!c->dirty)
-    return;
-  for (size_t i = 0; i < l->ndirty; i++) {
-    if (l->dirty[i] == c) {
-      l->dirty[i] = l->dirty[--l->ndirty];
-      break;
-    }
-  }
-  c->dirty = 0;
 }

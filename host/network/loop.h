@@ -94,10 +94,6 @@ int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
 /* Frees what wsh_loop_init set up (the connections must be gone). */
 void wsh_loop_free(wsh_loop *l);
 
-/* Loop thread only: c has output to write or state to settle at the end of
- * the current loop callback (wsh_conn_settle_all). */
-void wsh_loop_mark(wsh_loop *l, websock_conn *c);
-/* Loop thread only: c is being freed; forget it if marked. */
-void wsh_loop_unmark(wsh_loop *l, websock_conn *c);
+/* Connections are marked for settling with wsh_loop_mark (connection.h). */
 
 #endif

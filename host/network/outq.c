@@ -8,10 +8,6 @@
 
 #include <event2/buffer.h>
 
-size_t wsh_outq_unsent(const websock_conn *c) {
-  return c->stage_len + (c->out ? evbuffer_get_length(c->out) : 0);
-}
-
 /* Appends to the evbuffer, created on first use (idle connections hold
  * none). Out of memory drops the connection (its stream would have a hole):
  * io_error is set and WEBSOCK_ENOMEM returned. */

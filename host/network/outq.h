@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include <event2/buffer.h>
+
 #include "network/connection.h"
 
 /* Queues a then b (b may be empty). Returns 0 or WEBSOCK_ENOMEM (the
@@ -25,7 +27,9 @@ int wsh_outq_add(websock_conn *c, const void *a, size_t alen, const void *b,
 struct evbuffer *wsh_outq_buffer(websock_conn *c);
 
 /* Bytes queued and not yet written. */
-size_t wsh_outq_unsent(const websock_conn *c);
+static inline size_t wsh_outq_unsent(const websock_conn *c) {
+  return c->stage_len + (c->out ? evbuffer_get_length(c->out) : 0);
+}
 
 /* Writes what is queued (more: the last bytes before our FIN, which may
  * leave with it). An error other than "try later" sets c->io_error. */

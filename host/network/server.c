@@ -33,26 +33,16 @@ static void tell_ready(wsh_server *srv, const char *status) {
  * runs on its thread: it hands accepted sockets out round-robin and adopts
  * its own share directly (with one worker, accepting costs no thread
  * switch). */
-static void hand_out(wsh_server *srv, evutil_socket_t fd, struct sockaddr *sa,
-                     int len, int tls) {
-  wsh_worker *w = &srv->workers[srv->next_worker++ % srv->nworkers];
-  if (w == &srv->workers[0])
-    wsh_worker_adopt_fd(w, fd, sa, (socklen_t)len, tls);
-  else if (wsh_worker_post_fd(w, fd, sa, (socklen_t)len, tls) != 0)
-    evutil_closesocket(fd);
-}
-
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int len, void *arg) {
+  wsh_listener *li = arg;
+  wsh_server *srv = li->srv;
   (void)l;
-  hand_out(arg, fd, sa, len, 0);
-}
-
-/* A TLS listener's socket: its handshake runs on the worker's thread. */
-static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd,
-                          struct sockaddr *sa, int len, void *arg) {
-  (void)l;
-  hand_out(arg, fd, sa, len, 1);
+  wsh_worker *w = &srv->workers[srv->next_worker++ % srv->nworkers];
+  if (w == &srv->workers[0])
+    wsh_worker_adopt_fd(w, fd, sa, (socklen_t)len, li->kind);
+  else if (wsh_worker_post_fd(w, fd, sa, (socklen_t)len, li->kind) != 0)
+    evutil_closesocket(fd);
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg) {
@@ -66,7 +56,7 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg) {
 /* Out of file descriptors (or another accept failure): stop accepting for a
  * moment instead of spinning on the pending connection, as nginx does. */
 static void on_accept_error(struct evconnlistener *l, void *arg) {
-  wsh_server *srv = arg;
+  wsh_server *srv = ((wsh_listener *)arg)->srv;
   int err = EVUTIL_SOCKET_ERROR();
   wsh_error("accept on fd %d: %s; not accepting for 500 ms",
             (int)evconnlistener_get_fd(l), evutil_socket_error_to_string(err));
@@ -77,17 +67,22 @@ static void on_accept_error(struct evconnlistener *l, void *arg) {
     evtimer_add(srv->accept_resume, &tv);
 }
 
-static int bind_one(wsh_server *srv, const char *spec, int tls, char *err,
+static int bind_one(wsh_server *srv, const char *spec, int kind, char *err,
                     size_t errlen) {
   struct sockaddr_storage ss;
   socklen_t len;
-  const char *key = tls ? "listen_tls" : "listen";
+  const char *key = kind == WSH_LISTEN_TLS     ? "listen_tls"
+                    : kind == WSH_LISTEN_PROXY ? "listen_proxy"
+                                               : "listen";
   if (wsh_parse_listen(spec, &ss, &len) != 0) {
     snprintf(err, errlen, "%s: cannot parse \"%s\"", key, spec);
     return WEBSOCK_EINVAL;
   }
+  wsh_listener *li = &srv->listener_args[srv->nlisteners];
+  li->srv = srv;
+  li->kind = kind;
   struct evconnlistener *l = evconnlistener_new_bind(
-      srv->workers[0].loop.base, tls ? on_accept_tls : on_accept, srv,
+      srv->workers[0].loop.base, on_accept, li,
       LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
       (struct sockaddr *)&ss, (int)len);
   if (!l) {
@@ -101,7 +96,10 @@ static int bind_one(wsh_server *srv, const char *spec, int tls, char *err,
   char addr[64];
   getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &blen);
   wsh_format_addr((struct sockaddr *)&bound, addr, sizeof(addr));
-  wsh_info("listening on %s%s", addr, tls ? " (TLS)" : "");
+  wsh_info("listening on %s%s", addr,
+           kind == WSH_LISTEN_PROXY ? " (PROXY protocol)"
+           : kind == WSH_LISTEN_TLS ? " (TLS)"
+                                    : "");
   return 0;
 }
 
@@ -351,14 +349,23 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   srv->hooks = *hooks;
   srv->env.render_metrics = hooks->render_metrics;
   srv->env.metrics_arg = srv;
+  srv->env.answer_page = hooks->answer_page;
+  srv->env.page_arg = hooks->page_arg;
   srv->env.request_shed = request_shed;
   srv->env.shed_arg = srv;
   srv->inotify_fd = -1;
   srv->base = event_base_new();
-  srv->listeners =
-      calloc(cfg->nlisten + cfg->tls.nlisten, sizeof(*srv->listeners));
-  if (!srv->base || !srv->listeners)
+  size_t nl = cfg->nlisten + cfg->nlisten_proxy + cfg->tls.nlisten;
+  srv->listeners = calloc(nl ? nl : 1, sizeof(*srv->listeners));
+  srv->listener_args = calloc(nl ? nl : 1, sizeof(*srv->listener_args));
+  if (!srv->base || !srv->listeners || !srv->listener_args)
     goto out_free;
+  if (cfg->trusted_proxies &&
+      wsh_cidr_list_parse(&srv->env.trusted, cfg->trusted_proxies, err,
+                          errlen) != 0) {
+    rc = WEBSOCK_EINVAL;
+    goto out_free;
+  }
   srv->worker_exit =
       event_new(srv->base, -1, EV_PERSIST | EV_READ, on_worker_exit, srv);
   srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
@@ -387,12 +394,19 @@ int wsh_server_listen(wsh_server *srv, char *err, size_t errlen) {
   if (srv->cfg->watch && start_watch(srv, err, errlen) != 0)
     return WEBSOCK_EINVAL;
   for (size_t i = 0; i < srv->cfg->nlisten; i++) {
-    int rc = bind_one(srv, srv->cfg->listen[i], 0, err, errlen);
+    int rc = bind_one(srv, srv->cfg->listen[i], WSH_LISTEN_PLAIN, err, errlen);
     if (rc)
       return rc;
   }
   for (size_t i = 0; i < srv->cfg->tls.nlisten; i++) {
-    int rc = bind_one(srv, srv->cfg->tls.listen[i], 1, err, errlen);
+    int rc =
+        bind_one(srv, srv->cfg->tls.listen[i], WSH_LISTEN_TLS, err, errlen);
+    if (rc)
+      return rc;
+  }
+  for (size_t i = 0; i < srv->cfg->nlisten_proxy; i++) {
+    int rc =
+        bind_one(srv, srv->cfg->listen_proxy[i], WSH_LISTEN_PROXY, err, errlen);
     if (rc)
       return rc;
   }
@@ -418,6 +432,8 @@ void wsh_server_free(wsh_server *srv) {
     wsh_worker_free(&srv->workers[i]);
   free(srv->workers);
   free(srv->listeners);
+  free(srv->listener_args);
+  wsh_cidr_list_free(&srv->env.trusted);
   if (srv->sig_term)
     event_free(srv->sig_term);
   if (srv->sig_int)

@@ -19,11 +19,21 @@
 struct event_base;
 struct event;
 struct evconnlistener;
+
+/* What on_accept is told of the listener a socket came from. */
+typedef struct wsh_listener {
+  struct wsh_server *srv;
+  int kind; /* WSH_LISTEN_PLAIN or WSH_LISTEN_PROXY */
+} wsh_listener;
 /* What the server is given from above (operations): the /metrics page, and
  * what the service manager is told (each may be NULL but render_metrics). */
 typedef struct wsh_server_hooks {
   int (*render_metrics)(void *srv, char **out); /* malloc'd text */
-  void (*ready)(const char *status);            /* serving (again) */
+  /* the browser pages (may be NULL): see wsh_conn_env.answer_page */
+  int (*answer_page)(void *arg, const websock_request *req, bool route,
+                     websock_response *resp, const char **why);
+  void *page_arg;
+  void (*ready)(const char *status); /* serving (again) */
   void (*reloading)(void);
   void (*stopping)(void);
 } wsh_server_hooks;
@@ -36,6 +46,7 @@ typedef struct wsh_server {
   websock_host host;                 /* what plugins hold: the workers */
   struct event_base *base;           /* the main thread's loop */
   struct evconnlistener **listeners; /* on worker 0's loop */
+  wsh_listener *listener_args;       /* each one's kind, for on_accept */
   size_t nlisteners;
   wsh_worker *workers;
   unsigned nworkers;

@@ -31,7 +31,7 @@ static void post(wsh_worker *w, wsh_mail *m) {
 }
 
 int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
-                       socklen_t len, int tls) {
+                       socklen_t len, int kind) {
   wsh_mail *m = calloc(1, sizeof(*m));
   if (!m)
     return WEBSOCK_ENOMEM;
@@ -39,7 +39,7 @@ int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
   m->acc.fd = fd;
   memcpy(&m->acc.addr, sa, len);
   m->acc.addrlen = len;
-  m->acc.tls = tls;
+  m->acc.kind = kind;
   post(w, m);
   return 0;
 }
@@ -86,16 +86,16 @@ int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g) {
 
 /* An accepted socket becomes a connection of w (or is closed if w stops). */
 static void adopt(wsh_worker *w, int fd, const struct sockaddr *sa,
-                  socklen_t len, int tls) {
+                  socklen_t len, int kind) {
   if (w->loop.stopping)
     close(fd);
   else
-    wsh_conn_new(&w->loop, fd, sa, len, tls);
+    wsh_conn_new(&w->loop, fd, sa, len, kind);
 }
 
 void wsh_worker_adopt_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
-                         socklen_t len, int tls) {
-  adopt(w, fd, sa, len, tls);
+                         socklen_t len, int kind) {
+  adopt(w, fd, sa, len, kind);
   wsh_conn_settle_all(&w->loop);
 }
 
@@ -137,7 +137,7 @@ static void deliver(wsh_worker *w, wsh_mail *m) {
   switch (m->kind) {
   case WSH_MAIL_ACCEPT:
     adopt(w, m->acc.fd, (struct sockaddr *)&m->acc.addr, m->acc.addrlen,
-          m->acc.tls);
+          m->acc.kind);
     break;
   case WSH_MAIL_RESTART:
     for (websock_conn *c = w->loop.conns; c; c = c->next)

@@ -34,7 +34,7 @@ typedef struct wsh_accepted {
   int fd;
   struct sockaddr_storage addr;
   socklen_t addrlen;
-  int tls; /* from a TLS listener */
+  int kind; /* the listener's: WSH_LISTEN_PLAIN, _PROXY or _TLS */
 } wsh_accepted;
 
 enum {
@@ -96,10 +96,10 @@ void wsh_worker_free(wsh_worker *w);
 /* From any thread: hand an accepted socket (tls: from a TLS listener) to
  * this worker. */
 int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
-                       socklen_t len, int tls);
+                       socklen_t len, int kind);
 /* On w's own thread: take an accepted socket over at once. */
 void wsh_worker_adopt_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
-                         socklen_t len, int tls);
+                         socklen_t len, int kind);
 /* From any thread: queue a message for a connection of this worker. Returns
  * 0, WEBSOCK_ENOENT (no such live connection) or WEBSOCK_ENOMEM. */
 int wsh_worker_post_send(wsh_worker *w, uint32_t slot, uint32_t serial,

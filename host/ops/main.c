@@ -10,8 +10,10 @@
 #include <time.h>
 
 #include "base/config.h"
+#include "protocol/realip.h"
 #include "base/crash.h"
 #include "base/log.h"
+#include "ops/console.h"
 #include "ops/metrics.h"
 #include "plugins/registry.h"
 #include "network/server.h"
@@ -60,6 +62,21 @@ static int check_only(wsh_config *cfg, wsh_registry *reg, int failures) {
   return 0;
 }
 
+/* trusted_proxies is read by the network layer; a bad list is a config
+ * error (exit 2), also under -t. */
+static int check_trusted_proxies(const wsh_config *cfg, char *err,
+                                 size_t errlen) {
+  wsh_cidr_list l = {0};
+  char why[256];
+  int rc = cfg->trusted_proxies
+               ? wsh_cidr_list_parse(&l, cfg->trusted_proxies, why, sizeof(why))
+               : 0;
+  wsh_cidr_list_free(&l);
+  if (rc)
+    snprintf(err, errlen, "trusted_proxies: %s", why);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   /* Internal: the child that opens a new plugin before the host does. */
   if (argc == 4 && strcmp(argv[1], WSH_PROBE_FLAG) == 0)
@@ -67,6 +84,7 @@ int main(int argc, char **argv) {
   wsh_config cfg;
   wsh_registry *reg = NULL;
   wsh_server *srv = NULL;
+  wsh_console *console = NULL;
   char err[1024];
   int status = 2, failures = 0;
   wsh_config_init(&cfg);
@@ -75,11 +93,14 @@ int main(int argc, char **argv) {
     status = 0;
     goto out_config;
   }
-  if (rc || (rc = wsh_config_finish(&cfg, err, sizeof(err))) != 0) {
+  if (rc || (rc = wsh_config_finish(&cfg, err, sizeof(err))) != 0 ||
+      (rc = check_trusted_proxies(&cfg, err, sizeof(err))) != 0 ||
+      (rc = wsh_console_new(&console, &cfg, err, sizeof(err))) != 0) {
     fprintf(stderr, "websockd: %s\n", err);
     goto out_config;
   }
   wsh_log_set_level(cfg.log_level);
+  wsh_log_set_format(cfg.log_format);
   wsh_crash_install();
   if (wsh_registry_new(&reg, err, sizeof(err)) != 0) {
     fprintf(stderr, "websockd: %s\n", err);
@@ -100,8 +121,12 @@ int main(int argc, char **argv) {
       status = check_only(&cfg, reg, failures);
     goto out_registry;
   }
-  wsh_server_hooks hooks = {render_metrics, wsh_service_ready,
-                            wsh_service_reloading, wsh_service_stopping};
+  wsh_server_hooks hooks = {.render_metrics = render_metrics,
+                            .answer_page = wsh_console_answer,
+                            .page_arg = console,
+                            .ready = wsh_service_ready,
+                            .reloading = wsh_service_reloading,
+                            .stopping = wsh_service_stopping};
   if ((rc = wsh_server_new(&srv, &cfg, reg, &hooks, err, sizeof(err))) != 0) {
     wsh_error("%s", err);
     status = rc == WEBSOCK_EINVAL ? 2 : 1; /* a certificate or key: 2 */
@@ -134,6 +159,7 @@ out_server:
 out_registry:
   wsh_registry_free(reg);
 out_config:
+  wsh_console_free(console);
   wsh_config_free(&cfg);
   return status;
 }

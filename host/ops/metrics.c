@@ -42,6 +42,23 @@ static void generation(void *arg, const wsh_generation *g, bool current) {
           atomic_load(&g->conns));
 }
 
+/* The last reloads, newest first, by number: one series each. */
+static void reload_history(FILE *f, const wsh_reload_stats *st) {
+  fputs("# HELP websockd_reload_timestamp_seconds When each of the last "
+        "reloads ran, by number and result.\n"
+        "# TYPE websockd_reload_timestamp_seconds gauge\n",
+        f);
+  uint64_t last = st->ok + st->failed;
+  for (uint64_t n = last; n > 0 && n + WSH_RELOAD_HISTORY > last; n--) {
+    const wsh_reload_record *e = &st->recent[n % WSH_RELOAD_HISTORY];
+    fprintf(f,
+            "websockd_reload_timestamp_seconds{reload=\"%llu\",result=\"%s\"} "
+            "%lld\n",
+            (unsigned long long)e->n, e->ok ? "ok" : "failed",
+            (long long)e->at);
+  }
+}
+
 static void generations(FILE *f, wsh_registry *r) {
   fputs("# HELP websockd_connections Open WebSocket connections per route and "
         "plugin generation (build: the first 12 hex digits of the SHA-256 of "
@@ -63,6 +80,7 @@ static void generations(FILE *f, wsh_registry *r) {
       "websockd_last_reload_success %d\n",
       (unsigned long long)st.ok, (unsigned long long)st.failed,
       (long long)st.last, st.last ? st.last_ok : 1);
+  reload_history(f, &st);
 }
 
 static void per_worker(FILE *f, wsh_server *srv, const char *name,

@@ -26,33 +26,6 @@ WEBSOCK_EXPORT const char *websock_strerror(int err) {
   }
 }
 
-int wsh_contract_conn(const void *conn, bool in_callback, bool need_open,
-                      bool open) {
-  if (!conn)
-    return WEBSOCK_EINVAL;
-  if (!in_callback)
-    return WEBSOCK_ECONTEXT;
-  if (need_open && !open)
-    return WEBSOCK_ECLOSED;
-  return 0;
-}
-
-int wsh_contract_push(int opcode, const void *data, size_t len) {
-  switch (opcode) {
-  case WEBSOCK_OP_TEXT:
-  case WEBSOCK_OP_BINARY:
-    break;
-  case WEBSOCK_OP_PING:
-  case WEBSOCK_OP_PONG:
-    if (len > WSH_MAX_CONTROL)
-      return WEBSOCK_EINVAL;
-    break;
-  default:
-    return WEBSOCK_EINVAL;
-  }
-  return len && !data ? WEBSOCK_EINVAL : 0;
-}
-
 bool wsh_contract_close_code(uint16_t code) {
   return (code >= 1000 && code <= 1003 && code != 1002) ||
          (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
@@ -70,14 +43,6 @@ int wsh_contract_upgrade_status(int returned) {
   if (returned == 0 || (returned >= 400 && returned <= 599))
     return returned;
   return 500;
-}
-
-bool wsh_contract_result(int result, int *kind) {
-  if (result == WEBSOCK_OK)
-    return true;
-  if (result != WEBSOCK_STOP)
-    *kind = WSH_STOP_ERROR;
-  return false;
 }
 
 wsh_stop_plan wsh_contract_stop(int kind, uint16_t code, const char *text) {

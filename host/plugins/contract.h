@@ -7,7 +7,7 @@
  * What a plugin may call when and with which arguments, how a callback's
  * result and a requested stop become a close frame and a terminate()
  * reason, what upgrade() may answer, and which handler tables load. No state,
- * no I/O, no allocation.
+ * no I/O, no allocation. The checks made on every message are inline.
  */
 #ifndef WSH_CONTRACT_H
 #define WSH_CONTRACT_H
@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/frame.h"
 #include "websock.h"
 
 /* Longest topic name. */
@@ -35,12 +36,34 @@ enum { WSH_STOP_NORMAL = 0, WSH_STOP_ERROR = 1, WSH_STOP_RESTART = 2 };
 /* May the plugin act on a connection: present (else WEBSOCK_EINVAL), inside
  * one of its callbacks (else WEBSOCK_ECONTEXT) and, when `open` is asked
  * for, still open (else WEBSOCK_ECLOSED)? Returns 0 or the error. */
-int wsh_contract_conn(const void *conn, bool in_callback, bool need_open,
-                      bool open);
+static inline int wsh_contract_conn(const void *conn, bool in_callback,
+                                    bool need_open, bool open) {
+  if (!conn)
+    return WEBSOCK_EINVAL;
+  if (!in_callback)
+    return WEBSOCK_ECONTEXT;
+  if (need_open && !open)
+    return WEBSOCK_ECLOSED;
+  return 0;
+}
 
 /* websock_push()'s arguments: a data opcode, or a control opcode with at
  * most 125 bytes; data present when len > 0. 0 or WEBSOCK_EINVAL. */
-int wsh_contract_push(int opcode, const void *data, size_t len);
+static inline int wsh_contract_push(int opcode, const void *data, size_t len) {
+  switch (opcode) {
+  case WEBSOCK_OP_TEXT:
+  case WEBSOCK_OP_BINARY:
+    break;
+  case WEBSOCK_OP_PING:
+  case WEBSOCK_OP_PONG:
+    if (len > WSH_MAX_CONTROL)
+      return WEBSOCK_EINVAL;
+    break;
+  default:
+    return WEBSOCK_EINVAL;
+  }
+  return len && !data ? WEBSOCK_EINVAL : 0;
+}
 
 /* Codes a server may put in a close frame it sends (websock_close()). */
 bool wsh_contract_close_code(uint16_t code);
@@ -59,7 +82,13 @@ int wsh_contract_upgrade_status(int returned);
 /* A callback's result: true if the connection goes on (WEBSOCK_OK); false if
  * it stops, and then *kind is set to WSH_STOP_ERROR for an invalid result
  * (neither OK nor STOP; the detail is WSH_INVALID_RESULT_DETAIL). */
-bool wsh_contract_result(int result, int *kind);
+static inline bool wsh_contract_result(int result, int *kind) {
+  if (result == WEBSOCK_OK)
+    return true;
+  if (result != WEBSOCK_STOP)
+    *kind = WSH_STOP_ERROR;
+  return false;
+}
 
 /* How a stop closes: the close frame's code and text, and terminate()'s
  * reason and detail. */

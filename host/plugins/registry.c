@@ -33,6 +33,7 @@ struct wsh_registry {
   uint64_t reloads_failed;
   time_t last_reload;
   int last_reload_ok;
+  wsh_reload_record recent_reloads[WSH_RELOAD_HISTORY];
 };
 
 int wsh_registry_new(wsh_registry **out, char *err, size_t errlen) {
@@ -400,6 +401,9 @@ int wsh_registry_reload(wsh_registry *r, const char *dir,
   } else {
     r->reloads_ok++;
   }
+  uint64_t n = r->reloads_ok + r->reloads_failed;
+  r->recent_reloads[n % WSH_RELOAD_HISTORY] =
+      (wsh_reload_record){n, r->last_reload, rc == 0};
   pthread_mutex_unlock(&r->lock);
   if (rc)
     return rc;
@@ -464,8 +468,12 @@ void wsh_registry_each_generation(wsh_registry *r,
 
 wsh_reload_stats wsh_registry_reload_stats(wsh_registry *r) {
   pthread_mutex_lock(&r->lock);
-  wsh_reload_stats st = {r->reloads_ok, r->reloads_failed, r->last_reload,
-                         r->last_reload_ok};
+  wsh_reload_stats st = {r->reloads_ok,
+                         r->reloads_failed,
+                         r->last_reload,
+                         r->last_reload_ok,
+                         {{0}}};
+  memcpy(st.recent, r->recent_reloads, sizeof(st.recent));
   pthread_mutex_unlock(&r->lock);
   return st;
 }

@@ -19,6 +19,9 @@
 
 typedef struct wsh_registry wsh_registry;
 
+/* Reloads remembered for /metrics (and so the /status page). */
+#define WSH_RELOAD_HISTORY 8
+
 typedef struct wsh_generation {
   atomic_int refs;
   atomic_int conns; /* open connections on this generation */
@@ -95,11 +98,20 @@ void wsh_registry_each_generation(wsh_registry *r,
                                   void *arg);
 
 /* Reload results, for the metrics. */
+/* One reload, for the history /metrics shows. */
+typedef struct wsh_reload_record {
+  uint64_t n; /* 1, 2, ...; 0: unused */
+  time_t at;
+  int ok;
+} wsh_reload_record;
+
 typedef struct wsh_reload_stats {
   uint64_t ok;
   uint64_t failed;
   time_t last; /* 0: never */
   int last_ok;
+  /* the last WSH_RELOAD_HISTORY reloads, reload number n at [n % size] */
+  wsh_reload_record recent[WSH_RELOAD_HISTORY];
 } wsh_reload_stats;
 
 wsh_reload_stats wsh_registry_reload_stats(wsh_registry *r);

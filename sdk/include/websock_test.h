@@ -18,6 +18,12 @@
  *   websock_test_sent_text(c, 0) ...                -> what it pushed
  *   websock_test_host_free(h);                      -> terminate, unload
  *
+ * The rules it applies are websockd's own: the library is built from the
+ * same source files for them (what a callback may call and when, argument
+ * checks, how a result or a stop closes, what upgrade() may answer, close
+ * codes and texts, response headers, UTF-8, the handler table check), and
+ * websockd's tests play one script through both and compare.
+ *
  * How the fake behaves (and where it differs from websockd):
  *  - Callbacks run on the calling thread, at once, from the websock_test_*
  *    driving functions. Call those from one thread, never from inside a

@@ -58,7 +58,7 @@ __attribute__((unused)) static websock_conn *fix_connect(void) {
   fx.nin = 0;
   struct sockaddr_storage ss = {.ss_family = AF_UNIX};
   ck_assert_int_eq(wsh_conn_new(&fx.w.loop, sv[0], (struct sockaddr *)&ss,
-                                sizeof(sa_family_t), 0),
+                                sizeof(sa_family_t), WSH_LISTEN_PLAIN),
                    0);
   return fx.w.loop.conns;
 }

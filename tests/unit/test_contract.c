@@ -10,6 +10,9 @@
 #include "plugins/contract.h"
 #include "protocol/frame.h"
 
+#define WSH_TEST_NAME "test_contract"
+#include "testutil.h"
+
 START_TEST(conn_state) {
   int c;
   ck_assert_int_eq(wsh_contract_conn(NULL, true, true, true), WEBSOCK_EINVAL);
@@ -158,9 +161,5 @@ static Suite *contract_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(contract_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return run_suite(contract_suite());
 }

@@ -6,6 +6,9 @@
 
 #include "protocol/headers.h"
 
+#define WSH_TEST_NAME "test_headers"
+#include "testutil.h"
+
 START_TEST(tokens) {
   ck_assert(wsh_header_token("X-Recorder"));
   ck_assert(wsh_header_token("chat.v2!#$%&'*+-^_`|~"));
@@ -58,9 +61,5 @@ static Suite *headers_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(headers_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return run_suite(headers_suite());
 }

@@ -8,6 +8,9 @@
 #include "network/connection.h"
 #include "network/loop.h"
 
+#define WSH_TEST_NAME "test_loop"
+#include "testutil.h"
+
 START_TEST(init_free) {
   wsh_loop l;
   ck_assert_int_eq(wsh_loop_init(&l, 3, NULL, NULL), 0);
@@ -60,9 +63,5 @@ static Suite *loop_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(loop_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return run_suite(loop_suite());
 }

@@ -16,6 +16,9 @@
 
 #include "network/transport.h"
 
+#define WSH_TEST_NAME "test_tcp"
+#include "testutil.h"
+
 /* A connected loopback pair: *server (non-blocking) and *client. */
 static void tcp_pair(int *server, int *client) {
   int l = socket(AF_INET, SOCK_STREAM, 0);
@@ -95,9 +98,5 @@ static Suite *tcp_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(tcp_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return run_suite(tcp_suite());
 }

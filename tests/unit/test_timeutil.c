@@ -7,6 +7,9 @@
 
 #include "base/timeutil.h"
 
+#define WSH_TEST_NAME "test_timeutil"
+#include "testutil.h"
+
 START_TEST(timeval_ms) {
   struct timeval tv = wsh_timeval_ms(1500);
   ck_assert_int_eq(tv.tv_sec, 1);
@@ -41,9 +44,5 @@ static Suite *timeutil_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(timeutil_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return run_suite(timeutil_suite());
 }

@@ -78,7 +78,7 @@ START_TEST(adopts_and_stops) {
   ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
   struct sockaddr_storage ss = {.ss_family = AF_UNIX};
   ck_assert_int_eq(wsh_worker_post_fd(&w, sv[0], (struct sockaddr *)&ss,
-                                      sizeof(sa_family_t), 0),
+                                      sizeof(sa_family_t), WSH_LISTEN_PLAIN),
                    0);
   usleep(50 * 1000); /* adopted, waiting for its request */
   wsh_worker_post_stop(&w);
