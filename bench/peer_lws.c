@@ -6,10 +6,12 @@
  * callback, so that several messages may be in flight. Text is checked as
  * UTF-8 (LWS_SERVER_OPTION_VALIDATE_UTF8), as websockd checks it.
  *
- *   peer_lws PORT [--deflate]   listens on 127.0.0.1:PORT until SIGTERM or
- *                               SIGINT; --deflate: with lws's own
- *                               permessage-deflate (RFC 7692) extension, at
- *                               its defaults
+ *   peer_lws PORT [--deflate] | PORT CERT KEY
+ *                              listens on 127.0.0.1:PORT until SIGTERM or
+ *                              SIGINT; --deflate: with lws's own
+ *                              permessage-deflate (RFC 7692) extension, at
+ *                              its defaults; with CERT and KEY (PEM) over
+ *                              TLS (lws's OpenSSL build, its defaults)
  */
 #include <signal.h>
 #include <stdio.h>
@@ -168,8 +170,9 @@ static const struct lws_extension extensions[] = {
 
 int main(int argc, char **argv) {
   int deflate = argc == 3 && strcmp(argv[2], "--deflate") == 0;
-  if ((argc != 2 && !deflate) || atoi(argv[1]) <= 0 || atoi(argv[1]) > 65535) {
-    fprintf(stderr, "usage: peer_lws PORT [--deflate]\n");
+  if ((argc != 2 && argc != 4 && !deflate) || atoi(argv[1]) <= 0 ||
+      atoi(argv[1]) > 65535) {
+    fprintf(stderr, "usage: peer_lws PORT [--deflate] | PORT CERT KEY\n");
     return 2;
   }
   lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
@@ -186,6 +189,11 @@ int main(int argc, char **argv) {
   g_deflate = deflate;
   info.gid = -1;
   info.uid = -1;
+  if (argc == 4) {
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.ssl_cert_filepath = argv[2];
+    info.ssl_private_key_filepath = argv[3];
+  }
   g_ctx = lws_create_context(&info);
   if (!g_ctx) {
     fprintf(stderr, "peer_lws: cannot create the lws context\n");
@@ -194,8 +202,8 @@ int main(int argc, char **argv) {
   struct sigaction sa = {.sa_handler = on_signal};
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
-  printf("peer_lws: listening on 127.0.0.1:%s (libwebsockets %s)\n", argv[1],
-         lws_get_library_version());
+  printf("peer_lws: listening on 127.0.0.1:%s%s (libwebsockets %s)\n",
+         argv[1], argc == 4 ? " (TLS)" : "", lws_get_library_version());
   fflush(stdout);
   while (!g_stop && lws_service(g_ctx, 0) >= 0)
     ;

@@ -132,15 +132,21 @@ pick_port() {
 
 # start_server NAME: starts it on a free port; sets srv_pid and srv_port.
 start_server() {
-  local name=$1 log=$out/logs/$1.log cfg workers=1
+  local name=$1 tls=${2:-0} log=$out/logs/$1.log cfg workers=1 listen
   srv_port=$(pick_port)
   case "$name" in
     websockd-*)
       [ "$name" = websockd-2w ] && workers=$(nproc)
       cfg=$out/$name.ini
+      listen="listen = 127.0.0.1:$srv_port"
+      # TLS: the measured port is the TLS one (the plain one picks its own)
+      [ "$tls" = 1 ] && listen="listen = 127.0.0.1:0
+listen_tls = 127.0.0.1:$srv_port
+tls_cert = $out/tls/server.pem
+tls_key = $out/tls/server.key"
       cat >"$cfg" <<EOF
 [server]
-listen = 127.0.0.1:$srv_port
+$listen
 plugins = $out/plugins.d
 workers = $workers
 log_level = warn
@@ -154,7 +160,12 @@ EOF
     lws)
       local zflag=()
       [[ "${cur_sc:-}" == z* ]] && zflag=(--deflate)
-      "${pin_server[@]}" "$peer_lws" "$srv_port" "${zflag[@]}" >>"$log" 2>&1 & ;;
+      if [ "$tls" = 1 ]; then
+        "${pin_server[@]}" "$peer_lws" "$srv_port" "$out/tls/server.pem" \
+          "$out/tls/server.key" >>"$log" 2>&1 &
+      else
+        "${pin_server[@]}" "$peer_lws" "$srv_port" "${zflag[@]}" >>"$log" 2>&1 &
+      fi ;;
     raw) "${pin_server[@]}" "$peer_raw" "$srv_port" >>"$log" 2>&1 & ;;
   esac
   srv_pid=$!
@@ -210,6 +221,8 @@ wait_quiet() {
 set_scenarios() {
   if [ "$short" = 1 ]; then
     echo_t=(-d 0.3); connect_n=500; idle_n=1000; fan_m=100; fan_k=5
+    # TLS handshakes are slow on the sanitizer build: fewer, and time for them
+    tls_connect_n=50; tls_idle_n=50; tls_c=10; tls_echo_t=(-d 1)
     # the test suite runs this on its sanitizer build (wsload and the peers
     # sanitized too): a 16 MiB echo can take seconds there, so the big
     # scenarios only check their plumbing, with 64 KiB and 256 KiB messages
@@ -218,6 +231,7 @@ set_scenarios() {
     [ "$idlemax_n" -le 1500 ] || idlemax_n=1500
   else
     echo_t=(-d 5 --warmup 1); connect_n=20000; idle_n=10000; fan_m=10000; fan_k=20
+    tls_connect_n=5000; tls_idle_n=$idle_n; tls_c=100; tls_echo_t=("${echo_t[@]}")
     big_t=(-d 10 --warmup 2) # 16 MiB echoes take a fraction of a second each
     big_s=(1m 16m)
     # as many as the open-files limit allows: the client needs one fd per
@@ -225,7 +239,8 @@ set_scenarios() {
     idlemax_n=$(($(ulimit -n) - 100))
   fi
   scenarios=(echo64 echo64d16 echo16k echo1m echo16m connect idle fanout idlemax
-             z256 z256d z4k z4kd z64k z64kd zbin zidle zfanout)
+             z256 z256d z4k z4kd z64k z64kd zbin zidle zfanout
+             tls_connect tls_resume tls_echo64 tls_echo16k tls_idle)
   if [ -n "$only" ]; then
     read -r -a scenarios <<<"$only"
   fi
@@ -240,6 +255,11 @@ args_for() {
     echo1m) echo echo -c 8 -p 1 -s "${big_s[0]}" --binary "${big_t[@]}" ;;
     echo16m) echo echo -c 2 -p 1 -s "${big_s[1]}" --binary "${big_t[@]}" ;;
     connect) echo connect -n "$connect_n" -c 50 ;;
+    tls_connect) echo connect -n "$tls_connect_n" -c 50 --tls ;;
+    tls_resume) echo connect -n "$tls_connect_n" -c 50 --tls --resume ;;
+    tls_echo64) echo echo -c "$tls_c" -p 1 -s 64 --tls "${tls_echo_t[@]}" ;;
+    tls_echo16k) echo echo -c "$tls_c" -p 1 -s 16k --binary --tls "${tls_echo_t[@]}" ;;
+    tls_idle) echo idle -n "$tls_idle_n" -c 50 --hold 300 --tls ;;
     idle) echo idle -n "$idle_n" -c 200 --hold 300 ;;
     idlemax) echo idle -n "$idlemax_n" -c 200 --hold 300 ;;
     fanout) echo fanout -m "$fan_m" -n "$fan_k" -c 200 --timeout 180 \
@@ -259,6 +279,8 @@ applies() { # applies SCENARIO SERVER
     fanout/lws|zfanout/lws) return 1 ;; # an echo server: no rooms
     z*/raw|z*/websockd-2w|z*d/lws) return 1 ;; # deflate: websockd ×1 and lws
     zfanout/websockd-1w) [ "$have_chat" = 1 ] ;;
+    tls_*/websockd-1w | tls_*/lws) return 0 ;;
+    tls_*/*) return 1 ;; # TLS: websockd ×1 next to libwebsockets
     idlemax/websockd-1w) return 0 ;;
     idlemax/*) return 1 ;; # websockd's own limit, once per round
     fanout/websockd-*) [ "$have_chat" = 1 ] ;;
@@ -274,7 +296,7 @@ measure() {
   run_rc=0
   wait_quiet
   cur_sc=$sc
-  start_server "$name"
+  start_server "$name" "$([ "${sc#tls_}" != "$sc" ] && echo 1 || echo 0)"
   read -r -a args <<<"$(args_for "$sc")"
   c0=$(proc_ticks "$srv_pid"); b0=$(sys_busy); t0=$(date +%s%N)
   r0=$(rss_kb "$srv_pid")
@@ -284,9 +306,11 @@ measure() {
     perf record -e cpu-clock -g -p "$srv_pid" -o "$prof.data" >/dev/null 2>&1 &
     perf_pid=$!
   fi
-  if [ "$sc" = idle ] || [ "$sc" = idlemax ] || [ "$sc" = zidle ]; then
+  if [ "$sc" = idle ] || [ "$sc" = idlemax ] || [ "$sc" = zidle ] ||
+     [ "$sc" = tls_idle ]; then
     local held=$idle_n
-    [ "$sc" = idle ] || held=$idlemax_n
+    [ "$sc" = idlemax ] && held=$idlemax_n
+    [ "$sc" = tls_idle ] && held=$tls_idle_n
     # Hold the connections, read the server's RSS, then let them go.
     lf=$out/logs/idle-$name-$round.out
     "${pin_client[@]}" "$wsload" "${args[@]}" --port "$srv_port" >"$lf" 2>>"$out/logs/wsload.log" &
@@ -457,6 +481,20 @@ print_table() {
       row("idle", "rss_kb_per_conn", "idle connections", "server RSS KiB per conn ↓")
       row("idlemax", "open", "idle connections up to the fd limit", "connections held ↑")
       row("idlemax", "rss_kb_per_conn", "", "server RSS KiB per conn ↓")
+      row("tls_connect", "handshakes_per_s", "TLS: connect (full handshake, ECDSA P-256), upgrade, close", "handshakes/s ↑")
+      row("tls_connect", "p99_us", "", "p99 µs to the 101 ↓")
+      row("tls_connect", "client_cpu_pct", "", "client CPU %")
+      row("tls_resume", "handshakes_per_s", "TLS: the same, resumed (session ticket)", "handshakes/s ↑")
+      row("tls_resume", "resumed", "", "handshakes resumed")
+      row("tls_resume", "client_cpu_pct", "", "client CPU %")
+      row("tls_echo64", "msgs_per_s", "TLS: echo 64 B text, 100 conns, depth 1", "msgs/s ↑")
+      row("tls_echo64", "p99_us", "", "latency p99 µs ↓")
+      row("tls_echo64", "cpu_s_per_m", "", "server CPU s per M msgs ↓")
+      row("tls_echo64", "client_cpu_pct", "", "client CPU %")
+      row("tls_echo16k", "msgs_per_s", "TLS: echo 16 KiB binary, 100 conns, depth 1", "msgs/s ↑")
+      row("tls_echo16k", "cpu_s_per_m", "", "server CPU s per M msgs ↓")
+      row("tls_echo16k", "client_cpu_pct", "", "client CPU %")
+      row("tls_idle", "rss_kb_per_conn", "TLS: idle connections", "server RSS KiB per conn ↓")
       row("fanout", "all_p50_us", "fanout: 1 publisher, 1 room", "µs until all have it, p50 ↓")
       row("fanout", "all_p99_us", "", "µs until all have it, p99 ↓")
       row("fanout", "first_p50_us", "", "µs until the first has it, p50 ↓")
@@ -490,6 +528,7 @@ print_table() {
   [ "$short" = 1 ] ||
     echo "Medians of $rounds rounds. Ratios: websockd with 1 worker ÷ the peer (↑ rows: over 1 is better; ↓ rows: under 1)."
   echo "Idle: $idle_n connections, server RSS (VmRSS) after − before, ÷ $idle_n; up to the fd limit (websockd ×1 only): $idlemax_n asked for, the open-files limit being $fd_limit per process. Fanout: $fan_m subscribers, $fan_k publishes of 64 B$([ "$have_chat" = 1 ] || echo '; websockd: no chat plugin in this build, not measured')."
+  echo "TLS: websockd ×1 and libwebsockets (its OpenSSL build) with the same ECDSA P-256 certificate, made per run; wsload --tls is OpenSSL too (TLS 1.3, X25519, the certificate not verified); resumed: each handshake resumes the newest session ticket."
   echo "Server CPU: /proc/PID/stat utime+stime around each run ÷ every message echoed (warm-up included); for 1 and 16 MiB, ÷ the MB echoed. Client CPU: wsload's getrusage over the measured window (100 % = its core saturated). Others: the machine's busy time less server and client, in % of a core; runs over ${NOISE_MAX:-25} % are run again (twice at most): $noisy_kept noisy run(s) kept."
 }
 
@@ -544,6 +583,12 @@ main() {
     say "one core: nothing pinned, client and server share it"
   fi
   write_routes
+  # TLS: one ECDSA P-256 certificate for websockd and libwebsockets alike
+  mkdir -p "$out/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$out/tls/server.key" -out "$out/tls/server.pem" -days 30 \
+    -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+    2>>"$out/logs/openssl.log"
   servers=(websockd-1w websockd-2w)
   if [ -x "$peer_lws" ]; then servers+=(lws); else say "no peer_lws (libwebsockets-dev missing): skipped"; fi
   servers+=(raw)

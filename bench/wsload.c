@@ -1,9 +1,13 @@
 /*
  * wsload.c - the load generator of websockd's benchmarks: one thread, epoll,
  * non-blocking sockets, and its own minimal RFC 6455 client (handshake,
- * masked frames out, server frames in). It depends on libc (and zlib, for
- * --deflate) only, so that it
- * measures servers rather than a client library.
+ * masked frames out, server frames in). It depends on libc only (and zlib,
+ * for --deflate; OpenSSL's libssl, for --tls), so that it measures servers
+ * rather than a client library.
+ *
+ * --tls speaks TLS (1.2 or 1.3, whatever the server picks; the server's
+ * certificate is not verified: a benchmark, not a client); --resume (connect)
+ * resumes every handshake from the newest session ticket the server sent.
  *
  *   echo     C connections, P messages in flight on each, every echo checked
  *            byte for byte; messages/s, MB/s, latency p50/p99/p99.9
@@ -55,6 +59,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <zlib.h>
 
 /* ---- options ----------------------------------------------------------- */
@@ -79,6 +85,7 @@ typedef struct opts {
   double rate;          /* fanout: publishes per second; 0: one at a time */
   int deflate;          /* offer permessage-deflate */
   int json, random;     /* echo: the message's content */
+  int tls, resume;      /* --tls, --resume */
 } opts;
 
 /* ---- time, randomness, statistics -------------------------------------- */
@@ -183,6 +190,8 @@ typedef struct conn {
   int msg_z;      /* the message being reassembled is compressed */
   int z_takeover; /* the server keeps its compression context */
   z_stream *inf;  /* its inflater then */
+  SSL *ssl;       /* --tls */
+  int tls_hs;     /* the TLS handshake is in progress */
 } conn;
 
 typedef struct wsload {
@@ -215,7 +224,12 @@ typedef struct wsload {
   uint8_t *zbuf, *plain; /* compressed and plain scratch */
   size_t zcap, plaincap;
   uint64_t z_wire, z_plain, z_msgs, plain_msgs; /* what came compressed */
+  SSL_CTX *ctx;          /* --tls */
+  SSL_SESSION *sess;     /* --resume: the first ticket */
+  long resumed;          /* handshakes resumed */
 } wsload;
+
+static wsload *g_w; /* for the session callback only */
 
 static volatile sig_atomic_t g_stop; /* the one global: set by SIGTERM/SIGINT */
 
@@ -272,6 +286,11 @@ static void conn_close(wsload *w, conn *c) {
     w->open--;
   else
     w->closing--;
+  if (c->ssl) {
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+  }
+  c->tls_hs = 0;
   close(c->fd);
   c->fd = -1;
   c->state = ST_FREE;
@@ -327,9 +346,29 @@ static void set_events(wsload *w, conn *c, int want_out) {
 
 /* Writes what it can; the rest waits for EPOLLOUT. */
 static void conn_flush(wsload *w, conn *c) {
+  if (c->tls_hs)
+    return;
   while (c->out_off < c->out_len) {
-    ssize_t n =
-        send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    ssize_t n;
+    if (c->ssl) {
+      size_t len = c->out_len - c->out_off;
+      int r = SSL_write(c->ssl, c->out + c->out_off,
+                        len > INT32_MAX ? INT32_MAX : (int)len);
+      if (r > 0) {
+        c->out_off += (size_t)r;
+        continue;
+      }
+      int e = SSL_get_error(c->ssl, r);
+      if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+        set_events(w, c, e == SSL_ERROR_WANT_WRITE);
+        return;
+      }
+      ERR_clear_error();
+      conn_fail(w, c, "SSL_write: error %d", e);
+      return;
+    }
+    n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+             MSG_NOSIGNAL);
     if (n > 0) {
       c->out_off += (size_t)n;
       continue;
@@ -815,6 +854,14 @@ static void on_frame(wsload *w, conn *c, int fin, int op, const uint8_t *p,
   case 0xA:
     return;
   case 0x8: /* close */
+    if (c->state == ST_CLOSING && c->ssl) {
+      /* the answer to ours: over TLS the client ends it (close_notify),
+       * as libwebsockets waits for that before closing */
+      SSL_shutdown(c->ssl);
+      ERR_clear_error();
+      conn_close(w, c);
+      return;
+    }
     if (c->state == ST_CLOSING)
       return; /* the answer to ours: the server closes the TCP connection */
     if (w->o.mode == MODE_ECHO || (w->o.mode == MODE_IDLE && !g_stop)) {
@@ -909,12 +956,91 @@ static void on_eof(wsload *w, conn *c) {
             c->state == ST_OPEN ? "" : " during the handshake");
 }
 
+/* --tls: the handshake as far as the socket allows; then the upgrade. */
+static void tls_step(wsload *w, conn *c) {
+  int r = SSL_connect(c->ssl);
+  if (r == 1) {
+    c->tls_hs = 0;
+    if (SSL_session_reused(c->ssl))
+      w->resumed++;
+    send_handshake(w, c);
+    conn_flush(w, c);
+    return;
+  }
+  int e = SSL_get_error(c->ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    set_events(w, c, e == SSL_ERROR_WANT_WRITE);
+    return;
+  }
+  unsigned long err = ERR_get_error();
+  ERR_clear_error();
+  conn_fail(w, c, "TLS handshake: %s",
+            err ? ERR_reason_error_string(err) : "the server closed");
+}
+
+static void tls_start(wsload *w, conn *c) {
+  if (!(c->ssl = SSL_new(w->ctx)) || SSL_set_fd(c->ssl, c->fd) != 1)
+    die("SSL_new: out of memory");
+  SSL_set_tlsext_host_name(c->ssl, w->o.host);
+  if (w->sess)
+    SSL_set_session(c->ssl, w->sess);
+  c->tls_hs = 1;
+  tls_step(w, c);
+}
+
+/* --resume: keeps the newest ticket the server sent. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess) {
+  (void)ssl;
+  if (!g_w->o.resume)
+    return 0;
+  if (g_w->sess) /* the newest: OpenSSL resumes a TLS 1.3 ticket once */
+    SSL_SESSION_free(g_w->sess);
+  g_w->sess = sess;
+  return 1; /* we keep the reference */
+}
+
+/* Reads what there is (through TLS: every decrypted byte, so that none
+ * waits inside OpenSSL where epoll cannot see it). */
+static ssize_t conn_recv(conn *c) {
+  if (!c->ssl)
+    return recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len - 1, 0);
+  size_t got = 0;
+  for (;;) {
+    if (c->in_cap - c->in_len - got < 4096) {
+      c->in_cap *= 2;
+      c->in = xrealloc(c->in, c->in_cap);
+    }
+    int r = SSL_read(c->ssl, c->in + c->in_len + got,
+                     (int)(c->in_cap - c->in_len - got - 1));
+    if (r > 0) {
+      got += (size_t)r;
+      continue;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    ERR_clear_error();
+    if (got)
+      return (ssize_t)got;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      errno = EAGAIN;
+      return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL)
+      return 0;
+    errno = EPROTO;
+    return -1;
+  }
+}
+
 static void on_readable(wsload *w, conn *c, uint64_t t) {
+  if (c->tls_hs) {
+    tls_step(w, c);
+    return;
+  }
   if (c->in_cap - c->in_len < 4096) {
     c->in_cap = c->in_cap ? c->in_cap * 2 : 4096;
     c->in = xrealloc(c->in, c->in_cap);
   }
-  ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len - 1, 0);
+  ssize_t n = conn_recv(c);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
       conn_fail(w, c, "recv: %s", strerror(errno));
@@ -941,7 +1067,15 @@ static void on_writable(wsload *w, conn *c) {
       return;
     }
     c->state = ST_HANDSHAKE;
+    if (w->ctx) {
+      tls_start(w, c);
+      return;
+    }
     send_handshake(w, c);
+  }
+  if (c->tls_hs) {
+    tls_step(w, c);
+    return;
   }
   conn_flush(w, c);
 }
@@ -1156,6 +1290,8 @@ static int run_connect(wsload *w) {
          " handshakes_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f",
          o->n, conc, done, secs, done / secs, hist_pct_us(&w->lat, 0.50),
          hist_pct_us(&w->lat, 0.99), hist_pct_us(&w->lat, 0.999));
+  if (o->tls)
+    printf(" tls=1 resumed=%ld", w->resumed);
   print_common(w, cpu, secs);
   return done == o->n && !w->errors ? 0 : 1;
 }
@@ -1330,6 +1466,8 @@ static void usage(FILE *f) {
       "                 [--ports P1,P2,...] [--rate PUBLISHES_PER_S]\n"
       "common: --host 127.0.0.1 --port 8080 --path /echo --timeout SECS\n"
       "  --deflate (permessage-deflate), echo: --json | --random content\n"
+      "  --tls (wss://, the certificate not verified); connect: --resume\n"
+      "  (every handshake resumes the newest session ticket)\n"
       "  A {i} in --path becomes the connection's index (\"pub\" for the\n"
       "  fanout publisher, whose path is --pub-path or else --path).\n"
       "Prints one key=value line; exit 1 if any connection or echo failed.\n",
@@ -1382,6 +1520,8 @@ static void parse_args(opts *o, int argc, char **argv) {
       {"random", no_argument, 0, 'R'},
       {"ports", required_argument, 0, 'O'},
       {"rate", required_argument, 0, 'Q'},
+      {"tls", no_argument, 0, 'T'},
+      {"resume", no_argument, 0, 'E'},
       {0, 0, 0, 0}};
   if (argc < 2 || argv[1][0] == '-') {
     usage(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
@@ -1482,6 +1622,12 @@ static void parse_args(opts *o, int argc, char **argv) {
     case 'Q':
       o->rate = parse_secs(optarg, "--rate");
       break;
+    case 'T':
+      o->tls = 1;
+      break;
+    case 'E':
+      o->resume = 1;
+      break;
     case 'Z':
       usage(stdout);
       exit(0);
@@ -1542,6 +1688,21 @@ int main(int argc, char **argv) {
                                    Z_DEFAULT_STRATEGY) != Z_OK ||
                       inflateInit2(&w.inf, -15) != Z_OK))
     die("zlib: out of memory");
+  if (w.o.tls) {
+    g_w = &w;
+    if (!(w.ctx = SSL_CTX_new(TLS_client_method())))
+      die("SSL_CTX_new failed");
+    SSL_CTX_set_min_proto_version(w.ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(w.ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_verify(w.ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_session_cache_mode(w.ctx, SSL_SESS_CACHE_CLIENT |
+                                              SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(w.ctx, on_new_session);
+  } else if (w.o.resume) {
+    die("--resume needs --tls");
+  }
   w.ep = epoll_create1(EPOLL_CLOEXEC);
   if (w.ep < 0)
     die("epoll_create1: %s", strerror(errno));

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes each target for SECONDS: fuzz/run.sh [-j N] SECONDS [target...]
-# (targets: frame utf8 handshake route bus_msg proxyproto negotiate deflate; default all of them, N at a time,
+# (targets: frame utf8 handshake route bus_msg proxyproto negotiate deflate tls_hello; default all of them, N at a time,
 # default 1). Builds the libFuzzer targets with clang in build-fuzz, then runs
 # each on a scratch corpus (build-fuzz/corpus/NAME, where new inputs go) that
 # also reads the seeds in fuzz/corpus/NAME, which it never writes. Crashing
@@ -22,7 +22,7 @@ fi
 seconds=$1
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame utf8 handshake route bus_msg proxyproto negotiate deflate)
+[ ${#targets[@]} -gt 0 ] || targets=(frame utf8 handshake route bus_msg proxyproto negotiate deflate tls_hello)
 
 # Per-target options: inputs long enough for a 431 (8 KiB head) and for a
 # few frames with 16-bit lengths; a dictionary where one helps.
@@ -32,6 +32,7 @@ declare -A opts=(
   [handshake]="-max_len=10000 -dict=fuzz/dict/handshake.dict"
   [route]="-max_len=4096 -dict=fuzz/dict/route.dict"
   [bus_msg]="-max_len=4096"
+  [tls_hello]="-max_len=4096"
   [proxyproto]="-max_len=1400"
   [negotiate]="-max_len=1024 -dict=fuzz/dict/negotiate.dict"
   [deflate]="-max_len=16384"

@@ -2,7 +2,8 @@
  * base.h - layer 0, base: what every layer of the host uses and that knows
  * nothing of WebSockets: one-line logging (log.h), the record of the plugin
  * callback running and the crash line it leaves (crash.h), the host's
- * settings from the command line and the config file (config.h), INI
+ * settings from the command line and the config file (config.h; the TLS
+ * ones in tls_conf.h), INI
  * reading shared with route files (inifile.h), and the clock (timeutil.h).
  *
  * May include: libc, inih. Nothing else of host/.
@@ -15,5 +16,6 @@
 #include "base/inifile.h"
 #include "base/log.h"
 #include "base/timeutil.h"
+#include "base/tls_conf.h"
 
 #endif

@@ -30,6 +30,7 @@ void wsh_config_init(wsh_config *c) {
   c->slow_callback_ms = 100;
   c->max_buffered_memory = WSH_DEFAULT_MAX_BUFFERED;
   c->log_level = WSH_LOG_INFO;
+  wsh_tls_conf_init(&c->tls);
   c->log_connections = 1;
 }
 
@@ -55,6 +56,7 @@ void wsh_config_free(wsh_config *c) {
   free(c->redis);
   free(c->redis_password);
   free(c->redis_prefix);
+  wsh_tls_conf_free(&c->tls);
   free(c->console_allow);
   memset(c, 0, sizeof(*c));
 }
@@ -102,6 +104,9 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
                    size_t errlen) {
   uint64_t v = 0;
   int bad = 0;
+  int rc = wsh_tls_conf_set(&c->tls, "server", key, value, err, errlen);
+  if (rc != WEBSOCK_ENOENT) /* a TLS setting (or a bad one) */
+    return rc;
   if (strcmp(key, "listen") == 0)
     return add_listen(c, value);
   if (strcmp(key, "listen_proxy") == 0)
@@ -178,9 +183,18 @@ static int on_ini(void *user, const char *section, const char *name,
   file_parse *p = user;
   if (p->e.failed)
     return 0;
-  if (strcmp(section, "server") != 0)
-    return wsh_ini_fail(&p->e, "unknown section [%s] (only [server])", section);
   char why[sizeof(p->e.what)];
+  if (wsh_tls_conf_is_section(section)) {
+    if (wsh_tls_conf_set(&p->c->tls, section, name, value, why, sizeof(why)) !=
+        0)
+      return wsh_ini_fail(&p->e, "%s", why);
+    return 1;
+  }
+  if (strcmp(section, "server") != 0)
+    return wsh_ini_fail(&p->e,
+                        "unknown section [%s] (only [server] and "
+                        "[tls \"LABEL\"])",
+                        section);
   if (set_key(p->c, name, value, why, sizeof(why)) != 0)
     return wsh_ini_fail(&p->e, "%s", why);
   return 1;
@@ -262,6 +276,21 @@ static void usage(FILE *out, const char *prog) {
       "      --user NAME            started as root: run as this user once "
       "the\n"
       "                             listeners are bound (ports below 1024)\n"
+      "      --listen-tls ADDR:PORT listen for TLS (wss://, https://) here; "
+      "repeatable,\n"
+      "                             beside --listen; needs --tls-cert\n"
+      "      --tls-cert FILE        the default certificate (PEM: certificate, "
+      "then\n"
+      "                             its chain); more in [tls \"LABEL\"] "
+      "sections\n"
+      "      --tls-key FILE         its private key (PEM; default: in "
+      "--tls-cert's file)\n"
+      "      --tls-client-ca FILE   require TLS clients to show a certificate "
+      "this CA\n"
+      "                             signed (mutual TLS)\n"
+      "      --tls-ktls on|off      kernel TLS where kernel and OpenSSL allow "
+      "(default\n"
+      "                             off)\n"
       "      --log-format FORMAT    text (default) or json: one JSON object "
       "per\n"
       "                             line with time, level, event and fields\n"
@@ -311,6 +340,7 @@ static void usage(FILE *out, const char *prog) {
       "plugin generation, open connections stay on theirs (reload = drain) or "
       "are\n"
       "closed with 1012 (reload = restart); a failed reload changes nothing.\n"
+      "It re-reads the TLS certificates and keys too (all or none).\n"
       "SIGTERM/SIGINT close every connection with 1001 and exit (a second one\n"
       "exits at once).\n",
       prog);
@@ -343,6 +373,11 @@ static const struct option long_opts[] = {
     {"redis", required_argument, NULL, 18},
     {"redis-password", required_argument, NULL, 19},
     {"redis-prefix", required_argument, NULL, 20},
+    {"listen-tls", required_argument, NULL, 21},
+    {"tls-cert", required_argument, NULL, 22},
+    {"tls-key", required_argument, NULL, 23},
+    {"tls-client-ca", required_argument, NULL, 24},
+    {"tls-ktls", required_argument, NULL, 25},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -369,7 +404,20 @@ static const char *const long_keys[] = {NULL,
                                         "console_allow",
                                         "redis",
                                         "redis_password",
-                                        "redis_prefix"};
+                                        "redis_prefix",
+                                        NULL,
+                                        "tls_cert",
+                                        "tls_key",
+                                        "tls_client_ca",
+                                        "tls_ktls"};
+
+static void free_tls_listen(wsh_tls_conf *t) {
+  for (size_t i = 0; i < t->nlisten; i++)
+    free(t->listen[i]);
+  free(t->listen);
+  t->listen = NULL;
+  t->nlisten = 0;
+}
 
 /* The first pass: only --config, --help and --version. */
 static int first_pass(wsh_config *c, int argc, char **argv, char *err,
@@ -410,7 +458,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
   int rc = first_pass(c, argc, argv, err, errlen);
   if (rc)
     return rc;
-  int opt, listen_given = 0, proxy_given = 0;
+  int opt, listen_given = 0, proxy_given = 0, tls_listen_given = 0;
   optind = 1;
   while ((opt = getopt_long(argc, argv, "l:p:c:w:thV", long_opts, NULL)) !=
          -1) {
@@ -441,6 +489,11 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 'w':
       rc = set_key(c, "workers", optarg, what, sizeof(what));
       break;
+    case 21: /* replaces the file's listen_tls, as -l replaces listen */
+      if (!tls_listen_given++)
+        free_tls_listen(&c->tls);
+      rc = set_key(c, "listen_tls", optarg, what, sizeof(what));
+      break;
     case 't':
       c->check_only = 1;
       break;
@@ -466,6 +519,10 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 18:
     case 19:
     case 20:
+    case 22:
+    case 23:
+    case 24:
+    case 25:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:
@@ -543,13 +600,17 @@ static int check_listen(const char *key, char **list, size_t n, char *err,
 
 int wsh_config_finish(wsh_config *c, char *err, size_t errlen) {
   /* the default address only when no listener at all is configured */
-  if (c->nlisten == 0 && c->nlisten_proxy == 0 &&
+  if (c->nlisten == 0 && c->nlisten_proxy == 0 && c->tls.nlisten == 0 &&
       add_listen(c, WSH_DEFAULT_LISTEN))
     return WEBSOCK_ENOMEM;
   if (check_listen("listen", c->listen, c->nlisten, err, errlen) ||
       check_listen("listen_proxy", c->listen_proxy, c->nlisten_proxy, err,
-                   errlen))
+                   errlen) ||
+      check_listen("listen_tls", c->tls.listen, c->tls.nlisten, err, errlen))
     return WEBSOCK_EINVAL;
+  int rc = wsh_tls_conf_finish(&c->tls, err, errlen);
+  if (rc)
+    return rc;
   if (c->workers == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = n > 0 ? (unsigned)n : 1;

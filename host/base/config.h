@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "base/tls_conf.h"
+
 typedef struct wsh_config {
   char *config_file; /* --config, or NULL */
   char **listen;     /* "127.0.0.1:8080", "[::1]:8080", "*:8080" */
@@ -46,6 +48,8 @@ typedef struct wsh_config {
   int devconsole;      /* a route's plain GET gets the dev console */
   int status_page;     /* /status (also served with devconsole) */
   char *console_allow; /* who may see them (checked by ops/console.c) */
+  wsh_tls_conf tls;    /* listen_tls, tls_* and [tls "LABEL"] (TLS on when
+                          tls.nlisten > 0) */
 } wsh_config;
 
 #define WSH_DEFAULT_LISTEN "127.0.0.1:8080"
@@ -60,7 +64,7 @@ void wsh_config_free(wsh_config *c);
 int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
                          size_t errlen);
 
-/* Reads a host config file ([server] section). */
+/* Reads a host config file ([server] section, [tls "LABEL"] sections). */
 int wsh_config_load_file(wsh_config *c, const char *file, char *err,
                          size_t errlen);
 

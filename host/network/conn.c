@@ -567,6 +567,14 @@ static void conn_open(websock_conn *c, websock_response *resp) {
 
 /* ---- loop callbacks ------------------------------------------------------ */
 
+/* The verified client certificate's name, for upgrade() and init(). */
+static void read_peer_subject(websock_conn *c) {
+  char subject[1024];
+  c->req->subject_set = 1;
+  if (c->tp.ops->peer_subject(&c->tp, subject, sizeof(subject)) > 0)
+    c->req->peer_subject = strdup(subject);
+}
+
 /* A connection from a PROXY protocol listener: its header comes first, in
  * one read or several (kept, at most WSH_PROXY_MAX bytes), and names the
  * client. Returns how many bytes of buf were the header's; a connection
@@ -625,6 +633,8 @@ static void process(websock_conn *c, uint8_t *buf, size_t len) {
   if (c->state == WSH_CONN_HANDSHAKE && !c->await_proxy && !c->dead) {
     size_t used = 0;
     websock_response resp;
+    if (!c->req->subject_set && c->tp.ops->peer_subject)
+      read_peer_subject(c);
     switch (wsh_http_feed(c, buf, len, &used, &resp)) {
     case WSH_HTTP_ANSWERED:
       conn_flush_and_close(c);
@@ -652,6 +662,8 @@ static void do_read(websock_conn *c) {
     process(c, w->rbuf, (size_t)n);
   } else if (n == 0) {
     c->peer_eof = 1;
+  } else if (c->tp.answered && c->state == WSH_CONN_HANDSHAKE) {
+    conn_linger(c); /* the transport answered (TLS: plain HTTP's 400) */
   } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     c->io_error = errno;
   }
@@ -659,11 +671,21 @@ static void do_read(websock_conn *c) {
     wsh_decoder_trim(&c->dec); /* idle connections hold no buffer */
 }
 
+/* Reads, then what the transport still holds that the socket will not
+ * signal (TLS: the rest of a record a full read buffer left inside). */
+static void read_all(websock_conn *c) {
+  do
+    do_read(c);
+  while (c->tp.ops->pending && !c->read_paused && !c->peer_eof &&
+         !c->io_error && c->tp.ops->pending(&c->tp) > 0);
+}
+
 static void on_io(evutil_socket_t fd, short what, void *arg) {
   websock_conn *c = arg;
   (void)fd;
-  if (what & EV_READ)
-    do_read(c);
+  if ((what & EV_READ) ||
+      (c->tp.flip & WSH_TP_READ_WANTS_WRITE && (what & EV_WRITE)))
+    read_all(c);
   wsh_loop_mark(c->w, c);
   wsh_conn_settle_all(c->w);
 }
@@ -674,9 +696,9 @@ static void on_io(evutil_socket_t fd, short what, void *arg) {
 static void conn_events(websock_conn *c) {
   short want = 0;
   if (!c->read_paused && c->state != WSH_CONN_FLUSHING && !c->peer_eof)
-    want |= EV_READ;
+    want |= c->tp.flip & WSH_TP_READ_WANTS_WRITE ? EV_WRITE : EV_READ;
   if (wsh_outq_unsent(c) > 0)
-    want |= EV_WRITE;
+    want |= c->tp.flip & WSH_TP_WRITE_WANTS_READ ? EV_READ : EV_WRITE;
   if (want == c->ev_flags)
     return;
   if (c->ev_flags)
@@ -725,6 +747,8 @@ void wsh_conn_settle(websock_conn *c) {
   if (c->read_paused && c->state == WSH_CONN_OPEN &&
       wsh_outq_unsent(c) <= c->gen->conf->pause_reading_at / 2) {
     resume_reading(c);
+    if (!c->read_paused && c->tp.ops->pending && c->tp.ops->pending(&c->tp) > 0)
+      read_all(c); /* what TLS holds will not wake the socket */
     wsh_outq_write(c, c->state == WSH_CONN_FLUSHING);
   }
   /* A peer that half-closed still gets what is queued for it (FLUSHING goes
@@ -771,6 +795,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   switch (c->state) {
   case WSH_CONN_HANDSHAKE:
+    if (c->tp.ops->handshaking && c->tp.ops->handshaking(&c->tp)) {
+      c->tp.ops->timed_out(&c->tp); /* TLS: nothing can be said yet */
+      c->dead = 1;
+      break;
+    }
     wsh_info("%s: handshake timeout", wsh_conn_peer(c).s);
     wsh_http_refuse(c, 408, NULL, "(handshake timeout)");
     conn_flush_and_close(c);
@@ -891,7 +920,15 @@ int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
                  int kind) {
   (void)len;
   wsh_transport tp;
-  wsh_tcp_transport(&tp, fd);
+  if (kind != WSH_LISTEN_TLS) {
+    wsh_tcp_transport(&tp, fd);
+  } else {
+    int rc = wsh_tls_transport(&tp, fd, w->env->tls, &w->tls_stats);
+    if (rc != 0) {
+      wsh_error("TLS connection: %s", websock_strerror(rc));
+      return rc; /* the socket is closed */
+    }
+  }
   websock_conn *c = calloc(1, sizeof(*c));
   if (!c)
     goto out_close;
@@ -905,6 +942,7 @@ int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
   if (wsh_request_new(&c->req, wsh_conn_cfg(c)->max_header_size) != 0)
     goto out_free;
   snprintf(c->req->remote_addr, sizeof(c->req->remote_addr), "%s", peer);
+  c->req->tls = kind == WSH_LISTEN_TLS;
   c->ev_flags = EV_READ;
   event_assign(&c->ev, w->base, c->tp.fd, EV_READ | EV_PERSIST, on_io, c);
   event_add(&c->ev, NULL);
@@ -924,6 +962,11 @@ out_close:
 
 void wsh_conn_shutdown(websock_conn *c) {
   wsh_loop_mark(c->w, c);
+  if (c->state == WSH_CONN_HANDSHAKE && c->tp.ops->handshaking &&
+      c->tp.ops->handshaking(&c->tp)) {
+    c->dead = 1; /* mid TLS handshake: nothing can be said yet */
+    return;
+  }
   if (c->state == WSH_CONN_HANDSHAKE) {
     wsh_http_refuse(c, 503, "Shutting down.\n", "(shutting down)");
     conn_flush_and_close(c);

@@ -17,12 +17,13 @@
 /* What a listener expects first on its connections. */
 enum {
   WSH_LISTEN_PLAIN = 0, /* the HTTP request */
-  WSH_LISTEN_PROXY = 1  /* a PROXY protocol header, then the request */
+  WSH_LISTEN_PROXY = 1, /* a PROXY protocol header, then the request */
+  WSH_LISTEN_TLS = 2    /* a TLS handshake, then the request */
 };
 
-/* Loop thread: adopts an accepted socket (over plain TCP) from a listener of
- * the given kind. Returns 0 or a negative code (the socket is then
- * closed). */
+/* Loop thread: adopts an accepted socket from a listener of the given kind
+ * (over TLS with the environment's certificates for WSH_LISTEN_TLS).
+ * Returns 0 or a negative code (the socket is then closed). */
 int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
                  int kind);
 

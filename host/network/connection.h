@@ -58,6 +58,7 @@ typedef struct wsh_conn_env {
   void (*request_shed)(void *arg); /* over budget: every worker sheds */
   unsigned nworkers;               /* for each worker's share of it */
   void *shed_arg;
+  wsh_tls *tls;          /* the certificates of the TLS listeners; NULL: none */
   wsh_cidr_list trusted; /* trusted_proxies: whose X-Forwarded-For counts */
 } wsh_conn_env;
 

@@ -15,6 +15,7 @@
 
 #include "network/slots.h"
 #include "protocol/deflate.h"
+#include "network/tls.h"
 #include "bus/topic.h"
 #include "websock.h"
 
@@ -89,6 +90,7 @@ typedef struct wsh_loop {
   size_t buffered; /* what this loop's connections hold (its thread only) */
   wsh_zmem zmem; /* zlib state and buffers of this loop (permessage-deflate) */
   wsh_pmd_shared pmd; /* the streams `shared` connections borrow */
+  wsh_tls_stats tls_stats; /* its TLS handshakes, for /metrics */
 } wsh_loop;
 
 /* Sets l up: an event base, the buffers, empty tables. 0 or

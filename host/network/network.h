@@ -5,9 +5,9 @@
  * connection's data (connection.h) and its jobs: the WebSocket state
  * machine (conn.h), the HTTP side (http.h), the output queue (outq.h),
  * timers and subscriptions (msgs.h), the transport every byte goes through
- * (transport.h; plain TCP in tcp.c, TLS next), the slots behind websock_ref
- * (slots.h), and the websock_* functions plugins call on connections and
- * hosts (api.c).
+ * (transport.h; plain TCP in tcp.c, TLS in tls_transport.c over tls.h), the
+ * slots behind websock_ref (slots.h), and the websock_* functions plugins call
+ * on connections and hosts (api.c).
  *
  * May include: libc, libevent, pthreads (OpenSSL for TLS); base/,
  * protocol/, plugins/, bus/. Nothing of ops/: what it needs from there

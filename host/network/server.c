@@ -71,8 +71,11 @@ static int bind_one(wsh_server *srv, const char *spec, int kind, char *err,
                     size_t errlen) {
   struct sockaddr_storage ss;
   socklen_t len;
+  const char *key = kind == WSH_LISTEN_TLS     ? "listen_tls"
+                    : kind == WSH_LISTEN_PROXY ? "listen_proxy"
+                                               : "listen";
   if (wsh_parse_listen(spec, &ss, &len) != 0) {
-    snprintf(err, errlen, "listen: cannot parse \"%s\"", spec);
+    snprintf(err, errlen, "%s: cannot parse \"%s\"", key, spec);
     return WEBSOCK_EINVAL;
   }
   wsh_listener *li = &srv->listener_args[srv->nlisteners];
@@ -83,7 +86,7 @@ static int bind_one(wsh_server *srv, const char *spec, int kind, char *err,
       LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
       (struct sockaddr *)&ss, (int)len);
   if (!l) {
-    snprintf(err, errlen, "listen %s: %s", spec, strerror(errno));
+    snprintf(err, errlen, "%s %s: %s", key, spec, strerror(errno));
     return WEBSOCK_EINVAL;
   }
   evconnlistener_set_error_cb(l, on_accept_error);
@@ -94,11 +97,14 @@ static int bind_one(wsh_server *srv, const char *spec, int kind, char *err,
   getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &blen);
   wsh_format_addr((struct sockaddr *)&bound, addr, sizeof(addr));
   wsh_info("listening on %s%s", addr,
-           kind == WSH_LISTEN_PROXY ? " (PROXY protocol)" : "");
+           kind == WSH_LISTEN_PROXY ? " (PROXY protocol)"
+           : kind == WSH_LISTEN_TLS ? " (TLS)"
+                                    : "");
   return 0;
 }
 
 static void watch_plugins(wsh_server *srv);
+static void reload_tls(wsh_server *srv, const char *why);
 
 /* Closes the listeners: on worker 0's thread (as it stops, or after its
  * loop), or before it runs. */
@@ -155,6 +161,7 @@ void wsh_server_reload(wsh_server *srv, const char *why) {
     return;
   if (srv->hooks.reloading)
     srv->hooks.reloading();
+  reload_tls(srv, why);
   if (wsh_registry_reload(srv->reg, srv->cfg->plugins_dir, &restart, &n,
                           summary, sizeof(summary), err, sizeof(err)) != 0) {
     wsh_error("reload (%s) failed; the previous routes keep serving: %s", why,
@@ -337,6 +344,32 @@ static int start_workers(wsh_server *srv, char *err, size_t errlen) {
   return 0;
 }
 
+/* The certificates of the TLS listeners, if any: read now, all of them. */
+static int start_tls(wsh_server *srv, char *err, size_t errlen) {
+  if (srv->cfg->tls.nlisten == 0)
+    return 0;
+  int rc = wsh_tls_new(&srv->env.tls);
+  if (rc != 0) {
+    snprintf(err, errlen, "TLS: %s", websock_strerror(rc));
+    return rc;
+  }
+  return wsh_tls_load(srv->env.tls, &srv->cfg->tls, err, errlen);
+}
+
+/* SIGHUP: every certificate and key again, all or none (the old ones keep
+ * serving; open connections keep theirs either way). */
+static void reload_tls(wsh_server *srv, const char *why) {
+  char err[1024];
+  if (!srv->env.tls)
+    return;
+  if (wsh_tls_load(srv->env.tls, &srv->cfg->tls, err, sizeof(err)) != 0)
+    wsh_error("TLS reload (%s) failed; the previous certificates keep "
+              "serving: %s",
+              why, err);
+  else
+    wsh_info("TLS reload (%s) ok: certificates and keys read again", why);
+}
+
 /* Connections are file descriptors: take all the process may have. */
 static void raise_fd_limit(void) {
   struct rlimit rl;
@@ -369,7 +402,7 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   srv->env.shed_arg = srv;
   srv->inotify_fd = -1;
   srv->base = event_base_new();
-  size_t nl = cfg->nlisten + cfg->nlisten_proxy;
+  size_t nl = cfg->nlisten + cfg->nlisten_proxy + cfg->tls.nlisten;
   srv->listeners = calloc(nl ? nl : 1, sizeof(*srv->listeners));
   srv->listener_args = calloc(nl ? nl : 1, sizeof(*srv->listener_args));
   if (!srv->base || !srv->listeners || !srv->listener_args)
@@ -391,6 +424,7 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   evsignal_add(srv->sig_int, NULL);
   evsignal_add(srv->sig_hup, NULL);
   if ((rc = start_bus(srv, err, errlen)) != 0 ||
+      (rc = start_tls(srv, err, errlen)) != 0 ||
       (rc = start_workers(srv, err, errlen)) != 0)
     goto out_free;
   srv->accept_resume =
@@ -409,6 +443,12 @@ int wsh_server_listen(wsh_server *srv, char *err, size_t errlen) {
     return WEBSOCK_EINVAL;
   for (size_t i = 0; i < srv->cfg->nlisten; i++) {
     int rc = bind_one(srv, srv->cfg->listen[i], WSH_LISTEN_PLAIN, err, errlen);
+    if (rc)
+      return rc;
+  }
+  for (size_t i = 0; i < srv->cfg->tls.nlisten; i++) {
+    int rc =
+        bind_one(srv, srv->cfg->tls.listen[i], WSH_LISTEN_TLS, err, errlen);
     if (rc)
       return rc;
   }
@@ -463,5 +503,6 @@ void wsh_server_free(wsh_server *srv) {
     event_free(srv->worker_exit);
   if (srv->base)
     event_base_free(srv->base);
+  wsh_tls_free(srv->env.tls);
   free(srv);
 }

@@ -53,6 +53,10 @@ static const wsh_transport_ops tcp_ops = {
 void wsh_tcp_transport(wsh_transport *t, int fd) {
   t->ops = &tcp_ops;
   t->fd = fd;
+  t->flip = 0;
+  t->answered = 0;
+  t->own = 0;
+  t->ctx = NULL;
   /* Writes are already batched per loop turn: send them without waiting for
    * the peer's delayed ACK (a message over one write would wait 40 ms). */
   int one = 1;

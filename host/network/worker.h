@@ -35,7 +35,7 @@ typedef struct wsh_accepted {
   int fd;
   struct sockaddr_storage addr;
   socklen_t addrlen;
-  int kind; /* the listener's: WSH_LISTEN_PLAIN or WSH_LISTEN_PROXY */
+  int kind; /* the listener's: WSH_LISTEN_PLAIN, _PROXY or _TLS */
 } wsh_accepted;
 
 enum {
@@ -130,7 +130,8 @@ int wsh_worker_init(wsh_worker *w, unsigned index, wsh_conn_env *env,
 int wsh_worker_start(wsh_worker *w);
 /* Frees what wsh_worker_init set up (the thread, if any, joined first). */
 void wsh_worker_free(wsh_worker *w);
-/* From any thread: hand an accepted socket to this worker. */
+/* From any thread: hand an accepted socket (tls: from a TLS listener) to
+ * this worker. */
 int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
                        socklen_t len, int kind);
 /* On w's own thread: take an accepted socket over at once. */

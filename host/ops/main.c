@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/config.h"
 #include "protocol/realip.h"
@@ -16,6 +17,7 @@
 #include "ops/metrics.h"
 #include "plugins/registry.h"
 #include "network/server.h"
+#include "network/tls.h"
 #include "ops/service.h"
 
 /* GET /metrics, as the server's connections ask for it. */
@@ -23,8 +25,30 @@ static int render_metrics(void *srv, char **out) {
   return wsh_metrics_render(srv, out);
 }
 
+/* -t: the certificates and keys, read as at start-up; says which expire
+ * within 30 days. 0 or 1. */
+static int check_tls(const wsh_config *cfg) {
+  char err[1024], warn[4096];
+  if (!cfg->tls.nlisten && !cfg->tls.dflt.cert_file && !cfg->tls.ncerts)
+    return 0;
+  if (wsh_tls_check(&cfg->tls, time(NULL), err, sizeof(err), warn,
+                    sizeof(warn)) != 0) {
+    fprintf(stderr, "websockd: TLS: %s\n", err);
+    return 1;
+  }
+  for (char *line = warn, *next; *line; line = next) {
+    next = line + strcspn(line, "\n");
+    if (*next)
+      *next++ = '\0';
+    fprintf(stderr, "websockd: warning: TLS: %s\n", line);
+  }
+  return 0;
+}
+
 /* -t: every route loaded in a throw-away generation, then released. */
 static int check_only(wsh_config *cfg, wsh_registry *reg, int failures) {
+  if (check_tls(cfg) != 0)
+    return 1;
   if (failures) {
     fprintf(stderr,
             "websockd: %d route(s) in %s failed the check (see above)\n",
@@ -32,8 +56,9 @@ static int check_only(wsh_config *cfg, wsh_registry *reg, int failures) {
     return 1;
   }
   printf("websockd: configuration OK (%zu route(s) in %s, %zu listen "
-         "address(es), %u worker(s))\n",
-         wsh_registry_count(reg), cfg->plugins_dir, cfg->nlisten, cfg->workers);
+         "address(es), %zu TLS, %u worker(s))\n",
+         wsh_registry_count(reg), cfg->plugins_dir, cfg->nlisten,
+         cfg->tls.nlisten, cfg->workers);
   return 0;
 }
 
@@ -102,9 +127,9 @@ int main(int argc, char **argv) {
                             .ready = wsh_service_ready,
                             .reloading = wsh_service_reloading,
                             .stopping = wsh_service_stopping};
-  if (wsh_server_new(&srv, &cfg, reg, &hooks, err, sizeof(err)) != 0) {
+  if ((rc = wsh_server_new(&srv, &cfg, reg, &hooks, err, sizeof(err))) != 0) {
     wsh_error("%s", err);
-    status = 1;
+    status = rc == WEBSOCK_EINVAL ? 2 : 1; /* a certificate or key: 2 */
     goto out_registry;
   }
   wsh_registry_set_host(reg, &srv->host);

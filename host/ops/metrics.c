@@ -291,6 +291,63 @@ static void responses(FILE *f, wsh_server *srv) {
   }
 }
 
+/* One TLS counter summed over the workers. */
+static unsigned long long tls_sum(wsh_server *srv, size_t offset) {
+  unsigned long long n = 0;
+  for (unsigned i = 0; i < srv->nworkers; i++)
+    n += atomic_load_explicit(
+        (_Atomic uint64_t *)((char *)&srv->workers[i].loop.tls_stats + offset),
+        memory_order_relaxed);
+  return n;
+}
+
+/* TLS handshakes by outcome and version, resumptions, certificate expiry. */
+static void tls(FILE *f, wsh_server *srv) {
+  if (!srv->env.tls)
+    return;
+  fprintf(f,
+          "# HELP websockd_tls_handshakes_total TLS handshakes completed.\n"
+          "# TYPE websockd_tls_handshakes_total counter\n"
+          "websockd_tls_handshakes_total %llu\n"
+          "# HELP websockd_tls_resumed_total Of those, resumed from a "
+          "session ticket.\n# TYPE websockd_tls_resumed_total counter\n"
+          "websockd_tls_resumed_total %llu\n"
+          "# HELP websockd_tls_version_total Completed handshakes by "
+          "protocol version.\n# TYPE websockd_tls_version_total counter\n"
+          "websockd_tls_version_total{version=\"TLSv1.2\"} %llu\n"
+          "websockd_tls_version_total{version=\"TLSv1.3\"} %llu\n"
+          "# HELP websockd_tls_handshakes_failed_total TLS handshakes that "
+          "failed, by reason.\n"
+          "# TYPE websockd_tls_handshakes_failed_total counter\n",
+          tls_sum(srv, offsetof(wsh_tls_stats, handshakes)),
+          tls_sum(srv, offsetof(wsh_tls_stats, resumed)),
+          tls_sum(srv, offsetof(wsh_tls_stats, tls12)),
+          tls_sum(srv, offsetof(wsh_tls_stats, tls13)));
+  for (int r = 0; r < WSH_TLS_FAIL_COUNT; r++)
+    fprintf(f, "websockd_tls_handshakes_failed_total{reason=\"%s\"} %llu\n",
+            wsh_tls_fail_name(r),
+            tls_sum(srv, offsetof(wsh_tls_stats, failed) +
+                             (size_t)r * sizeof(_Atomic uint64_t)));
+  wsh_tls_set *set = wsh_tls_current(srv->env.tls);
+  if (!set)
+    return;
+  fputs("# HELP websockd_tls_certificate_expiry_timestamp_seconds When each "
+        "served certificate expires.\n"
+        "# TYPE websockd_tls_certificate_expiry_timestamp_seconds gauge\n",
+        f);
+  for (size_t i = 0; i < wsh_tls_set_count(set); i++) {
+    wsh_tls_cert_info ci;
+    wsh_tls_set_cert(set, i, &ci);
+    fputs("websockd_tls_certificate_expiry_timestamp_seconds{label=\"", f);
+    label(f, ci.label);
+    fputs("\",file=\"", f);
+    label(f, ci.cert_file);
+    fprintf(f, "\",key_type=\"%s\"} %lld\n", ci.key_type,
+            (long long)ci.not_after);
+  }
+  wsh_tls_set_release(set);
+}
+
 int wsh_metrics_render(wsh_server *srv, char **out) {
   size_t len;
   FILE *f = open_memstream(out, &len);
@@ -302,6 +359,7 @@ int wsh_metrics_render(wsh_server *srv, char **out) {
   memory_budget(f, srv);
   bus(f, srv);
   compression(f, srv);
+  tls(f, srv);
   fprintf(f,
           "# HELP websockd_open_connections Open WebSocket connections.\n"
           "# TYPE websockd_open_connections gauge\n"

@@ -314,6 +314,7 @@ void wsh_request_free(websock_request *req) {
   free(req->path);
   free(req->query);
   free_headers(req->headers, req->nheaders);
+  free(req->peer_subject);
   free(req);
 }
 
@@ -551,6 +552,14 @@ int websock_request_header_at(const websock_request *req, size_t i,
 
 const char *websock_request_remote_addr(const websock_request *req) {
   return req->remote_addr;
+}
+
+int websock_request_tls(const websock_request *req) {
+  return req->tls ? 1 : 0;
+}
+
+const char *websock_request_peer_subject(const websock_request *req) {
+  return req->peer_subject;
 }
 
 const char *websock_request_subprotocol(const websock_request *req) {

@@ -38,6 +38,10 @@ struct websock_request {
   char remote_addr[64];    /* set by the caller: "1.2.3.4:5" or "[::1]:5" */
   const char *subprotocol; /* the one the host would pick (set by the
                               caller after negotiation), or NULL */
+  uint8_t tls;             /* set by the caller: it came over TLS */
+  uint8_t subject_set;     /* set by the caller: peer_subject is final */
+  char *peer_subject;      /* owned: the verified client certificate's
+                              subject (RFC 2253), NULL if none */
 };
 
 struct websock_response {

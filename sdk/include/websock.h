@@ -444,6 +444,14 @@ int websock_request_header_at(const websock_request *req, size_t i,
 const char *websock_request_remote_addr(const websock_request *req);
 /* The subprotocol the host would pick from the route's list, or NULL. */
 const char *websock_request_subprotocol(const websock_request *req);
+/* 1 if the request came over TLS (a listen_tls listener: wss://), 0 over
+ * plain TCP. */
+int websock_request_tls(const websock_request *req);
+/* The subject of the client certificate the TLS handshake verified (the
+ * listener has tls_client_ca), in RFC 2253 form ("CN=alice,O=Acme"), or
+ * NULL: plain TCP or no client certificate. Owned by the host; valid as
+ * long as req (in upgrade() and init()). */
+const char *websock_request_peer_subject(const websock_request *req);
 
 /* ------------------------------------------------------------------------ */
 /* The upgrade response (in upgrade() only)                                  */

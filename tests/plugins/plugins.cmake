@@ -28,6 +28,7 @@ wsh_test_plugin(too_small)      # struct_size 8
 wsh_test_plugin(null_handle_in) # the required callback missing
 wsh_test_plugin(missing_dep)    # an undefined websock_* function: RTLD_NOW fails
 wsh_test_plugin(old_abi_small)  # a table from an older, shorter header
+wsh_test_plugin(tlsinfo)        # what upgrade() and init() learn of TLS
 wsh_test_plugin(ctor_crash)     # a constructor that dies of SIGBUS: the probe
 wsh_test_plugin(ctor_hang)      # a constructor that never returns: the probe
 wsh_test_plugin(whoami)         # pushes the remote address init() sees
