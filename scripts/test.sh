@@ -16,13 +16,10 @@ cmake --build build-asan -j"$jobs"
 # npm packages for the tests, in tests/integration/node_modules (one npm
 # command for all of them: a --no-save install removes what it was not
 # given): playwright-core, which drives Debian's chromium for the browser
-# tests (integ_console) and must not download a browser of its own; and,
-# for a Node without its own WebSocket client (global, or behind
-# --experimental-websocket on Node 20; Debian 12 ships 18), the package ws.
-npm_pkgs=(playwright-core@1)
-node -e "process.exit(typeof WebSocket==='function'?0:1)" 2>/dev/null ||
-  node --experimental-websocket -e "process.exit(typeof WebSocket==='function'?0:1)" 2>/dev/null ||
-  npm_pkgs+=(ws@8)
+# tests (integ_console) and must not download a browser of its own; and
+# the package ws: its perMessageDeflate is the Node client of integ_deflate,
+# and integ_node uses it where Node has no WebSocket client of its own.
+npm_pkgs=(playwright-core@1 ws@8)
 for p in "${npm_pkgs[@]}"; do
   if [ ! -d "tests/integration/node_modules/${p%@*}" ]; then
     (cd tests/integration && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
