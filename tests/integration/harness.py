@@ -11,6 +11,7 @@ Run under Debian's /usr/bin/python3 (python3-websockets). ctest passes:
 """
 
 import asyncio
+import http.client
 import os
 import re
 import shutil
@@ -198,6 +199,56 @@ class Daemon:
         s.settimeout(timeout)
         return s
 
+
+
+def start_quarantined(d, quarantine_mb):
+    """Starts Daemon d with ASan's quarantine (256 MB by default, and counted
+    in RSS) cut to quarantine_mb, so that RSS shows what websockd holds; the
+    environment is restored; d is stopped if it does not start."""
+    saved = os.environ.get("ASAN_OPTIONS")
+    os.environ["ASAN_OPTIONS"] = ":".join(
+        x for x in (saved, "quarantine_size_mb=%d" % quarantine_mb) if x)
+    try:
+        d.start()
+    except BaseException:
+        d.__exit__(None, None, None)
+        raise
+    finally:
+        if saved is None:
+            os.environ.pop("ASAN_OPTIONS", None)
+        else:
+            os.environ["ASAN_OPTIONS"] = saved
+    return d
+
+
+def metrics_text(port, timeout=10.0):
+    """GET /metrics: the page's text (an AssertionError unless 200)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/metrics")
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        if resp.status != 200:
+            raise AssertionError("GET /metrics: %d %s" % (resp.status, body))
+        return body
+    finally:
+        conn.close()
+
+
+LABEL_RX = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def generations(text, route=None):
+    """websockd_connections samples: a list of dicts (labels + 'conns')."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("websockd_connections{"):
+            labels, _, value = line.rpartition("} ")
+            g = dict(LABEL_RX.findall(labels))
+            g["conns"] = int(value)
+            if route is None or g["route"] == route:
+                out.append(g)
+    return out
 
 def read_records(path, timeout=5.0, until=None):
     """Lines the recorder plugin wrote; waits until `until` (a predicate on the

@@ -11,7 +11,6 @@ WSH_SOURCE_DIR). Every wait is bounded; every websockd is stopped by PID.
 
 import asyncio
 import hashlib
-import http.client
 import os
 import re
 import shlex
@@ -127,32 +126,8 @@ class Daemon(harness.Daemon):
         return self.wait_result("SIGHUP", start)
 
 
-def metrics_text(port):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=OP_TIMEOUT)
-    try:
-        conn.request("GET", "/metrics")
-        resp = conn.getresponse()
-        body = resp.read().decode()
-        if resp.status != 200:
-            raise AssertionError("GET /metrics: %d %s" % (resp.status, body))
-        return body
-    finally:
-        conn.close()
-
-
-LABEL_RX = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def generations(text, route):
-    out = []
-    for line in text.splitlines():
-        if line.startswith("websockd_connections{"):
-            labels, _, value = line.rpartition("} ")
-            g = dict(LABEL_RX.findall(labels))
-            g["conns"] = int(value)
-            if g["route"] == route:
-                out.append(g)
-    return out
+metrics_text = harness.metrics_text
+generations = harness.generations
 
 
 run, connect, _, ask = harness.client_helpers(240, OP_TIMEOUT)

@@ -19,7 +19,6 @@ built here), Debian's python3-websockets for the polite echo client.
 """
 
 import asyncio
-import os
 import re
 import selectors
 import socket
@@ -194,19 +193,7 @@ class MemoryBudgetTest(unittest.TestCase):
             {"echo": shipped_echo_route()},
             args=["--max-buffered-memory", "256M", "--close-timeout-ms", "1000",
                   "--log-level", "info"])
-        saved = os.environ.get("ASAN_OPTIONS")
-        os.environ["ASAN_OPTIONS"] = ":".join(
-            x for x in (saved, "quarantine_size_mb=%d" % QUARANTINE_MB) if x)
-        try:
-            cls.d.start()
-        except BaseException:
-            cls.d.__exit__(None, None, None)
-            raise
-        finally:
-            if saved is None:
-                os.environ.pop("ASAN_OPTIONS", None)
-            else:
-                os.environ["ASAN_OPTIONS"] = saved
+        harness.start_quarantined(cls.d, QUARANTINE_MB)
 
     @classmethod
     def tearDownClass(cls):

@@ -136,24 +136,13 @@ class Daemon(harness.Daemon):
 def start_class_daemon(routes, args=(), quarantine=False, **kw):
     """Starts a Daemon for a test class (stopped by stop_class_daemon)."""
     d = Daemon(routes, args=args, **kw)
-    saved = os.environ.get("ASAN_OPTIONS")
     if quarantine:
-        # ASan's quarantine (256 MB by default) counts in RSS: keep it small
-        # so that RSS shows what websockd holds (as test_lifecycle does).
-        os.environ["ASAN_OPTIONS"] = ":".join(
-            x for x in (saved, "quarantine_size_mb=%d" % ASAN_QUARANTINE_MB) if x)
+        return harness.start_quarantined(d, ASAN_QUARANTINE_MB)
     try:
-        d.start()
+        return d.start()
     except BaseException:
         d.__exit__(None, None, None)
         raise
-    finally:
-        if quarantine:
-            if saved is None:
-                os.environ.pop("ASAN_OPTIONS", None)
-            else:
-                os.environ["ASAN_OPTIONS"] = saved
-    return d
 
 
 @contextlib.contextmanager
@@ -1017,19 +1006,7 @@ class NonReaderTest(unittest.TestCase):
                      "on_max_unsent": "close",
                      "options": {"record": cls.d.rec("drip")}},
         }
-        saved = os.environ.get("ASAN_OPTIONS")
-        os.environ["ASAN_OPTIONS"] = ":".join(
-            x for x in (saved, "quarantine_size_mb=%d" % ASAN_QUARANTINE_MB) if x)
-        try:
-            cls.d.start()
-        except BaseException:
-            cls.d.__exit__(None, None, None)
-            raise
-        finally:
-            if saved is None:
-                os.environ.pop("ASAN_OPTIONS", None)
-            else:
-                os.environ["ASAN_OPTIONS"] = saved
+        harness.start_quarantined(cls.d, ASAN_QUARANTINE_MB)
 
     @classmethod
     def tearDownClass(cls):

@@ -13,7 +13,6 @@ $WSH_SOURCE_DIR/build/host/websockd), and a shorter one under the default
 import asyncio
 import contextlib
 import glob
-import http.client
 import os
 import re
 import shlex
@@ -212,33 +211,8 @@ class Daemon(harness.Daemon):
                                          "directory behind: %s" % left)
 
 
-def metrics_text(port):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=OP_TIMEOUT)
-    try:
-        conn.request("GET", "/metrics")
-        resp = conn.getresponse()
-        body = resp.read().decode()
-        if resp.status != 200:
-            raise AssertionError("GET /metrics: %d %s" % (resp.status, body))
-        return body
-    finally:
-        conn.close()
-
-
-LABEL_RX = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def generations(text, route=None):
-    """websockd_connections samples: a list of dicts (labels + 'conns')."""
-    out = []
-    for line in text.splitlines():
-        if line.startswith("websockd_connections{"):
-            labels, _, value = line.rpartition("} ")
-            g = dict(LABEL_RX.findall(labels))
-            g["conns"] = int(value)
-            if route is None or g["route"] == route:
-                out.append(g)
-    return out
+metrics_text = harness.metrics_text
+generations = harness.generations
 
 
 def sample(text, name):
