@@ -15,6 +15,7 @@
 #include "protocol/handshake.h"
 #include "base/log.h"
 #include "plugins/route.h"
+#include "plugins/statebuf.h"
 #include "bus/topic.h"
 #include "websock.h"
 #include "network/worker.h"
@@ -287,4 +288,8 @@ int websock_ref_parse(websock_host *host, const char *s, websock_ref *out) {
   out->host_ = h;
   out->id_ = wsh_ref_pack((wsh_ref_parts){r.worker, r.slot, r.serial});
   return 0;
+}
+
+int websock_buf_append(websock_buf *buf, const void *data, size_t len) {
+  return wsh_statebuf_append(buf, data, len);
 }

@@ -27,6 +27,7 @@
 #include "network/http.h"
 #include "network/msgs.h"
 #include "network/outq.h"
+#include "plugins/statebuf.h"
 #include "protocol/proxyproto.h"
 #include "bus/topic.h"
 
@@ -982,6 +983,96 @@ void wsh_conn_restart(websock_conn *c) {
   if (c->state == WSH_CONN_OPEN)
     conn_close(c, WSH_CLOSE_RESTART, "service restart", WEBSOCK_REASON_SHUTDOWN,
                NULL);
+}
+
+/* ---- live code upgrade (reload = handoff) --------------------------------
+ *
+ * The switch happens between two callbacks of the connection, on its worker:
+ * whatever is queued for it (frames read but stashed, mail, timers, topic
+ * deliveries) is simply dispatched to the new code afterwards. The exported
+ * bytes live only between export and import, at most one connection's at a
+ * time per worker, bounded by the new route's max_message_size and counted
+ * in the host's memory budget meanwhile. */
+
+/* A websock_close*() made in export or import has no effect. */
+static void forget_stop(websock_conn *c) {
+  c->stop_kind = WSH_STOP_NORMAL;
+  if (c->more) {
+    c->more->stop_code = 0;
+    free(c->more->stop_text);
+    c->more->stop_text = NULL;
+  }
+}
+
+/* c now belongs to next: its reference, its place in the counts. */
+static void move_generation(websock_conn *c, wsh_generation *next) {
+  wsh_generation *old = c->gen;
+  wsh_generation_acquire(next);
+  if (c->counted) {
+    atomic_fetch_add(&next->conns, 1);
+    atomic_fetch_sub(&old->conns, 1);
+  }
+  c->gen = next;
+  c->dec.max_message = next->conf->max_message_size;
+  wsh_generation_release(old); /* the caller holds one: never the last */
+  if (c->state == WSH_CONN_OPEN)
+    arm_open_timer(c); /* the new route's idle timeout and pings */
+}
+
+/* export_state or import_state said no: close as `reload = restart` does;
+ * terminate() is the current generation's, with the state it holds. */
+static int handoff_failed(websock_conn *c, const char *what, int r) {
+  wsh_warn("conn %llu %s: %s() of plugin %s (generation %u) returned %d: "
+           "closing with 1012",
+           (unsigned long long)c->id, c->gen->conf->path, what,
+           wsh_conn_handler(c)->name ? wsh_conn_handler(c)->name : "?",
+           c->gen->id, r);
+  forget_stop(c);
+  if (c->state == WSH_CONN_OPEN)
+    conn_close(c, WSH_CLOSE_RESTART, "service restart", WEBSOCK_REASON_SHUTDOWN,
+               NULL);
+  return WEBSOCK_ECLOSED;
+}
+
+int wsh_conn_handoff(websock_conn *c, wsh_generation *next) {
+  if (c->state != WSH_CONN_OPEN || !c->plugin_open || c->overflow ||
+      !wsh_conn_handler(c)->export_state || !next->plugin->h.import_state)
+    return 0;
+  wsh_loop_mark(c->w, c);
+  websock_buf buf;
+  wsh_statebuf_init(&buf, next->conf->max_message_size);
+  uint64_t t0 = wsh_callback_enter(c, "export_state");
+  int r = wsh_conn_handler(c)->export_state(c, c->state_ptr, &buf);
+  wsh_callback_leave(c, "export_state", t0);
+  if (r != 0) {
+    r = handoff_failed(c, "export_state", r);
+    goto out_free_buf;
+  }
+  account(c, conn_buffered(c) + buf.cap);
+  forget_stop(c);
+  c->state_ptr = NULL; /* the old generation let go of it */
+  unsigned from = c->gen->id;
+  move_generation(c, next);
+  void *state = NULL;
+  t0 = wsh_callback_enter(c, "import_state");
+  r = wsh_conn_handler(c)->import_state(c, buf.data, buf.len, &state);
+  wsh_callback_leave(c, "import_state", t0);
+  c->state_ptr = state;
+  if (r != 0) {
+    r = handoff_failed(c, "import_state", r);
+    goto out_free_buf;
+  }
+  wsh_debug("conn %llu %s: handed off from generation %u to %u (%zu bytes "
+            "of state)",
+            (unsigned long long)c->id, c->gen->conf->path, from, c->gen->id,
+            buf.len);
+  forget_stop(c);
+  after_callback(c, WEBSOCK_OK, "import_state");
+  r = 1;
+out_free_buf:
+  wsh_statebuf_free(&buf);
+  account(c, conn_buffered(c));
+  return r;
 }
 
 /* Closes c with 1013 and releases what it buffers at once. Its partial

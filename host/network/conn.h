@@ -68,6 +68,15 @@ void wsh_conn_shutdown(websock_conn *c);
  * shutdown, 1012). */
 void wsh_conn_restart(websock_conn *c);
 
+/* Hot reload of a `reload = handoff` route (loop thread, outside c's
+ * callbacks): the old generation's export_state() writes c's state, c moves
+ * to generation next (its counts, settings and callbacks), and next's
+ * import_state() reads it. Returns 1 if c moved, 0 if it was left alone (not
+ * open, or not on a generation that exports), or a negative code if export
+ * or import failed and c is closing with 1012 (terminate() of the
+ * generation holding the state). */
+int wsh_conn_handoff(websock_conn *c, wsh_generation *next);
+
 /* Loop thread: the host is over max_buffered_memory. Closes w's connections
  * holding the most buffered bytes with 1013, largest first, while the host
  * is over and w holds more than its share. */

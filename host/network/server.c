@@ -154,7 +154,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
 }
 
 void wsh_server_reload(wsh_server *srv, const char *why) {
-  wsh_generation **restart = NULL;
+  wsh_replaced *replaced = NULL;
   size_t n = 0;
   char summary[2048], err[1024];
   if (srv->shutting_down)
@@ -162,7 +162,7 @@ void wsh_server_reload(wsh_server *srv, const char *why) {
   if (srv->hooks.reloading)
     srv->hooks.reloading();
   reload_tls(srv, why);
-  if (wsh_registry_reload(srv->reg, srv->cfg->plugins_dir, &restart, &n,
+  if (wsh_registry_reload(srv->reg, srv->cfg->plugins_dir, &replaced, &n,
                           summary, sizeof(summary), err, sizeof(err)) != 0) {
     wsh_error("reload (%s) failed; the previous routes keep serving: %s", why,
               err);
@@ -171,12 +171,18 @@ void wsh_server_reload(wsh_server *srv, const char *why) {
   }
   wsh_info("reload (%s) ok:%s", why, summary);
   tell_ready(srv, "reloaded");
+  /* Each worker acts on its own connections, in its mailbox's order: a
+   * second reload's handoff follows the first one's. */
   for (size_t i = 0; i < n; i++) {
-    for (unsigned j = 0; j < srv->nworkers; j++)
-      wsh_worker_post_restart(&srv->workers[j], restart[i]);
-    wsh_generation_release(restart[i]);
+    for (unsigned j = 0; j < srv->nworkers; j++) {
+      if (replaced[i].mode == WSH_RELOAD_HANDOFF)
+        wsh_worker_post_handoff(&srv->workers[j], replaced[i].old,
+                                replaced[i].now);
+      else
+        wsh_worker_post_restart(&srv->workers[j], replaced[i].old);
+    }
   }
-  free(restart);
+  wsh_replaced_free(replaced, n);
   watch_plugins(srv);
 }
 

@@ -180,6 +180,20 @@ int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g) {
   return 0;
 }
 
+int wsh_worker_post_handoff(wsh_worker *w, wsh_generation *g,
+                            wsh_generation *next) {
+  wsh_mail *m = calloc(1, sizeof(*m));
+  if (!m)
+    return WEBSOCK_ENOMEM;
+  m->kind = WSH_MAIL_HANDOFF;
+  wsh_generation_acquire(g);
+  wsh_generation_acquire(next);
+  m->gen = g;
+  m->to = next;
+  post(w, m);
+  return 0;
+}
+
 /* An accepted socket becomes a connection of w (or is closed if w stops). */
 static void adopt(wsh_worker *w, int fd, const struct sockaddr *sa,
                   socklen_t len, int kind) {
@@ -229,6 +243,23 @@ static void deliver_shared(wsh_worker *w, wsh_mail *m) {
   free(snap);
 }
 
+/* reload = handoff: every open connection of g moves to next, between two
+ * of its callbacks (mail is delivered outside them). */
+static void handoff(wsh_worker *w, wsh_generation *g, wsh_generation *next) {
+  size_t moved = 0, failed = 0;
+  for (websock_conn *c = w->loop.conns; c; c = c->next) {
+    if (c->gen != g)
+      continue;
+    int rc = wsh_conn_handoff(c, next);
+    moved += rc == 1;
+    failed += rc < 0;
+  }
+  wsh_info("worker %u: route %s: %zu connection(s) handed off from "
+           "generation %u to %u, %zu closed with 1012 (export or import "
+           "failed)",
+           w->loop.index, next->conf->path, moved, g->id, next->id, failed);
+}
+
 static void deliver(wsh_worker *w, wsh_mail *m) {
   switch (m->kind) {
   case WSH_MAIL_ACCEPT:
@@ -239,6 +270,9 @@ static void deliver(wsh_worker *w, wsh_mail *m) {
     for (websock_conn *c = w->loop.conns; c; c = c->next)
       if (c->gen == m->gen)
         wsh_conn_restart(c);
+    break;
+  case WSH_MAIL_HANDOFF:
+    handoff(w, m->gen, m->to);
     break;
   case WSH_MAIL_SEND: {
     websock_conn *c = wsh_slots_get(&w->loop.slots, m->slot, m->serial);
@@ -260,6 +294,8 @@ static void free_mail(wsh_worker *w, wsh_mail *m) {
     wsh_shared_unref(m->shared);
   if (m->gen)
     wsh_generation_release(m->gen);
+  if (m->to)
+    wsh_generation_release(m->to);
   free(m);
 }
 

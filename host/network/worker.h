@@ -43,7 +43,8 @@ enum {
   WSH_MAIL_SEND,
   WSH_MAIL_PUBLISH,
   WSH_MAIL_BROADCAST,
-  WSH_MAIL_RESTART /* close a replaced generation's connections with 1012 */
+  WSH_MAIL_RESTART, /* close a replaced generation's connections with 1012 */
+  WSH_MAIL_HANDOFF  /* move them to the route's new generation */
 };
 
 typedef struct wsh_generation wsh_generation;
@@ -98,7 +99,8 @@ typedef struct wsh_mail {
   uint32_t slot;    /* SEND: the target */
   uint32_t serial;
   wsh_shared *shared;  /* PUBLISH, BROADCAST */
-  wsh_generation *gen; /* RESTART (a reference) */
+  wsh_generation *gen; /* RESTART, HANDOFF: the old one (a reference) */
+  wsh_generation *to;  /* HANDOFF: the new one (a reference) */
   size_t remote;       /* from another host: the bytes counted for it */
   size_t len;          /* SEND: data */
   uint8_t data[];
@@ -152,6 +154,11 @@ int wsh_worker_post_shared(wsh_worker *w, int kind, wsh_shared *sh);
 /* From any thread: close this worker's connections on generation g with
  * 1012 (takes a reference to g). */
 int wsh_worker_post_restart(wsh_worker *w, wsh_generation *g);
+
+/* From any thread: move this worker's open connections on generation g to
+ * generation next (reload = handoff; takes a reference to both). */
+int wsh_worker_post_handoff(wsh_worker *w, wsh_generation *g,
+                            wsh_generation *next);
 
 /* From any thread: the host is over its memory budget; the worker sheds its
  * largest holders if it holds more than its share (see conn.c). */

@@ -347,15 +347,54 @@ static void append(char *buf, size_t len, const char *what, const char *path,
     snprintf(buf + used, len - used, " %s %s (generation %u)", what, path, id);
 }
 
-/* What changed, and the old generations whose connections must restart. */
+/* Compression settings a connection negotiated with keep their meaning. */
+static bool same_pmd(const wsh_pmd_config *a, const wsh_pmd_config *b) {
+  return a->mode == b->mode && a->server_window_bits == b->server_window_bits &&
+         a->client_window_bits == b->client_window_bits &&
+         a->level == b->level && a->mem_level == b->mem_level &&
+         a->min_size == b->min_size;
+}
+
+/* What the new .conf's `reload` does to the connections of `was`, replaced
+ * by g: a handoff that cannot be (logged) drains. */
+static int reload_mode(const wsh_generation *was, const wsh_generation *g) {
+  if (g->conf->reload != WSH_RELOAD_HANDOFF)
+    return g->conf->reload;
+  const struct websock_handler *o = &was->plugin->h, *n = &g->plugin->h;
+  const char *why = NULL;
+  if (!o->export_state)
+    why = "the old plugin has no export_state";
+  else if (!n->import_state)
+    why = "the new plugin has no import_state";
+  else if (strcmp(o->name ? o->name : "", n->name ? n->name : "") != 0)
+    why = "the plugin's name changed";
+  else if (!same_pmd(&was->conf->pmd, &g->conf->pmd))
+    why = "the route's compression settings changed";
+  if (!why)
+    return WSH_RELOAD_HANDOFF;
+  wsh_warn("route %s: reload = handoff, but %s: generation %u drains instead "
+           "(its connections stay on the old code)",
+           g->conf->path, why, was->id);
+  return WSH_RELOAD_DRAIN;
+}
+
+void wsh_replaced_free(wsh_replaced *list, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    wsh_generation_release(list[i].old);
+    wsh_generation_release(list[i].now);
+  }
+  free(list);
+}
+
+/* What changed, and the old generations whose connections restart or move. */
 static int diff_tables(const table *old, wsh_registry *r,
-                       wsh_generation ***restart, size_t *nrestart,
+                       wsh_replaced **replaced, size_t *nreplaced,
                        char *summary, size_t len) {
   size_t unchanged_n = 0;
   summary[0] = '\0';
-  *restart = calloc(old->n + 1, sizeof(**restart));
-  *nrestart = 0;
-  if (!*restart)
+  *replaced = calloc(old->n + 1, sizeof(**replaced));
+  *nreplaced = 0;
+  if (!*replaced)
     return WEBSOCK_ENOMEM;
   for (size_t i = 0; i < r->n; i++) {
     wsh_generation *g = r->routes[i],
@@ -364,9 +403,11 @@ static int diff_tables(const table *old, wsh_registry *r,
       unchanged_n++;
     } else if (was) {
       append(summary, len, "changed", g->conf->path, g->id);
-      if (g->conf->reload == WSH_RELOAD_RESTART) {
+      int mode = reload_mode(was, g);
+      if (mode != WSH_RELOAD_DRAIN) {
         wsh_generation_acquire(was);
-        (*restart)[(*nrestart)++] = was;
+        wsh_generation_acquire(g);
+        (*replaced)[(*nreplaced)++] = (wsh_replaced){was, g, mode};
       }
     } else {
       append(summary, len, "added", g->conf->path, g->id);
@@ -382,7 +423,7 @@ static int diff_tables(const table *old, wsh_registry *r,
 }
 
 int wsh_registry_reload(wsh_registry *r, const char *dir,
-                        wsh_generation ***restart, size_t *nrestart,
+                        wsh_replaced **replaced, size_t *nreplaced,
                         char *summary, size_t summarylen, char *err,
                         size_t errlen) {
   table t = {.strict = 1, .err = err, .errlen = errlen};
@@ -409,7 +450,7 @@ int wsh_registry_reload(wsh_registry *r, const char *dir,
     return rc;
   table_swap(r, &t);
   log_routes(&t, r);
-  rc = diff_tables(&t, r, restart, nrestart, summary, summarylen);
+  rc = diff_tables(&t, r, replaced, nreplaced, summary, summarylen);
   table_free(&t);
   return rc;
 }

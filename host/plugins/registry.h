@@ -68,17 +68,30 @@ void wsh_registry_free(wsh_registry *r);
  * *failures counts the routes left out. */
 int wsh_registry_load_dir(wsh_registry *r, const char *dir, int *failures);
 
+/* A generation a reload replaced whose connections the caller acts on
+ * (under `reload = drain` it does nothing: those are not listed). */
+typedef struct wsh_replaced {
+  wsh_generation *old; /* a reference */
+  wsh_generation *now; /* a reference: the route's new generation */
+  int mode;            /* WSH_RELOAD_RESTART or WSH_RELOAD_HANDOFF */
+} wsh_replaced;
+
 /* SIGHUP: re-reads dir, all or nothing. Routes whose .conf or .so changed
  * (by content) get a new generation; unchanged ones keep theirs; added ones
  * appear; removed ones stop taking upgrades and drain. On any failure nothing
- * changes and err names the file and the cause. On success, *restart lists
- * (with a reference each) the replaced generations of `reload = restart`
- * routes, whose connections the caller closes with 1012, and summary says
- * what changed. */
+ * changes and err names the file and the cause. On success, *replaced lists
+ * the replaced generations of the routes whose new .conf says `reload =
+ * restart` (the caller closes their connections with 1012) or `reload =
+ * handoff` (the caller moves them to the new generation; a handoff that
+ * cannot be, logged here, is left out: those drain), and summary says what
+ * changed. Free the list with wsh_replaced_free(). */
 int wsh_registry_reload(wsh_registry *r, const char *dir,
-                        wsh_generation ***restart, size_t *nrestart,
+                        wsh_replaced **replaced, size_t *nreplaced,
                         char *summary, size_t summarylen, char *err,
                         size_t errlen);
+
+/* Releases the references of a wsh_registry_reload() list and frees it. */
+void wsh_replaced_free(wsh_replaced *list, size_t n);
 
 /* Opens the plugin a route file names and calls its load(). Takes ownership
  * of conf (also on failure). */

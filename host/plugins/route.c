@@ -211,8 +211,11 @@ static int set_route_key(route_parse *p, const char *name, const char *value) {
       rc->reload = WSH_RELOAD_DRAIN;
     else if (strcmp(value, "restart") == 0)
       rc->reload = WSH_RELOAD_RESTART;
+    else if (strcmp(value, "handoff") == 0)
+      rc->reload = WSH_RELOAD_HANDOFF;
     else
-      return fail(p, "reload must be drain or restart, not \"%s\"", value);
+      return fail(p, "reload must be drain, restart or handoff, not \"%s\"",
+                  value);
   } else {
     return fail(p, "unknown key \"%s\"", name);
   }

@@ -24,7 +24,9 @@ struct websock_options {
   websock_host *host; /* set when a generation is loaded; NULL under -t */
 };
 
-enum { WSH_RELOAD_DRAIN = 0, WSH_RELOAD_RESTART = 1 };
+/* reload = drain | restart | handoff: the NEW .conf's key decides what a
+ * reload does to the replaced generation's connections. */
+enum { WSH_RELOAD_DRAIN = 0, WSH_RELOAD_RESTART = 1, WSH_RELOAD_HANDOFF = 2 };
 enum { WSH_FULL_CLOSE = 0, WSH_FULL_DROP = 1 };
 
 #define WSH_DEFAULT_MAX_UNSENT (4 * 1024 * 1024)

@@ -65,7 +65,7 @@ extern "C" {
   XX(EINVAL, -1, "invalid argument")                                           \
   XX(ENOMEM, -2, "out of memory")                                              \
   XX(ECLOSED, -3, "connection is closing or closed")                           \
-  XX(ECONTEXT, -4, "not allowed outside this connection's callbacks")         \
+  XX(ECONTEXT, -4, "not allowed outside this connection's callbacks")          \
   XX(EFULL, -5, "backpressure limit reached, message dropped")                 \
   XX(ENOENT, -6, "no such connection, option or header")                       \
   XX(ETOOBIG, -7, "message too big")
@@ -98,6 +98,11 @@ typedef struct websock_response websock_response;
 /* A route's [options] section, handed to load() and readable from any
  * callback through websock_conn_option(). Opaque; owned by the host. */
 typedef struct websock_options websock_options;
+
+/* The bytes export_state() writes for a live code upgrade (reload =
+ * handoff), appended with websock_buf_append(). Opaque; owned by the host;
+ * valid during that export_state() call only. */
+typedef struct websock_buf websock_buf;
 
 /* RFC 6455 opcodes. */
 typedef enum websock_opcode {
@@ -134,8 +139,8 @@ typedef struct websock_reason {
    * EOF; text "connection closed without a close frame"). A client that
    * half-closes (FIN) with output still queued for it is told this at its
    * FIN, and the host still writes what was queued before terminate()
-   * (within the close timeout), then closes; for the other kinds the code the host sent (1000 or the plugin's,
-   * 1001, 1012). */
+   * (within the close timeout), then closes; for the other kinds the code the
+   * host sent (1000 or the plugin's, 1001, 1012). */
   uint16_t code;
   /* REMOTE: the peer's close reason (UTF-8, may be empty). ERROR: a detail
    * string such as "invalid UTF-8 in text message". Otherwise empty. Never
@@ -225,6 +230,45 @@ struct websock_handler {
    * websock_publish, websock_broadcast through websock_conn_host(conn)). */
   void (*terminate)(websock_conn *conn, void *state,
                     const websock_reason *reason);
+
+  /* ---- Live code upgrade (reload = handoff); appended in ABI 1 --------- */
+  /*
+   * Optional, as a pair. When a route whose new .conf says `reload =
+   * handoff` gets a new generation, each open connection of the replaced
+   * generation moves to the new one without closing: on the connection's
+   * own worker thread, between two of its callbacks, the OLD generation's
+   * export_state() writes the state as bytes, then the NEW generation's
+   * import_state() reads them and sets *state, and from then on the new
+   * code gets the connection's callbacks. Nothing queued for it is lost or
+   * reordered: frames already read, websock_send() and topic mail, timers
+   * (websock_send_after ids stay valid) and topic subscriptions all carry
+   * on to the new code. A connection already closing is not moved: it ends
+   * on the old generation. Without an export_state in the old generation or
+   * an import_state in the new one (or when the plugin's name or the
+   * route's compression settings changed), the reload drains instead: old
+   * connections stay on the old code.
+   *
+   * export_state: append the state to `out` with websock_buf_append()
+   * (at most the new route's max_message_size bytes in all; the host frees
+   * them). Return 0 on success; the old generation then no longer owns the
+   * connection: free `state` here, as terminate() would (terminate() is NOT
+   * called for a connection handed off). Return non-zero to refuse: the
+   * connection closes with 1012 and the old generation's terminate() gets
+   * `state` (WEBSOCK_REASON_SHUTDOWN, code 1012).
+   *
+   * import_state: `data` (valid for this call only) is what export_state
+   * wrote, perhaps by an older build of the plugin: check it. Set *state
+   * (it starts as NULL) and return 0; or return non-zero: the connection
+   * closes with 1012 and the NEW generation's terminate() gets whatever
+   * *state holds then (free partial work there, or before returning).
+   * Both may push, set timers and subscribe (the connection is open), and
+   * run like any callback of the connection; websock_close*() in them has
+   * no effect. The static data of the old generation is not carried: each
+   * generation is a private copy of the .so.
+   */
+  int (*export_state)(websock_conn *conn, void *state, websock_buf *out);
+  int (*import_state)(websock_conn *conn, const uint8_t *data, size_t len,
+                      void **state);
 };
 
 /* The symbol name the host looks up. */
@@ -490,6 +534,16 @@ const char *websock_option(const websock_options *options, const char *key);
 size_t websock_option_count(const websock_options *options);
 int websock_option_at(const websock_options *options, size_t i,
                       const char **key, const char **value);
+
+/* ------------------------------------------------------------------------ */
+/* Live code upgrade (in export_state())                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Copies `len` bytes of `data` to the end of the exported state. Returns 0;
+ * WEBSOCK_ETOOBIG if the state would pass the new route's max_message_size
+ * (nothing of this call is appended, what was appended before stays);
+ * WEBSOCK_ENOMEM; WEBSOCK_EINVAL (buf NULL, or data NULL with len > 0). */
+int websock_buf_append(websock_buf *buf, const void *data, size_t len);
 
 #ifdef __cplusplus
 }

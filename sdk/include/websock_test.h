@@ -281,6 +281,23 @@ int websock_test_client_drop(websock_conn *conn);
  * queue of websock_test_run() is not involved). */
 int websock_test_info(websock_conn *conn, const void *data, size_t len);
 
+/* Live code upgrade, as websockd does it for a `reload = handoff` route:
+ * the connection's plugin's export_state() writes its state (at most 1 MiB,
+ * the host's default max_message_size), then next's import_state() reads
+ * it, and the same connection goes on with next's callbacks (next is a
+ * second websock_test_load() of the new build, or of the same .so: its
+ * statics are its own). What the connection recorded, its timers and its
+ * topics stay. Returns 0 if it moved; WEBSOCK_STOP if export_state or
+ * import_state returned non-zero: the connection is then CLOSED with 1012
+ * "service restart", and terminate() (WEBSOCK_REASON_SHUTDOWN, 1012) was
+ * called by the plugin holding the state (the old one if export failed,
+ * next if import failed); WEBSOCK_EINVAL if the host would drain instead
+ * (no export_state in the connection's plugin, no import_state in next, or
+ * another plugin name) or next is of another host; WEBSOCK_ECLOSED if the
+ * connection is not open or next is unloaded; WEBSOCK_ECONTEXT inside a
+ * callback. */
+int websock_test_handoff(websock_conn *conn, websock_test_plugin *next);
+
 /* The host shuts down: close 1001 "server shutting down", terminate() with
  * WEBSOCK_REASON_SHUTDOWN and code 1001. Returns 0 or WEBSOCK_ECLOSED. */
 int websock_test_shutdown(websock_conn *conn);

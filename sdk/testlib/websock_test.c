@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "plugins/contract.h"
+#include "plugins/statebuf.h"
 #include "protocol/frame.h"
 #include "protocol/headers.h"
 #include "protocol/utf8.h"
@@ -41,6 +42,7 @@
 #define WST_MAX_CLOSE_TEXT (WSH_MAX_CONTROL - 2)
 #define WST_RUN_LIMIT 1000000L
 #define WST_DEFAULT_ROUTE "/test"
+#define WST_STATE_MAX (1024 * 1024) /* the host's default max_message_size */
 
 /* ---- types --------------------------------------------------------------- */
 
@@ -1056,6 +1058,54 @@ int websock_test_info(websock_conn *conn, const void *data, size_t len) {
   if (len && !data)
     return WEBSOCK_EINVAL;
   return call_info(conn, data, len);
+}
+
+/* reload = handoff failed in export or import: 1012, as the host closes. */
+static int handoff_failed(websock_conn *c) {
+  reset_stop(c);
+  conn_close(c, WSH_CLOSE_RESTART, "service restart", WEBSOCK_REASON_SHUTDOWN,
+             NULL);
+  return WEBSOCK_STOP;
+}
+
+int websock_test_handoff(websock_conn *conn, websock_test_plugin *next) {
+  int rc = check_drive(conn);
+  if (rc)
+    return rc;
+  if (!next || next->host != conn->host)
+    return WEBSOCK_EINVAL;
+  if (!next->loaded)
+    return WEBSOCK_ECLOSED;
+  const struct websock_handler *o = handler(conn), *n = &next->h;
+  if (!conn->plugin_open || !o->export_state || !n->import_state ||
+      strcmp(o->name ? o->name : "", n->name ? n->name : "") != 0)
+    return WEBSOCK_EINVAL; /* the host would drain: nothing moves */
+  websock_buf buf;
+  wsh_statebuf_init(&buf, WST_STATE_MAX);
+  enter(conn);
+  int r = o->export_state(conn, conn->state_ptr, &buf);
+  leave(conn);
+  if (r != 0) {
+    rc = handoff_failed(conn);
+    goto out_free_buf;
+  }
+  reset_stop(conn);
+  conn->state_ptr = NULL;
+  conn->plugin = next;
+  void *state = NULL;
+  enter(conn);
+  r = n->import_state(conn, buf.data, buf.len, &state);
+  leave(conn);
+  conn->state_ptr = state;
+  rc = r != 0 ? handoff_failed(conn) : 0;
+  reset_stop(conn);
+out_free_buf:
+  wsh_statebuf_free(&buf);
+  return rc;
+}
+
+int websock_buf_append(websock_buf *buf, const void *data, size_t len) {
+  return wsh_statebuf_append(buf, data, len);
 }
 
 int websock_test_shutdown(websock_conn *conn) {

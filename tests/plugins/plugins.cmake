@@ -68,3 +68,25 @@ wsh_test_plugin(faulty)
 add_dependencies(wsh_test_plugins faulty)
 wsh_test_plugin(zsay) # permessage-deflate: websock_push_uncompressed, websock_conn_compressed
 add_dependencies(wsh_test_plugins zsay)
+# Live code upgrade (reload = handoff): counter.c in three builds that a
+# client tells apart by the version in every answer.
+wsh_test_plugin(counter) # v1
+function(wsh_counter_variant name)
+  add_library(${name} MODULE ${CMAKE_CURRENT_SOURCE_DIR}/plugins/counter.c)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/sdk/include)
+  target_compile_definitions(${name} PRIVATE ${ARGN})
+  set_target_properties(${name} PROPERTIES PREFIX "" C_VISIBILITY_PRESET hidden
+    LIBRARY_OUTPUT_DIRECTORY ${WSH_TEST_PLUGIN_DIR})
+  target_compile_options(${name} PRIVATE ${WSH_WARNINGS})
+  add_dependencies(wsh_test_plugins ${name})
+endfunction()
+wsh_counter_variant(counter_v2 COUNTER_VERSION="v2")
+wsh_counter_variant(counter_plain COUNTER_VERSION="p1" COUNTER_NO_HANDOFF)
+# A plugin built against the SDK 1.0 header alone (tests/fixtures): the
+# shorter table of an old build still loads and runs.
+add_library(old_echo MODULE ${CMAKE_CURRENT_SOURCE_DIR}/plugins/old_echo.c)
+target_include_directories(old_echo PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
+set_target_properties(old_echo PROPERTIES PREFIX "" C_VISIBILITY_PRESET hidden
+  LIBRARY_OUTPUT_DIRECTORY ${WSH_TEST_PLUGIN_DIR})
+target_compile_options(old_echo PRIVATE ${WSH_WARNINGS})
+add_dependencies(wsh_test_plugins old_echo)

@@ -274,7 +274,7 @@ START_TEST(reload_all_or_nothing) {
   /* a broken new route: nothing changes, err names the file */
   route_text(text, sizeof(text), "/b", "bad_abi", NULL);
   write_route(dir, "b.conf", text);
-  wsh_generation **restart = NULL;
+  wsh_replaced *restart = NULL;
   size_t nrestart = 0;
   ck_assert_int_lt(wsh_registry_reload(r, dir, &restart, &nrestart, summary,
                                        sizeof(summary), err, sizeof(err)),
@@ -293,13 +293,13 @@ START_TEST(reload_all_or_nothing) {
   route_text(text, sizeof(text), "/a", "recorder", opt);
   snprintf(changed, sizeof(changed), "%sextra = 1\n", text);
   write_route(dir, "a.conf", changed);
-  free(restart);
+  wsh_replaced_free(restart, 0); /* the failed reload listed nothing */
   restart = NULL;
   ck_assert_msg(wsh_registry_reload(r, dir, &restart, &nrestart, summary,
                                     sizeof(summary), err, sizeof(err)) == 0,
                 "%s", err);
   ck_assert_uint_eq(nrestart, 0); /* reload = drain (the default) */
-  free(restart);
+  wsh_replaced_free(restart, nrestart);
   ck_assert_uint_eq(wsh_registry_count(r), 2);
   wsh_generation *now = wsh_registry_acquire(r, "/a");
   ck_assert_ptr_nonnull(now);
@@ -345,12 +345,12 @@ START_TEST(each_generation_and_route) {
   char changed[3 * PATH_MAX + 32];
   snprintf(changed, sizeof(changed), "%sk = v\n", text);
   write_route(dir, "x.conf", changed);
-  wsh_generation **restart = NULL;
+  wsh_replaced *restart = NULL;
   size_t n = 0;
   ck_assert_int_eq(wsh_registry_reload(r, dir, &restart, &n, summary,
                                        sizeof(summary), err, sizeof(err)),
                    0);
-  free(restart);
+  wsh_replaced_free(restart, n);
   seen_gens s = {0};
   wsh_registry_each_generation(r, count_gen, &s);
   ck_assert_int_eq(s.current, 1);

@@ -225,8 +225,9 @@ START_TEST(conf_error_bad_idle_timeout) {
 END_TEST
 
 START_TEST(conf_error_bad_reload) {
-  check_error("path = /a\nplugin = a.so\nreload = Restart\n",
-              "line 3: reload must be drain or restart, not \"Restart\"");
+  check_error(
+      "path = /a\nplugin = a.so\nreload = Restart\n",
+      "line 3: reload must be drain, restart or handoff, not \"Restart\"");
 }
 END_TEST
 
