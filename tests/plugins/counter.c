@@ -7,9 +7,11 @@
  * COUNTER_NO_HANDOFF leaves both callbacks out (the reload then drains).
  *
  * Every event (a message, a handle_info) adds one to the count and is
- * answered "VERSION COUNT WHAT", so that a client checks that the count goes
- * on across a reload with nothing lost, repeated or reordered. Commands (text
- * messages; WHAT is the message itself unless said otherwise):
+ * answered "VERSION COUNT WHAT" ("VERSION/TAG ..." with [options] tag = TAG,
+ * so that a generation that only has a new .conf shows too), so that a client
+ * checks that the count goes on across a reload with nothing lost, repeated or
+ * reordered. Commands (text messages; WHAT is the message itself unless said
+ * otherwise):
  *
  *   after:MS:TEXT   websock_send_after(MS, TEXT); its handle_info answers
  *                   "... info:TEXT"
@@ -46,10 +48,14 @@ typedef struct counter {
   int fail_import;
 } counter;
 
-static char *record_path; /* set in load, freed in unload */
+static char *record_path;                  /* set in load, freed in unload */
+static char version[64] = COUNTER_VERSION; /* and "/TAG" */
 
 static int counter_load(const websock_options *options) {
   const char *path = websock_option(options, "record");
+  const char *tag = websock_option(options, "tag");
+  if (tag && *tag)
+    snprintf(version, sizeof(version), "%s/%s", COUNTER_VERSION, tag);
   if (path && *path && !(record_path = strdup(path)))
     return -1;
   return 0;
@@ -64,8 +70,8 @@ static int answer(websock_conn *conn, counter *c, const char *what,
                   size_t len) {
   char buf[512];
   c->count++;
-  int n = snprintf(buf, sizeof(buf), "%s %" PRIu64 " %.*s", COUNTER_VERSION,
-                   c->count, (int)(len < 400 ? len : 400), what);
+  int n = snprintf(buf, sizeof(buf), "%s %" PRIu64 " %.*s", version, c->count,
+                   (int)(len < 400 ? len : 400), what);
   return websock_push(conn, WEBSOCK_OP_TEXT, buf, (size_t)n) == 0
              ? WEBSOCK_OK
              : WEBSOCK_STOP;
@@ -138,7 +144,7 @@ static void counter_terminate(websock_conn *conn, void *state,
                               const websock_reason *reason) {
   (void)conn;
   counter *c = state;
-  record_to(record_path, "terminate %s %lld %u", COUNTER_VERSION,
+  record_to(record_path, "terminate %s %lld %u", version,
             c ? (long long)c->count : -1LL, reason->code);
   free(c);
 }
