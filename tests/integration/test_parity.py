@@ -11,8 +11,11 @@ Run by ctest as integ_parity (WSH_PARITY_SDK names the driver).
 
 import asyncio
 import os
+import re
+import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
 import websockets
@@ -38,10 +41,12 @@ def script_steps():
 class DaemonClient:
     """Plays the script against the daemon; collects the client's events."""
 
-    def __init__(self, daemon):
+    def __init__(self, daemon, record):
         self.d = daemon
+        self.record = record
         self.out = []
         self.ws = None
+        self.generation = 1
 
     def closed(self, ws):
         self.out.append("closed %s %s" % (ws.close_code, ws.close_reason))
@@ -91,6 +96,8 @@ class DaemonClient:
             await self.ws.send(arg.encode())
         elif cmd == "ping":
             await (await self.ws.ping(arg.encode()))
+        elif cmd == "handoff":
+            await asyncio.to_thread(self.handoff)
         elif cmd == "close":
             code, _, text = arg.partition(" ")
             await self.ws.close(int(code), text)
@@ -100,6 +107,27 @@ class DaemonClient:
             raise AssertionError("unknown step " + cmd)
         if self.ws is not None:
             await self.drain()
+
+    def handoff(self):
+        """reload = handoff: a changed .conf, SIGHUP, the connection moved
+        (one worker), and the old generation's unload() recorded."""
+        def unloads():
+            return sum(1 for l in harness.read_records(self.record) if l == "unload")
+        before = unloads()
+        self.generation += 1
+        route = self.d.routes["parity"]
+        route["options"]["generation"] = str(self.generation)
+        harness.write_route(self.d.plugins_d, "parity", route)
+        start = len(self.d.log().splitlines())
+        self.d.signal(signal.SIGHUP)
+        deadline = time.time() + 20
+        rx = re.compile(r"worker 0: route /parity: 1 connection\(s\) handed off")
+        while not any(rx.search(l) for l in self.d.log().splitlines()[start:]):
+            if time.time() > deadline:
+                raise AssertionError("no handoff:\n" + self.d.log()[-4000:])
+            time.sleep(0.01)
+        harness.read_records(self.record, timeout=10,
+                             until=lambda ls: sum(1 for l in ls if l == "unload") > before)
 
     async def play(self):
         for cmd, arg in script_steps():
@@ -111,9 +139,10 @@ class ParityTest(unittest.TestCase):
         record = os.path.join(tmp, "daemon.rec")
         routes = {"parity": {"path": "/parity", "plugin": harness.RECORDER_SO,
                              "subprotocols": "chat, superchat",
+                             "reload": "handoff",
                              "options": {"record": record, "color": "blue"}}}
         with harness.Daemon(routes, workers=1) as d:
-            client = DaemonClient(d)
+            client = DaemonClient(d, record)
             asyncio.run(asyncio.wait_for(client.play(), 120))
         return client.out, harness.read_records(record)
 
@@ -132,6 +161,8 @@ class ParityTest(unittest.TestCase):
         # the script is not trivial: it reaches every kind of close
         self.assertIn("closed 1011 internal error", d_out)
         self.assertIn("closed 1012 service restart", d_out)
+        self.assertIn("recv text moved", d_out)  # a handoff happened
+        self.assertTrue(any(l.startswith("import ") for l in d_rec), d_rec)
         self.assertGreater(len(d_rec), 60)
         self.assertEqual(d_out, s_out,
                          "client events differ (daemon first, then SDK)")

@@ -15,6 +15,11 @@
  *   text DATA | binary DATA     a client message
  *   ping DATA                   a client ping
  *   close CODE [TEXT]           the client closes
+ *   handoff                     reload = handoff: the plugin is loaded
+ *                               again (a new generation), the connection
+ *                               moves to it (websock_test_handoff), the old
+ *                               one is unloaded, later connections go to the
+ *                               new one
  *
  * After each step on an open connection the driver sends "echo:#sync", as
  * the Python side does to know that the step's answers are all in.
@@ -29,6 +34,8 @@
 
 typedef struct driver {
   websock_host *host;
+  const char *so_path;
+  const websock_test_route *route;
   websock_test_plugin *plugin;
   websock_conn *conn; /* the current connection, NULL before the first */
   size_t seen;        /* messages of conn already printed */
@@ -93,6 +100,22 @@ static void do_connect(driver *d, char *arg, int refuse) {
     show(d);
 }
 
+/* handoff: as websockd does on SIGHUP for a `reload = handoff` route whose
+ * .conf changed: a new generation, the open connection moved to it, the old
+ * generation unloaded once it has no connection left. */
+static void do_handoff(driver *d) {
+  websock_test_plugin *next;
+  int rc = websock_test_load(d->host, d->so_path, d->route, &next);
+  if (rc == 0)
+    rc = websock_test_handoff(d->conn, next);
+  if (rc != 0) {
+    printf("handoff failed %d\n", rc);
+    return;
+  }
+  websock_test_unload(d->plugin);
+  d->plugin = next;
+}
+
 static void step(driver *d, char *cmd, char *arg) {
   if (strcmp(cmd, "connect") == 0 || strcmp(cmd, "refuse") == 0) {
     do_connect(d, arg, cmd[0] == 'r');
@@ -104,6 +127,8 @@ static void step(driver *d, char *cmd, char *arg) {
     websock_test_client_message(d->conn, WEBSOCK_OP_BINARY, arg, strlen(arg));
   } else if (strcmp(cmd, "ping") == 0) {
     websock_test_client_control(d->conn, WEBSOCK_OP_PING, arg, strlen(arg));
+  } else if (strcmp(cmd, "handoff") == 0) {
+    do_handoff(d);
   } else if (strcmp(cmd, "close") == 0) {
     char *text = strchr(arg, ' ');
     if (text)
@@ -127,11 +152,12 @@ int main(int argc, char **argv) {
     perror(argv[2]);
     return 2;
   }
-  driver d = {0};
+  driver d = {.so_path = argv[1]};
   static const char *const protos[] = {"chat", "superchat", NULL};
   const char *options[] = {"record", argv[3], "color", "blue", NULL};
   websock_test_route route = {
       .path = "/parity", .options = options, .subprotocols = protos};
+  d.route = &route;
   if (websock_test_host_new(&d.host) != 0 ||
       websock_test_load(d.host, argv[1], &route, &d.plugin) != 0) {
     fprintf(stderr, "parity_sdk: %s\n",

@@ -17,6 +17,8 @@
  *   closefail ID RC               websock_close() returned RC
  *   terminate ID KIND CODE TEXT   KIND as a number; TEXT may be empty (the
  *                                 line then ends with a space)
+ *   export ID                     export_state() (reload = handoff)
+ *   import ID                     import_state() took the connection over
  *   unload
  *
  * ID is unique within one loaded generation (each generation has its own
@@ -36,6 +38,8 @@
  *   subprotocol      push it, or "none"    option:KEY       push it, or "none"
  *   info             push the route path   bad-result       return 42
  *   anything else    echoed back as text
+ * On a live code upgrade the state (the ID) is exported as "rec1 ID"; the
+ * new generation's import_state() keeps the ID and pushes "moved".
  */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -151,7 +155,8 @@ static int rec_upgrade(const websock_request *req, websock_response *resp) {
   record("upgrade %s%s%s", path ? path : "", has_query ? "?" : "",
          has_query ? query : "");
   if (websock_request_header(req, "X-Test-Refuse")) {
-    websock_response_add_header(resp, "WWW-Authenticate", "Bearer realm=\"test\"");
+    websock_response_add_header(resp, "WWW-Authenticate",
+                                "Bearer realm=\"test\"");
     websock_response_set_body(resp, "go away\n");
     return 401;
   }
@@ -257,8 +262,9 @@ static int text_command(websock_conn *conn, void *st, const uint8_t *data,
   return WEBSOCK_OK;
 }
 
-static int rec_handle_in(websock_conn *conn, void **state, websock_opcode opcode,
-                         const uint8_t *data, size_t len) {
+static int rec_handle_in(websock_conn *conn, void **state,
+                         websock_opcode opcode, const uint8_t *data,
+                         size_t len) {
   int text = opcode == WEBSOCK_OP_TEXT;
   record("in %llu %s %zu", state_id(*state), text ? "text" : "binary", len);
   if (!text) {
@@ -281,8 +287,8 @@ static int rec_handle_control(websock_conn *conn, void **state,
   return WEBSOCK_OK;
 }
 
-static int rec_handle_info(websock_conn *conn, void **state, const uint8_t *data,
-                           size_t len) {
+static int rec_handle_info(websock_conn *conn, void **state,
+                           const uint8_t *data, size_t len) {
   record("handle_info %llu %zu", state_id(*state), len);
   push(conn, *state, WEBSOCK_OP_BINARY, data, len);
   return WEBSOCK_OK;
@@ -294,6 +300,35 @@ static void rec_terminate(websock_conn *conn, void *state,
   record("terminate %llu %d %u %s", state_id(state), (int)reason->kind,
          (unsigned)reason->code, reason->text ? reason->text : "");
   free(state);
+}
+
+static int rec_export(websock_conn *conn, void *state, websock_buf *out) {
+  (void)conn;
+  char buf[64];
+  int n = snprintf(buf, sizeof(buf), "rec1 %llu", state_id(state));
+  record("export %llu", state_id(state));
+  int rc = websock_buf_append(out, buf, (size_t)n);
+  if (rc == 0)
+    free(state);
+  return rc;
+}
+
+static int rec_import(websock_conn *conn, const uint8_t *data, size_t len,
+                      void **state) {
+  char buf[64];
+  unsigned long long id;
+  if (len >= sizeof(buf))
+    return -1;
+  memcpy(buf, data, len);
+  buf[len] = '\0';
+  rec_state *st;
+  if (sscanf(buf, "rec1 %llu", &id) != 1 || !(st = malloc(sizeof(*st))))
+    return -1;
+  st->id = id;
+  *state = st;
+  record("import %llu", id);
+  push_text(conn, st, "moved");
+  return 0;
 }
 
 WEBSOCK_EXPORT const struct websock_handler websock_handler_v1 = {
@@ -309,4 +344,6 @@ WEBSOCK_EXPORT const struct websock_handler websock_handler_v1 = {
     .handle_control = rec_handle_control,
     .handle_info = rec_handle_info,
     .terminate = rec_terminate,
+    .export_state = rec_export,
+    .import_state = rec_import,
 };
