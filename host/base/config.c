@@ -337,9 +337,10 @@ static void usage(FILE *out, const char *prog) {
       "\n"
       "Signals: SIGHUP re-reads the plugins directory: changed routes get a "
       "new\n"
-      "plugin generation, open connections stay on theirs (reload = drain) or "
+      "plugin generation, open connections stay on theirs (reload = drain), "
       "are\n"
-      "closed with 1012 (reload = restart); a failed reload changes nothing.\n"
+      "closed with 1012 (reload = restart) or move to the new one with their\n"
+      "state (reload = handoff); a failed reload changes nothing.\n"
       "It re-reads the TLS certificates and keys too (all or none).\n"
       "SIGTERM/SIGINT close every connection with 1001 and exit (a second one\n"
       "exits at once).\n",
