@@ -9,6 +9,10 @@
  *   upgrade (optional) -> init (optional) -> handle_in / handle_control /
  *   handle_info ... -> terminate (optional, exactly once after init said OK)
  *
+ * (On a `reload = handoff` the old build's export_state and the new build's
+ * import_state move an open connection, state included, to the new code in
+ * the middle of that sequence: see struct websock_handler.)
+ *
  * Rules that hold everywhere:
  *  - Pointers handed to a callback are valid for that call only; copy what you
  *    keep. Functions that take data from you (websock_push, ...) copy it.
@@ -222,6 +226,8 @@ struct websock_handler {
 
   /* Optional. Called exactly once for every connection whose init returned
    * WEBSOCK_OK (or that had no init), whatever ended it. Free your state here.
+   * After a live code upgrade (export_state/import_state below) it is the
+   * generation holding the connection at its end that is called, once.
    * The connection is closing: websock_push, websock_send_after,
    * websock_subscribe and websock_close* return WEBSOCK_ECLOSED. Still
    * allowed: websock_unsubscribe, websock_cancel_timer (both pointless:
@@ -264,7 +270,11 @@ struct websock_handler {
    * Both may push, set timers and subscribe (the connection is open), and
    * run like any callback of the connection; websock_close*() in them has
    * no effect. The static data of the old generation is not carried: each
-   * generation is a private copy of the .so.
+   * generation is a private copy of the .so. Export bytes, not pointers:
+   * the strings websock_conn_option() and websock_conn_route() returned to
+   * the old code belong to the old generation and go with it (ask again in
+   * the new code; the route's settings, [options] included, are the new
+   * .conf's from import_state on).
    */
   int (*export_state)(websock_conn *conn, void *state, websock_buf *out);
   int (*import_state)(websock_conn *conn, const uint8_t *data, size_t len,

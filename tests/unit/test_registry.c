@@ -314,6 +314,59 @@ START_TEST(reload_all_or_nothing) {
 }
 END_TEST
 
+/* /h (reload = handoff) and /d, each on the given plugin build. */
+static void handoff_routes(char *dir, const char *h_so, const char *h_mode,
+                           const char *d_so) {
+  char so[PATH_MAX], text[2 * PATH_MAX];
+  plugin_so(so, h_so);
+  snprintf(text, sizeof(text), "path = /h\nplugin = %s\nreload = %s\n", so,
+           h_mode);
+  write_route(dir, "h.conf", text);
+  plugin_so(so, d_so);
+  snprintf(text, sizeof(text), "path = /d\nplugin = %s\nreload = handoff\n",
+           so);
+  write_route(dir, "d.conf", text);
+}
+
+/* reload = handoff lists the replaced generation with the new one only when
+ * the old build exports and the new one imports; otherwise it drains (not
+ * listed). The new .conf's mode decides. */
+START_TEST(registry_reload_handoff) {
+  char dir[PATH_MAX], err[1024] = "", summary[2048];
+  handoff_routes(dir, "counter", "handoff", "counter_plain");
+  wsh_registry *r = NULL;
+  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
+  int failures;
+  ck_assert_int_eq(wsh_registry_load_dir(r, dir, &failures), 0);
+  wsh_generation *h1 = wsh_registry_acquire(r, "/h");
+  /* /h: v1 -> v2, both with the callbacks; /d: no export_state -> drain */
+  handoff_routes(dir, "counter_v2", "handoff", "counter");
+  wsh_replaced *list = NULL;
+  size_t n = 0;
+  ck_assert_msg(wsh_registry_reload(r, dir, &list, &n, summary, sizeof(summary),
+                                    err, sizeof(err)) == 0,
+                "%s", err);
+  ck_assert_uint_eq(n, 1);
+  wsh_generation *h2 = wsh_registry_acquire(r, "/h");
+  ck_assert_ptr_eq(list[0].old, h1);
+  ck_assert_ptr_eq(list[0].now, h2);
+  ck_assert_int_eq(list[0].mode, WSH_RELOAD_HANDOFF);
+  wsh_replaced_free(list, n);
+  /* /h: the new .conf says restart; /d: the new build has no import_state */
+  handoff_routes(dir, "counter", "restart", "counter_plain");
+  ck_assert_msg(wsh_registry_reload(r, dir, &list, &n, summary, sizeof(summary),
+                                    err, sizeof(err)) == 0,
+                "%s", err);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_ptr_eq(list[0].old, h2);
+  ck_assert_int_eq(list[0].mode, WSH_RELOAD_RESTART);
+  wsh_replaced_free(list, n);
+  wsh_generation_release(h1);
+  wsh_generation_release(h2);
+  wsh_registry_free(r);
+}
+END_TEST
+
 typedef struct seen_gens {
   int current, draining;
 } seen_gens;
@@ -373,6 +426,7 @@ static Suite *registry_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, registry_private_dir);
   tcase_add_test(tc, registry_load_dir);
+  tcase_add_test(tc, registry_reload_handoff);
   tcase_add_test(tc, registry_load_refused);
   tcase_add_test(tc, registry_relative_plugin);
   tcase_add_test(tc, registry_missing_dir);

@@ -231,6 +231,19 @@ START_TEST(conf_error_bad_reload) {
 }
 END_TEST
 
+START_TEST(conf_reload_modes) {
+  const char *text[] = {"path = /a\nplugin = a.so\nreload = drain\n",
+                        "path = /a\nplugin = a.so\nreload = restart\n",
+                        "path = /a\nplugin = a.so\nreload = handoff\n"};
+  const int want[] = {WSH_RELOAD_DRAIN, WSH_RELOAD_RESTART, WSH_RELOAD_HANDOFF};
+  for (size_t i = 0; i < 3; i++) {
+    wsh_route_conf *rc = load_ok(text[i]);
+    ck_assert_int_eq(rc->reload, want[i]);
+    wsh_route_conf_free(rc);
+  }
+}
+END_TEST
+
 START_TEST(conf_error_bad_path) {
   check_error("path = echo\nplugin = a.so\n",
               "line 1: path must start with '/' and have no query: \"echo\"");
@@ -450,6 +463,7 @@ static Suite *route_suite(void) {
   tcase_add_test(tc, conf_error_bad_size);
   tcase_add_test(tc, conf_error_bad_idle_timeout);
   tcase_add_test(tc, conf_error_bad_reload);
+  tcase_add_test(tc, conf_reload_modes);
   tcase_add_test(tc, conf_error_bad_path);
   tcase_add_test(tc, conf_error_twice);
   tcase_add_test(tc, conf_error_syntax);
