@@ -85,17 +85,21 @@ class Daemon(harness.Daemon):
         return start, moves
 
 
-def counter_route(d, build="counter", **options):
+def counter_route(d, build="counter", keys=None, **options):
+    """The /counter route (reload = handoff, and `keys`) on a build of
+    counter.c, deployed; options go to its [options]."""
     d.deploy(build)
     opts = {"record": d.path("record.txt")}
     opts.update(options)
-    return {"path": "/counter", "plugin": "counter.so", "reload": "handoff",
-            "options": opts}
+    route = {"path": "/counter", "plugin": "counter.so", "reload": "handoff"}
+    route.update(keys or {})
+    route["options"] = opts
+    return route
 
 
-def start(build="counter", workers=2, **options):
+def start(build="counter", workers=2, keys=None, **options):
     d = Daemon({}, workers=workers)
-    d.routes = {"counter": counter_route(d, build, **options)}
+    d.routes = {"counter": counter_route(d, build, keys, **options)}
     return d
 
 
@@ -240,8 +244,8 @@ class HandoffTest(unittest.TestCase):
             async def go():
                 a = Client(await connect(url), "a")
                 self.assertEqual(await a.ask("sub:news"), ("v1", "sub:news"))
-                self.assertEqual(await a.ask("after:2000:tick"),
-                                 ("v1", "after:2000:tick"))
+                self.assertEqual(await a.ask("after:3000:tick"),
+                                 ("v1", "after:3000:tick"))
                 at = d.nlines()
                 d.deploy("counter_v2")
                 d.signal(signal.SIGHUP)
@@ -272,10 +276,12 @@ class HandoffTest(unittest.TestCase):
 
     def test_export_or_import_fails(self):
         """A connection whose export_state fails is closed with 1012 and
-        the old generation's terminate() gets its state; one whose
-        import_state fails is closed with 1012 and the new generation's
-        terminate() gets what import left; the others carry on on v2."""
-        d = start()
+        the old generation's terminate() gets its state (also when it tried
+        to export more than the new route's max_message_size: refused with
+        WEBSOCK_ETOOBIG); one whose import_state fails is closed with 1012
+        and the new generation's terminate() gets what import left; the
+        others carry on on v2."""
+        d = start(keys={"max_message_size": "64K"})
         with d:
             url = d.url("/counter")
 
@@ -283,15 +289,17 @@ class HandoffTest(unittest.TestCase):
                 ok = Client(await connect(url), "ok")
                 bad_out = Client(await connect(url), "out")
                 bad_in = Client(await connect(url), "in")
-                for c in (ok, bad_out, bad_in):
+                fat = Client(await connect(url), "fat")
+                for c in (ok, bad_out, bad_in, fat):
                     await c.ask("one")
                     await c.ask("two")
                 await bad_out.ask("fail-export")
                 await bad_in.ask("fail-import")
+                await fat.ask("fat-export")
                 d.deploy("counter_v2")
                 _, moves = await asyncio.to_thread(d.reload)
-                self.assertEqual(moved(moves), (1, 2))
-                for c in (bad_out, bad_in):
+                self.assertEqual(moved(moves), (1, 3))
+                for c in (bad_out, bad_in, fat):
                     with self.assertRaises(ConnectionClosed):
                         await recv(c.ws)
                     self.assertEqual(c.ws.close_code, 1012, c.name)
@@ -301,8 +309,12 @@ class HandoffTest(unittest.TestCase):
 
             run(go())
             records = read_records(d.path("record.txt"),
-                                   until=lambda ls: len(ls) >= 3)
+                                   until=lambda ls: len(ls) >= 4)
+            self.assertIsNotNone(d.find_log(
+                r"export_state\(\) of plugin counter \(generation \d+\) "
+                r"returned -7: closing with 1012"))  # WEBSOCK_ETOOBIG
         self.assertEqual(sorted(records), ["terminate v1 3 1012",  # export failed
+                                           "terminate v1 3 1012",  # too big
                                            "terminate v2 3 1000",  # ok, closed
                                            "terminate v2 3 1012"])  # import failed
 

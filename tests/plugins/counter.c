@@ -20,6 +20,9 @@
  *   self:N          websock_send to itself "s0".."s<N-1>" (mail in flight)
  *   fail-export     this connection's export_state will fail
  *   fail-import     its import_state (in the next build) will fail
+ *   fat-export      its export_state appends 4 KiB blocks until refused,
+ *                   then returns what websock_buf_append said (ETOOBIG
+ *                   past the new route's max_message_size)
  *   anything else   just counted
  *
  * The exported state is "counter1 COUNT FAIL_IMPORT". import_state checks
@@ -46,6 +49,7 @@ typedef struct counter {
   uint64_t count;
   int fail_export;
   int fail_import;
+  int fat_export;
 } counter;
 
 static char *record_path;                  /* set in load, freed in unload */
@@ -121,6 +125,8 @@ static void command(websock_conn *conn, counter *c, const uint8_t *data,
     c->fail_export = 1;
   } else if (len == 11 && memcmp(data, "fail-import", 11) == 0) {
     c->fail_import = 1;
+  } else if (len == 10 && memcmp(data, "fat-export", 10) == 0) {
+    c->fat_export = 1;
   }
 }
 
@@ -155,6 +161,14 @@ static int counter_export(websock_conn *conn, void *state, websock_buf *out) {
   counter *c = state;
   if (c->fail_export)
     return -1; /* the state stays ours: terminate() frees it */
+  if (c->fat_export) {
+    static const char block[4096];
+    int rc;
+    for (int i = 0; i < 100000; i++) /* bounded: 400 MB, never reached */
+      if ((rc = websock_buf_append(out, block, sizeof(block))) != 0)
+        return rc; /* WEBSOCK_ETOOBIG: refused, the state stays ours */
+    return -1;
+  }
   char buf[64];
   int n = snprintf(buf, sizeof(buf), "counter1 %" PRIu64 " %d", c->count,
                    c->fail_import);

@@ -14,6 +14,7 @@
 
 #include "connfix.h"
 #include "network/outq.h"
+#include "plugins/statebuf.h"
 
 START_TEST(outside_a_callback) {
   websock_conn *c = fix_connect();
@@ -108,6 +109,30 @@ START_TEST(publish_and_broadcast_arguments) {
 }
 END_TEST
 
+/* websock_buf_append: bounded by the buffer's max, all or nothing per call,
+ * so an export_state cannot write past anything. */
+START_TEST(state_buffer_bounded) {
+  websock_buf b;
+  wsh_statebuf_init(&b, 600);
+  uint8_t chunk[250];
+  memset(chunk, 'x', sizeof(chunk));
+  ck_assert_int_eq(websock_buf_append(&b, chunk, 250), 0);
+  ck_assert_int_eq(websock_buf_append(&b, chunk, 250), 0);
+  ck_assert_int_eq(websock_buf_append(&b, chunk, 250), WEBSOCK_ETOOBIG);
+  ck_assert_uint_eq(b.len, 500); /* what came before stays */
+  ck_assert_int_eq(websock_buf_append(&b, chunk, 100), 0);
+  ck_assert_uint_eq(b.len, 600);
+  ck_assert_uint_le(b.cap, 600);
+  ck_assert_int_eq(websock_buf_append(&b, chunk, 1), WEBSOCK_ETOOBIG);
+  ck_assert_int_eq(websock_buf_append(&b, NULL, 0), 0);
+  ck_assert_int_eq(websock_buf_append(&b, NULL, 1), WEBSOCK_EINVAL);
+  ck_assert_int_eq(websock_buf_append(NULL, chunk, 1), WEBSOCK_EINVAL);
+  ck_assert_int_eq(b.data[599], 'x');
+  wsh_statebuf_free(&b);
+  ck_assert_ptr_null(b.data);
+}
+END_TEST
+
 START_TEST(options_and_strings) {
   websock_options o = {0};
   ck_assert_uint_eq(websock_option_count(&o), 0);
@@ -126,6 +151,7 @@ static Suite *api_suite(void) {
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, outside_a_callback);
   tcase_add_test(tc, inside_a_callback);
+  tcase_add_test(tc, state_buffer_bounded);
   tcase_add_test(tc, closing_refuses);
   tcase_add_test(tc, references);
   tcase_add_test(tc, publish_and_broadcast_arguments);
