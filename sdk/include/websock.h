@@ -28,6 +28,10 @@
  * The websock_* functions are provided by the host process at load time; do
  * not link anything for them. A plugin that uses a function the host lacks
  * fails to load (the host opens plugins with RTLD_NOW), never mid-connection.
+ * To fail the build instead, link once more with -Wl,-z,defs against the
+ * SDK's stubs of these functions, into a throw-away output: CMake's
+ * websock_add_plugin(name LINK_CHECK ...) or `pkg-config --libs
+ * websock-check` (see the SDK's README.md, "The link-time check").
  *
  * Before the host opens a new or changed .so, a short-lived child process
  * (websockd itself, re-executed) opens it first and checks this table, so a

@@ -16,6 +16,7 @@
  *   websock_test_client_text(c, "hi");              -> handle_in, now
  *   websock_test_run(h);                            -> queued handle_info
  *   websock_test_sent_text(c, 0) ...                -> what it pushed
+ *   websock_test_log_find(c, "joined") ...          -> what it logged
  *   websock_test_host_free(h);                      -> terminate, unload
  *
  * The rules it applies are websockd's own: the library is built from the
@@ -49,6 +50,8 @@
  *    with WEBSOCK_EFULL. No max_message_size, origins or pings.
  *  - No permessage-deflate: websock_conn_compressed() returns 0 and
  *    websock_push_uncompressed() is websock_push().
+ *  - No TLS: websock_request_tls() returns 0 and
+ *    websock_request_peer_subject() NULL, as for a plain TCP client.
  *  - The request must name the route's path exactly (else 404), as the host
  *    routes today.
  *
@@ -95,7 +98,8 @@ const char *websock_test_error(const websock_host *host);
 
 /* Lines logged by plugins through websock_log() go to stderr when their
  * level is at most `level` (0 error, 1 warning, 2 info, 3 debug; default 1).
- * -1 silences them. */
+ * -1 silences them. Every line is recorded whatever this level, for
+ * websock_test_log_count() and the others under "Log lines" below. */
 void websock_test_set_log_level(websock_host *host, int level);
 
 /* ------------------------------------------------------------------------ */
@@ -388,6 +392,41 @@ const websock_reason *websock_test_terminate_reason(const websock_conn *conn);
 
 /* 1 if the connection is subscribed to topic, else 0. */
 int websock_test_subscribed(const websock_conn *conn, const char *topic);
+
+/* ------------------------------------------------------------------------ */
+/* Log lines                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Every line a plugin logs through websock_log() is recorded, whatever the
+ * level websock_test_set_log_level() lets through to stderr: the text as
+ * formatted (without the host's prefix) and the level (0 error, 1 warning,
+ * 2 info, 3 debug). The fake host's own lines about a plugin (a callback
+ * result that is neither OK nor STOP, invalid UTF-8 pushed) are recorded
+ * too, as websockd logs them.
+ *
+ * conn names whose lines: a connection's (websock_log(conn, ...) in its
+ * callbacks), or NULL for the lines logged without a connection (in load()
+ * or unload(), or on a plugin's own thread). Those are process-wide, not
+ * per host, since a thread cannot say which host it belongs to; they stay
+ * until websock_test_clear_log(NULL). A connection's lines go with it
+ * (websock_test_conn_free, websock_test_host_free). These may be called
+ * from any thread. */
+
+/* The number of lines recorded for conn (or NULL, see above). */
+size_t websock_test_log_count(const websock_conn *conn);
+
+/* The i-th line (0 is the oldest) and, if level is not NULL, its level; NULL
+ * past the end. The text is owned by the host and valid until the lines are
+ * cleared or freed. */
+const char *websock_test_log_at(const websock_conn *conn, size_t i, int *level);
+
+/* The index of the first line containing needle (a plain substring), or
+ * WEBSOCK_ENOENT if none does (WEBSOCK_EINVAL for a NULL needle). */
+int websock_test_log_find(const websock_conn *conn, const char *needle);
+
+/* Forgets the lines recorded for conn (or NULL: the process-wide ones); the
+ * pointers returned for them die. */
+void websock_test_clear_log(websock_conn *conn);
 
 /* ------------------------------------------------------------------------ */
 /* Expectations, for plain C test programs                                   */

@@ -1,9 +1,17 @@
 /*
  * myplugin.c - a starting point for a websockd plugin. It answers every
- * message with the same message. Rename, then fill in the callbacks you need;
- * only handle_in is required.
+ * message with the same message and logs each connection it opens. Rename,
+ * then fill in the callbacks you need; only handle_in is required.
  */
 #include <websock.h>
+
+static int my_init(websock_conn *conn, void **state) {
+  (void)state;
+  /* websock_conn_request() is valid in init() only. */
+  websock_log(conn, 2, "open from %s",
+              websock_request_remote_addr(websock_conn_request(conn)));
+  return WEBSOCK_OK;
+}
 
 static int my_handle_in(websock_conn *conn, void **state, websock_opcode opcode,
                         const uint8_t *data, size_t len) {
@@ -19,5 +27,6 @@ WEBSOCK_EXPORT const struct websock_handler websock_handler_v1 = {
     .struct_size = sizeof(struct websock_handler),
     .name = "myplugin",
     .version = "0.1.0",
+    .init = my_init,
     .handle_in = my_handle_in,
 };

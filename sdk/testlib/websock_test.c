@@ -86,6 +86,17 @@ typedef struct wst_timer {
   uint8_t data[];
 } wst_timer;
 
+/* Lines logged through websock_log(), for websock_test_log_*(). */
+typedef struct wst_logline {
+  int level;
+  char *text;
+} wst_logline;
+
+typedef struct wst_loglines {
+  wst_logline *items;
+  size_t n, cap;
+} wst_loglines;
+
 struct websock_conn {
   websock_host *host;
   websock_test_plugin *plugin;
@@ -112,6 +123,7 @@ struct websock_conn {
   size_t ntopics, captopics;
   wst_timer *timers;
   int64_t next_timer_id;
+  wst_loglines log; /* what websock_log(conn, ...) said: under wst_log_lock */
 };
 
 struct websock_test_plugin {
@@ -153,6 +165,13 @@ struct websock_host {
   int log_level;
   char err[1024];
 };
+
+/* Guards every recorded log line: websock_log() may be called from any
+ * thread. The lines logged without a connection (load(), unload(), a
+ * plugin's own thread) are process-wide: websock_log(NULL, ...) cannot tell
+ * which host a thread belongs to. */
+static pthread_mutex_t wst_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static wst_loglines wst_global_log;
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -478,6 +497,8 @@ static void conn_destroy(websock_conn *c) {
     free((void *)c->sent[i].data);
   free(c->sent);
   free(c->reason_text);
+  websock_test_clear_log(c);
+  free(c->log.items);
   conn_leave(c);
   free(c);
 }
@@ -1613,20 +1634,98 @@ const char *websock_conn_route(const websock_conn *conn) {
   return conn ? conn->plugin->route_path : NULL;
 }
 
+/* Keeps one line (taking text) for websock_test_log_*(); the line is lost
+ * if memory runs out. */
+static void log_record(const websock_conn *conn, int level, char *text) {
+  pthread_mutex_lock(&wst_log_lock);
+  wst_loglines *l = conn ? &((websock_conn *)conn)->log : &wst_global_log;
+  wst_logline *items = grow(l->items, &l->cap, l->n + 1, sizeof(*l->items));
+  if (items) {
+    l->items = items;
+    l->items[l->n++] = (wst_logline){.level = level, .text = text};
+    text = NULL;
+  }
+  pthread_mutex_unlock(&wst_log_lock);
+  free(text);
+}
+
 void websock_log(const websock_conn *conn, int level, const char *fmt, ...) {
-  int max = conn ? conn->host->log_level : 1;
-  if (level > max)
-    return;
-  char msg[1024];
-  va_list ap;
+  va_list ap, ap2;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
-  if (conn)
-    fprintf(stderr, "websock_test: route %s conn %llu: %s\n",
-            conn->plugin->route_path, (unsigned long long)conn->id, msg);
-  else
-    fprintf(stderr, "websock_test: plugin: %s\n", msg);
+  char *msg = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (msg)
+    vsnprintf(msg, (size_t)n + 1, fmt, ap2);
+  va_end(ap2);
+  if (!msg)
+    return;
+  int max = conn ? conn->host->log_level : 1;
+  if (level <= max) {
+    if (conn)
+      fprintf(stderr, "websock_test: route %s conn %llu: %s\n",
+              conn->plugin->route_path, (unsigned long long)conn->id, msg);
+    else
+      fprintf(stderr, "websock_test: plugin: %s\n", msg);
+  }
+  log_record(conn, level, msg);
+}
+
+/* ---- recorded log lines -------------------------------------------------- */
+
+static const wst_loglines *log_of(const websock_conn *conn) {
+  return conn ? &conn->log : &wst_global_log;
+}
+
+size_t websock_test_log_count(const websock_conn *conn) {
+  pthread_mutex_lock(&wst_log_lock);
+  size_t n = log_of(conn)->n;
+  pthread_mutex_unlock(&wst_log_lock);
+  return n;
+}
+
+const char *websock_test_log_at(const websock_conn *conn, size_t i,
+                                int *level) {
+  const char *text = NULL;
+  pthread_mutex_lock(&wst_log_lock);
+  const wst_loglines *l = log_of(conn);
+  if (i < l->n) {
+    text = l->items[i].text;
+    if (level)
+      *level = l->items[i].level;
+  }
+  pthread_mutex_unlock(&wst_log_lock);
+  return text;
+}
+
+int websock_test_log_find(const websock_conn *conn, const char *needle) {
+  int found = WEBSOCK_ENOENT;
+  if (!needle)
+    return WEBSOCK_EINVAL;
+  pthread_mutex_lock(&wst_log_lock);
+  const wst_loglines *l = log_of(conn);
+  for (size_t i = 0; i < l->n && i <= INT32_MAX; i++)
+    if (strstr(l->items[i].text, needle)) {
+      found = (int)i;
+      break;
+    }
+  pthread_mutex_unlock(&wst_log_lock);
+  return found;
+}
+
+void websock_test_clear_log(websock_conn *conn) {
+  pthread_mutex_lock(&wst_log_lock);
+  wst_loglines *l = conn ? &conn->log : &wst_global_log;
+  for (size_t i = 0; i < l->n; i++)
+    free(l->items[i].text);
+  l->n = 0;
+  if (!conn) {
+    free(l->items);
+    l->items = NULL;
+    l->cap = 0;
+  }
+  pthread_mutex_unlock(&wst_log_lock);
 }
 
 /* ---- the request, the response, the options ------------------------------ */
@@ -1669,6 +1768,17 @@ const char *websock_request_remote_addr(const websock_request *req) {
 
 const char *websock_request_subprotocol(const websock_request *req) {
   return req ? req->subprotocol : NULL;
+}
+
+/* The fake host has no TLS listener: every request is plain TCP. */
+int websock_request_tls(const websock_request *req) {
+  (void)req;
+  return 0;
+}
+
+const char *websock_request_peer_subject(const websock_request *req) {
+  (void)req;
+  return NULL;
 }
 
 int websock_response_add_header(websock_response *resp, const char *name,

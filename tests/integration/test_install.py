@@ -255,10 +255,13 @@ class DebianPackagesTest(unittest.TestCase):
                      "./usr/share/man/man5/websockd.conf.5.gz"],
         "websockd-dev": ["./usr/include/websock.h",
                          "./usr/include/websock_test.h",
-                         "./usr/share/pkgconfig/websock.pc",
+                         "./usr/lib/pkgconfig/websock.pc",
                          "./usr/lib/pkgconfig/websock-test.pc",
+                         "./usr/lib/pkgconfig/websock-check.pc",
+                         "./usr/lib/websock/libwebsock-stubs.so",
                          "./usr/lib/cmake/WebSock/WebSockConfig.cmake",
-                         "./usr/share/websock/template/myplugin.c"],
+                         "./usr/share/websock/template/myplugin.c",
+                         "./usr/share/websock/template/test_myplugin.c"],
     }
 
     def test_build_install_serve_remove(self):
@@ -282,6 +285,11 @@ class DebianPackagesTest(unittest.TestCase):
                 paths = {line.split()[-1] for line in listing.splitlines()}
                 for want in self.PACKAGE_FILES[name]:
                     self.assertIn(want, paths, name)
+            # all the SDK's .pc files in one directory
+            dev = run(["dpkg-deb", "-c", debs["websockd-dev"]])
+            self.assertEqual({os.path.dirname(line.split()[-1])
+                              for line in dev.splitlines()
+                              if line.endswith(".pc")}, {"./usr/lib/pkgconfig"})
             depends = run(["dpkg-deb", "-f", debs["websockd"], "Depends"])
             for lib in ("libevent-core", "libhttp-parser", "libinih",
                         "libssl3", "libsystemd0", "adduser"):
@@ -291,6 +299,10 @@ class DebianPackagesTest(unittest.TestCase):
 
             run(["dpkg", "-i", debs["websockd"], debs["websockd-dev"]])
             installed = True
+            # the installed link-time check, from pkg-config's own path
+            self.assertIn("-Wl,-z,defs /usr/lib/pkgconfig/../../lib/websock/"
+                          "libwebsock-stubs.so",
+                          run(["pkg-config", "--libs", "websock-check"]))
             self.assertIn("websockd:", run(["getent", "passwd", "websockd"]))
             out = run(["/usr/sbin/websockd", "-t", "--config",
                        "/etc/websockd/websockd.conf"])

@@ -35,3 +35,15 @@ wsh_unit_test(tls)
 wsh_unit_test(realip)
 wsh_unit_test(proxyproto)
 wsh_unit_test(deflate)
+# The SDK test library's own tests, linked against the staged
+# libwebsock_test as a plugin's tests are (not against wsh_core).
+add_executable(test_websock_test unit/test_websock_test.c)
+add_dependencies(test_websock_test sdk_stage logger)
+target_include_directories(test_websock_test PRIVATE ${CMAKE_SOURCE_DIR}/sdk/include)
+target_compile_options(test_websock_test PRIVATE ${WSH_WARNINGS})
+target_compile_definitions(test_websock_test PRIVATE
+  WSH_TEST_PLUGIN_DIR="${CMAKE_CURRENT_BINARY_DIR}/plugins")
+target_link_libraries(test_websock_test PRIVATE PkgConfig::CHECK
+  ${CMAKE_BINARY_DIR}/sdk-build/${CMAKE_SHARED_LIBRARY_PREFIX}websock_test${CMAKE_SHARED_LIBRARY_SUFFIX})
+add_test(NAME unit_websock_test COMMAND test_websock_test)
+set_tests_properties(unit_websock_test PROPERTIES TIMEOUT 120 LABELS unit)
