@@ -27,6 +27,7 @@
  *   ret:N           returns N (a negative websock_* code, say)
  *   flood:N:SIZE    pushes N binary messages of SIZE bytes and returns what
  *                   the last push returned
+ *   echo:TEXT       pushes TEXT (the parity test's sync)
  * handle_info pushes "info send DATA", "info timer ID DATA" or
  * "info publish TOPIC DATA".
  */
@@ -196,6 +197,8 @@ static int on_in(websock_conn *conn, void **state, websock_opcode op,
     return atoi(colon);
   if (colon && strcmp(cmd, "flood") == 0)
     return flood(conn, colon);
+  if (colon && strcmp(cmd, "echo") == 0)
+    return pushf(conn, "%s", colon);
   return pushf(conn, "unknown %s", cmd);
 }
 
