@@ -7,7 +7,7 @@
  * the origins it lists allowed); a refusal must name the file and a line of
  * it. The host config is read into a fresh wsh_config the same way.
  * A route's path pattern (":name", a last "*") must match a path built
- * from it, and the input's first line, taken as a request path and as a
+ * from it, and each [options] value, taken as a request path and as a
  * second pattern, must match, decode and compare with it consistently.
  */
 #include <stdbool.h>
@@ -116,14 +116,36 @@ static void check_captures(const char *path, const wsh_path_capture *caps,
   }
 }
 
-/* The route's pattern against itself, against the first line of the input
- * as a request path, and against that line as another pattern. */
-static void check_pattern(const wsh_route_conf *rc, const uint8_t *data,
-                          size_t size) {
+/* The route's pattern against a path and, if it parses as one, against
+ * that path as another pattern. */
+static void check_against(const wsh_path_pattern *p, const char *path) {
+  wsh_path_capture caps[WSH_PATH_MAX_PARAMS + 1];
+  char example[512];
+  check_captures(path, caps, wsh_path_match(p, path, caps));
+  wsh_path_pattern q;
+  char why[160];
+  if (path[0] != '/' || wsh_path_pattern_parse(path, &q, why, sizeof why))
+    return;
+  if (q.is_pattern) {
+    FUZZ_CHECK(wsh_path_compare(p, &q) == -wsh_path_compare(&q, p),
+               "specificity is not antisymmetric");
+    bool both = wsh_path_overlap(p, &q, example, sizeof example);
+    FUZZ_CHECK(both == wsh_path_overlap(&q, p, NULL, 0),
+               "overlap is not symmetric");
+    if (both && strlen(example) < sizeof example - 1)
+      FUZZ_CHECK(wsh_path_match(p, example, caps) >= 0 &&
+                     wsh_path_match(&q, example, caps) >= 0,
+                 "the shared example does not match both");
+  }
+  wsh_path_pattern_free(&q);
+}
+
+/* The route's pattern against itself, and against every [options] value
+ * as a request path and as a second pattern. */
+static void check_pattern(const wsh_route_conf *rc) {
   const wsh_path_pattern *p = &rc->pattern;
   wsh_path_capture caps[WSH_PATH_MAX_PARAMS + 1];
-  char line[512], example[512];
-  size_t n = 0;
+  char example[512];
 
   if (!p->is_pattern) {
     FUZZ_CHECK(p->nsegs == 0, "an exact path with segments");
@@ -140,31 +162,11 @@ static void check_pattern(const wsh_route_conf *rc, const uint8_t *data,
                "a pattern does not match its own example");
     check_captures(example, caps, m);
   }
-  while (n < size && n < sizeof line - 1 && data[n] != '\n' && data[n])
-    n++;
-  memcpy(line, data, n);
-  line[n] = '\0';
-  check_captures(line, caps, wsh_path_match(p, line, caps));
-  wsh_path_pattern q;
-  char why[160];
-  if (line[0] != '/' || wsh_path_pattern_parse(line, &q, why, sizeof why) != 0)
-    return;
-  if (q.is_pattern) {
-    FUZZ_CHECK(wsh_path_compare(p, &q) == -wsh_path_compare(&q, p),
-               "specificity is not antisymmetric");
-    bool both = wsh_path_overlap(p, &q, example, sizeof example);
-    FUZZ_CHECK(both == wsh_path_overlap(&q, p, NULL, 0),
-               "overlap is not symmetric");
-    if (both && strlen(example) < sizeof example - 1)
-      FUZZ_CHECK(wsh_path_match(p, example, caps) >= 0 &&
-                     wsh_path_match(&q, example, caps) >= 0,
-                 "the shared example does not match both");
-  }
-  wsh_path_pattern_free(&q);
+  for (size_t i = 0; i < rc->options.n; i++)
+    check_against(p, rc->options.items[i].value);
 }
 
-static void load_route(const char *file, size_t lines, const uint8_t *data,
-                       size_t size) {
+static void load_route(const char *file, size_t lines) {
   wsh_route_conf *rc = NULL;
   char err[1024] = "";
   int r = wsh_route_conf_load(file, &rc, err, sizeof err);
@@ -172,7 +174,7 @@ static void load_route(const char *file, size_t lines, const uint8_t *data,
   if (r == 0) {
     FUZZ_CHECK(rc != NULL, "loaded, yet no route");
     check_route(rc, file);
-    check_pattern(rc, data, size);
+    check_pattern(rc);
     wsh_route_conf_free(rc);
   } else {
     FUZZ_CHECK(r == WEBSOCK_EINVAL, "route error code");
@@ -210,7 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *file = file_with(data, size);
   size_t lines = count_lines(data, size);
 
-  load_route(file, lines, data, size);
+  load_route(file, lines);
   load_config(file, lines);
   return 0;
 }

@@ -499,7 +499,9 @@ const char *websock_conn_subprotocol(const websock_conn *conn);
  * connection's life. */
 const char *websock_conn_option(const websock_conn *conn, const char *key);
 
-/* The route's path (for example "/echo"). Valid for the connection's life. */
+/* The route's path as configured: "/echo", or a pattern such as
+ * "/chat/:room" (websock_conn_param() has the values). Valid for the
+ * connection's life. */
 const char *websock_conn_route(const websock_conn *conn);
 
 /* 1 if the connection negotiated permessage-deflate (RFC 7692: the route
