@@ -317,8 +317,13 @@ static void after_callback(websock_conn *c, int result, const char *what) {
     return;
   }
   if (detail) {
-    wsh_error("route %s: %s returned %d: %s", c->gen->conf->path, what, result,
-              detail);
+    if (strcmp(detail, WSH_INVALID_RESULT_DETAIL) == 0)
+      wsh_error("route %s: %s returned %d (neither WEBSOCK_OK nor "
+                "WEBSOCK_STOP)",
+                c->gen->conf->path, what, result);
+    else
+      wsh_error("route %s: %s returned %d: %s", c->gen->conf->path, what,
+                result, detail);
     wsh_conn_more *m = wsh_conn_more_of(c);
     if (m) {
       free(m->stop_text);

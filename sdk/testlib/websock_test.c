@@ -402,7 +402,11 @@ static void after_callback(websock_conn *c, int result, const char *what) {
     return;
   }
   if (detail) {
-    websock_log(c, 0, "%s returned %d: %s", what, result, detail);
+    if (strcmp(detail, WSH_INVALID_RESULT_DETAIL) == 0)
+      websock_log(c, 0, "%s returned %d (neither WEBSOCK_OK nor WEBSOCK_STOP)",
+                  what, result);
+    else
+      websock_log(c, 0, "%s returned %d: %s", what, result, detail);
     free(c->stop_text);
     c->stop_text = strdup(detail);
     c->stop_kind = kind;
