@@ -206,6 +206,39 @@ class Messages(unittest.TestCase):
             run(scenario())
 
 
+class AcrossHosts(unittest.TestCase):
+    def test_publish_from_another_host_is_a_publish(self):
+        """Two hosts on one redis-server: a publish on A reaches B's
+        handle_info as WEBSOCK_INFO_PUBLISH with its topic; the subscriber
+        count stays per host."""
+        import test_bus  # its Redis helper (redis-server stopped by PID)
+        redis = test_bus.Redis().start()
+        try:
+            args = ["--redis", "127.0.0.1:%d" % redis.port]
+            with harness.Daemon({"r": route("/r/:room", "g")}, workers=1,
+                                args=args) as a, \
+                    harness.Daemon({"r": route("/r/:room", "g")}, workers=1,
+                                   args=args) as b:
+                async def scenario():
+                    async with connect(a.url("/r/a")) as wa, \
+                            connect(b.url("/r/b")) as wb:
+                        await recv(wa)
+                        await recv(wb)
+                        self.assertEqual(await ask(wb, "sub:news"),
+                                         "subscribers news 1")
+                        # B is on the topic's channel once it says so
+                        test_bus.wait_metric(b, "bus_channels",
+                                             lambda v: v >= 2)
+                        await wa.send("pub:news")
+                        self.assertEqual(await recv(wb),
+                                         "info publish news p")
+                        self.assertEqual(await ask(wa, "count:news"),
+                                         "subscribers news 0")
+                run(scenario())
+        finally:
+            redis.cleanup()
+
+
 class NegativeResults(unittest.TestCase):
     def test_results(self):
         routes = {
