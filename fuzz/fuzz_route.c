@@ -1,11 +1,14 @@
 /*
- * fuzz_route.c - the INI readers: route files (host/plugins/route.c) and the host
- * config file (host/base/config.c), both read with inih. The input is the file:
- * it goes into a memfd, which both readers open by its /proc/self/fd path.
- * A route that loads must make sense (a path starting with '/', a plugin,
+ * fuzz_route.c - the INI readers: route files (host/plugins/route.c) and the
+ * host config file (host/base/config.c), both read with inih. The input is the
+ * file: it goes into a memfd, which both readers open by its /proc/self/fd
+ * path. A route that loads must make sense (a path starting with '/', a plugin,
  * lists as long as counted and without empty or blank items, sizes not 0,
  * the origins it lists allowed); a refusal must name the file and a line of
  * it. The host config is read into a fresh wsh_config the same way.
+ * A route's path pattern (":name", a last "*") must match a path built
+ * from it, and each [options] value, taken as a request path and as a
+ * second pattern, must match, decode and compare with it consistently.
  */
 #include <stdbool.h>
 #include <sys/mman.h>
@@ -93,6 +96,76 @@ static void check_route(const wsh_route_conf *rc, const char *file) {
                "a listed origin refused");
 }
 
+/* The captures lie within the path, and each decodes to at most its own
+ * length. */
+static void check_captures(const char *path, const wsh_path_capture *caps,
+                           int n) {
+  size_t plen = strlen(path);
+  for (int i = 0; i < n; i++) {
+    FUZZ_CHECK(caps[i].name && caps[i].at >= path &&
+                   caps[i].at + caps[i].len <= path + plen,
+               "a capture outside the path");
+    char out[4096];
+    if (caps[i].len < sizeof(out)) {
+      long d = wsh_path_decode(caps[i].at, caps[i].len,
+                               strcmp(caps[i].name, "*") != 0, out);
+      FUZZ_CHECK(d < 0 ||
+                     ((size_t)d <= caps[i].len && strlen(out) == (size_t)d),
+                 "a decoded value longer than its text");
+    }
+  }
+}
+
+/* The route's pattern against a path and, if it parses as one, against
+ * that path as another pattern. */
+static void check_against(const wsh_path_pattern *p, const char *path) {
+  wsh_path_capture caps[WSH_PATH_MAX_PARAMS + 1];
+  char example[512];
+  check_captures(path, caps, wsh_path_match(p, path, caps));
+  wsh_path_pattern q;
+  char why[160];
+  if (path[0] != '/' || wsh_path_pattern_parse(path, &q, why, sizeof why))
+    return;
+  if (q.is_pattern) {
+    FUZZ_CHECK(wsh_path_compare(p, &q) == -wsh_path_compare(&q, p),
+               "specificity is not antisymmetric");
+    bool both = wsh_path_overlap(p, &q, example, sizeof example);
+    FUZZ_CHECK(both == wsh_path_overlap(&q, p, NULL, 0),
+               "overlap is not symmetric");
+    if (both && strlen(example) < sizeof example - 1)
+      FUZZ_CHECK(wsh_path_match(p, example, caps) >= 0 &&
+                     wsh_path_match(&q, example, caps) >= 0,
+                 "the shared example does not match both");
+  }
+  wsh_path_pattern_free(&q);
+}
+
+/* The route's pattern against itself, and against every [options] value
+ * as a request path and as a second pattern. */
+static void check_pattern(const wsh_route_conf *rc) {
+  const wsh_path_pattern *p = &rc->pattern;
+  wsh_path_capture caps[WSH_PATH_MAX_PARAMS + 1];
+  char example[512];
+
+  if (!p->is_pattern) {
+    FUZZ_CHECK(p->nsegs == 0, "an exact path with segments");
+    return;
+  }
+  FUZZ_CHECK(p->nparam + p->nliteral + (p->star ? 1 : 0) == p->nsegs,
+             "segment counts");
+  FUZZ_CHECK(wsh_path_compare(p, p) == 0, "a pattern beats itself");
+  FUZZ_CHECK(wsh_path_overlap(p, p, example, sizeof example),
+             "a pattern matches no path");
+  if (strlen(example) < sizeof example - 1) {
+    int m = wsh_path_match(p, example, caps);
+    FUZZ_CHECK(m == (int)(p->nparam + (p->star ? 1 : 0)),
+               "a pattern does not match its own example");
+    check_captures(example, caps, m);
+  }
+  for (size_t i = 0; i < rc->options.n; i++)
+    check_against(p, rc->options.items[i].value);
+}
+
 static void load_route(const char *file, size_t lines) {
   wsh_route_conf *rc = NULL;
   char err[1024] = "";
@@ -101,6 +174,7 @@ static void load_route(const char *file, size_t lines) {
   if (r == 0) {
     FUZZ_CHECK(rc != NULL, "loaded, yet no route");
     check_route(rc, file);
+    check_pattern(rc);
     wsh_route_conf_free(rc);
   } else {
     FUZZ_CHECK(r == WEBSOCK_EINVAL, "route error code");

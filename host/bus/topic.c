@@ -122,6 +122,97 @@ void wsh_topics_leave(wsh_topics *t, wsh_topic *topic, websock_conn *conn) {
     unlink_topic(t, topic);
 }
 
+/* ---- the host's subscriber counts ---------------------------------------- */
+
+void wsh_topic_counts_init(wsh_topic_counts *tc) {
+  memset(tc, 0, sizeof(*tc));
+  pthread_mutex_init(&tc->lock, NULL);
+}
+
+void wsh_topic_counts_free(wsh_topic_counts *tc) {
+  for (size_t i = 0; i < tc->nbuckets; i++) {
+    for (wsh_topic_count *e = tc->buckets[i], *next; e; e = next) {
+      next = e->next;
+      free(e);
+    }
+  }
+  free(tc->buckets);
+  pthread_mutex_destroy(&tc->lock);
+  memset(tc, 0, sizeof(*tc));
+}
+
+static int counts_rehash(wsh_topic_counts *tc) {
+  size_t n = tc->nbuckets ? tc->nbuckets * 2 : 64;
+  wsh_topic_count **b = calloc(n, sizeof(*b));
+  if (!b)
+    return -1;
+  for (size_t i = 0; i < tc->nbuckets; i++) {
+    for (wsh_topic_count *e = tc->buckets[i], *next; e; e = next) {
+      next = e->next;
+      size_t h = hash_name(e->name) % n;
+      e->next = b[h];
+      b[h] = e;
+    }
+  }
+  free(tc->buckets);
+  tc->buckets = b;
+  tc->nbuckets = n;
+  return 0;
+}
+
+/* The entry's link in its chain, or the chain's end (under the lock). */
+static wsh_topic_count **counts_slot(wsh_topic_counts *tc, const char *name) {
+  wsh_topic_count **pp = &tc->buckets[hash_name(name) % tc->nbuckets];
+  while (*pp && strcmp((*pp)->name, name) != 0)
+    pp = &(*pp)->next;
+  return pp;
+}
+
+int wsh_topic_counts_add(wsh_topic_counts *tc, const char *name, int delta) {
+  int rc = 0;
+  pthread_mutex_lock(&tc->lock);
+  if (delta > 0 && tc->n >= tc->nbuckets && counts_rehash(tc) != 0) {
+    rc = WEBSOCK_ENOMEM;
+    goto out_unlock;
+  }
+  if (!tc->nbuckets)
+    goto out_unlock; /* a leave with nothing counted */
+  wsh_topic_count **pp = counts_slot(tc, name);
+  if (delta > 0) {
+    if (!*pp) {
+      size_t len = strlen(name);
+      wsh_topic_count *e = calloc(1, sizeof(*e) + len + 1);
+      if (!e) {
+        rc = WEBSOCK_ENOMEM;
+        goto out_unlock;
+      }
+      memcpy(e->name, name, len + 1);
+      *pp = e;
+      tc->n++;
+    }
+    (*pp)->n++;
+  } else if (*pp && --(*pp)->n == 0) {
+    wsh_topic_count *e = *pp;
+    *pp = e->next;
+    free(e);
+    tc->n--;
+  }
+out_unlock:
+  pthread_mutex_unlock(&tc->lock);
+  return rc;
+}
+
+size_t wsh_topic_counts_get(wsh_topic_counts *tc, const char *name) {
+  size_t n = 0;
+  pthread_mutex_lock(&tc->lock);
+  if (tc->nbuckets) {
+    wsh_topic_count *e = *counts_slot(tc, name);
+    n = e ? e->n : 0;
+  }
+  pthread_mutex_unlock(&tc->lock);
+  return n;
+}
+
 /* ---- shared payloads ----------------------------------------------------- */
 
 wsh_shared *wsh_shared_new(const char *topic, size_t len) {

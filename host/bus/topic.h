@@ -43,6 +43,31 @@ wsh_topic *wsh_topics_join(wsh_topics *t, const char *name, websock_conn *conn,
 /* Removes conn from the topic (deleted when empty). */
 void wsh_topics_leave(wsh_topics *t, wsh_topic *topic, websock_conn *conn);
 
+/* How many connections of the whole host (every worker) are subscribed to
+ * each topic, for websock_topic_subscribers(): any thread, under its lock.
+ * A zeroed table is an empty one (glibc's mutex initialiser is zeros);
+ * wsh_topic_counts_init says so explicitly. */
+typedef struct wsh_topic_count {
+  struct wsh_topic_count *next;
+  size_t n;
+  char name[];
+} wsh_topic_count;
+
+typedef struct wsh_topic_counts {
+  pthread_mutex_t lock;
+  wsh_topic_count **buckets;
+  size_t nbuckets;
+  size_t n; /* topics with at least one subscriber */
+} wsh_topic_counts;
+
+void wsh_topic_counts_init(wsh_topic_counts *tc);
+void wsh_topic_counts_free(wsh_topic_counts *tc);
+/* One more subscriber of name (delta 1) or one fewer (-1; the entry goes at
+ * 0). Returns 0 or WEBSOCK_ENOMEM (the count is then not kept). */
+int wsh_topic_counts_add(wsh_topic_counts *tc, const char *name, int delta);
+/* The subscribers of name (0 if none). */
+size_t wsh_topic_counts_get(wsh_topic_counts *tc, const char *name);
+
 /* A payload several workers share: a publish (raw data for handle_info) or
  * a broadcast (one framed message, its bytes referenced by every
  * subscriber's send queue). Freed when the last reference goes. */

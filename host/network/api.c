@@ -117,11 +117,45 @@ void websock_log(const websock_conn *conn, int level, const char *fmt, ...) {
     level = WSH_LOG_ERROR;
   if (level > WSH_LOG_DEBUG)
     level = WSH_LOG_DEBUG;
+  char who[192];
   if (conn)
     wsh_log(level, "route %s conn %llu: %s", websock_conn_route(conn),
             (unsigned long long)conn->id, msg);
+  else if (wsh_plugin_label_at(__builtin_return_address(0), who, sizeof(who)))
+    wsh_log(level, "%s: %s", who, msg); /* the generation whose code called */
+  else if (wsh_crash_current.route)     /* a plugin call on a host thread */
+    wsh_log(level, "route %s plugin %s: %s", wsh_crash_current.route,
+            wsh_crash_current.plugin ? wsh_crash_current.plugin : "?", msg);
   else
     wsh_log(level, "plugin: %s", msg);
+}
+
+const char *websock_conn_param(const websock_conn *conn, const char *name) {
+  if (!conn || !conn->more || !name)
+    return NULL;
+  for (size_t i = 0; i < conn->more->nparams; i++)
+    if (strcmp(conn->more->params[i].name, name) == 0)
+      return conn->more->params[i].value;
+  return NULL;
+}
+
+void *websock_conn_context(const websock_conn *conn) {
+  return conn && conn->gen ? conn->gen->conf->options.context : NULL;
+}
+
+int websock_options_set_context(const websock_options *options, void *context) {
+  if (!options)
+    return WEBSOCK_EINVAL;
+  if (!options->loading)
+    return WEBSOCK_ECONTEXT;
+  /* load() is handed the options as const; they are the host's, and the
+   * context is the one field a plugin may set in them. */
+  ((websock_options *)options)->context = context;
+  return 0;
+}
+
+void *websock_options_context(const websock_options *options) {
+  return options ? options->context : NULL;
 }
 
 const char *websock_option(const websock_options *options, const char *key) {
@@ -251,6 +285,25 @@ int websock_broadcast(websock_host *host, const char *topic,
       !wsh_contract_broadcast_opcode(opcode))
     return WEBSOCK_EINVAL;
   return publish(host, WSH_MAIL_BROADCAST, (int)opcode, topic, data, len);
+}
+
+websock_info_kind websock_info_source(const websock_conn *conn,
+                                      int64_t *timer_id, const char **topic) {
+  bool inside = conn && conn->in_callback && conn->w->info_conn == conn;
+  websock_info_kind kind = inside ? conn->w->info_kind : WEBSOCK_INFO_NONE;
+  if (timer_id)
+    *timer_id = kind == WEBSOCK_INFO_TIMER ? conn->w->info_timer : 0;
+  if (topic)
+    *topic = kind == WEBSOCK_INFO_PUBLISH ? conn->w->info_topic : NULL;
+  return kind;
+}
+
+int64_t websock_topic_subscribers(websock_host *host, const char *topic) {
+  if (check_topic(host, topic))
+    return WEBSOCK_EINVAL;
+  if (host->remote)
+    host = host->local;
+  return (int64_t)wsh_topic_counts_get(&host->counts, topic);
 }
 
 /* ---- references as text -------------------------------------------------- */

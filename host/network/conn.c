@@ -165,6 +165,7 @@ static void conn_free(websock_conn *c) {
     free(c->more->proxy_hdr);
     free(c->more->peer);
     free(c->more->subprotocol);
+    free(c->more->params);
     free(c->more->stop_text);
     free(c->more);
   }
@@ -305,7 +306,8 @@ static void after_callback(websock_conn *c, int result, const char *what) {
     return;
   }
   int kind = c->stop_kind;
-  if (wsh_contract_result(result, &kind)) {
+  const char *detail;
+  if (wsh_contract_result(result, &kind, &detail)) {
     maybe_pause_reading(c);
     c->stop_kind = WSH_STOP_NORMAL;
     if (c->more) {
@@ -315,13 +317,18 @@ static void after_callback(websock_conn *c, int result, const char *what) {
     }
     return;
   }
-  if (result != WEBSOCK_STOP) {
-    wsh_error("route %s: %s returned %d (neither WEBSOCK_OK nor WEBSOCK_STOP)",
-              c->gen->conf->path, what, result);
+  if (detail) {
+    if (strcmp(detail, WSH_INVALID_RESULT_DETAIL) == 0)
+      wsh_error("route %s: %s returned %d (neither WEBSOCK_OK nor "
+                "WEBSOCK_STOP)",
+                c->gen->conf->path, what, result);
+    else
+      wsh_error("route %s: %s returned %d: %s", c->gen->conf->path, what,
+                result, detail);
     wsh_conn_more *m = wsh_conn_more_of(c);
     if (m) {
       free(m->stop_text);
-      m->stop_text = strdup(WSH_INVALID_RESULT_DETAIL);
+      m->stop_text = strdup(detail);
     }
     c->stop_kind = (uint8_t)kind;
   }
@@ -863,13 +870,20 @@ int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
   return wsh_conn_push_as(c, opcode, data, len, false);
 }
 
-void wsh_conn_info(websock_conn *c, const uint8_t *data, size_t len) {
+void wsh_conn_info(websock_conn *c, int kind, int64_t timer_id,
+                   const char *topic, const uint8_t *data, size_t len) {
   if (c->state != WSH_CONN_OPEN || !c->plugin_open ||
       !wsh_conn_handler(c)->handle_info)
     return;
+  wsh_loop *w = c->w;
+  w->info_conn = c;
+  w->info_kind = kind;
+  w->info_timer = timer_id;
+  w->info_topic = topic;
   uint64_t t0 = wsh_callback_enter(c, "handle_info");
   int r = wsh_conn_handler(c)->handle_info(c, &c->state_ptr, data, len);
   wsh_callback_leave(c, "handle_info", t0);
+  w->info_conn = NULL;
   after_callback(c, r, "handle_info");
   wsh_loop_mark(c->w, c);
 }
@@ -904,9 +918,10 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
 }
 
 /* A websock_send_after() timer is due: handle_info with its message. */
-static void timer_due(websock_conn *c, const uint8_t *data, size_t len) {
+static void timer_due(websock_conn *c, int64_t id, const uint8_t *data,
+                      size_t len) {
   wsh_loop *w = c->w;
-  wsh_conn_info(c, data, len);
+  wsh_conn_info(c, WEBSOCK_INFO_TIMER, id, NULL, data, len);
   wsh_conn_settle_all(w);
 }
 

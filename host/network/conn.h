@@ -49,8 +49,11 @@ int wsh_conn_push(websock_conn *c, uint8_t opcode, const void *data,
 int wsh_conn_push_as(websock_conn *c, uint8_t opcode, const void *data,
                      size_t len, bool plain);
 
-/* handle_info(data) if the connection is open and the plugin has one. */
-void wsh_conn_info(websock_conn *c, const uint8_t *data, size_t len);
+/* handle_info(data) if the connection is open and the plugin has one; kind
+ * (websock_info_kind), the timer's id or the topic say where it came from
+ * (websock_info_source). */
+void wsh_conn_info(websock_conn *c, int kind, int64_t timer_id,
+                   const char *topic, const uint8_t *data, size_t len);
 
 /* A broadcast frame: its bytes referenced, not copied. */
 void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh);

@@ -77,6 +77,8 @@ typedef struct wsh_conn_more {
   size_t npend;
   char *stop_text;   /* websock_close()'s text or the error detail */
   char *subprotocol; /* negotiated */
+  wsh_param *params; /* what the route's pattern captured: one block */
+  size_t nparams;
   wsh_topic **subs;  /* topics joined */
   wsh_timer *timers; /* websock_send_after */
   int64_t next_timer_id;

@@ -199,17 +199,56 @@ static void apply_forwarded_for(websock_conn *c) {
     memcpy(c->req->remote_addr, real, sizeof(real));
 }
 
+/* What the route's pattern captured, decoded into one block the
+ * connection keeps (websock_conn_param) and the request borrows. Returns 0,
+ * 400 (a value that does not decode) or 500. */
+static int keep_params(websock_conn *c, const wsh_path_capture *caps, int n) {
+  size_t size = (size_t)n * sizeof(wsh_param);
+  for (int i = 0; i < n; i++)
+    size += caps[i].len + 1;
+  wsh_conn_more *m = wsh_conn_more_of(c);
+  wsh_param *params = m ? malloc(size) : NULL;
+  if (!params)
+    return 500;
+  char *text = (char *)(params + n);
+  for (int i = 0; i < n; i++) {
+    bool star = strcmp(caps[i].name, "*") == 0;
+    long len = wsh_path_decode(caps[i].at, caps[i].len, !star, text);
+    if (len < 0) {
+      free(params);
+      return 400;
+    }
+    params[i] = (wsh_param){caps[i].name, text};
+    text += len + 1;
+  }
+  m->params = params;
+  m->nparams = (size_t)n;
+  c->req->params = params;
+  c->req->nparams = (size_t)n;
+  return 0;
+}
+
 static wsh_http_result on_request(websock_conn *c, websock_response *resp) {
   apply_forwarded_for(c);
   if (!wsh_request_wants_websocket(c->req)) {
     answer_plain_http(c);
     return WSH_HTTP_ANSWERED;
   }
-  c->gen = wsh_registry_acquire(c->w->env->reg, c->req->path);
+  wsh_path_capture caps[WSH_PATH_MAX_PARAMS + 1];
+  int ncaps;
+  c->gen = wsh_registry_match(c->w->env->reg, c->req->path, caps, &ncaps);
   if (!c->gen) {
     respond_status(c, 404, NULL, "(no such route)");
     return WSH_HTTP_ANSWERED;
   }
+  int status = ncaps ? keep_params(c, caps, ncaps) : 0;
+  if (status) {
+    respond_status(c, status, NULL,
+                   status == 400 ? "(a path parameter does not decode)"
+                                 : "(out of memory)");
+    return WSH_HTTP_ANSWERED;
+  }
+  c->req->context = c->gen->conf->options.context;
   return answer_upgrade(c, resp);
 }
 

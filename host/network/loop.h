@@ -89,8 +89,14 @@ typedef struct wsh_loop {
   size_t capdirty;
   size_t buffered; /* what this loop's connections hold (its thread only) */
   wsh_zmem zmem; /* zlib state and buffers of this loop (permessage-deflate) */
-  wsh_pmd_shared pmd; /* the streams `shared` connections borrow */
+  wsh_pmd_shared pmd;      /* the streams `shared` connections borrow */
   wsh_tls_stats tls_stats; /* its TLS handshakes, for /metrics */
+  /* While a handle_info runs: its connection and where its message came
+   * from (websock_info_source; loop thread only). */
+  const websock_conn *info_conn;
+  int info_kind; /* websock_info_kind */
+  int64_t info_timer;
+  const char *info_topic;
 } wsh_loop;
 
 /* Sets l up: an event base, the buffers, empty tables. 0 or

@@ -35,7 +35,7 @@ static void on_due(evutil_socket_t fd, short what, void *arg) {
   while (*pp != t)
     pp = &(*pp)->next;
   *pp = t->next;
-  t->fire(c, t->data, t->len);
+  t->fire(c, t->id, t->data, t->len);
   free(t);
 }
 
@@ -97,8 +97,10 @@ int wsh_msgs_subscribe(websock_conn *c, const char *topic) {
   wsh_topic *tp = wsh_topics_join(&c->w->topics, topic, c, &added);
   if (!tp)
     return WEBSOCK_ENOMEM;
-  if (added)
+  if (added) {
     m->subs[m->nsubs++] = tp;
+    wsh_topic_counts_add(&c->w->host->counts, tp->name, 1);
+  }
   /* The worker's first member: the bus hears the host needs the topic. */
   if (added && tp->n == 1 && c->w->host->bus)
     wsh_bus_topic_joined(c->w->host->bus, tp->name);
@@ -109,6 +111,7 @@ int wsh_msgs_subscribe(websock_conn *c, const char *topic) {
  * hears of it. */
 static void leave(websock_conn *c, wsh_topic *tp) {
   wsh_bus *bus = c->w->host->bus;
+  wsh_topic_counts_add(&c->w->host->counts, tp->name, -1);
   if (tp->n != 1 || !bus) {
     wsh_topics_leave(&c->w->topics, tp, c);
     return;

@@ -14,7 +14,7 @@
 
 /* What a due timer does with its message (the state machine's
  * handle_info). */
-typedef void (*wsh_timer_fire)(websock_conn *c, const uint8_t *data,
+typedef void (*wsh_timer_fire)(websock_conn *c, int64_t id, const uint8_t *data,
                                size_t len);
 
 /* A timer: fire(c, data) after ms. Returns its id (> 0) or WEBSOCK_ENOMEM. */

@@ -395,6 +395,7 @@ int wsh_server_new(wsh_server **out, wsh_config *cfg, wsh_registry *reg,
   if (!srv)
     return rc;
   pthread_mutex_init(&srv->host.remote_lock, NULL);
+  wsh_topic_counts_init(&srv->host.counts);
   srv->cfg = cfg;
   srv->reg = reg;
   srv->env.cfg = cfg;
@@ -489,6 +490,7 @@ void wsh_server_free(wsh_server *srv) {
   wsh_bus_free(srv->bus);
   wsh_host_free_remotes(&srv->host);
   pthread_mutex_destroy(&srv->host.remote_lock);
+  wsh_topic_counts_free(&srv->host.counts);
   free(srv->workers);
   free(srv->listeners);
   free(srv->listener_args);

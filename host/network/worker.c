@@ -236,7 +236,8 @@ static void deliver_shared(wsh_worker *w, wsh_mail *m) {
   memcpy(snap, tp->members, n * sizeof(*snap));
   for (size_t i = 0; i < n; i++) {
     if (m->kind == WSH_MAIL_PUBLISH)
-      wsh_conn_info(snap[i], m->shared->data, m->shared->len);
+      wsh_conn_info(snap[i], WEBSOCK_INFO_PUBLISH, 0, m->shared->topic,
+                    m->shared->data, m->shared->len);
     else
       wsh_conn_push_shared(snap[i], m->shared);
   }
@@ -277,7 +278,7 @@ static void deliver(wsh_worker *w, wsh_mail *m) {
   case WSH_MAIL_SEND: {
     websock_conn *c = wsh_slots_get(&w->loop.slots, m->slot, m->serial);
     if (c)
-      wsh_conn_info(c, m->data, m->len);
+      wsh_conn_info(c, WEBSOCK_INFO_SEND, 0, NULL, m->data, m->len);
     break;
   }
   default:

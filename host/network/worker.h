@@ -74,6 +74,8 @@ struct websock_host {
    * copy is dropped and counted here. */
   size_t remote_mail_max;
   atomic_ullong remote_mail_dropped;
+  /* Subscribers per topic, all workers (websock_topic_subscribers). */
+  wsh_topic_counts counts;
 };
 
 /* Local host: the record of the host with bus id `id` (created on first

@@ -26,6 +26,18 @@ WEBSOCK_EXPORT const char *websock_strerror(int err) {
   }
 }
 
+const char *wsh_contract_error_detail(int result) {
+  switch (result) {
+#define WSH_DETAIL_CASE_(name, value, text)                                    \
+  case value:                                                                  \
+    return "callback returned WEBSOCK_" #name " (" text ")";
+    WEBSOCK_ERRNO_MAP(WSH_DETAIL_CASE_)
+#undef WSH_DETAIL_CASE_
+  default:
+    return NULL;
+  }
+}
+
 bool wsh_contract_close_code(uint16_t code) {
   return (code >= 1000 && code <= 1003 && code != 1002) ||
          (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);

@@ -79,14 +79,28 @@ bool wsh_contract_broadcast_opcode(int opcode);
  * 101), the refusal 400-599 it asked for, or 500 for anything else. */
 int wsh_contract_upgrade_status(int returned);
 
-/* A callback's result: true if the connection goes on (WEBSOCK_OK); false if
- * it stops, and then *kind is set to WSH_STOP_ERROR for an invalid result
- * (neither OK nor STOP; the detail is WSH_INVALID_RESULT_DETAIL). */
-static inline bool wsh_contract_result(int result, int *kind) {
-  if (result == WEBSOCK_OK)
+/* terminate()'s detail after a callback returned a negative websock_*
+ * code that stops the connection: "callback returned WEBSOCK_ENOMEM (out of
+ * memory)"; NULL for a value that is not such a code. */
+const char *wsh_contract_error_detail(int result);
+
+/* A callback's result: true if the connection goes on (WEBSOCK_OK, or
+ * WEBSOCK_EFULL: the route's drop policy already dropped a message); false
+ * if it stops (WEBSOCK_STOP, or WEBSOCK_ECLOSED: the close under way, if
+ * any, stands). For any other value *kind is set to WSH_STOP_ERROR and
+ * *detail to terminate()'s detail: the code named for a websock_* error,
+ * WSH_INVALID_RESULT_DETAIL for anything else. */
+static inline bool wsh_contract_result(int result, int *kind,
+                                       const char **detail) {
+  *detail = NULL;
+  if (result == WEBSOCK_OK || result == WEBSOCK_EFULL)
     return true;
-  if (result != WEBSOCK_STOP)
-    *kind = WSH_STOP_ERROR;
+  if (result == WEBSOCK_STOP || result == WEBSOCK_ECLOSED)
+    return false;
+  *kind = WSH_STOP_ERROR;
+  *detail = wsh_contract_error_detail(result);
+  if (!*detail)
+    *detail = WSH_INVALID_RESULT_DETAIL;
   return false;
 }
 

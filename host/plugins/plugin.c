@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -27,6 +28,52 @@
 #include <unistd.h>
 
 extern char **environ;
+
+/* Every open plugin, so that a log line written by a plugin's own thread
+ * can be traced to the generation whose code wrote it. Process-wide, as the
+ * dynamic linker's own list of loaded objects is; guarded by its lock. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static wsh_plugin *open_plugins;
+
+static void open_list_add(wsh_plugin *p) {
+  pthread_mutex_lock(&open_lock);
+  p->others = open_plugins;
+  open_plugins = p;
+  pthread_mutex_unlock(&open_lock);
+}
+
+static void open_list_remove(wsh_plugin *p) {
+  pthread_mutex_lock(&open_lock);
+  for (wsh_plugin **pp = &open_plugins; *pp; pp = &(*pp)->others) {
+    if (*pp == p) {
+      *pp = p->others;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&open_lock);
+}
+
+void wsh_plugin_set_label(wsh_plugin *p, const char *label) {
+  pthread_mutex_lock(&open_lock);
+  snprintf(p->label, sizeof(p->label), "%s", label);
+  pthread_mutex_unlock(&open_lock);
+}
+
+bool wsh_plugin_label_at(const void *addr, char *out, size_t outlen) {
+  Dl_info info;
+  if (!addr || !dladdr(addr, &info) || !info.dli_fbase)
+    return false;
+  bool found = false;
+  pthread_mutex_lock(&open_lock);
+  for (wsh_plugin *p = open_plugins; p && !found; p = p->others) {
+    if (p->base == info.dli_fbase && p->label[0]) {
+      snprintf(out, outlen, "%s", p->label);
+      found = true;
+    }
+  }
+  pthread_mutex_unlock(&open_lock);
+  return found;
+}
 
 static int copy_file(const char *from, const char *to, char *err,
                      size_t errlen) {
@@ -262,7 +309,7 @@ static int open_copy(wsh_plugin *p, char *err, size_t errlen) {
   int rc = wsh_contract_table(t, p->so_path, err, errlen);
   if (rc)
     return rc;
-  Dl_info info;
+  Dl_info info = {0};
   const ElfW(Sym) *sym = NULL;
   if (dladdr1(t, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size &&
       sym->st_size < t->struct_size) {
@@ -275,6 +322,7 @@ static int open_copy(wsh_plugin *p, char *err, size_t errlen) {
   size_t n = t->struct_size < sizeof(p->h) ? t->struct_size : sizeof(p->h);
   memset(&p->h, 0, sizeof(p->h));
   memcpy(&p->h, t, n);
+  p->base = info.dli_fbase;
   return 0;
 }
 
@@ -522,6 +570,7 @@ int wsh_plugin_open_probed(const char *so_path, const char *copy_path,
        (rc = wsh_plugin_probe(probe, so_path, copy_path, err, errlen)) != 0) ||
       (rc = open_copy(p, err, errlen)) != 0)
     goto out_close;
+  open_list_add(p);
   *out = p;
   return 0;
 out_close:
@@ -538,6 +587,7 @@ out_free:
 void wsh_plugin_close(wsh_plugin *p) {
   if (!p)
     return;
+  open_list_remove(p);
   if (p->dl)
     dlclose(p->dl);
   unlink(p->copy_path);

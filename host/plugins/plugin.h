@@ -6,6 +6,7 @@
 #ifndef WSH_PLUGIN_H
 #define WSH_PLUGIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "plugins/contract.h"
@@ -17,6 +18,9 @@ typedef struct wsh_plugin {
   char *copy_path; /* the private copy that was opened; deleted on close */
   /* The plugin's table, copied; fields beyond its struct_size are zero. */
   struct websock_handler h;
+  void *base;                /* where the copy is mapped (dladdr) */
+  char label[192];           /* who it is, for websock_log(NULL, ...) */
+  struct wsh_plugin *others; /* every open plugin (wsh_plugin_label_at) */
 } wsh_plugin;
 
 /* Copies so_path to copy_path, opens and checks it. On failure returns a
@@ -68,5 +72,14 @@ int wsh_plugin_open_probed(const char *so_path, const char *copy_path,
 /* dlclose()s the plugin and deletes its private copy. Does not call
  * unload(). */
 void wsh_plugin_close(wsh_plugin *p);
+
+/* Names the plugin for log lines its code writes without a connection:
+ * "route /chat plugin chat generation 3". Any thread. */
+void wsh_plugin_set_label(wsh_plugin *p, const char *label);
+
+/* The label of the open plugin whose code contains addr (a return address
+ * in websock_log), copied into out; false if addr is in none of them. Any
+ * thread. */
+bool wsh_plugin_label_at(const void *addr, char *out, size_t outlen);
 
 #endif

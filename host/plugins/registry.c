@@ -17,12 +17,24 @@
 #include "base/crash.h"
 #include "base/log.h"
 
+/* How an upgrade finds its route: exact paths in a hash table (one lookup,
+ * whatever the number of routes), then the patterns, most specific first
+ * (the first that matches wins: two that could match one path with the
+ * same specificity are refused when the routes are read). */
+typedef struct route_index {
+  wsh_generation **exact; /* open addressing; NULL: free */
+  size_t nexact;          /* buckets: a power of two, at least 2 per route */
+  wsh_generation **patterns;
+  size_t npatterns;
+} route_index;
+
 /* The routes: the registry alone takes its lock. */
 struct wsh_registry {
   pthread_mutex_t lock;
   char *private_dir; /* private copies of the plugins, removed at the end */
   wsh_generation **routes; /* current generation per path */
   size_t n;
+  route_index index;    /* of routes */
   wsh_generation *live; /* current and draining generations */
   unsigned next_id;     /* generations count what was served: a failed */
   unsigned next_copy;   /* reload gives its numbers back; copies never do */
@@ -63,12 +75,19 @@ int wsh_registry_new(wsh_registry **out, char *err, size_t errlen) {
   return 0;
 }
 
+static void index_free(route_index *ix) {
+  free(ix->exact);
+  free(ix->patterns);
+  memset(ix, 0, sizeof(*ix));
+}
+
 void wsh_registry_free(wsh_registry *r) {
   if (!r)
     return;
   for (size_t i = 0; i < r->n; i++)
     wsh_generation_release(r->routes[i]);
   free(r->routes);
+  index_free(&r->index);
   if (r->live)
     wsh_warn("%s: generation %u still referenced at exit", r->private_dir,
              r->live->id);
@@ -81,6 +100,18 @@ void wsh_registry_free(wsh_registry *r) {
 
 /* ---- generations --------------------------------------------------------- */
 
+/* The table's unload_context(context), if load() left a context. */
+static void unload_context(wsh_plugin *p, websock_options *o,
+                           const char *route) {
+  void *context = o->context;
+  o->context = NULL;
+  if (!context || !p->h.unload_context)
+    return;
+  wsh_crash_enter(route, p->h.name, "unload_context", 0);
+  p->h.unload_context(context);
+  wsh_crash_leave();
+}
+
 static void generation_destroy(wsh_generation *g) {
   wsh_registry *r = g->reg;
   if (g->loaded && g->plugin->h.unload) {
@@ -88,6 +119,8 @@ static void generation_destroy(wsh_generation *g) {
     g->plugin->h.unload();
     wsh_crash_leave();
   }
+  if (g->loaded)
+    unload_context(g->plugin, &g->conf->options, g->conf->path);
   if (r) {
     pthread_mutex_lock(&r->lock);
     if (g->live_prev)
@@ -142,6 +175,37 @@ static const char *base_name(const char *path) {
   return slash ? slash + 1 : path;
 }
 
+/* The table's option_keys, if any, against the route's [options]: a key
+ * it does not list is refused, naming its line (the caller names the
+ * .conf). */
+static int check_option_keys(const wsh_plugin *p, const wsh_route_conf *conf,
+                             char *err, size_t errlen) {
+  const char *const *keys = p->h.option_keys;
+  if (!keys)
+    return 0;
+  for (size_t i = 0; i < conf->options.n; i++) {
+    const wsh_kv *kv = &conf->options.items[i];
+    size_t k = 0;
+    while (keys[k] && strcmp(keys[k], kv->key) != 0)
+      k++;
+    if (keys[k])
+      continue;
+    char known[256] = "";
+    for (size_t j = 0, used = 0; keys[j] && used < sizeof(known); j++) {
+      int n = snprintf(known + used, sizeof(known) - used, "%s%s",
+                       j ? ", " : "", keys[j]);
+      used += n > 0 ? (size_t)n : 0;
+    }
+    snprintf(err, errlen,
+             "line %d: unknown option \"%s\" in [options] (plugin %s "
+             "knows: %s)",
+             kv->line, kv->key, p->h.name ? p->h.name : "?",
+             known[0] ? known : "none");
+    return WEBSOCK_EINVAL;
+  }
+  return 0;
+}
+
 int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
                        wsh_generation **out, char *err, size_t errlen) {
   int rc = WEBSOCK_ENOMEM;
@@ -159,11 +223,29 @@ int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
                                    &g->plugin, err, errlen)))
     goto out_gen;
   digest_file(copy, g->so_digest); /* of the code actually loaded */
+  if ((rc = check_option_keys(g->plugin, conf, err, errlen)) != 0)
+    goto out_plugin;
+  /* Numbered before load() so that its log lines can say which generation;
+   * the number is given back if load() refuses. */
+  pthread_mutex_lock(&r->lock);
+  g->id = r->next_id++;
+  pthread_mutex_unlock(&r->lock);
+  char label[192];
+  snprintf(label, sizeof(label), "route %s plugin %s generation %u", conf->path,
+           g->plugin->h.name ? g->plugin->h.name : "?", g->id);
+  wsh_plugin_set_label(g->plugin, label);
   conf->options.host = r->host;
+  conf->options.loading = 1;
   wsh_crash_enter(conf->path, g->plugin->h.name, "load", 0);
   int refused = g->plugin->h.load && g->plugin->h.load(&conf->options) != 0;
   wsh_crash_leave();
+  conf->options.loading = 0;
   if (refused) {
+    unload_context(g->plugin, &conf->options, conf->path);
+    pthread_mutex_lock(&r->lock);
+    if (r->next_id == g->id + 1)
+      r->next_id--;
+    pthread_mutex_unlock(&r->lock);
     snprintf(err, errlen, "%s: load() refused the route %s", conf->plugin_path,
              conf->path);
     rc = WEBSOCK_EINVAL;
@@ -175,7 +257,6 @@ int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
   atomic_init(&g->refs, 1);
   atomic_init(&g->conns, 0);
   pthread_mutex_lock(&r->lock);
-  g->id = r->next_id++; /* only a loaded plugin takes a number */
   g->live_next = r->live;
   if (r->live)
     r->live->live_prev = g;
@@ -249,6 +330,29 @@ static wsh_generation *unchanged(wsh_registry *r, const wsh_route_conf *conf) {
   return NULL;
 }
 
+/* Two patterns that could match one path, neither more specific than the
+ * other: which route would serve it is undecidable, so the second is
+ * refused, naming both files and a path they share. */
+static int conflict(table *t, const wsh_route_conf *conf, const char *file) {
+  if (!conf->pattern.is_pattern)
+    return 0;
+  for (size_t i = 0; i < t->n; i++) {
+    const wsh_route_conf *o = t->gens[i]->conf;
+    char example[256];
+    if (!o->pattern.is_pattern ||
+        wsh_path_compare(&conf->pattern, &o->pattern) != 0 ||
+        !wsh_path_overlap(&conf->pattern, &o->pattern, example,
+                          sizeof(example)))
+      continue;
+    snprintf(t->err, t->errlen,
+             "%s: path %s conflicts with path %s of %s: both match %s with "
+             "the same precedence (make one more specific)",
+             file, conf->path, o->path, o->conf_path, example);
+    return 1;
+  }
+  return 0;
+}
+
 /* Adds one route file to the table. Returns -1 to abort (strict). */
 static int table_add(wsh_registry *r, table *t, const char *file) {
   wsh_route_conf *conf;
@@ -258,6 +362,10 @@ static int table_add(wsh_registry *r, table *t, const char *file) {
   if (dup) {
     snprintf(t->err, t->errlen, "%s: path %s is already served by %s", file,
              conf->path, dup->conf->conf_path);
+    wsh_route_conf_free(conf);
+    return table_fail(t);
+  }
+  if (conflict(t, conf, file)) {
     wsh_route_conf_free(conf);
     return table_fail(t);
   }
@@ -295,16 +403,88 @@ static int table_build(wsh_registry *r, const char *dir, table *t) {
   return rc;
 }
 
+static uint64_t hash_path(const char *s) { /* FNV-1a */
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  return h;
+}
+
+/* The patterns most specific first (qsort). */
+static int by_specificity(const void *a, const void *b) {
+  const wsh_generation *ga = *(wsh_generation *const *)a;
+  const wsh_generation *gb = *(wsh_generation *const *)b;
+  return -wsh_path_compare(&ga->conf->pattern, &gb->conf->pattern);
+}
+
+/* The index of a table's routes. Out of memory: an empty index (and every
+ * upgrade is a 404) would be worse than the linear search it replaces, so
+ * the caller keeps going with what it has: 0 or WEBSOCK_ENOMEM. */
+static int index_build(route_index *ix, wsh_generation **gens, size_t n) {
+  memset(ix, 0, sizeof(*ix));
+  size_t nb = 8;
+  while (nb < 2 * n)
+    nb *= 2;
+  ix->exact = calloc(nb, sizeof(*ix->exact));
+  ix->patterns = calloc(n ? n : 1, sizeof(*ix->patterns));
+  if (!ix->exact || !ix->patterns) {
+    index_free(ix);
+    return WEBSOCK_ENOMEM;
+  }
+  ix->nexact = nb;
+  for (size_t i = 0; i < n; i++) {
+    if (gens[i]->conf->pattern.is_pattern) {
+      ix->patterns[ix->npatterns++] = gens[i];
+      continue;
+    }
+    size_t h = hash_path(gens[i]->conf->path) & (nb - 1);
+    while (ix->exact[h])
+      h = (h + 1) & (nb - 1);
+    ix->exact[h] = gens[i];
+  }
+  qsort(ix->patterns, ix->npatterns, sizeof(*ix->patterns), by_specificity);
+  return 0;
+}
+
+/* The route serving path (under the lock), its captures in caps (room for
+ * WSH_PATH_MAX_PARAMS + 1; NULL: not wanted) and their number in *ncaps. */
+static wsh_generation *index_find(const wsh_registry *r, const char *path,
+                                  wsh_path_capture *caps, int *ncaps) {
+  const route_index *ix = &r->index;
+  *ncaps = 0;
+  if (!ix->nexact) /* no index (out of memory): exact paths one by one */
+    return find_in(r->routes, r->n, path);
+  for (size_t h = hash_path(path) & (ix->nexact - 1); ix->exact[h];
+       h = (h + 1) & (ix->nexact - 1))
+    if (strcmp(ix->exact[h]->conf->path, path) == 0)
+      return ix->exact[h];
+  wsh_path_capture scratch[WSH_PATH_MAX_PARAMS + 1];
+  for (size_t i = 0; i < ix->npatterns; i++) {
+    int n = wsh_path_match(&ix->patterns[i]->conf->pattern, path,
+                           caps ? caps : scratch);
+    if (n >= 0) {
+      *ncaps = n;
+      return ix->patterns[i];
+    }
+  }
+  return NULL;
+}
+
 /* Swaps the table in; returns the old one (to release outside the lock). */
 static void table_swap(wsh_registry *r, table *t) {
+  route_index ix;
+  index_build(&ix, t->gens, t->n);
   pthread_mutex_lock(&r->lock);
   wsh_generation **old = r->routes;
   size_t oldn = r->n;
+  route_index oldix = r->index;
+  r->index = ix;
   r->routes = t->gens;
   r->n = t->n;
   for (size_t i = 0; i < r->n; i++)
     r->routes[i]->served = 1;
   pthread_mutex_unlock(&r->lock);
+  index_free(&oldix);
   t->gens = old;
   t->n = oldn;
 }
@@ -458,8 +638,14 @@ int wsh_registry_reload(wsh_registry *r, const char *dir,
 /* ---- lookups ------------------------------------------------------------- */
 
 wsh_generation *wsh_registry_acquire(wsh_registry *r, const char *path) {
+  int n;
+  return wsh_registry_match(r, path, NULL, &n);
+}
+
+wsh_generation *wsh_registry_match(wsh_registry *r, const char *path,
+                                   wsh_path_capture *caps, int *ncaps) {
   pthread_mutex_lock(&r->lock);
-  wsh_generation *g = find_in(r->routes, r->n, path);
+  wsh_generation *g = index_find(r, path, caps, ncaps);
   if (g)
     wsh_generation_acquire(g);
   pthread_mutex_unlock(&r->lock);

@@ -98,8 +98,16 @@ void wsh_replaced_free(wsh_replaced *list, size_t n);
 int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
                        wsh_generation **out, char *err, size_t errlen);
 
-/* The current generation for a path, with a reference taken, or NULL. */
+/* The current generation serving a request path, with a reference taken,
+ * or NULL: an exact route of that path, else the most specific pattern
+ * that matches it. */
 wsh_generation *wsh_registry_acquire(wsh_registry *r, const char *path);
+
+/* The same, with what a pattern captured (raw, pointing into path and into
+ * the generation's route) in caps, room for WSH_PATH_MAX_PARAMS + 1 (NULL:
+ * not wanted), and their number in *ncaps (0 for an exact route). */
+wsh_generation *wsh_registry_match(wsh_registry *r, const char *path,
+                                   wsh_path_capture *caps, int *ncaps);
 void wsh_generation_acquire(wsh_generation *g);
 void wsh_generation_release(wsh_generation *g);
 

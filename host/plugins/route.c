@@ -34,6 +34,7 @@ int wsh_options_add(websock_options *o, const char *key, const char *value) {
   wsh_kv *kv = &o->items[o->n];
   kv->key = strdup(key);
   kv->value = strdup(value);
+  kv->line = 0;
   if (!kv->key || !kv->value) {
     free(kv->key);
     free(kv->value);
@@ -160,6 +161,9 @@ static int set_route_key(route_parse *p, const char *name, const char *value) {
     if (value[0] != '/' || strpbrk(value, "?# \t"))
       return fail(p, "path must start with '/' and have no query: \"%s\"",
                   value);
+    char why[160];
+    if (wsh_path_pattern_parse(value, &rc->pattern, why, sizeof(why)) != 0)
+      return fail(p, "path \"%s\": %s", value, why);
     if (!(rc->path = strdup(value)))
       return fail(p, "out of memory");
   } else if (strcmp(name, "plugin") == 0) {
@@ -232,6 +236,7 @@ static int on_ini(void *user, const char *section, const char *name,
   if (strcmp(section, "options") == 0) {
     if (wsh_options_add(&p->rc->options, name, value))
       return fail(p, "out of memory");
+    p->rc->options.items[p->rc->options.n - 1].line = p->e.pos.line;
     return 1;
   }
   return fail(p, "unknown section [%s] (only [options])", section);
@@ -279,6 +284,7 @@ void wsh_route_conf_free(wsh_route_conf *rc) {
     return;
   free(rc->conf_path);
   free(rc->path);
+  wsh_path_pattern_free(&rc->pattern);
   free(rc->plugin_path);
   free_list(rc->subprotocols, rc->nsubprotocols);
   free_list(rc->origins, rc->norigins);

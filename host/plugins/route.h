@@ -8,12 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "plugins/route_path.h"
 #include "protocol/deflate.h"
 #include "websock.h"
 
 typedef struct wsh_kv {
   char *key;
   char *value;
+  int line; /* in the .conf (0: not from a file) */
 } wsh_kv;
 
 /* The [options] section, handed to the plugin's load(). */
@@ -22,6 +24,8 @@ struct websock_options {
   size_t n;
   size_t cap;
   websock_host *host; /* set when a generation is loaded; NULL under -t */
+  void *context;      /* websock_options_set_context(), in load() */
+  int loading;        /* inside load(): the context may be set */
 };
 
 /* reload = drain | restart | handoff: the NEW .conf's key decides what a
@@ -37,10 +41,11 @@ enum { WSH_FULL_CLOSE = 0, WSH_FULL_DROP = 1 };
 #define WSH_DEFAULT_PMD_IDLE_MS 10000 /* dedicated streams trimmed after */
 
 typedef struct wsh_route_conf {
-  char *conf_path;     /* the .conf file */
-  char *path;          /* the URL path served, "/echo" */
-  char *plugin_path;   /* the .so, resolved relative to the .conf */
-  char **subprotocols; /* in the server's order of preference */
+  char *conf_path;          /* the .conf file */
+  char *path;               /* the URL path served, "/echo" or "/chat/:room" */
+  wsh_path_pattern pattern; /* is_pattern false: path is matched exactly */
+  char *plugin_path;        /* the .so, resolved relative to the .conf */
+  char **subprotocols;      /* in the server's order of preference */
   size_t nsubprotocols;
   char **origins; /* allow-list; empty: any origin */
   size_t norigins;

@@ -519,6 +519,20 @@ const char *websock_request_method(const websock_request *req) {
   return req->method;
 }
 
+const char *websock_request_param(const websock_request *req,
+                                  const char *name) {
+  if (!req || !name)
+    return NULL;
+  for (size_t i = 0; i < req->nparams; i++)
+    if (strcmp(req->params[i].name, name) == 0)
+      return req->params[i].value;
+  return NULL;
+}
+
+void *websock_request_context(const websock_request *req) {
+  return req ? req->context : NULL;
+}
+
 const char *websock_request_path(const websock_request *req) {
   return req->path ? req->path : "";
 }

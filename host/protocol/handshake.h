@@ -22,6 +22,12 @@ typedef struct wsh_header {
   char *value;
 } wsh_header;
 
+/* A value a route's path pattern captured, decoded. */
+typedef struct wsh_param {
+  const char *name;
+  const char *value;
+} wsh_param;
+
 struct websock_request {
   http_parser parser;
   size_t max_header_bytes; /* over it: 431 */
@@ -42,6 +48,10 @@ struct websock_request {
   uint8_t subject_set;     /* set by the caller: peer_subject is final */
   char *peer_subject;      /* owned: the verified client certificate's
                               subject (RFC 2253), NULL if none */
+  const wsh_param *params; /* set by the caller (borrowed): what the route's
+                              pattern captured */
+  size_t nparams;
+  void *context; /* set by the caller: the generation's load() context */
 };
 
 struct websock_response {

@@ -327,13 +327,14 @@ static int chat_init(websock_conn *conn, void **state) {
   const char *why = chat_setup(conn, cc);
   int rc = 0;
   if (why) {
-    websock_close(conn, 1008, why);
+    websock_close(conn, WEBSOCK_CLOSE_POLICY, why);
   } else if ((rc = websock_subscribe(conn, cc->topic)) != 0) {
     websock_close_error(conn, websock_strerror(rc));
   } else {
     if ((rc = chat_send(websock_conn_host(conn), cc, "join", NULL, 0)) != 0)
-      websock_log(conn, 1, "join announcement lost: %s", websock_strerror(rc));
-    websock_log(conn, 3, "%s joined %s", cc->name, room_of(cc));
+      websock_log(conn, WEBSOCK_LOG_WARN, "join announcement lost: %s",
+                  websock_strerror(rc));
+    websock_log(conn, WEBSOCK_LOG_DEBUG, "%s joined %s", cc->name, room_of(cc));
     *state = cc;
     return WEBSOCK_OK;
   }
@@ -346,12 +347,13 @@ static int chat_in(websock_conn *conn, void **state, websock_opcode opcode,
                    const uint8_t *data, size_t len) {
   chat_conn *cc = *state;
   if (opcode != WEBSOCK_OP_TEXT) {
-    websock_close(conn, 1003, "text messages only");
+    websock_close(conn, WEBSOCK_CLOSE_UNSUPPORTED_DATA, "text messages only");
     return WEBSOCK_STOP;
   }
   int rc = chat_send(websock_conn_host(conn), cc, "msg", data, len);
   if (rc != 0)
-    websock_log(conn, 1, "message lost: %s", websock_strerror(rc));
+    websock_log(conn, WEBSOCK_LOG_WARN, "message lost: %s",
+                websock_strerror(rc));
   return WEBSOCK_OK;
 }
 

@@ -88,7 +88,7 @@ static void test_rooms(void) {
   expect_lines(c, NOTHING);
 
   /* Leaving: the others hear of it; the leaver gets nothing more. */
-  EXPECT(websock_test_client_close(b, 1001, "going") == 0);
+  EXPECT(websock_test_client_close(b, WEBSOCK_CLOSE_GOING_AWAY, "going") == 0);
   EXPECT(terminated_once(b, WEBSOCK_REASON_REMOTE));
   EXPECT(!websock_test_subscribed(b, "chat:lobby"));
   websock_test_run(h);
@@ -102,7 +102,7 @@ static void test_rooms(void) {
   /* A client gone without a close frame. */
   EXPECT(websock_test_client_drop(c) == 0);
   EXPECT(terminated_once(c, WEBSOCK_REASON_ERROR));
-  EXPECT(websock_test_terminate_reason(c)->code == 1006);
+  EXPECT(websock_test_terminate_reason(c)->code == WEBSOCK_CLOSE_ABNORMAL);
   EXPECT(!websock_test_closed(c, NULL, NULL)); /* nothing sent */
   websock_test_host_free(h);
 }
@@ -153,12 +153,12 @@ static void test_defaults_and_refusals(void) {
   uint16_t code = 0;
   EXPECT(websock_test_connect(p, &(websock_test_request){.query = "room=a/b"},
                               &c) == WEBSOCK_ECLOSED);
-  EXPECT(websock_test_closed(c, &code, NULL) && code == 1008);
+  EXPECT(websock_test_closed(c, &code, NULL) && code == WEBSOCK_CLOSE_POLICY);
   EXPECT(websock_test_terminate_count(c) == 0); /* init stopped */
   EXPECT(websock_test_connect(p,
                               &(websock_test_request){.query = "name=toolong"},
                               &c) == WEBSOCK_ECLOSED);
-  EXPECT(websock_test_closed(c, &code, NULL) && code == 1008);
+  EXPECT(websock_test_closed(c, &code, NULL) && code == WEBSOCK_CLOSE_POLICY);
   EXPECT(websock_test_connect(p, &(websock_test_request){.query = "name=a%0Ab"},
                               &c) == WEBSOCK_ECLOSED);
   EXPECT(websock_test_connect(p, &(websock_test_request){.query = "name=%FF"},
@@ -170,7 +170,8 @@ static void test_defaults_and_refusals(void) {
   websock_test_clear_sent(a);
   EXPECT(websock_test_client_message(b, WEBSOCK_OP_BINARY, "x", 1) ==
          WEBSOCK_STOP);
-  EXPECT(websock_test_closed(b, &code, NULL) && code == 1003);
+  EXPECT(websock_test_closed(b, &code, NULL) &&
+         code == WEBSOCK_CLOSE_UNSUPPORTED_DATA);
   EXPECT(terminated_once(b, WEBSOCK_REASON_NORMAL));
   websock_test_run(h);
   expect_lines(

@@ -105,7 +105,7 @@ static int clock_in(websock_conn *conn, void **state, websock_opcode opcode,
   clock_conn *cc = *state;
   int rc = 0;
   if (opcode == WEBSOCK_OP_TEXT && is(data, len, "stop")) {
-    websock_close(conn, 1000, "bye");
+    websock_close(conn, WEBSOCK_CLOSE_NORMAL, "bye");
     return WEBSOCK_STOP;
   } else if (opcode == WEBSOCK_OP_TEXT && is(data, len, "pause")) {
     if (cc->timer)

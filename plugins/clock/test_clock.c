@@ -81,12 +81,13 @@ static void test_ticks(void) {
   EXPECT(websock_test_client_text(c, "stop") == WEBSOCK_STOP);
   uint16_t code = 0;
   const char *text = NULL;
-  EXPECT(websock_test_closed(c, &code, &text) && code == 1000);
+  EXPECT(websock_test_closed(c, &code, &text) && code == WEBSOCK_CLOSE_NORMAL);
   EXPECT_STR(text, "bye");
   EXPECT(websock_test_state_of(c) == WEBSOCK_TEST_CLOSED);
   EXPECT(websock_test_terminate_count(c) == 1);
   const websock_reason *r = websock_test_terminate_reason(c);
-  EXPECT(r && r->kind == WEBSOCK_REASON_NORMAL && r->code == 1000);
+  EXPECT(r && r->kind == WEBSOCK_REASON_NORMAL &&
+         r->code == WEBSOCK_CLOSE_NORMAL);
   EXPECT(websock_test_timers_pending(c) == 0);
   EXPECT(websock_test_advance(h, 5000) == 0);
   EXPECT(got_ticks(c, 0));
@@ -110,7 +111,7 @@ static void test_interval_option(void) {
   EXPECT(websock_test_advance(h, 1000) == 8); /* 4 each */
   EXPECT(got_ticks(a, 1 + 2 + 4));
   EXPECT(got_ticks(b, 1 + 4));
-  EXPECT(websock_test_client_close(a, 1000, NULL) == 0);
+  EXPECT(websock_test_client_close(a, WEBSOCK_CLOSE_NORMAL, NULL) == 0);
   EXPECT(websock_test_timers_pending(a) == 0);
   EXPECT(websock_test_advance(h, 1000) == 4);
   EXPECT(got_ticks(a, 0));

@@ -62,10 +62,10 @@ static void test_echoes(void) {
   /* The API refuses what the host refuses outside a callback. */
   EXPECT(websock_push(c, WEBSOCK_OP_TEXT, "x", 1) == WEBSOCK_ECONTEXT);
 
-  EXPECT(websock_test_client_close(c, 1000, "done") == 0);
+  EXPECT(websock_test_client_close(c, WEBSOCK_CLOSE_NORMAL, "done") == 0);
   uint16_t code = 0;
   const char *text = NULL;
-  EXPECT(websock_test_closed(c, &code, &text) && code == 1000);
+  EXPECT(websock_test_closed(c, &code, &text) && code == WEBSOCK_CLOSE_NORMAL);
   EXPECT_STR(text, "done");
   EXPECT(terminated_once(c, WEBSOCK_REASON_REMOTE));
   EXPECT(websock_test_client_text(c, "late") == WEBSOCK_ECLOSED);

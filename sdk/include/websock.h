@@ -122,7 +122,21 @@ typedef enum websock_opcode {
   WEBSOCK_OP_PONG = 0xA
 } websock_opcode;
 
-/* What a callback returns. */
+/* What a callback returns.
+ *
+ * A callback may also return a negative websock_* error as it is, say
+ * `return websock_push(conn, ...);`:
+ *  - WEBSOCK_EFULL: the connection carries on, as for WEBSOCK_OK (the
+ *    route's `drop` policy already dropped the message);
+ *  - WEBSOCK_ECLOSED: the close already under way stands (1008 when a push
+ *    passed `max_unsent` under the `close` policy); with none under way it
+ *    is a WEBSOCK_STOP;
+ *  - any other websock_errno code (WEBSOCK_EINVAL, WEBSOCK_ENOMEM, ...): an
+ *    error stop, as after websock_close_error(): close 1011, and terminate()
+ *    gets WEBSOCK_REASON_ERROR with the text "callback returned
+ *    WEBSOCK_ENOMEM (out of memory)" (the code's websock_strerror()).
+ * Any other value is an invalid result: an error stop (1011, detail
+ * "callback returned an invalid result"). */
 typedef enum websock_result {
   WEBSOCK_OK = 0,  /* keep the connection open ({:ok, state}) */
   WEBSOCK_STOP = 1 /* close it ({:stop, ...}); see websock_close() */
@@ -156,6 +170,44 @@ typedef struct websock_reason {
   const char *text;
 } websock_reason;
 
+/* Close codes (RFC 6455 section 7.4.1 and the IANA registry), for
+ * websock_close() and for reading websock_reason.code. A server may send
+ * NORMAL, GOING_AWAY, UNSUPPORTED_DATA, INVALID_DATA, POLICY, TOO_BIG,
+ * MANDATORY_EXTENSION, INTERNAL_ERROR, SERVICE_RESTART, TRY_AGAIN_LATER,
+ * BAD_GATEWAY and 3000-4999 (websock_close() refuses the others).
+ * PROTOCOL_ERROR is the host's alone; NO_STATUS (a close frame without a
+ * code) and ABNORMAL (no close frame at all) are never on the wire: they
+ * only appear in websock_reason. */
+#define WEBSOCK_CLOSE_NORMAL 1000
+#define WEBSOCK_CLOSE_GOING_AWAY 1001
+#define WEBSOCK_CLOSE_PROTOCOL_ERROR 1002
+#define WEBSOCK_CLOSE_UNSUPPORTED_DATA 1003
+#define WEBSOCK_CLOSE_NO_STATUS 1005
+#define WEBSOCK_CLOSE_ABNORMAL 1006
+#define WEBSOCK_CLOSE_INVALID_DATA 1007
+#define WEBSOCK_CLOSE_POLICY 1008
+#define WEBSOCK_CLOSE_TOO_BIG 1009
+#define WEBSOCK_CLOSE_MANDATORY_EXTENSION 1010
+#define WEBSOCK_CLOSE_INTERNAL_ERROR 1011
+#define WEBSOCK_CLOSE_SERVICE_RESTART 1012
+#define WEBSOCK_CLOSE_TRY_AGAIN_LATER 1013
+#define WEBSOCK_CLOSE_BAD_GATEWAY 1014
+
+/* websock_log() levels. */
+#define WEBSOCK_LOG_ERROR 0
+#define WEBSOCK_LOG_WARN 1
+#define WEBSOCK_LOG_INFO 2
+#define WEBSOCK_LOG_DEBUG 3
+
+/* Where the message handle_info() is running for came from
+ * (websock_info_source()). */
+typedef enum websock_info_kind {
+  WEBSOCK_INFO_NONE = 0,   /* not inside handle_info() */
+  WEBSOCK_INFO_SEND = 1,   /* websock_send(), from this host or another */
+  WEBSOCK_INFO_TIMER = 2,  /* a websock_send_after() timer */
+  WEBSOCK_INFO_PUBLISH = 3 /* websock_publish(), from this host or another */
+} websock_info_kind;
+
 /* ------------------------------------------------------------------------ */
 /* The plugin table                                                          */
 /* ------------------------------------------------------------------------ */
@@ -187,7 +239,13 @@ struct websock_handler {
    * connection, with the route's [options], in the host process only (the
    * probe child does not call it). Return 0 to accept, non-zero to refuse
    * (the route is then not served, and the host logs why). `options` stays
-   * valid until unload() returns. */
+   * valid until unload() returns. load() may hand a pointer to every
+   * callback of this generation with websock_options_set_context().
+   *
+   * Each generation is a private copy of the .so (a reload opens the new
+   * file under a new name), so file-scope and static variables belong to
+   * one generation: a reload starts them afresh, while the old generation's
+   * connections keep theirs until they close. */
   int (*load)(const websock_options *options);
 
   /* Optional. Called once when the generation's last connection is gone and
@@ -224,7 +282,8 @@ struct websock_handler {
   /* Optional: a message sent to this connection from elsewhere:
    * websock_send() from any thread, a timer of websock_send_after(), or a
    * websock_publish() to a topic the connection subscribed to. Runs on the
-   * connection's own worker; `data` is valid for this call only. */
+   * connection's own worker; `data` is valid for this call only.
+   * websock_info_source() tells which of them it is. */
   int (*handle_info)(websock_conn *conn, void **state, const uint8_t *data,
                      size_t len);
 
@@ -241,6 +300,21 @@ struct websock_handler {
   void (*terminate)(websock_conn *conn, void *state,
                     const websock_reason *reason);
 
+  /* ---- Appended fields (a plugin built before them leaves them out: its
+   * struct_size ends earlier, and the host reads them as NULL). ---- */
+
+  /* Optional. The keys this plugin's [options] section may have, ending
+   * with NULL: { "greeting", "max_rooms", NULL }. When set, the host refuses
+   * a route whose [options] has any other key (a typo), naming the .conf
+   * file and line, at start-up, on SIGHUP (the old generation keeps
+   * serving) and under `websockd -t`. NULL: any key is accepted. */
+  const char *const *option_keys;
+
+  /* Optional. Called with the context load() set through
+   * websock_options_set_context() (only if it set a non-NULL one), once,
+   * after unload() when the generation goes (or, if load() refused the
+   * route, right after load() returned). Free the context here. */
+  void (*unload_context)(void *context);
   /* ---- Live code upgrade (reload = handoff); appended in ABI 1 --------- */
   /*
    * Optional, as a pair. When a route whose new .conf says `reload =
@@ -446,6 +520,27 @@ int websock_ref_format(websock_ref ref, char *out, size_t cap);
  * other hosts seen: 4096). Callable from any thread. */
 int websock_ref_parse(websock_host *host, const char *s, websock_ref *out);
 
+/* Inside handle_info(): where its message came from. Returns
+ * WEBSOCK_INFO_SEND (websock_send(), from this host or, over Redis, from
+ * another), WEBSOCK_INFO_TIMER (a websock_send_after() timer; *timer_id
+ * gets the id websock_send_after() returned) or WEBSOCK_INFO_PUBLISH (a
+ * websock_publish(), from this host or another; *topic gets the topic's
+ * name, owned by the host, valid during this handle_info() only). timer_id
+ * and topic may be NULL; whichever does not apply is set to 0 or NULL.
+ * Anywhere else (another callback, another thread, another connection)
+ * returns WEBSOCK_INFO_NONE. */
+websock_info_kind websock_info_source(const websock_conn *conn,
+                                      int64_t *timer_id, const char **topic);
+
+/* The number of connections subscribed to `topic` on this host, every
+ * worker and every route together; 0 for a topic no one joined. Exact as
+ * of the call: a websock_subscribe() that returned 0 is counted, a
+ * connection is uncounted once it unsubscribed or closed. Callable from any
+ * thread, cheap (one lock and a hash lookup). Returns the count or
+ * WEBSOCK_EINVAL (no host, or not a topic name). With --redis it counts
+ * this host's subscribers only. */
+int64_t websock_topic_subscribers(websock_host *host, const char *topic);
+
 /* ------------------------------------------------------------------------ */
 /* About a connection                                                        */
 /* ------------------------------------------------------------------------ */
@@ -461,7 +556,9 @@ const char *websock_conn_subprotocol(const websock_conn *conn);
  * connection's life. */
 const char *websock_conn_option(const websock_conn *conn, const char *key);
 
-/* The route's path (for example "/echo"). Valid for the connection's life. */
+/* The route's path as configured: "/echo", or a pattern such as
+ * "/chat/:room" (websock_conn_param() has the values). Valid for the
+ * connection's life. */
 const char *websock_conn_route(const websock_conn *conn);
 
 /* 1 if the connection negotiated permessage-deflate (RFC 7692: the route
@@ -471,9 +568,22 @@ const char *websock_conn_route(const websock_conn *conn);
  * 0 if not (or conn is NULL). Any time in the connection's callbacks. */
 int websock_conn_compressed(const websock_conn *conn);
 
+/* The value a path parameter of the route captured for this connection
+ * (see websock_request_param()), or NULL. Valid for the connection's life,
+ * in any of its callbacks. */
+const char *websock_conn_param(const websock_conn *conn, const char *name);
+
+/* The context load() set with websock_options_set_context() for this
+ * connection's generation, or NULL. Any of its callbacks. */
+void *websock_conn_context(const websock_conn *conn);
+
 /* Logs one line to the host's log, prefixed with the route and connection
- * id. printf-style. level: 0 error, 1 warning, 2 info, 3 debug. conn may be
- * NULL (in load(), or on a plugin's own thread). Any thread. */
+ * id. printf-style. level: WEBSOCK_LOG_ERROR, _WARN, _INFO or _DEBUG (0 to
+ * 3). conn may be NULL (in load() or unload(), or on a plugin's own
+ * thread): the line then names the route, the plugin and its generation,
+ * found from the code that called (which generation's private copy of the
+ * .so it lies in), e.g. "route /chat plugin chat generation 3: ...". Any
+ * thread. */
 void websock_log(const websock_conn *conn, int level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -486,7 +596,8 @@ void websock_log(const websock_conn *conn, int level, const char *fmt, ...)
 
 /* "GET". */
 const char *websock_request_method(const websock_request *req);
-/* The path without the query ("/chat"; routes match it exactly). */
+/* The path without the query, as the client sent it (not decoded):
+ * "/chat/room%201". */
 const char *websock_request_path(const websock_request *req);
 /* The query string without '?' ("" if none). */
 const char *websock_request_query(const websock_request *req);
@@ -510,6 +621,23 @@ int websock_request_tls(const websock_request *req);
  * NULL: plain TCP or no client certificate. Owned by the host; valid as
  * long as req (in upgrade() and init()). */
 const char *websock_request_peer_subject(const websock_request *req);
+
+/* A value the route's path pattern captured, or NULL. A route's `path` may
+ * have parameters: a segment `:name` matches one non-empty path segment
+ * (`path = /chat/:room`), and a last segment `*` matches the rest of the
+ * path, nothing, one segment or several (`path = /files/` then `*`; read
+ * it under the name "*"). For "/chat/room%201",
+ * websock_request_param(req, "room") is "room 1"; for "/files/a/b.txt",
+ * websock_request_param(req, "*") is "a/b.txt". Values are percent-decoded
+ * (the request is refused with 400 if a `%` is not followed by two hex
+ * digits, if a value decodes to a NUL byte, or if a `:name` value decodes
+ * to a '/'). Owned by the host; valid as long as req (websock_conn_param()
+ * gives them for the connection's life). */
+const char *websock_request_param(const websock_request *req, const char *name);
+
+/* The context load() set for the generation this request goes to
+ * (websock_options_set_context()), or NULL. In upgrade() and init(). */
+void *websock_request_context(const websock_request *req);
 
 /* ------------------------------------------------------------------------ */
 /* The upgrade response (in upgrade() only)                                  */
@@ -549,6 +677,19 @@ size_t websock_option_count(const websock_options *options);
 int websock_option_at(const websock_options *options, size_t i,
                       const char **key, const char **value);
 
+/* In load() only: sets the generation's context, a pointer of the plugin's
+ * own that every callback of this generation can read
+ * (websock_options_context(), websock_conn_context(),
+ * websock_request_context()) instead of file-scope statics. The host never
+ * touches what it points to; the table's unload_context() frees it. Several
+ * workers read it at once: what it points to needs its own locking if it
+ * changes. Returns 0, WEBSOCK_EINVAL (options NULL) or WEBSOCK_ECONTEXT
+ * (outside load()). */
+int websock_options_set_context(const websock_options *options, void *context);
+
+/* The context load() set, or NULL. Any callback, any thread, until
+ * unload_context() is called. */
+void *websock_options_context(const websock_options *options);
 /* ------------------------------------------------------------------------ */
 /* Live code upgrade (in export_state())                                     */
 /* ------------------------------------------------------------------------ */

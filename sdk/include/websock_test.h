@@ -52,8 +52,13 @@
  *    websock_push_uncompressed() is websock_push().
  *  - No TLS: websock_request_tls() returns 0 and
  *    websock_request_peer_subject() NULL, as for a plain TCP client.
- *  - The request must name the route's path exactly (else 404), as the host
- *    routes today.
+ *  - The request's path must match the route's path (else 404): exactly,
+ *    or as the host matches a pattern such as "/chat/:room" (the values,
+ *    percent-decoded, for websock_request_param() and websock_conn_param();
+ *    400 for one that does not decode). Each plugin is one route: which of
+ *    several routes would win is the host's business, not tested here.
+ *  - websock_topic_subscribers() counts the connections of this fake host
+ *    subscribed to the topic.
  *
  * Ownership: the host owns every connection, plugin and recorded message.
  * Pointers returned by the inspection functions stay valid until the object
@@ -111,8 +116,9 @@ typedef struct websock_test_plugin websock_test_plugin;
 
 /* What a route file would say. Every field may be NULL/zero. */
 typedef struct websock_test_route {
-  /* The route's path, for websock_conn_route() and for matching requests;
-   * NULL: "/test". */
+  /* The route's path, for websock_conn_route() and for matching requests,
+   * exact or a pattern ("/chat/:room"; see websock_request_param()); NULL:
+   * "/test". */
   const char *path;
   /* The [options] section: key, value, key, value, ..., NULL. Handed to
    * load() and to websock_conn_option(). */
@@ -132,7 +138,9 @@ typedef struct websock_test_route {
  * the route's options. route may be NULL (all defaults).
  * Returns 0 and *out; WEBSOCK_ENOENT if so_path does not exist;
  * WEBSOCK_EINVAL for any other refusal (not loadable, missing symbol, bad
- * table, load() returned non-zero) with the cause in websock_test_error();
+ * table, a route path that is not a valid pattern, an option key the
+ * table's option_keys does not list, load() returned non-zero) with the
+ * cause in websock_test_error();
  * WEBSOCK_ENOMEM.
  * With the environment variable WEBSOCK_TEST_NO_COPY=1, so_path itself is
  * dlopen()ed instead, so that a debugger finds the plugin's symbols on
@@ -143,6 +151,7 @@ int websock_test_load(websock_host *host, const char *so_path,
 
 /* Unloads the plugin: its open connections are first ended as by
  * websock_test_shutdown(), then unload() runs and the .so is dlclose()d.
+ * unload_context() follows unload() when load() set a context.
  * Calling it twice is harmless. The websock_test_plugin itself, and its
  * connections with everything they recorded, stay readable until
  * websock_test_host_free(); new connections to it are refused
@@ -282,7 +291,8 @@ int websock_test_client_close(websock_conn *conn, uint16_t code,
 int websock_test_client_drop(websock_conn *conn);
 
 /* handle_info(data) now, as if a message had just been delivered (the
- * queue of websock_test_run() is not involved). */
+ * queue of websock_test_run() is not involved); websock_info_source() says
+ * WEBSOCK_INFO_SEND. */
 int websock_test_info(websock_conn *conn, const void *data, size_t len);
 
 /* Live code upgrade, as websockd does it for a `reload = handoff` route:

@@ -7,7 +7,8 @@
  * The rules are the host's own: host/plugins/contract.c (what a callback may
  * call, how a result and a STOP close, what upgrade() may answer, the table
  * check), host/protocol/headers.c (response headers), host/protocol/frame.c
- * (close codes and close text) and host/protocol/utf8.c are compiled into this
+ * (close codes and close text), host/plugins/route_path.c (path patterns
+ * and their parameters) and host/protocol/utf8.c are compiled into this
  * library as they are into websockd, and tests/integration/test_parity.py
  * drives one plugin through both. What stays here is the fake host's own
  * machinery. Everything runs on the test's thread except
@@ -35,6 +36,7 @@
 
 #include "plugins/contract.h"
 #include "plugins/statebuf.h"
+#include "plugins/route_path.h"
 #include "protocol/frame.h"
 #include "protocol/headers.h"
 #include "protocol/utf8.h"
@@ -59,6 +61,8 @@ typedef struct wst_kvs {
 struct websock_options {
   wst_kvs kv;
   websock_host *host;
+  void *context; /* websock_options_set_context(), in load() */
+  int loading;   /* inside load() */
 };
 
 struct websock_request {
@@ -67,6 +71,8 @@ struct websock_request {
   char **offered; /* from the Sec-WebSocket-Protocol headers */
   size_t noffered, capoffered;
   const char *subprotocol; /* negotiated: points into the route's list */
+  const wst_kvs *params;   /* the connection's path parameters */
+  void *context;           /* the plugin's load() context */
 };
 
 struct websock_response {
@@ -124,6 +130,12 @@ struct websock_conn {
   wst_timer *timers;
   int64_t next_timer_id;
   wst_loglines log; /* what websock_log(conn, ...) said: under wst_log_lock */
+  wst_kvs params; /* what the route's path pattern captured, decoded */
+  /* while handle_info runs: where its message came from */
+  int in_info;
+  websock_info_kind info_kind;
+  int64_t info_timer;
+  const char *info_topic;
 };
 
 struct websock_test_plugin {
@@ -134,6 +146,7 @@ struct websock_test_plugin {
   size_t nsubprotocols, capsubprotocols;
   struct websock_handler h;
   websock_options options;
+  wsh_path_pattern pattern; /* route_path as a pattern (or an exact path) */
   int loaded;
 };
 
@@ -325,9 +338,11 @@ static void timers_free(websock_conn *c) {
 
 /* The connection takes no more callbacks: it leaves its topics and timers. */
 static void conn_leave(websock_conn *c) {
+  pthread_mutex_lock(&c->host->lock); /* websock_topic_subscribers reads */
   strv_free(c->topics, c->ntopics);
   c->topics = NULL;
   c->ntopics = c->captopics = 0;
+  pthread_mutex_unlock(&c->host->lock);
   timers_free(c);
 }
 
@@ -402,15 +417,19 @@ static void conn_stop(websock_conn *c) {
 
 static void after_callback(websock_conn *c, int result, const char *what) {
   int kind = c->stop_kind;
-  if (wsh_contract_result(result, &kind)) {
+  const char *detail;
+  if (wsh_contract_result(result, &kind, &detail)) {
     reset_stop(c);
     return;
   }
-  if (result != WEBSOCK_STOP) {
-    websock_log(c, 0, "%s returned %d (neither WEBSOCK_OK nor WEBSOCK_STOP)",
-                what, result);
+  if (detail) {
+    if (strcmp(detail, WSH_INVALID_RESULT_DETAIL) == 0)
+      websock_log(c, 0, "%s returned %d (neither WEBSOCK_OK nor WEBSOCK_STOP)",
+                  what, result);
+    else
+      websock_log(c, 0, "%s returned %d: %s", what, result, detail);
     free(c->stop_text);
-    c->stop_text = strdup(WSH_INVALID_RESULT_DETAIL);
+    c->stop_text = strdup(detail);
     c->stop_kind = kind;
   }
   conn_stop(c);
@@ -444,17 +463,25 @@ static int call_control(websock_conn *c, websock_opcode op, const void *data,
   return r;
 }
 
-/* handle_info, if the connection is open and the plugin has one. */
-static int call_info(websock_conn *c, const void *data, size_t len) {
+/* handle_info, if the connection is open and the plugin has one; kind,
+ * timer_id and topic say where the message came from
+ * (websock_info_source). */
+static int call_info(websock_conn *c, websock_info_kind kind, int64_t timer_id,
+                     const char *topic, const void *data, size_t len) {
   if (c->state != WEBSOCK_TEST_OPEN || !c->plugin_open ||
       !handler(c)->handle_info)
     return WEBSOCK_OK;
   uint8_t *copy = dup_bytes(data, len);
   if (!copy)
     return WEBSOCK_ENOMEM;
+  c->in_info = 1;
+  c->info_kind = kind;
+  c->info_timer = timer_id;
+  c->info_topic = topic;
   enter(c);
   int r = handler(c)->handle_info(c, &c->state_ptr, copy, len);
   leave(c);
+  c->in_info = 0;
   free(copy);
   after_callback(c, r, "handle_info");
   return r;
@@ -499,6 +526,7 @@ static void conn_destroy(websock_conn *c) {
   free(c->reason_text);
   websock_test_clear_log(c);
   free(c->log.items);
+  kvs_free(&c->params);
   conn_leave(c);
   free(c);
 }
@@ -528,6 +556,7 @@ static void plugin_destroy(websock_test_plugin *p) {
     free(p->copy_path);
   free(p->so_path);
   free(p->route_path);
+  wsh_path_pattern_free(&p->pattern);
   strv_free(p->subprotocols, p->nsubprotocols);
   kvs_free(&p->options.kv);
   free(p);
@@ -628,6 +657,13 @@ static int plugin_set_route(websock_test_plugin *p,
   p->route_path = strdup(r && r->path ? r->path : WST_DEFAULT_ROUTE);
   if (!p->route_path)
     return WEBSOCK_ENOMEM;
+  char why[160];
+  if (p->route_path[0] != '/' ||
+      wsh_path_pattern_parse(p->route_path, &p->pattern, why, sizeof(why))) {
+    set_err(p->host, "route path \"%s\": %s", p->route_path,
+            p->route_path[0] != '/' ? "path must start with '/'" : why);
+    return WEBSOCK_EINVAL;
+  }
   if (r && kvs_add_list(&p->options.kv, r->options))
     return WEBSOCK_ENOMEM;
   for (size_t i = 0; r && r->subprotocols && r->subprotocols[i]; i++) {
@@ -653,6 +689,37 @@ static int add_plugin(websock_host *h, websock_test_plugin *p) {
   return 0;
 }
 
+/* The table's option_keys, if any, against the route's options (as the
+ * host checks a route file's [options]). */
+static int check_option_keys(websock_test_plugin *p) {
+  const char *const *keys = p->h.option_keys;
+  for (size_t i = 0; keys && i < p->options.kv.n; i++) {
+    const char *key = p->options.kv.items[i].key;
+    size_t k = 0;
+    while (keys[k] && strcmp(keys[k], key) != 0)
+      k++;
+    if (!keys[k]) {
+      set_err(p->host,
+              "%s: unknown option \"%s\" in [options] of route %s (plugin %s "
+              "lists its option_keys)",
+              p->so_path, key, p->route_path, p->h.name ? p->h.name : "?");
+      return WEBSOCK_EINVAL;
+    }
+  }
+  return 0;
+}
+
+/* The table's unload_context(context), if load() left a context. */
+static void unload_context(websock_test_plugin *p) {
+  void *context = p->options.context;
+  p->options.context = NULL;
+  if (!context || !p->h.unload_context)
+    return;
+  p->host->depth++;
+  p->h.unload_context(context);
+  p->host->depth--;
+}
+
 int websock_test_load(websock_host *host, const char *so_path,
                       const websock_test_route *route,
                       websock_test_plugin **out) {
@@ -672,21 +739,25 @@ int websock_test_load(websock_host *host, const char *so_path,
   p->host = host;
   p->options.host = host;
   int rc = WEBSOCK_ENOMEM;
-  if (!(p->so_path = strdup(so_path)) || plugin_set_route(p, route) ||
-      add_plugin(host, p))
+  if (!(p->so_path = strdup(so_path)) ||
+      (rc = plugin_set_route(p, route)) != 0 || (rc = add_plugin(host, p)))
     goto out_free;
+  rc = WEBSOCK_ENOMEM;
   const char *no_copy = getenv("WEBSOCK_TEST_NO_COPY");
   if (no_copy && *no_copy && strcmp(no_copy, "0") != 0)
     p->copy_path = p->so_path;
   else if ((rc = copy_to_private(host, so_path, &p->copy_path)) != 0)
     goto out_remove;
-  if ((rc = open_table(p)) != 0)
+  if ((rc = open_table(p)) != 0 || (rc = check_option_keys(p)) != 0)
     goto out_close;
   if (p->h.load) {
     host->depth++;
+    p->options.loading = 1;
     int lr = p->h.load(&p->options);
+    p->options.loading = 0;
     host->depth--;
     if (lr != 0) {
+      unload_context(p);
       set_err(host, "%s: load() refused the route %s (returned %d)", so_path,
               p->route_path, lr);
       rc = WEBSOCK_EINVAL;
@@ -724,6 +795,7 @@ void websock_test_unload(websock_test_plugin *plugin) {
     plugin->h.unload();
     h->depth--;
   }
+  unload_context(plugin);
   dlclose(plugin->dl);
   plugin->dl = NULL;
   plugin->loaded = 0;
@@ -880,6 +952,32 @@ static int call_upgrade(websock_conn *c) {
   return 500;
 }
 
+/* The request's path against the route's (exact, or a pattern whose
+ * captures are decoded into the connection's parameters): 0, 404 (no
+ * match), 400 (a value that does not decode) or 500. */
+static int route_match(websock_conn *c) {
+  const websock_test_plugin *p = c->plugin;
+  if (!p->pattern.is_pattern)
+    return strcmp(c->req->path, p->route_path) == 0 ? 0 : 404;
+  wsh_path_capture caps[WSH_PATH_MAX_PARAMS + 1];
+  int n = wsh_path_match(&p->pattern, c->req->path, caps);
+  if (n < 0)
+    return 404;
+  for (int i = 0; i < n; i++) {
+    char *value = malloc(caps[i].len + 1);
+    if (!value)
+      return 500;
+    long len = wsh_path_decode(caps[i].at, caps[i].len,
+                               strcmp(caps[i].name, "*") != 0, value);
+    int rc = len < 0 ? 400 : kvs_add(&c->params, caps[i].name, value) ? 500 : 0;
+    free(value);
+    if (rc)
+      return rc;
+  }
+  c->req->params = &c->params;
+  return 0;
+}
+
 int websock_test_upgrade(websock_test_plugin *plugin,
                          const websock_test_request *req, websock_conn **out) {
   if (!plugin || !out)
@@ -901,11 +999,12 @@ int websock_test_upgrade(websock_test_plugin *plugin,
     return WEBSOCK_ENOMEM;
   }
   c->resp.req = c->req;
+  c->req->context = plugin->options.context;
   int status;
   if (strcmp(c->req->method, "GET") != 0) {
     status = 400;
-  } else if (strcmp(c->req->path, plugin->route_path) != 0) {
-    status = 404;
+  } else if ((status = route_match(c)) != 0) {
+    /* 404 or 400 */
   } else if (c->req->subprotocol &&
              !(c->resp.subprotocol = strdup(c->req->subprotocol))) {
     status = 500;
@@ -1078,7 +1177,7 @@ int websock_test_info(websock_conn *conn, const void *data, size_t len) {
     return rc;
   if (len && !data)
     return WEBSOCK_EINVAL;
-  return call_info(conn, data, len);
+  return call_info(conn, WEBSOCK_INFO_SEND, 0, NULL, data, len);
 }
 
 /* reload = handoff failed in export or import: 1012, as the host closes. */
@@ -1192,7 +1291,7 @@ static void deliver(websock_host *h, const wst_mail *m) {
     websock_conn *c = conn_find_locked(h, m->to);
     pthread_mutex_unlock(&h->lock);
     if (c)
-      call_info(c, m->data, m->len);
+      call_info(c, WEBSOCK_INFO_SEND, 0, NULL, m->data, m->len);
     return;
   }
   /* Callbacks cannot add connections, so h->conns stays put here. */
@@ -1201,7 +1300,7 @@ static void deliver(websock_host *h, const wst_mail *m) {
     if (c->state != WEBSOCK_TEST_OPEN || !subscribed(c, m->topic))
       continue;
     if (m->kind == WST_MAIL_PUBLISH)
-      call_info(c, m->data, m->len);
+      call_info(c, WEBSOCK_INFO_PUBLISH, 0, m->topic, m->data, m->len);
     else
       record_sent(c, m->opcode, m->data, m->len, 1);
   }
@@ -1233,7 +1332,7 @@ static void fire(websock_host *h, websock_conn *c, wst_timer *t) {
   if (t->due > h->now)
     h->now = t->due;
   h->timers_fired++;
-  call_info(c, t->data, t->len);
+  call_info(c, WEBSOCK_INFO_TIMER, t->id, NULL, t->data, t->len);
   free(t);
 }
 
@@ -1570,9 +1669,12 @@ int websock_subscribe(websock_conn *conn, const char *topic) {
   if (!v)
     return WEBSOCK_ENOMEM;
   conn->topics = v;
-  if (!(conn->topics[conn->ntopics] = strdup(topic)))
+  char *copy = strdup(topic);
+  if (!copy)
     return WEBSOCK_ENOMEM;
-  conn->ntopics++;
+  pthread_mutex_lock(&conn->host->lock); /* websock_topic_subscribers */
+  conn->topics[conn->ntopics++] = copy;
+  pthread_mutex_unlock(&conn->host->lock);
   return 0;
 }
 
@@ -1584,10 +1686,12 @@ int websock_unsubscribe(websock_conn *conn, const char *topic) {
     return rc;
   for (size_t i = 0; i < conn->ntopics; i++)
     if (strcmp(conn->topics[i], topic) == 0) {
+      pthread_mutex_lock(&conn->host->lock);
       free(conn->topics[i]);
       memmove(&conn->topics[i], &conn->topics[i + 1],
               (conn->ntopics - i - 1) * sizeof(char *));
       conn->ntopics--;
+      pthread_mutex_unlock(&conn->host->lock);
       return 0;
     }
   return WEBSOCK_ENOENT;
@@ -1838,4 +1942,61 @@ int websock_option_at(const websock_options *options, size_t i,
   if (value)
     *value = options->kv.items[i].value;
   return 0;
+}
+
+/* ---- path parameters, the plugin's context, message sources, topics ---- */
+
+const char *websock_request_param(const websock_request *req,
+                                  const char *name) {
+  return req && req->params && name ? kvs_get(req->params, name, false) : NULL;
+}
+
+void *websock_request_context(const websock_request *req) {
+  return req ? req->context : NULL;
+}
+
+const char *websock_conn_param(const websock_conn *conn, const char *name) {
+  return conn && name ? kvs_get(&conn->params, name, false) : NULL;
+}
+
+void *websock_conn_context(const websock_conn *conn) {
+  return conn ? conn->plugin->options.context : NULL;
+}
+
+int websock_options_set_context(const websock_options *options, void *context) {
+  if (!options)
+    return WEBSOCK_EINVAL;
+  if (!options->loading)
+    return WEBSOCK_ECONTEXT;
+  ((websock_options *)options)->context = context; /* the one settable */
+  return 0;
+}
+
+void *websock_options_context(const websock_options *options) {
+  return options ? options->context : NULL;
+}
+
+websock_info_kind websock_info_source(const websock_conn *conn,
+                                      int64_t *timer_id, const char **topic) {
+  websock_info_kind kind = conn && conn->in_callback && conn->in_info
+                               ? conn->info_kind
+                               : WEBSOCK_INFO_NONE;
+  if (timer_id)
+    *timer_id = kind == WEBSOCK_INFO_TIMER ? conn->info_timer : 0;
+  if (topic)
+    *topic = kind == WEBSOCK_INFO_PUBLISH ? conn->info_topic : NULL;
+  return kind;
+}
+
+int64_t websock_topic_subscribers(websock_host *host, const char *topic) {
+  if (!host || !wsh_contract_topic(topic))
+    return WEBSOCK_EINVAL;
+  int64_t n = 0;
+  pthread_mutex_lock(&host->lock);
+  for (size_t i = 0; i < host->nconns; i++)
+    for (size_t k = 0; k < host->conns[i]->ntopics; k++)
+      if (strcmp(host->conns[i]->topics[k], topic) == 0)
+        n++;
+  pthread_mutex_unlock(&host->lock);
+  return n;
 }

@@ -24,13 +24,14 @@ import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "..", "parity", "script.txt")
+ADDITIONS = os.path.join(HERE, "..", "parity", "additions.txt")
 DRIVER = os.environ.get("WSH_PARITY_SDK", "build/tests/parity_sdk")
 OP_TIMEOUT = 10.0
 SYNC = "#sync"
 
 
-def script_steps():
-    with open(SCRIPT, encoding="utf-8") as f:
+def script_steps(script=SCRIPT):
+    with open(script, encoding="utf-8") as f:
         for line in f:
             line = line.rstrip("\n")
             if line and not line.startswith("#"):
@@ -85,9 +86,23 @@ class DaemonClient:
             return
         self.out.append("status 101")
 
+    async def open(self, path):
+        kw = {"ping_interval": None, "open_timeout": OP_TIMEOUT,
+              "close_timeout": 5, "max_size": None}
+        try:
+            self.ws = await websockets.connect(self.d.url(path), **kw)
+        except websockets.InvalidStatusCode as e:
+            self.out.append("status %d" % e.status_code)
+            return
+        self.out.append("status 101")
+        await self.drain()
+
     async def step(self, cmd, arg):
         if cmd in ("connect", "refuse"):
             await self.connect(arg, cmd == "refuse")
+        elif cmd == "open":
+            await self.open(arg)
+            return
         elif self.ws is None:
             return
         elif cmd == "text":
@@ -129,8 +144,8 @@ class DaemonClient:
         harness.read_records(self.record, timeout=10,
                              until=lambda ls: sum(1 for l in ls if l == "unload") > before)
 
-    async def play(self):
-        for cmd, arg in script_steps():
+    async def play(self, script=SCRIPT):
+        for cmd, arg in script_steps(script):
             await self.step(cmd, arg)
 
 
@@ -168,6 +183,37 @@ class ParityTest(unittest.TestCase):
                          "client events differ (daemon first, then SDK)")
         self.assertEqual(d_rec, s_rec,
                          "recorded callbacks differ (daemon first, then SDK)")
+
+
+class AdditionsParityTest(unittest.TestCase):
+    """tests/parity/additions.txt against tests/plugins/additions.c on a
+    pattern route: path parameters, the plugin's context, where handle_info
+    messages came from, topic counts and negative results, the same through
+    the daemon and the test library."""
+
+    ROUTE = "/rooms/:room/*"
+
+    def test_same_events(self):
+        so = harness.test_plugin("additions")
+        with harness.Daemon({"r": {"path": self.ROUTE, "plugin": so,
+                                   "options": {"greeting": "hey"}}},
+                            workers=1) as d:
+            client = DaemonClient(d)
+            asyncio.run(asyncio.wait_for(client.play(ADDITIONS), 120))
+        with tempfile.TemporaryDirectory(prefix="websockd-parity-") as tmp:
+            p = subprocess.run([DRIVER, so, ADDITIONS,
+                                os.path.join(tmp, "none.rec"), self.ROUTE,
+                                "greeting=hey"],
+                               capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # the script reaches what it is about
+        for line in ("recv text init room=a b rest=x/y ctx=hey",
+                     "recv text info publish news p", "status 400",
+                     "status 403", "status 404", "closed 1011 internal error"):
+            self.assertIn(line, client.out)
+        self.assertEqual(client.out, p.stdout.splitlines(),
+                         "client events differ (daemon first, then SDK)")
 
 
 if __name__ == "__main__":

@@ -4,13 +4,15 @@
  * (libwebsock_test) and prints what the client saw, one line per event, in
  * the format the Python side prints for the real daemon.
  *
- *   parity_sdk PLUGIN.so SCRIPT RECORD_FILE
+ *   parity_sdk PLUGIN.so SCRIPT RECORD_FILE [ROUTE_PATH [KEY=VALUE ...]]
  *
  * The plugin is loaded as route /parity with subprotocols "chat, superchat"
- * and [options] record = RECORD_FILE, color = blue. Script lines (see
- * tests/parity/script.txt):
+ * and [options] record = RECORD_FILE, color = blue; or, given ROUTE_PATH,
+ * as that route (a pattern, say) with only the options given. Script lines
+ * (see tests/parity/script.txt and additions.txt):
  *
  *   connect QUERY [PROTO,...]   upgrade (QUERY "-": none), then init
+ *   open PATH                   upgrade to PATH (with ?QUERY if any), init
  *   refuse QUERY                upgrade with an X-Test-Refuse header
  *   text DATA | binary DATA     a client message
  *   ping DATA                   a client ping
@@ -73,6 +75,30 @@ static void sync_step(driver *d) {
   show(d);
 }
 
+/* Prints the new connection's status and what init pushed. */
+static void opened(driver *d) {
+  if (!d->conn) {
+    printf("connect failed\n");
+    return;
+  }
+  printf("status %d\n", websock_test_status(d->conn));
+  if (websock_test_status(d->conn) == 101)
+    show(d);
+}
+
+/* open: a new connection to a path of the route's. */
+static void do_open(driver *d, char *arg) {
+  char *query = strchr(arg, '?');
+  if (query)
+    *query++ = '\0';
+  websock_test_request req = {.path = arg, .query = query};
+  d->conn = NULL;
+  d->seen = 0;
+  d->closed_shown = 0;
+  websock_test_connect(d->plugin, &req, &d->conn);
+  opened(d);
+}
+
 /* connect/refuse: a new connection (the previous one is closed by now). */
 static void do_connect(driver *d, char *arg, int refuse) {
   char *query = strtok(arg, " ");
@@ -91,13 +117,7 @@ static void do_connect(driver *d, char *arg, int refuse) {
   d->seen = 0;
   d->closed_shown = 0;
   websock_test_connect(d->plugin, &req, &d->conn);
-  if (!d->conn) {
-    printf("connect failed\n");
-    return;
-  }
-  printf("status %d\n", websock_test_status(d->conn));
-  if (websock_test_status(d->conn) == 101)
-    show(d);
+  opened(d);
 }
 
 /* handoff: as websockd does on SIGHUP for a `reload = handoff` route whose
@@ -119,6 +139,8 @@ static void do_handoff(driver *d) {
 static void step(driver *d, char *cmd, char *arg) {
   if (strcmp(cmd, "connect") == 0 || strcmp(cmd, "refuse") == 0) {
     do_connect(d, arg, cmd[0] == 'r');
+  } else if (strcmp(cmd, "open") == 0) {
+    do_open(d, arg);
   } else if (!is_open(d)) {
     return; /* the Python side cannot send on a closed connection either */
   } else if (strcmp(cmd, "text") == 0) {
@@ -143,8 +165,9 @@ static void step(driver *d, char *cmd, char *arg) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: parity_sdk PLUGIN.so SCRIPT RECORD_FILE\n");
+  if (argc < 4 || argc > 4 + 1 + 8) {
+    fprintf(stderr, "usage: parity_sdk PLUGIN.so SCRIPT RECORD_FILE "
+                    "[ROUTE_PATH [KEY=VALUE ...]]\n");
     return 2;
   }
   FILE *f = fopen(argv[2], "r");
@@ -154,9 +177,22 @@ int main(int argc, char **argv) {
   }
   driver d = {.so_path = argv[1]};
   static const char *const protos[] = {"chat", "superchat", NULL};
-  const char *options[] = {"record", argv[3], "color", "blue", NULL};
+  const char *options[2 * 8 + 5] = {"record", argv[3], "color", "blue", NULL};
   websock_test_route route = {
       .path = "/parity", .options = options, .subprotocols = protos};
+  if (argc > 4) { /* another route, with only the options given */
+    route.path = argv[4];
+    size_t n = 0;
+    for (int i = 5; i < argc; i++) {
+      char *eq = strchr(argv[i], '=');
+      if (!eq)
+        return 2;
+      *eq = '\0';
+      options[n++] = argv[i];
+      options[n++] = eq + 1;
+    }
+    options[n] = NULL;
+  }
   d.route = &route;
   if (websock_test_host_new(&d.host) != 0 ||
       websock_test_load(d.host, argv[1], &route, &d.plugin) != 0) {

@@ -77,9 +77,8 @@ static int *volatile nowhere;
 
 #define record(...) record_to(record_path, __VA_ARGS__)
 
-__attribute__((format(printf, 2, 3))) static void push_fmt(websock_conn *conn,
-                                                           const char *fmt,
-                                                           ...) {
+__attribute__((format(printf, 2, 3))) static void
+push_fmt(websock_conn *conn, const char *fmt, ...) {
   char buf[256];
   va_list ap;
   va_start(ap, fmt);
@@ -171,11 +170,11 @@ static void faulty_terminate(websock_conn *conn, void *state,
                              const websock_reason *reason) {
   faulty_state *st = state;
   unsigned long n = st ? st->n : 0;
-  record("terminate %lu %d %u %s", n, (int)reason->kind,
-         (unsigned)reason->code, reason->text ? reason->text : "");
+  record("terminate %lu %d %u %s", n, (int)reason->kind, (unsigned)reason->code,
+         reason->text ? reason->text : "");
   /* all three refused: the connection is closing */
   int push = websock_push(conn, WEBSOCK_OP_TEXT, "late", 4);
-  int close = websock_close(conn, 1000, "late");
+  int close = websock_close(conn, WEBSOCK_CLOSE_NORMAL, "late");
   int64_t after = websock_send_after(conn, 1, "late", 4);
   record("termcalls %lu %d %d %lld", n, push, close, (long long)after);
   pthread_mutex_lock(&lock);
@@ -185,7 +184,8 @@ static void faulty_terminate(websock_conn *conn, void *state,
   free(st);
 }
 
-/* ---- commands ------------------------------------------------------------- */
+/* ---- commands -------------------------------------------------------------
+ */
 
 static int do_flood(websock_conn *conn, faulty_state *st) {
   uint64_t other = 0;
@@ -226,7 +226,7 @@ static int faulty_handle_in(websock_conn *conn, void **state,
                                                       : WEBSOCK_STOP;
   if (is_cmd(data, len, "pushafterstop")) {
     int rc1 = websock_push(conn, WEBSOCK_OP_TEXT, "bye", 3);
-    websock_close(conn, 1000, "bye");
+    websock_close(conn, WEBSOCK_CLOSE_NORMAL, "bye");
     int rc2 = websock_push(conn, WEBSOCK_OP_TEXT, "after close", 11);
     record("afterclose %lu %d %d", st->n, rc1, rc2);
     return WEBSOCK_STOP;

@@ -33,6 +33,7 @@ wsh_test_plugin(ctor_crash)     # a constructor that dies of SIGBUS: the probe
 wsh_test_plugin(ctor_hang)      # a constructor that never returns: the probe
 wsh_test_plugin(whoami)         # pushes the remote address init() sees
 wsh_test_plugin(logger)         # logs on request: the test library's log capture
+wsh_test_plugin(additions)      # every SDK addition of issue 16
 
 # plugins/not_elf.so: a text file where a shared object should be.
 set(WSH_NOT_ELF_TEXT ${CMAKE_CURRENT_BINARY_DIR}/not_elf.txt)

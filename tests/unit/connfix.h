@@ -86,6 +86,7 @@ __attribute__((unused)) static void fix_setup(void) {
       .cfg = &fx.cfg, .reg = fx.reg, .render_metrics = fix_metrics};
   ck_assert_int_eq(wsh_worker_init(&fx.w, 0, &fx.env, &fx.host, NULL, 100), 0);
   fx.host = (websock_host){.workers = &fx.w, .nworkers = 1};
+  wsh_topic_counts_init(&fx.host.counts);
   wsh_registry_set_host(fx.reg, &fx.host);
   fx.peer = -1;
 }
@@ -96,6 +97,7 @@ __attribute__((unused)) static void fix_teardown(void) {
   while (fx.w.loop.conns)
     wsh_conn_abort(fx.w.loop.conns);
   wsh_worker_free(&fx.w);
+  wsh_topic_counts_free(&fx.host.counts);
   wsh_registry_free(fx.reg);
   wsh_config_free(&fx.cfg);
   tmp_teardown();

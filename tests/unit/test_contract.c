@@ -80,11 +80,26 @@ END_TEST
 
 START_TEST(results_and_stops) {
   int kind = WSH_STOP_RESTART;
-  ck_assert(wsh_contract_result(WEBSOCK_OK, &kind));
-  ck_assert(!wsh_contract_result(WEBSOCK_STOP, &kind));
+  const char *detail;
+  ck_assert(wsh_contract_result(WEBSOCK_OK, &kind, &detail));
+  ck_assert(!wsh_contract_result(WEBSOCK_STOP, &kind, &detail));
   ck_assert_int_eq(kind, WSH_STOP_RESTART); /* as the plugin asked */
-  ck_assert(!wsh_contract_result(42, &kind));
+  ck_assert_ptr_null(detail);
+  ck_assert(!wsh_contract_result(42, &kind, &detail));
   ck_assert_int_eq(kind, WSH_STOP_ERROR);
+  ck_assert_str_eq(detail, WSH_INVALID_RESULT_DETAIL);
+
+  /* negative websock_* codes returned as they are (issue 16) */
+  kind = WSH_STOP_NORMAL;
+  ck_assert(wsh_contract_result(WEBSOCK_EFULL, &kind, &detail));
+  ck_assert(!wsh_contract_result(WEBSOCK_ECLOSED, &kind, &detail));
+  ck_assert_int_eq(kind, WSH_STOP_NORMAL);
+  ck_assert_ptr_null(detail);
+  ck_assert(!wsh_contract_result(WEBSOCK_ENOMEM, &kind, &detail));
+  ck_assert_int_eq(kind, WSH_STOP_ERROR);
+  ck_assert_str_eq(detail, "callback returned WEBSOCK_ENOMEM (out of memory)");
+  ck_assert(!wsh_contract_result(-99, &kind, &detail));
+  ck_assert_str_eq(detail, WSH_INVALID_RESULT_DETAIL);
 
   wsh_stop_plan p = wsh_contract_stop(WSH_STOP_NORMAL, 0, NULL);
   ck_assert_uint_eq(p.code, 1000);

@@ -17,8 +17,10 @@
 static char fired[64];
 static size_t nfired;
 
-static void on_fire(websock_conn *c, const uint8_t *data, size_t len) {
+static void on_fire(websock_conn *c, int64_t id, const uint8_t *data,
+                    size_t len) {
   (void)c;
+  (void)id;
   if (nfired + len < sizeof(fired)) {
     memcpy(fired + nfired, data, len);
     nfired += len;

@@ -419,6 +419,65 @@ START_TEST(each_generation_and_route) {
 }
 END_TEST
 
+/* Path routes: exact paths (many, through the hash table), patterns by
+ * specificity, captures; a conflict fails the start-up route, naming both
+ * files. */
+START_TEST(registry_path_routes) {
+  char dir[PATH_MAX], text[3 * PATH_MAX], name[64], path[64];
+  for (int i = 0; i < 40; i++) {
+    snprintf(name, sizeof(name), "x%02d.conf", i);
+    snprintf(path, sizeof(path), "/x%d", i);
+    route_text(text, sizeof(text), path, "whoami", NULL);
+    write_route(dir, name, text);
+  }
+  route_text(text, sizeof(text), "/x/:id", "whoami", NULL);
+  write_route(dir, "y1.conf", text);
+  route_text(text, sizeof(text), "/x/*", "whoami", NULL);
+  write_route(dir, "y2.conf", text);
+  route_text(text, sizeof(text), "/:a/:b", "whoami", NULL);
+  write_route(dir, "y3.conf", text);
+  route_text(text, sizeof(text), "/x/:other", "whoami", NULL);
+  write_route(dir, "y4_conflict.conf", text);
+  wsh_registry *r = NULL;
+  char err[1024] = "";
+  ck_assert_msg(wsh_registry_new(&r, err, sizeof(err)) == 0, "%s", err);
+  int failures = -1;
+  ck_assert_int_eq(wsh_registry_load_dir(r, dir, &failures), 0);
+  ck_assert_int_eq(failures, 1); /* y4 conflicts with y1 */
+  ck_assert_uint_eq(wsh_registry_count(r), 43);
+  for (int i = 0; i < 40; i++) {
+    snprintf(path, sizeof(path), "/x%d", i);
+    wsh_generation *g = wsh_registry_acquire(r, path);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_str_eq(g->conf->path, path);
+    wsh_generation_release(g);
+  }
+  wsh_path_capture caps[WSH_PATH_MAX_PARAMS + 1];
+  int n = -1;
+  wsh_generation *g = wsh_registry_match(r, "/x/7", caps, &n);
+  ck_assert_ptr_nonnull(g);
+  /* the most specific of the three that match */
+  ck_assert_str_eq(g->conf->path, "/x/:id");
+  ck_assert_int_eq(n, 1);
+  ck_assert_str_eq(caps[0].name, "id");
+  ck_assert_int_eq((int)caps[0].len, 1);
+  ck_assert_int_eq(caps[0].at[0], '7');
+  wsh_generation_release(g);
+  g = wsh_registry_match(r, "/y/7", caps, &n);
+  ck_assert_str_eq(g->conf->path, "/:a/:b");
+  ck_assert_int_eq(n, 2);
+  wsh_generation_release(g);
+  g = wsh_registry_match(r, "/x/7/8", caps, &n);
+  ck_assert_str_eq(g->conf->path, "/x/*");
+  wsh_generation_release(g);
+  g = wsh_registry_match(r, "/x40", caps, &n); /* exact ones only */
+  ck_assert_ptr_null(g);
+  ck_assert_int_eq(n, 0);
+  ck_assert_ptr_null(wsh_registry_acquire(r, "/a/b/c"));
+  wsh_registry_free(r);
+}
+END_TEST
+
 static Suite *registry_suite(void) {
   Suite *s = suite_create("registry");
   TCase *tc = tcase_create("registry");
@@ -435,6 +494,7 @@ static Suite *registry_suite(void) {
   tcase_add_test(tc, generation_outlives_registry);
   tcase_add_test(tc, reload_all_or_nothing);
   tcase_add_test(tc, each_generation_and_route);
+  tcase_add_test(tc, registry_path_routes);
   suite_add_tcase(s, tc);
   return s;
 }

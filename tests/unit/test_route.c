@@ -1,8 +1,10 @@
 /*
  * test_route.c - unit tests for host/plugins/route.c: route files read with
  * inih (keys, [options], errors naming the file and the line), the listing of
- * plugins.d/ and the Origin allow-list. (The size and number parsers
- * are tested with host/base/inifile.c in test_inifile.c.)
+ * plugins.d/ and the Origin allow-list; and host/plugins/route_path.c, the
+ * route paths with parameters (parsing, matching, precedence, conflicts,
+ * decoding). (The size and number parsers are tested with
+ * host/base/inifile.c in test_inifile.c.)
  */
 #include <check.h>
 #include <errno.h>
@@ -444,6 +446,188 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* route_path.c: patterns                                                    */
+/* ------------------------------------------------------------------------ */
+
+static wsh_path_pattern pat(const char *path) {
+  wsh_path_pattern p;
+  char err[160];
+  ck_assert_msg(wsh_path_pattern_parse(path, &p, err, sizeof(err)) == 0,
+                "%s: %s", path, err);
+  return p;
+}
+
+static void pat_error(const char *path, const char *want) {
+  wsh_path_pattern p;
+  char err[160] = "";
+  ck_assert_int_eq(wsh_path_pattern_parse(path, &p, err, sizeof(err)), -1);
+  ck_assert_msg(strstr(err, want), "%s: \"%s\" lacks \"%s\"", path, err, want);
+}
+
+/* Matches path against pattern; returns the captures as "name=value;..."
+ * (raw), or "no" if it does not match. */
+static const char *match(const char *pattern, const char *path) {
+  static char out[512];
+  wsh_path_pattern p = pat(pattern);
+  wsh_path_capture caps[WSH_PATH_MAX_PARAMS + 1];
+  int n = wsh_path_match(&p, path, caps);
+  if (n < 0) {
+    snprintf(out, sizeof(out), "no");
+  } else {
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n; i++)
+      used += (size_t)snprintf(out + used, sizeof(out) - used, "%s=%.*s;",
+                               caps[i].name, (int)caps[i].len, caps[i].at);
+  }
+  wsh_path_pattern_free(&p);
+  return out;
+}
+
+START_TEST(path_parse) {
+  wsh_path_pattern p = pat("/echo");
+  ck_assert(!p.is_pattern); /* exact: matched as a string */
+  ck_assert_uint_eq(p.nsegs, 0);
+  wsh_path_pattern_free(&p);
+  p = pat("/chat/:room/x/*");
+  ck_assert(p.is_pattern);
+  ck_assert_uint_eq(p.nsegs, 4);
+  ck_assert_uint_eq(p.nliteral, 2);
+  ck_assert_uint_eq(p.nparam, 1);
+  ck_assert(p.star);
+  ck_assert_str_eq(p.segs[1].text, "room");
+  wsh_path_pattern_free(&p);
+  wsh_path_pattern_free(&p); /* twice is harmless */
+  p = pat("/a:b/c");         /* ':' inside a segment is a literal */
+  ck_assert(!p.is_pattern);
+  pat_error("/a/*/b", "'*' is allowed only as the whole last segment");
+  pat_error("/a/b*", "'*' is allowed only");
+  pat_error("/a/:", "a parameter needs a name");
+  pat_error("/a/:x-y", "a parameter needs a name");
+  pat_error("/:x/:x", "parameter \":x\" given twice");
+  pat_error("a/b", "must start with '/'");
+  char many[256] = "";
+  for (int i = 0; i <= WSH_PATH_MAX_PARAMS; i++)
+    snprintf(many + strlen(many), sizeof(many) - strlen(many), "/:p%d", i);
+  pat_error(many, "more than 16 parameters");
+}
+END_TEST
+
+START_TEST(path_match) {
+  ck_assert_str_eq(match("/chat/:room", "/chat/lobby"), "room=lobby;");
+  ck_assert_str_eq(match("/chat/:room", "/chat/a%20b"), "room=a%20b;");
+  ck_assert_str_eq(match("/chat/:room", "/chat/"), "no"); /* not empty */
+  ck_assert_str_eq(match("/chat/:room", "/chat"), "no");
+  ck_assert_str_eq(match("/chat/:room", "/chat/a/b"), "no");
+  ck_assert_str_eq(match("/chat/:room", "/chatx/a"), "no");
+  ck_assert_str_eq(match("/:a/:b", "/x/y"), "a=x;b=y;");
+  ck_assert_str_eq(match("/files/*", "/files"), "*=;");
+  ck_assert_str_eq(match("/files/*", "/files/"), "*=;");
+  ck_assert_str_eq(match("/files/*", "/files/a"), "*=a;");
+  ck_assert_str_eq(match("/files/*", "/files/a/b/"), "*=a/b/;");
+  ck_assert_str_eq(match("/files/*", "/filesx"), "no");
+  ck_assert_str_eq(match("/files/*", "/file"), "no");
+  ck_assert_str_eq(match("/*", "/"), "*=;");
+  ck_assert_str_eq(match("/*", "/anything/at/all"), "*=anything/at/all;");
+  ck_assert_str_eq(match("/u/:id/*", "/u/7/a/b"), "id=7;*=a/b;");
+  ck_assert_str_eq(match("/u/:id/*", "/u//a"), "no");
+  ck_assert_str_eq(match("/a/:x/", "/a/b/"), "x=b;"); /* trailing slash */
+  ck_assert_str_eq(match("/a/:x/", "/a/b"), "no");
+}
+END_TEST
+
+/* compare(a, b) and whether they share a path (and that path). */
+static int cmp(const char *a, const char *b) {
+  wsh_path_pattern pa = pat(a), pb = pat(b);
+  int r = wsh_path_compare(&pa, &pb);
+  ck_assert_int_eq(r, -wsh_path_compare(&pb, &pa));
+  wsh_path_pattern_free(&pa);
+  wsh_path_pattern_free(&pb);
+  return r;
+}
+
+static const char *overlap(const char *a, const char *b) {
+  static char example[256];
+  wsh_path_pattern pa = pat(a), pb = pat(b);
+  bool both = wsh_path_overlap(&pa, &pb, example, sizeof(example));
+  ck_assert(both == wsh_path_overlap(&pb, &pa, NULL, 0));
+  if (both) { /* the example matches both */
+    wsh_path_capture caps[WSH_PATH_MAX_PARAMS + 1];
+    ck_assert_int_ge(wsh_path_match(&pa, example, caps), 0);
+    ck_assert_int_ge(wsh_path_match(&pb, example, caps), 0);
+  }
+  wsh_path_pattern_free(&pa);
+  wsh_path_pattern_free(&pb);
+  return both ? example : "none";
+}
+
+START_TEST(path_precedence_and_overlap) {
+  /* more literal segments win, then more parameters, then no star */
+  ck_assert_int_gt(cmp("/a/:x", "/:x/:y"), 0);
+  ck_assert_int_gt(cmp("/a/:x", "/a/*"), 0);
+  ck_assert_int_gt(cmp("/a/b/*", "/a/:x"), 0);
+  ck_assert_int_gt(cmp("/a/:x/:y", "/a/:x"), 0);
+  ck_assert_int_gt(cmp("/a/:x", "/a/:x/*"), 0);
+  ck_assert_int_gt(cmp("/:x/*", "/*"), 0);
+  /* equal: a conflict exactly when they share a path */
+  ck_assert_int_eq(cmp("/a/:x", "/a/:y"), 0);
+  ck_assert_str_eq(overlap("/a/:x", "/a/:y"), "/a/x");
+  ck_assert_int_eq(cmp("/:x/b", "/a/:y"), 0);
+  ck_assert_str_eq(overlap("/:x/b", "/a/:y"), "/a/b");
+  ck_assert_int_eq(cmp("/a/*", "/b/*"), 0);
+  ck_assert_str_eq(overlap("/a/*", "/b/*"), "none");
+  ck_assert_str_eq(overlap("/a/:x", "/b/:x"), "none");
+  ck_assert_str_eq(overlap("/a/:x", "/a/:x/:y"), "none"); /* lengths */
+  ck_assert_str_eq(overlap("/a/:x", "/a/:x/*"), "/a/x");  /* empty star */
+  ck_assert_str_eq(overlap("/*", "/a/:x/c"), "/a/x/c");
+  ck_assert_str_eq(overlap("/*", "/:x/*"), "/x");
+  ck_assert_str_eq(overlap("/a/:x/", "/a/:y/"), "/a/x/");
+  ck_assert_str_eq(overlap("/a/", "/:x/:y"), "none"); /* "" is no value */
+}
+END_TEST
+
+static const char *decode(const char *raw, bool segment) {
+  static char out[64];
+  return wsh_path_decode(raw, strlen(raw), segment, out) < 0 ? "refused" : out;
+}
+
+START_TEST(path_decode) {
+  ck_assert_str_eq(decode("a%20b", true), "a b");
+  ck_assert_str_eq(decode("%C3%A9%c3%a9", true), "\xc3\xa9\xc3\xa9");
+  ck_assert_str_eq(decode("a+b", true), "a+b"); /* a path, not a form */
+  ck_assert_str_eq(decode("", true), "");
+  ck_assert_str_eq(decode("a%2Fb", true), "refused"); /* a '/' in :name */
+  ck_assert_str_eq(decode("a%2Fb", false), "a/b");    /* fine in '*' */
+  ck_assert_str_eq(decode("a/b", false), "a/b");
+  ck_assert_str_eq(decode("a%00", false), "refused");
+  ck_assert_str_eq(decode("%", true), "refused");
+  ck_assert_str_eq(decode("%4", true), "refused");
+  ck_assert_str_eq(decode("%4g", true), "refused");
+  ck_assert_str_eq(decode("%zz", false), "refused");
+  ck_assert_str_eq(decode("100%25", true), "100%");
+}
+END_TEST
+
+START_TEST(conf_path_pattern_and_option_lines) {
+  wsh_route_conf *rc = load_ok("path = /chat/:room\n"
+                               "plugin = chat.so\n"
+                               "[options]\n"
+                               "a = 1\n"
+                               "\n"
+                               "b = 2\n");
+  ck_assert(rc->pattern.is_pattern);
+  ck_assert_uint_eq(rc->pattern.nparam, 1);
+  ck_assert_uint_eq(rc->options.n, 2);
+  ck_assert_int_eq(rc->options.items[0].line, 4);
+  ck_assert_int_eq(rc->options.items[1].line, 6);
+  wsh_route_conf_free(rc);
+  check_error("path = /a/*/b\nplugin = x.so\n",
+              "line 1: path \"/a/*/b\": '*' is allowed only as the whole last "
+              "segment");
+}
+END_TEST
+
 static Suite *route_suite(void) {
   Suite *s = suite_create("route");
 
@@ -495,6 +679,15 @@ static Suite *route_suite(void) {
 
   tc = tcase_create("options");
   tcase_add_test(tc, options_add_and_free);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("path_patterns");
+  tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+  tcase_add_test(tc, path_parse);
+  tcase_add_test(tc, path_match);
+  tcase_add_test(tc, path_precedence_and_overlap);
+  tcase_add_test(tc, path_decode);
+  tcase_add_test(tc, conf_path_pattern_and_option_lines);
   suite_add_tcase(s, tc);
   return s;
 }
