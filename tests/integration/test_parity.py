@@ -42,7 +42,7 @@ def script_steps(script=SCRIPT):
 class DaemonClient:
     """Plays the script against the daemon; collects the client's events."""
 
-    def __init__(self, daemon, record):
+    def __init__(self, daemon, record=None):
         self.d = daemon
         self.record = record
         self.out = []
