@@ -9,7 +9,6 @@
 #include <strings.h>
 
 #include "network/outq.h"
-#include "protocol/utf8.h"
 
 #define WSH_EXT_VALUES_MAX 16 /* Sec-WebSocket-Extensions headers read */
 
@@ -87,25 +86,11 @@ static wsh_pmd *state_of(websock_conn *c, wsh_pmd *tmp) {
 uint16_t wsh_compress_inflate(websock_conn *c, const wsh_event *ev,
                               wsh_zbuf *out, const char **why) {
   wsh_pmd tmp, *p = state_of(c, &tmp);
-  wsh_pmd_result r = wsh_pmd_inflate(p, ev->data, ev->len,
-                                     c->gen->conf->max_message_size, out);
-  switch (r) {
-  case WSH_PMD_OK:
-    break;
-  case WSH_PMD_TOO_BIG:
-    *why = "message too big (inflated)";
-    return wsh_pmd_close_code(r);
-  case WSH_PMD_BAD_DATA:
-    *why = "invalid compressed data";
-    return wsh_pmd_close_code(r);
-  default:
-    *why = "out of memory inflating";
-    return wsh_pmd_close_code(r);
-  }
-  if (ev->opcode == WEBSOCK_OP_TEXT && !wsh_utf8_valid(out->data, out->len)) {
-    *why = "invalid UTF-8 in text message";
-    return WSH_CLOSE_INVALID_DATA;
-  }
+  uint16_t code =
+      wsh_pmd_inflate_message(p, ev->opcode, ev->data, ev->len,
+                              c->gen->conf->max_message_size, out, why);
+  if (code)
+    return code;
   gen_count(c, WSH_PMD_STAT_MSGS_IN_Z, 1);
   gen_count(c, WSH_PMD_STAT_BYTES_IN_Z, ev->len);
   gen_count(c, WSH_PMD_STAT_SIZE_IN_Z, out->len);

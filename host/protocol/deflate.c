@@ -11,6 +11,7 @@
  * zlib rounded 8 up to 9 still works).
  */
 #include "protocol/deflate.h"
+#include "protocol/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -781,4 +782,29 @@ wsh_pmd_result wsh_pmd_inflate(wsh_pmd *c, const uint8_t *in, size_t len,
   if (r == WSH_PMD_OK)
     wsh_pmd_inflate_feed(c, in, len);
   return wsh_pmd_inflate_end(c);
+}
+
+uint16_t wsh_pmd_inflate_message(wsh_pmd *c, uint8_t opcode, const uint8_t *in,
+                                 size_t len, size_t limit, wsh_zbuf *out,
+                                 const char **why) {
+  wsh_pmd_result r = wsh_pmd_inflate(c, in, len, limit, out);
+
+  switch (r) {
+  case WSH_PMD_OK:
+    break;
+  case WSH_PMD_TOO_BIG:
+    *why = "message too big (inflated)";
+    return wsh_pmd_close_code(r);
+  case WSH_PMD_BAD_DATA:
+    *why = "invalid compressed data";
+    return wsh_pmd_close_code(r);
+  default:
+    *why = "out of memory inflating";
+    return wsh_pmd_close_code(r);
+  }
+  if (opcode == 0x1 && !wsh_utf8_valid(out->data, out->len)) {
+    *why = "invalid UTF-8 in text message";
+    return 1007;
+  }
+  return 0;
 }

@@ -216,6 +216,14 @@ wsh_pmd_result wsh_pmd_inflate_end(wsh_pmd *c);
 wsh_pmd_result wsh_pmd_inflate(wsh_pmd *c, const uint8_t *in, size_t len,
                                size_t limit, wsh_zbuf *out);
 
+/* What a connection does with a compressed message (opcode 0x1 text or
+ * 0x2 binary): wsh_pmd_inflate within limit, then text checked as UTF-8.
+ * Returns 0, or the close code (1009 too big, 1007 not inflatable or not
+ * UTF-8, 1011 out of memory) with *why set to a static string. */
+uint16_t wsh_pmd_inflate_message(wsh_pmd *c, uint8_t opcode, const uint8_t *in,
+                                 size_t len, size_t limit, wsh_zbuf *out,
+                                 const char **why);
+
 /* zlib's documented memory formula (zconf.h) for a dedicated connection
  * with both streams live: deflate (1 << (server_bits + 2)) +
  * (1 << (mem_level + 9)), inflate 1 << max(client_bits, 9), without the
