@@ -2,8 +2,11 @@
  * fuzz_conn_pmd.c - a connection with permessage-deflate, without sockets:
  * the offer negotiated for a route, then the client's bytes arriving in
  * reads of random sizes, decoded, inflated and UTF-8-checked as the
- * connection does (host/network/compress.c: wsh_pmd_inflate_message over
- * the connection's streams, or a worker's for `shared`), each message
+ * connection does (host/network/compress.c): a message whole in one read
+ * with wsh_pmd_inflate_message over the connection's streams (or a
+ * worker's, for `shared`); one that is not, frame by frame through the
+ * decoder's sink and wsh_pmd_msg (a private inflater for `shared`). Each
+ * message
  * echoed back compressed as a server frame (or as is when compression does
  * not pay), pings answered, and the first close or error answered with its
  * close code, after which nothing is read. The input:
@@ -19,12 +22,14 @@
  * Oracles: a negotiated response names permessage-deflate; every close
  * code is one a server may send for what happened (1002, 1007, 1009, 1011
  * for errors; the client's own code echoed); an inflated message is at most
- * the limit and, if text, valid UTF-8; every server frame the echo writes,
- * read by a client that mirrors the negotiated parameters (its own
- * inflater, context takeover as the server keeps it), gives back the
- * message; all counted zlib memory is returned at the end.
+ * the limit and, if text, valid UTF-8; the sink's 1009 comes only once the
+ * inflated size is past the limit; pieces sunk are never empty; every server
+ * frame the echo writes, read by a client that mirrors the negotiated
+ * parameters (its own inflater, context takeover as the server keeps it), gives
+ * back the message; all counted zlib memory is returned at the end.
  */
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "protocol/deflate.h"
 #include "protocol/frame.h"
@@ -43,6 +48,11 @@ typedef struct server {
   bool on;     /* compression negotiated */
   wsh_pmd pmd; /* dedicated: the connection's own state */
   wsh_decoder dec;
+  size_t limit;
+  /* a message inflating frame by frame (compress.c's wsh_pmd_in) */
+  bool in_open;
+  wsh_pmd own; /* shared: its private inflater */
+  wsh_pmd_msg msg;
 } server;
 
 /* The client: an inflater for the server's messages. */
@@ -58,6 +68,57 @@ static wsh_pmd *state_of(server *s, wsh_pmd *tmp) {
     return &s->pmd;
   wsh_pmd_init(tmp, &s->params, &s->cfg, &s->shared, &s->mem);
   return tmp;
+}
+
+/* compress.c's in_free, in_begin, sink and inflate_sunk. */
+static void in_free(server *s) {
+  if (!s->in_open)
+    return;
+  wsh_pmd_msg_abort(&s->msg);
+  if (s->msg.p == &s->own)
+    wsh_pmd_free(&s->own);
+  s->in_open = false;
+}
+
+static uint16_t in_begin(server *s, uint8_t opcode, const char **why) {
+  wsh_pmd *p = &s->own;
+  uint16_t code;
+
+  if (s->in_open)
+    return 0;
+  if (s->cfg.mode == WSH_PMD_DEDICATED)
+    p = &s->pmd;
+  else
+    wsh_pmd_init(&s->own, &s->params, &s->cfg, NULL, &s->mem);
+  s->in_open = true;
+  code = wsh_pmd_msg_begin(&s->msg, p, opcode == 0x1, s->limit, why);
+  if (code)
+    in_free(s);
+  return code;
+}
+
+static uint16_t sink(wsh_decoder *d, uint8_t opcode, const uint8_t *p, size_t n,
+                     const char **why) {
+  server *s = (server *)(void *)((char *)d - offsetof(server, dec));
+  uint16_t code = in_begin(s, opcode, why);
+
+  FUZZ_CHECK(n > 0, "an empty piece sunk");
+  return code ? code : wsh_pmd_msg_feed(&s->msg, p, n, why);
+}
+
+static uint16_t inflate_sunk(server *s, uint8_t opcode, wsh_zbuf *out,
+                             const char **why) {
+  uint16_t code = in_begin(s, opcode, why);
+
+  if (code)
+    return code;
+  code = wsh_pmd_msg_end(&s->msg, why);
+  if (!code) {
+    *out = s->msg.out;
+    s->msg.out = (wsh_zbuf){0};
+  }
+  in_free(s);
+  return code;
 }
 
 /* The client reads one server frame (FIN, RSV1 or not) and checks it is
@@ -141,8 +202,10 @@ static bool on_event(server *s, client *cl, const wsh_event *ev, size_t limit,
       wsh_pmd tmp, *p = state_of(s, &tmp);
       wsh_zbuf out = {0};
       const char *why = NULL;
-      uint16_t code = wsh_pmd_inflate_message(p, ev->opcode, ev->data, ev->len,
-                                              limit, &out, &why);
+      uint16_t code = ev->sunk
+                          ? inflate_sunk(s, ev->opcode, &out, &why)
+                          : wsh_pmd_inflate_message(p, ev->opcode, ev->data,
+                                                    ev->len, limit, &out, &why);
       if (code) {
         FUZZ_CHECK(code == 1007 || code == 1009 || code == 1011, "close code");
         FUZZ_CHECK(why != NULL, "no reason");
@@ -172,6 +235,9 @@ static bool on_event(server *s, client *cl, const wsh_event *ev, size_t limit,
     FUZZ_CHECK(ev->close_code >= 1000 && ev->close_code < 5000, "peer code");
     return false; /* answered with the same code */
   case WSH_EV_ERROR:
+    /* the sink's 1009: the inflated size did go past the limit */
+    if (s->in_open && !strcmp(ev->error, "message too big (inflated)"))
+      FUZZ_CHECK(s->msg.out.len > limit, "1009 from the sink below the limit");
     FUZZ_CHECK(ev->close_code == 1002 || ev->close_code == 1007 ||
                    ev->close_code == 1009 || ev->close_code == 1011,
                "error close code");
@@ -240,9 +306,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     wsh_pmd_init(&s.pmd, &s.params, &s.cfg,
                  s.cfg.mode == WSH_PMD_SHARED ? &s.shared : NULL, &s.mem);
 
+  s.limit = limit;
   wsh_decoder_init(&s.dec, limit);
-  if (s.on)
+  if (s.on) {
     wsh_decoder_allow_rsv1(&s.dec);
+    wsh_decoder_set_sink(&s.dec, sink);
+  }
 
   /* reads of random sizes, each in an exact-size block, decoded in turn */
   bool open = true;
@@ -266,6 +335,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 
   wsh_decoder_free(&s.dec);
+  in_free(&s); /* closed mid-message */
   if (s.on)
     wsh_pmd_free(&s.pmd);
   wsh_pmd_shared_free(&s.shared);
