@@ -8,7 +8,8 @@ other file (crash-* regressions, min-* inputs kept from fuzzing) alone.
 frame seeds start with two control bytes (see fuzz_frame.c): the first picks
 the chunking, the second max_message (00: 1 MiB, C1: 4 bytes). deflate seeds
 also start with two (fuzz_deflate.c), negotiate seeds with one
-(fuzz_negotiate.c).
+(fuzz_negotiate.c); conn_pmd seeds with two, then the client's
+Sec-WebSocket-Extensions value and a newline (fuzz_conn_pmd.c).
 """
 import os
 import struct
@@ -521,6 +522,75 @@ def deflate():
           + frame(binary, bomb, rsv=rsv1))
 
 
+# --------------------------------------------------------------------------
+# conn_pmd: two control bytes (route mode and client window, size limit and
+# min_size; see fuzz_conn_pmd.c), the client's offer and a newline, then
+# the client's frames
+
+def conn_pmd():
+    text, binary, cont, ping, close_op = 0x1, 0x2, 0x0, 0x9, 0x8
+    rsv1 = 4
+    json = b"".join(b'{"user":%d,"text":"hello room"},' % i for i in range(100))
+    ded15, shared15 = 0x1C, 0x1D  # dedicated / shared, client window 15
+    a, b = pmd(json, json)
+    s1, s2 = pmd(json, json[::-1], takeover=False)
+    w12 = pmd(json, json[:500], wbits=12)
+    bomb = pmd(bytes(1 << 20))[0]
+    seeds = {
+        "chrome-takeover": (ded15, 0x00,
+                            "permessage-deflate; client_max_window_bits",
+                            frame(text, a, rsv=rsv1) + frame(text, b, rsv=rsv1)),
+        "python-window-12": (ded15, 0x00,
+                             "permessage-deflate; client_max_window_bits=12",
+                             frame(text, w12[0], rsv=rsv1)
+                             + frame(text, w12[1], rsv=rsv1)),
+        "shared-firefox": (shared15, 0x00, "permessage-deflate",
+                           frame(text, s1, rsv=rsv1) + frame(binary, s2, rsv=rsv1)),
+        "dedicated-no-takeover": (ded15, 0x00,
+                                  "permessage-deflate; "
+                                  "client_no_context_takeover; "
+                                  "server_no_context_takeover",
+                                  frame(text, s1, rsv=rsv1)
+                                  + frame(text, s2, rsv=rsv1)),
+        "fragments-ping": (ded15, 0x00, "permessage-deflate",
+                           frame(text, a[:10], fin=False, rsv=rsv1)
+                           + frame(ping, b"p") + frame(cont, a[10:100], fin=False)
+                           + frame(cont, a[100:]) + frame(text, b"plain")),
+        "empty-and-tail": (shared15, 0x00, "permessage-deflate",
+                           frame(text, b"", rsv=rsv1)
+                           + frame(binary, s1[:20], fin=False, rsv=rsv1)
+                           + frame(cont, s1[20:], fin=False)
+                           + frame(cont, b"", fin=True)),
+        "bomb-limit-4k": (shared15, 0xFF, "permessage-deflate",
+                          frame(binary, bomb, rsv=rsv1)),
+        "corrupt": (ded15, 0x00, "permessage-deflate",
+                    frame(binary, b"\xff\xff\xff", rsv=rsv1)),
+        "text-not-utf8": (ded15, 0x00, "permessage-deflate",
+                          frame(text, pmd(b"ok \xc3\x28 no")[0], rsv=rsv1)),
+        "no-offer-rsv1": (ded15, 0x00, "",
+                          frame(text, b"hello") + frame(text, s1, rsv=rsv1)),
+        "declined-window-8": (ded15, 0x00,
+                              "permessage-deflate; server_max_window_bits=8",
+                              frame(text, s1, rsv=rsv1)),
+        "rsv1-continuation": (ded15, 0x00, "permessage-deflate",
+                              frame(text, a[:3], fin=False, rsv=rsv1)
+                              + frame(cont, a[3:], rsv=rsv1)),
+        "min-size-63-close": (ded15, 0x3F, "permessage-deflate",
+                              frame(text, pmd(b"short")[0], rsv=rsv1)
+                              + frame(text, a, rsv=rsv1)
+                              + frame(close_op, struct.pack("!H", 1000) + b"bye")
+                              + frame(text, b"ignored")),
+        "several-offers": (0x0C, 0x00,
+                           "permessage-deflate; foo, permessage-deflate; "
+                           "client_max_window_bits=9; server_max_window_bits=10",
+                           frame(binary, pmd(json, wbits=9)[0], rsv=rsv1)
+                           + frame(binary, json)),
+    }
+    for name, (b0, b1, offer, frames_) in seeds.items():
+        write("conn_pmd", name, bytes([b0, b1]) + offer.encode() + b"\n"
+              + frames_)
+
+
 if __name__ == "__main__":
     proxyproto()
     frames()
@@ -530,3 +600,4 @@ if __name__ == "__main__":
     bus_msg()
     negotiate()
     deflate()
+    conn_pmd()

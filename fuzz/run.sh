@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes each target for SECONDS: fuzz/run.sh [-j N] SECONDS [target...]
-# (targets: frame utf8 handshake route bus_msg proxyproto negotiate deflate tls_hello; default all of them, N at a time,
+# (targets: frame utf8 handshake route bus_msg proxyproto negotiate deflate tls_hello conn_pmd; default all of them, N at a time,
 # default 1). Builds the libFuzzer targets with clang in build-fuzz, then runs
 # each on a scratch corpus (build-fuzz/corpus/NAME, where new inputs go) that
 # also reads the seeds in fuzz/corpus/NAME, which it never writes. Crashing
@@ -16,13 +16,13 @@ if [ "${1:-}" = "-j" ]; then
   shift 2
 fi
 if [ $# -lt 1 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
-  echo "usage: $0 [-j N] SECONDS [frame|utf8|handshake|route|bus_msg|proxyproto|negotiate|deflate]..." >&2
+  echo "usage: $0 [-j N] SECONDS [frame|utf8|handshake|route|bus_msg|proxyproto|negotiate|deflate|tls_hello|conn_pmd]..." >&2
   exit 2
 fi
 seconds=$1
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame utf8 handshake route bus_msg proxyproto negotiate deflate tls_hello)
+[ ${#targets[@]} -gt 0 ] || targets=(frame utf8 handshake route bus_msg proxyproto negotiate deflate tls_hello conn_pmd)
 
 # Per-target options: inputs long enough for a 431 (8 KiB head) and for a
 # few frames with 16-bit lengths; a dictionary where one helps.
@@ -36,6 +36,7 @@ declare -A opts=(
   [proxyproto]="-max_len=1400"
   [negotiate]="-max_len=1024 -dict=fuzz/dict/negotiate.dict"
   [deflate]="-max_len=16384"
+  [conn_pmd]="-max_len=16384 -dict=fuzz/dict/negotiate.dict"
 )
 for t in "${targets[@]}"; do
   [ -n "${opts[$t]:-}" ] || { echo "$0: unknown target $t" >&2; exit 2; }

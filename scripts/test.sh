@@ -2,7 +2,8 @@
 # Sets up, builds and runs every test: the whole suite under AddressSanitizer
 # and UBSan (Debug), after a warnings-as-errors release build; then the
 # threaded code (slots, topics, the bus and its loop thread, and the daemon
-# under the messaging tests and across hosts) under ThreadSanitizer.
+# under the messaging tests, across hosts and with wss:// clients) under
+# ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -36,4 +37,4 @@ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DWSH_TSAN=ON >/dev/null
 cmake --build build-tsan -j"$jobs"
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 ctest --test-dir build-tsan --output-on-failure --timeout 300 \
-  -R '^(unit_slots|unit_topic|unit_bus|unit_tls|integ_e2e|integ_lifecycle|integ_bus|integ_handoff|integ_additions)$'
+  -R '^(unit_slots|unit_topic|unit_bus|unit_tls|integ_e2e|integ_lifecycle|integ_bus|integ_handoff|integ_additions|integ_tls)$'

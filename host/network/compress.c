@@ -4,6 +4,7 @@
 #include "network/compress.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -42,10 +43,21 @@ void wsh_compress_negotiate(websock_conn *c, websock_response *resp) {
   c->pmdp = params;
 }
 
+/* A compressed message inflating frame by frame (the decoder's sink), from
+ * its first piece to its end. */
+typedef struct wsh_pmd_in {
+  wsh_pmd own;     /* shared mode: a private inflater for this one message */
+  wsh_pmd_msg msg; /* over &own, or the dedicated connection's state */
+} wsh_pmd_in;
+
+static uint16_t sink(wsh_decoder *d, uint8_t opcode, const uint8_t *p, size_t n,
+                     const char **why);
+
 int wsh_compress_open(websock_conn *c) {
   if (!c->pmd_on)
     return 0;
   wsh_decoder_allow_rsv1(&c->dec);
+  wsh_decoder_set_sink(&c->dec, sink);
   if (route_pmd(c)->mode != WSH_PMD_DEDICATED)
     return 0;
   if (!(c->pmd = calloc(1, sizeof(*c->pmd))))
@@ -55,7 +67,10 @@ int wsh_compress_open(websock_conn *c) {
   return 0;
 }
 
+static void in_free(websock_conn *c);
+
 void wsh_compress_free(websock_conn *c) {
+  in_free(c);
   if (!c->pmd)
     return;
   wsh_pmd_free(&c->pmd->pmd);
@@ -64,7 +79,12 @@ void wsh_compress_free(websock_conn *c) {
 }
 
 size_t wsh_compress_held(const websock_conn *c) {
-  return c->pmd ? wsh_pmd_conn_bytes(&c->pmd->pmd) : 0;
+  size_t n = c->pmd ? wsh_pmd_conn_bytes(&c->pmd->pmd) : 0;
+  const wsh_pmd_in *in = c->more ? c->more->pmd_in : NULL;
+  if (in)
+    n += in->msg.out.cap +
+         (in->msg.p == &in->own ? wsh_pmd_conn_bytes(&in->own) : 0);
+  return n;
 }
 
 /* The state a message is compressed or inflated with: the dedicated
@@ -84,28 +104,91 @@ static wsh_pmd *state_of(websock_conn *c, wsh_pmd *tmp) {
 
 /* ---- receiving ----------------------------------------------------------- */
 
+/* Ends a frame-by-frame inflate: the message's state (and a shared
+ * connection's private inflater) freed, its output too unless taken. */
+static void in_free(websock_conn *c) {
+  wsh_pmd_in *in = c->more ? c->more->pmd_in : NULL;
+  if (!in)
+    return;
+  wsh_pmd_msg_abort(&in->msg);
+  if (in->msg.p == &in->own)
+    wsh_pmd_free(&in->own);
+  free(in);
+  c->more->pmd_in = NULL;
+}
+
+/* The message's state, begun with its first piece (or at its end, for a
+ * message with no payload bytes). NULL with *code set when it cannot be. A
+ * shared connection gets an inflater of its own for it: the worker's
+ * cannot wait between two reads of one connection. */
+static wsh_pmd_in *in_begin(websock_conn *c, uint8_t opcode, uint16_t *code,
+                            const char **why) {
+  wsh_conn_more *m = wsh_conn_more_of(c);
+  wsh_pmd_in *in = m ? m->pmd_in : NULL;
+  if (in)
+    return in;
+  *code = WSH_CLOSE_INTERNAL;
+  *why = "out of memory inflating";
+  if (!m || !(in = calloc(1, sizeof(*in))))
+    return NULL;
+  wsh_pmd *p = &in->own;
+  if (c->pmd)
+    p = state_of(c, NULL);
+  else
+    wsh_pmd_init(&in->own, &c->pmdp, route_pmd(c), NULL, &c->w->zmem);
+  m->pmd_in = in;
+  *code = wsh_pmd_msg_begin(&in->msg, p, opcode == WEBSOCK_OP_TEXT,
+                            c->gen->conf->max_message_size, why);
+  if (*code) {
+    in_free(c);
+    return NULL;
+  }
+  return in;
+}
+
+/* The decoder's sink: each piece of a compressed message inflated as it
+ * arrives, held to max_message_size as it grows, text checked as it goes. */
+static uint16_t sink(wsh_decoder *d, uint8_t opcode, const uint8_t *p, size_t n,
+                     const char **why) {
+  websock_conn *c =
+      (websock_conn *)(void *)((char *)d - offsetof(websock_conn, dec));
+  uint16_t code = 0;
+  wsh_pmd_in *in = in_begin(c, opcode, &code, why);
+  return in ? wsh_pmd_msg_feed(&in->msg, p, n, why) : code;
+}
+
+/* The end of a message that went to the sink: its output handed to out. */
+static uint16_t inflate_sunk(websock_conn *c, const wsh_event *ev,
+                             wsh_zbuf *out, const char **why) {
+  uint16_t code = 0;
+  wsh_pmd_in *in = in_begin(c, ev->opcode, &code, why);
+  if (!in)
+    return code;
+  size_t zlen = in->msg.zlen;
+  code = wsh_pmd_msg_end(&in->msg, why);
+  if (!code) {
+    *out = in->msg.out;
+    in->msg.out = (wsh_zbuf){0};
+  }
+  in_free(c);
+  if (code)
+    return code;
+  gen_count(c, WSH_PMD_STAT_MSGS_IN_Z, 1);
+  gen_count(c, WSH_PMD_STAT_BYTES_IN_Z, zlen);
+  gen_count(c, WSH_PMD_STAT_SIZE_IN_Z, out->len);
+  return 0;
+}
+
 uint16_t wsh_compress_inflate(websock_conn *c, const wsh_event *ev,
                               wsh_zbuf *out, const char **why) {
+  if (ev->sunk)
+    return inflate_sunk(c, ev, out, why);
   wsh_pmd tmp, *p = state_of(c, &tmp);
-  wsh_pmd_result r = wsh_pmd_inflate(p, ev->data, ev->len,
-                                     c->gen->conf->max_message_size, out);
-  switch (r) {
-  case WSH_PMD_OK:
-    break;
-  case WSH_PMD_TOO_BIG:
-    *why = "message too big (inflated)";
-    return wsh_pmd_close_code(r);
-  case WSH_PMD_BAD_DATA:
-    *why = "invalid compressed data";
-    return wsh_pmd_close_code(r);
-  default:
-    *why = "out of memory inflating";
-    return wsh_pmd_close_code(r);
-  }
-  if (ev->opcode == WEBSOCK_OP_TEXT && !wsh_utf8_valid(out->data, out->len)) {
-    *why = "invalid UTF-8 in text message";
-    return WSH_CLOSE_INVALID_DATA;
-  }
+  uint16_t code =
+      wsh_pmd_inflate_message(p, ev->opcode, ev->data, ev->len,
+                              c->gen->conf->max_message_size, out, why);
+  if (code)
+    return code;
   gen_count(c, WSH_PMD_STAT_MSGS_IN_Z, 1);
   gen_count(c, WSH_PMD_STAT_BYTES_IN_Z, ev->len);
   gen_count(c, WSH_PMD_STAT_SIZE_IN_Z, out->len);

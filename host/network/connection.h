@@ -92,6 +92,8 @@ typedef struct wsh_conn_more {
   uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
   uint16_t close_code;
   uint8_t closed_by; /* WSH_CLOSED_BY_*, 0 until known */
+  /* permessage-deflate: a compressed message inflating frame by frame */
+  struct wsh_pmd_in *pmd_in;
 } wsh_conn_more;
 
 enum { WSH_CLOSED_BY_CLIENT = 1, WSH_CLOSED_BY_SERVER, WSH_CLOSED_LOST };

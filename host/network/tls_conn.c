@@ -226,7 +226,8 @@ ssize_t wsh_tls_read(wsh_tls_conn *tc, void *buf, size_t len) {
 
 size_t wsh_tls_pending(const wsh_tls_conn *tc) {
   int n = SSL_pending(tc->ssl);
-  return n > 0 ? (size_t)n : 0;
+  /* with read-ahead, records not yet decrypted may wait inside too */
+  return n > 0 ? (size_t)n : SSL_has_pending(tc->ssl) ? 1 : 0;
 }
 
 ssize_t wsh_tls_write(wsh_tls_conn *tc, const void *buf, size_t len) {

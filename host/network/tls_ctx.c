@@ -296,6 +296,11 @@ static SSL_CTX *ctx_new(const wsh_tls_conf *c, const unsigned char *keys) {
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
                             SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  /* One recv() takes what the socket holds (records after records) rather
+   * than a header and then a body per record; kernel TLS reads records
+   * itself. */
+  if (!c->ktls)
+    SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
   SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);

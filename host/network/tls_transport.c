@@ -22,6 +22,9 @@
 /* Each write encrypts at most this much of an evbuffer (one record's worth
  * made contiguous, so that small queued frames leave in one record). */
 #define WSH_TLS_WRITE_CHUNK 16384
+/* A queued piece this large goes out as it lies, never copied to join
+ * the pieces around it. */
+#define WSH_TLS_BIG_PIECE 2048
 
 /* wsh_transport.own (no allocation of our own beside OpenSSL's) */
 enum {
@@ -93,6 +96,10 @@ static ssize_t tls_read(wsh_transport *t, void *buf, size_t len) {
     ssize_t n = wsh_tls_read(tc_of(t), (char *)buf + got, len - got);
     if (n > 0) {
       got += (size_t)n;
+      /* Nothing left inside OpenSSL: what comes next is in the socket,
+       * which will say so; no recv() just to hear EAGAIN. */
+      if (!wsh_tls_pending(tc_of(t)))
+        break;
       continue;
     }
     if (n == WSH_TLS_WANT_WRITE)
@@ -116,23 +123,53 @@ static ssize_t tls_write(wsh_transport *t, const void *buf, size_t len,
     errno = EPIPE;
     return -1;
   }
-  ssize_t n = wsh_tls_write(tc_of(t), buf, len);
+  /* Record after record (a partial write is one record taken, not a full
+   * socket): the caller takes a short count for "wait for the socket". */
+  size_t done = 0;
+  ssize_t n = 0;
+  while (done < len) {
+    n = wsh_tls_write(tc_of(t), (const char *)buf + done, len - done);
+    if (n <= 0)
+      break;
+    done += (size_t)n;
+  }
   if (n == WSH_TLS_WANT_READ)
     t->flip |= WSH_TP_WRITE_WANTS_READ;
   else
     t->flip &= (uint8_t)~WSH_TP_WRITE_WANTS_READ;
-  if (n >= 0)
-    return n;
+  if (done > 0 || n >= 0)
+    return (ssize_t)done;
   errno = n == WSH_TLS_ERROR ? EPIPE : EAGAIN;
   return -1;
+}
+
+/* How much of b's front one record takes: a large first piece (a
+ * message's payload) as it lies, without a copy; else the small pieces in
+ * front of the next large one, made contiguous (a copy of small pieces
+ * only), so that small queued frames leave in one record. */
+static size_t record_len(struct evbuffer *b) {
+  struct evbuffer_iovec v[8];
+  int n = evbuffer_peek(b, WSH_TLS_WRITE_CHUNK, NULL, v, 8);
+  size_t len = 0;
+  if (n > 8)
+    n = 8;
+  for (int i = 0; i < n && len < WSH_TLS_WRITE_CHUNK; i++) {
+    if (v[i].iov_len >= WSH_TLS_BIG_PIECE) {
+      if (len == 0)
+        len = v[i].iov_len;
+      break;
+    }
+    len += v[i].iov_len;
+  }
+  if (len == 0)
+    len = evbuffer_get_length(b);
+  return len > WSH_TLS_WRITE_CHUNK ? WSH_TLS_WRITE_CHUNK : len;
 }
 
 /* A write taken from the evbuffer's front and drained only once TLS has
  * taken it: after a WANT_* the same bytes are at the front again. */
 static int tls_write_buffer(wsh_transport *t, struct evbuffer *b) {
-  size_t len = evbuffer_get_length(b);
-  if (len > WSH_TLS_WRITE_CHUNK)
-    len = WSH_TLS_WRITE_CHUNK;
+  size_t len = record_len(b);
   unsigned char *front = evbuffer_pullup(b, (ssize_t)len);
   if (!front) {
     errno = ENOMEM;

@@ -782,3 +782,80 @@ wsh_pmd_result wsh_pmd_inflate(wsh_pmd *c, const uint8_t *in, size_t len,
     wsh_pmd_inflate_feed(c, in, len);
   return wsh_pmd_inflate_end(c);
 }
+
+static uint16_t result_code(wsh_pmd_result r, const char **why) {
+  if (r == WSH_PMD_TOO_BIG)
+    *why = "message too big (inflated)";
+  else if (r == WSH_PMD_BAD_DATA)
+    *why = "invalid compressed data";
+  else
+    *why = "out of memory inflating";
+  return wsh_pmd_close_code(r);
+}
+
+uint16_t wsh_pmd_inflate_message(wsh_pmd *c, uint8_t opcode, const uint8_t *in,
+                                 size_t len, size_t limit, wsh_zbuf *out,
+                                 const char **why) {
+  wsh_pmd_result r = wsh_pmd_inflate(c, in, len, limit, out);
+
+  if (r != WSH_PMD_OK)
+    return result_code(r, why);
+  if (opcode == 0x1 && !wsh_utf8_valid(out->data, out->len)) {
+    *why = "invalid UTF-8 in text message";
+    return 1007;
+  }
+  return 0;
+}
+
+/* Text: the bytes inflated since `from` are UTF-8 so far. */
+static bool msg_text_ok(wsh_pmd_msg *m, size_t from) {
+  size_t n = m->out.len - from;
+
+  return !m->text || n == 0 ||
+         wsh_utf8_feed(&m->utf8, m->out.data + from, n) == n;
+}
+
+uint16_t wsh_pmd_msg_begin(wsh_pmd_msg *m, wsh_pmd *p, bool text, size_t limit,
+                           const char **why) {
+  memset(m, 0, sizeof *m);
+  m->p = p;
+  m->text = text;
+  m->utf8 = (wsh_utf8)WSH_UTF8_INIT;
+  wsh_pmd_result r = wsh_pmd_inflate_begin(p, &m->out, limit);
+  return r == WSH_PMD_OK ? 0 : result_code(r, why);
+}
+
+uint16_t wsh_pmd_msg_feed(wsh_pmd_msg *m, const uint8_t *in, size_t len,
+                          const char **why) {
+  size_t from = m->out.len;
+  wsh_pmd_result r = wsh_pmd_inflate_feed(m->p, in, len);
+
+  m->zlen += len;
+  if (r != WSH_PMD_OK)
+    return result_code(r, why);
+  if (!msg_text_ok(m, from)) {
+    *why = "invalid UTF-8 in text message";
+    return 1007;
+  }
+  return 0;
+}
+
+uint16_t wsh_pmd_msg_end(wsh_pmd_msg *m, const char **why) {
+  size_t from = m->out.len;
+  wsh_pmd_result r = wsh_pmd_inflate_end(m->p);
+
+  if (r != WSH_PMD_OK)
+    return result_code(r, why);
+  if (!msg_text_ok(m, from) || (m->text && !wsh_utf8_complete(&m->utf8))) {
+    *why = "invalid UTF-8 in text message";
+    return 1007;
+  }
+  return 0;
+}
+
+void wsh_pmd_msg_abort(wsh_pmd_msg *m) {
+  if (m->p && m->p->in_message)
+    wsh_pmd_inflate_end(m->p); /* resets a stream left mid-message */
+  if (m->p)
+    wsh_zbuf_free(&m->out, m->p->mem);
+}

@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/utf8.h"
+
 #define WSH_PMD_TOKEN "permessage-deflate"
 #define WSH_PMD_RESPONSE_MAX 160  /* longest response value, with its NUL */
 #define WSH_PMD_CHUNK (16 * 1024) /* inflate output step past the limit */
@@ -205,8 +207,9 @@ wsh_pmd_result wsh_pmd_compress(wsh_pmd *c, const uint8_t *msg, size_t len,
  * The inflated bytes of a text message are not yet checked: the caller
  * checks them as UTF-8 (1007 if not), as the frame decoder does not.
  * With a shared inflater, one message is inflated from begin to end before
- * another connection's begins (the frame decoder hands over whole messages,
- * so wsh_pmd_inflate does it in one call).
+ * another connection's begins: the host uses it only for a message that
+ * arrived whole in one read (wsh_pmd_inflate in one call); a message that
+ * arrives frame by frame gets a private inflater (wsh_pmd_msg below).
  */
 wsh_pmd_result wsh_pmd_inflate_begin(wsh_pmd *c, wsh_zbuf *out, size_t limit);
 wsh_pmd_result wsh_pmd_inflate_feed(wsh_pmd *c, const uint8_t *in, size_t len);
@@ -215,6 +218,40 @@ wsh_pmd_result wsh_pmd_inflate_end(wsh_pmd *c);
 /* begin, feed(in, len), end. */
 wsh_pmd_result wsh_pmd_inflate(wsh_pmd *c, const uint8_t *in, size_t len,
                                size_t limit, wsh_zbuf *out);
+
+/* What a connection does with a compressed message (opcode 0x1 text or
+ * 0x2 binary): wsh_pmd_inflate within limit, then text checked as UTF-8.
+ * Returns 0, or the close code (1009 too big, 1007 not inflatable or not
+ * UTF-8, 1011 out of memory) with *why set to a static string. */
+uint16_t wsh_pmd_inflate_message(wsh_pmd *c, uint8_t opcode, const uint8_t *in,
+                                 size_t len, size_t limit, wsh_zbuf *out,
+                                 const char **why);
+
+/*
+ * A compressed message inflated piece by piece as its frames arrive (the
+ * frame decoder's sink, frame.h), its inflated size held to limit as it
+ * grows and, for text, each inflated byte checked as UTF-8 as it comes, so
+ * that a bomb or bad text fails at the fragment that shows it. begin with
+ * the state to inflate with (its inflater is busy until end or abort),
+ * feed each piece, end: m->out then holds the message (the caller frees
+ * it with wsh_zbuf_free). Each returns 0 or the close code (1009, 1007,
+ * 1011) with *why (a static string); after an error only abort remains.
+ * abort ends an unfinished message and frees its output.
+ */
+typedef struct wsh_pmd_msg {
+  wsh_pmd *p;
+  wsh_zbuf out;
+  wsh_utf8 utf8;
+  bool text;
+  size_t zlen; /* compressed bytes fed */
+} wsh_pmd_msg;
+
+uint16_t wsh_pmd_msg_begin(wsh_pmd_msg *m, wsh_pmd *p, bool text, size_t limit,
+                           const char **why);
+uint16_t wsh_pmd_msg_feed(wsh_pmd_msg *m, const uint8_t *in, size_t len,
+                          const char **why);
+uint16_t wsh_pmd_msg_end(wsh_pmd_msg *m, const char **why);
+void wsh_pmd_msg_abort(wsh_pmd_msg *m);
 
 /* zlib's documented memory formula (zconf.h) for a dedicated connection
  * with both streams live: deflate (1 << (server_bits + 2)) +

@@ -104,6 +104,10 @@ void wsh_decoder_allow_rsv1(wsh_decoder *d) {
   d->max_compressed = !m ? 0 : m > UINT64_MAX - slack ? UINT64_MAX : m + slack;
 }
 
+void wsh_decoder_set_sink(wsh_decoder *d, wsh_decoder_sink sink) {
+  d->sink = sink;
+}
+
 void wsh_decoder_free(wsh_decoder *d) {
   buf_release(d);
   free(d->ctl);
@@ -182,11 +186,12 @@ static const char *header_done(wsh_decoder *d, uint16_t *code) {
     d->msg_opcode = d->opcode;
     d->msg_compressed = d->rsv1;
     d->buf_len = 0;
+    d->sunk_len = 0;
     d->utf8 = (wsh_utf8)WSH_UTF8_INIT;
   }
-  if (d->msg_compressed
-          ? d->max_compressed && d->buf_len + n > d->max_compressed
-          : d->max_message && d->buf_len + n > d->max_message) {
+  if (d->msg_compressed ? d->max_compressed &&
+                              d->buf_len + d->sunk_len + n > d->max_compressed
+                        : d->max_message && d->buf_len + n > d->max_message) {
     *code = WSH_CLOSE_TOO_BIG;
     return "message too big";
   }
@@ -273,6 +278,10 @@ static void frame_end(wsh_decoder *d, const uint8_t *data, size_t len,
   ev->type = WSH_EV_MESSAGE;
   ev->opcode = d->msg_opcode;
   ev->compressed = d->msg_compressed;
+  if (!whole && d->msg_compressed && d->sink) {
+    ev->sunk = true;
+    ev->data = NULL;
+  }
   d->msg_opcode = 0;
   d->delivered = !whole;
 }
@@ -319,8 +328,16 @@ static size_t payload_step(wsh_decoder *d, uint8_t *p, size_t avail,
       return fail(d, ev, WSH_CLOSE_INVALID_DATA, "invalid UTF-8 in text",
                   ok + 1);
   }
-  if (!whole && !store(d, p, n))
+  if (!whole && d->sink && d->msg_compressed && !is_control(d->opcode)) {
+    const char *why = "refused";
+    uint16_t code = n ? d->sink(d, d->msg_opcode, p, n, &why) : 0;
+
+    if (code)
+      return fail(d, ev, code, why, n);
+    d->sunk_len += n;
+  } else if (!whole && !store(d, p, n)) {
     return fail(d, ev, WSH_CLOSE_INTERNAL, "out of memory", 0);
+  }
   d->payload_off += n;
   d->remaining -= n;
   if (d->remaining > 0)

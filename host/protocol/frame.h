@@ -54,7 +54,18 @@ typedef struct wsh_event {
   bool compressed;     /* WSH_EV_MESSAGE: its first frame had RSV1 set
                           (permessage-deflate): data is still compressed,
                           and text is not yet checked as UTF-8 */
+  bool sunk;           /* WSH_EV_MESSAGE, compressed: its payload went to
+                          the decoder's sink (data NULL, len 0); this is its
+                          end */
 } wsh_event;
+
+struct wsh_decoder;
+/* Takes n (> 0) unmasked payload bytes of a compressed message (opcode
+ * 0x1 text or 0x2 binary) as they arrive (wsh_decoder_set_sink). Returns 0,
+ * or a close code with *why (a static string) to fail the connection with. */
+typedef uint16_t (*wsh_decoder_sink)(struct wsh_decoder *d, uint8_t opcode,
+                                     const uint8_t *p, size_t n,
+                                     const char **why);
 
 /* Decoder state. Fields are private to frame.c; it is a plain struct so that
  * a connection can embed it without another allocation. */
@@ -88,6 +99,8 @@ typedef struct wsh_decoder {
   uint8_t rsv1;            /* the current frame's RSV1 */
   uint8_t msg_compressed;  /* the open message is compressed */
   uint64_t max_compressed; /* limit on a compressed message's bytes */
+  wsh_decoder_sink sink;   /* NULL: compressed messages are reassembled */
+  uint64_t sunk_len;       /* bytes of the open message given to the sink */
 } wsh_decoder;
 
 /* Sets up a decoder for client-to-server frames (masking required, no
@@ -100,15 +113,29 @@ void wsh_decoder_init(wsh_decoder *d, uint64_t max_message);
  * Once permessage-deflate is negotiated: RSV1 on the first frame of a text
  * or binary message marks it compressed (RFC 7692 §6); RSV1 on a
  * continuation or control frame stays a 1002, as do RSV2 and RSV3. A
- * compressed message is reassembled and delivered as is, with
- * ev->compressed set: its text is not UTF-8-checked here (the caller checks
- * it after inflating), and max_message bounds it with a margin,
+ * compressed message is reassembled (or given to a sink: see
+ * wsh_decoder_set_sink) and delivered as is, with ev->compressed set: its
+ * text is not UTF-8-checked here (the caller checks it as it inflates),
+ * and max_message bounds it with a margin,
  * max_message + max_message / 8 + 64 bytes, because incompressible data
  * compressed anyway comes out a little longer (stored blocks cost 5 bytes
  * each); the caller applies max_message itself to the inflated size.
  * Uncompressed messages keep every rule as before. Call it before decoding.
  */
 void wsh_decoder_allow_rsv1(wsh_decoder *d);
+
+/*
+ * After wsh_decoder_allow_rsv1: the payload of a compressed message that is
+ * not handed over whole (fragmented, or not all in one call's input) goes
+ * to sink as it arrives, unmasked, instead of into the reassembly buffer,
+ * so the caller can inflate it frame by frame (and its bytes still count
+ * against the margin above). When the message ends, wsh_decode emits
+ * WSH_EV_MESSAGE with compressed and sunk set and no data. A message that
+ * lies whole in one call's input is delivered as before (ev->data, sunk
+ * false). A sink's close code fails the decoder as any error does (the
+ * bytes consumed end at the piece it refused).
+ */
+void wsh_decoder_set_sink(wsh_decoder *d, wsh_decoder_sink sink);
 
 /* Frees the reassembly buffers. The decoder may be re-initialised after. */
 void wsh_decoder_free(wsh_decoder *d);

@@ -550,6 +550,80 @@ def rss_kib(pid, field):
     raise AssertionError("no " + field)
 
 
+class FrameByFrameTest(unittest.TestCase):
+    """A compressed message is inflated frame by frame as its fragments
+    arrive, not once it is whole: the fragment that takes the inflated size
+    past max_message_size closes with 1009, and one whose text is not UTF-8
+    with 1007, while the client has not sent the rest; and a shared
+    connection's message that arrives over several reads leaves the worker's
+    inflater free for the other connections in between."""
+
+    ROUTES = {
+        "shared": {"path": "/shared", "plugin": ECHO_SO,
+                   "compression": "shared", "max_message_size": 64 * KIB},
+        "dedicated": {"path": "/dedicated", "plugin": ECHO_SO,
+                      "compression": "dedicated",
+                      "max_message_size": 64 * KIB},
+    }
+
+    def test_closed_at_the_fragment_that_crosses_the_limit(self):
+        comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+        first = deflate_message(comp, bytes(256 * KIB))  # alone: over 64 KiB
+        bad = deflate_message(zlib.compressobj(6, zlib.DEFLATED, -15),
+                              b"fine so far \xc3\x28 not UTF-8")
+        with harness.Daemon(self.ROUTES, workers=1) as d:
+            for path in ("/shared", "/dedicated"):
+                for op, payload, code in ((OP_BINARY, first, 1009),
+                                          (OP_TEXT, bad, 1007)):
+                    s, status, _, rest = upgrade(d, path, "permessage-deflate")
+                    try:
+                        self.assertEqual(status, 101)
+                        # the first fragment, and nothing more: the message
+                        # is never finished
+                        s.sendall(mask_frame(op, payload, fin=False, rsv=4))
+                        s.settimeout(3)
+                        t0 = time.time()
+                        self.assertEqual(Reader(s, rest).close_code(), code,
+                                         (path, code))
+                        self.assertLess(time.time() - t0, 3)
+                    finally:
+                        s.close()
+
+    def test_shared_message_over_several_reads(self):
+        text = json_text(48 * KIB, seed=3).encode()
+        with harness.Daemon(self.ROUTES, workers=1) as d:
+            for path in ("/shared", "/dedicated"):
+                a, st_a, _, rest_a = upgrade(d, path, "permessage-deflate")
+                b, st_b, _, rest_b = upgrade(d, path, "permessage-deflate")
+                try:
+                    self.assertEqual((st_a, st_b), (101, 101))
+                    ra, rb = Reader(a, rest_a), Reader(b, rest_b)
+                    # the client side of context takeover (dedicated)
+                    ia, ib = (zlib.decompressobj(-15) for _ in range(2))
+                    za = deflate_message(zlib.compressobj(6, zlib.DEFLATED, -15),
+                                         text)
+                    third = len(za) // 3
+                    # a's message in three frames, in three reads, with b's
+                    # whole messages inflated in between on the same worker
+                    a.sendall(mask_frame(OP_TEXT, za[:third], fin=False, rsv=4))
+                    for k in range(3):
+                        if k == 1:
+                            a.sendall(mask_frame(OP_CONT, za[third:2 * third],
+                                                 fin=False))
+                        if k == 2:
+                            a.sendall(mask_frame(OP_CONT, za[2 * third:]))
+                        m = json_text(2 * KIB, seed=10 + k).encode()
+                        send_compressed(b, OP_TEXT, deflate_message(
+                            zlib.compressobj(6, zlib.DEFLATED, -15), m))
+                        self.assertEqual(rb.message(ib)[2], m, (path, k))
+                        time.sleep(0.05)
+                    rsv1, op, data = ra.message(ia)
+                    self.assertEqual((op, data), (OP_TEXT, text), path)
+                finally:
+                    a.close()
+                    b.close()
+
+
 class BombTest(unittest.TestCase):
     def test_one_gib_bomb(self):
         """~1 MB on the wire inflating to 1 GiB: closed with 1009 once past

@@ -431,11 +431,19 @@ class BadInput(unittest.TestCase):
         d = TlsDaemon(ROUTES, sections=False,
                       args=["--handshake-timeout-ms", "700"])
         with d:
+            fds = lambda: len(os.listdir("/proc/%d/fd" % d.proc.pid))
+
             async def live():
                 async with connect(d.wss("/echo"), ssl=client_context()) as ws:
                     self.assertEqual(await ask(ws, "before"), "before")
+                    fds0 = fds()
                     await asyncio.to_thread(self.bad_clients, d)
                     self.assertEqual(await ask(ws, "after"), "after")
+                    # nothing leaked: every bad client's socket is closed
+                    deadline = time.time() + 5
+                    while fds() > fds0 and time.time() < deadline:
+                        await asyncio.sleep(0.02)
+                    self.assertEqual(fds(), fds0)
             run(live())
             p = curl("--cacert", cert("ca.pem"), d.https("/metrics"))
             failed = lambda r: metric(p.stdout,

@@ -551,6 +551,104 @@ START_TEST(test_rsv1_compressed_messages) {
 }
 END_TEST
 
+/* The sink of test_rsv1_sink: keeps what it is given, refuses past
+ * sink_refuse_at bytes. */
+static struct bytes sunk;
+static size_t sink_calls, sink_refuse_at = SIZE_MAX;
+static uint8_t sink_opcode;
+
+static uint16_t test_sink(wsh_decoder *d, uint8_t opcode, const uint8_t *p,
+                          size_t n, const char **why) {
+  (void)d;
+  ck_assert_uint_gt(n, 0);
+  sink_calls++;
+  sink_opcode = opcode;
+  put(&sunk, p, n);
+  if (sunk.len > sink_refuse_at) {
+    *why = "too big (sink)";
+    return WSH_CLOSE_TOO_BIG;
+  }
+  return 0;
+}
+
+START_TEST(test_rsv1_sink) {
+  struct bytes b = {0};
+  wsh_decoder d;
+  wsh_event ev;
+  size_t used;
+
+  /* a fragmented compressed message: its pieces go to the sink, unmasked,
+     as they arrive; its end is an event with no data */
+  wsh_decoder_init(&d, 1000);
+  wsh_decoder_allow_rsv1(&d);
+  wsh_decoder_set_sink(&d, test_sink);
+  put_frame(&b, RSV1 | TEXT, z_hello, 3);
+  put_str(&b, FIN | PING, "p");
+  put_frame(&b, FIN | CONT, z_hello + 3, 4);
+  used = wsh_decode(&d, b.p, 7, &ev); /* the first frame, bar 2 bytes */
+  ck_assert_uint_eq(used, 7);
+  ck_assert_int_eq(ev.type, WSH_EV_NONE);
+  ck_assert_uint_eq(sunk.len, 1);
+  ck_assert_uint_eq(sink_opcode, TEXT);
+  used += wsh_decode(&d, b.p + used, b.len - used, &ev);
+  ck_assert_int_eq(ev.type, WSH_EV_PING);
+  used += wsh_decode(&d, b.p + used, b.len - used, &ev);
+  ck_assert_uint_eq(used, b.len);
+  ck_assert_int_eq(ev.type, WSH_EV_MESSAGE);
+  ck_assert(ev.compressed && ev.sunk);
+  ck_assert_ptr_null(ev.data);
+  ck_assert_uint_eq(ev.len, 0);
+  ck_assert_uint_eq(sunk.len, sizeof z_hello);
+  ck_assert_mem_eq(sunk.p, z_hello, sizeof z_hello);
+  ck_assert_uint_eq(sink_calls, 3);
+  /* a whole single-frame message in one input: handed over, not sunk */
+  b.len = sunk.len = 0;
+  put_frame(&b, FIN | RSV1 | BINARY, z_hello, sizeof z_hello);
+  ck_assert_uint_eq(wsh_decode(&d, b.p, b.len, &ev), b.len);
+  ck_assert(ev.compressed && !ev.sunk);
+  ck_assert_uint_eq(ev.len, sizeof z_hello);
+  ck_assert_uint_eq(sunk.len, 0);
+  /* plain messages never reach the sink */
+  b.len = 0;
+  put_str(&b, TEXT, "pl");
+  put_str(&b, FIN | CONT, "ain");
+  wsh_decode(&d, b.p, 8, &ev);
+  ck_assert_int_eq(ev.type, WSH_EV_NONE);
+  wsh_decode(&d, b.p + 8, b.len - 8, &ev);
+  ck_assert(ev.type == WSH_EV_MESSAGE && !ev.compressed);
+  ck_assert_uint_eq(sunk.len, 0);
+  /* the sink's close code fails the decoder at the piece it refused */
+  b.len = 0;
+  sink_refuse_at = 2;
+  put_frame(&b, RSV1 | BINARY, z_hello, 2);
+  put_frame(&b, FIN | CONT, z_hello + 2, 5);
+  used = wsh_decode(&d, b.p, b.len, &ev);
+  ck_assert_int_eq(ev.type, WSH_EV_ERROR);
+  ck_assert_uint_eq(ev.close_code, WSH_CLOSE_TOO_BIG);
+  ck_assert_str_eq(ev.error, "too big (sink)");
+  ck_assert_uint_eq(used, b.len);
+  wsh_decoder_free(&d);
+  /* the margin on compressed bytes still holds with a sink */
+  sink_refuse_at = SIZE_MAX;
+  sunk.len = 0;
+  wsh_decoder_init(&d, 64); /* 64 + 64 / 8 + 64 = 136 bytes */
+  wsh_decoder_allow_rsv1(&d);
+  wsh_decoder_set_sink(&d, test_sink);
+  b.len = 0;
+  uint8_t z[100] = {0};
+  put_frame(&b, RSV1 | BINARY, z, 100);
+  put_frame(&b, FIN | CONT, z, 37);
+  used = wsh_decode(&d, b.p, b.len, &ev);
+  ck_assert_int_eq(ev.type, WSH_EV_ERROR);
+  ck_assert_uint_eq(ev.close_code, WSH_CLOSE_TOO_BIG);
+  ck_assert_uint_eq(sunk.len, 100);
+  wsh_decoder_free(&d);
+  free(b.p);
+  free(sunk.p);
+  sunk = (struct bytes){0};
+}
+END_TEST
+
 START_TEST(test_rsv1_errors) {
   struct bytes b = {0};
   size_t at;
@@ -1386,6 +1484,7 @@ static Suite *frame_suite(void) {
   tcase_add_test(err, test_rsv1_plain_text_still_checked);
   tcase_add_test(err, test_rsv1_size_limit);
   tcase_add_test(dec, test_rsv1_compressed_messages);
+  tcase_add_test(dec, test_rsv1_sink);
   tcase_add_test(err, test_error_unmasked);
   tcase_add_test(err, test_error_control_too_long);
   tcase_add_test(err, test_error_control_fragmented);
