@@ -11,6 +11,9 @@ jobs=$(nproc)
 # say every setting this command relies on.
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSH_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"
+# The instruction budget of the hot path (bench/budget.json) is measured on
+# this non-sanitized build, under callgrind: it cannot run under ASan/TSan.
+ctest --test-dir build --output-on-failure --timeout 300 -R '^perf_budget$'
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWSH_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 # npm packages for the tests, in tests/integration/node_modules (one npm
