@@ -894,10 +894,8 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
     c->more->bytes_out += sh->len;
   }
   sh = wsh_compress_shared(c, sh);
-  wsh_shared_ref(sh);
-  struct evbuffer *out = wsh_outq_buffer(c);
-  if (!out ||
-      evbuffer_add_reference(out, sh->data, sh->len, unref_shared, sh) != 0)
+  wsh_shared_ref(sh); /* written at once if it is c's first output */
+  if (wsh_outq_add_ref(c, sh->data, sh->len, unref_shared, sh) != 1)
     wsh_shared_unref(sh);
   maybe_pause_reading(c);
 }
