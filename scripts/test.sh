@@ -39,4 +39,4 @@ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DWSH_TSAN=ON >/dev/null
 cmake --build build-tsan -j"$jobs"
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 ctest --test-dir build-tsan --output-on-failure --timeout 300 \
-  -R '^(unit_slots|unit_topic|unit_bus|unit_tls|integ_e2e|integ_lifecycle|integ_bus)$'
+  -R '^(unit_slots|unit_topic|unit_bus|unit_tls|unit_hotlock|integ_e2e|integ_lifecycle|integ_bus)$'

@@ -35,3 +35,10 @@ wsh_unit_test(tls)
 wsh_unit_test(realip)
 wsh_unit_test(proxyproto)
 wsh_unit_test(deflate)
+# The hot path takes no lock (issue 18): every host pthread lock call is
+# counted through the linker's --wrap; libevent's through lock callbacks.
+wsh_unit_test(hotlock HOST_API)
+target_link_options(test_hotlock PRIVATE
+  -Wl,--wrap=pthread_mutex_lock -Wl,--wrap=pthread_mutex_trylock
+  -Wl,--wrap=pthread_rwlock_rdlock -Wl,--wrap=pthread_rwlock_wrlock
+  -Wl,--wrap=pthread_spin_lock)
