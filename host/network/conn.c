@@ -535,7 +535,10 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   c->state = WSH_CONN_OPEN;
   clear_deadline(c);
   c->state_ptr = resp->state;
-  if (wsh_conn_cfg(c)->log_connections && wsh_conn_more_of(c)) {
+  /* the line is written at info: below that level (fixed at start-up), an
+   * idle connection does not carry what it would say */
+  if (wsh_conn_cfg(c)->log_connections && wsh_log_level() >= WSH_LOG_INFO &&
+      wsh_conn_more_of(c)) {
     c->more->opened_ms = wsh_now_ms();
     c->more->peer = strdup(c->req->remote_addr);
   }
