@@ -25,6 +25,8 @@ runs, natively, and is not counted: no --trace-children).
     perf_budget.py [--websockd BIN] [--echo-so SO] [--budget FILE]
                    [--runs K]      # K measurements, the spread printed
                    [--write]       # print the JSON to put in the budget file
+                   [--workers N]   # measure with N workers (bench/PERFORMANCE.md,
+                                   # "Scaling"; the budget is for 1)
 
 The budget was measured on the build type it names (RelWithDebInfo, the
 suite's non-sanitized build, Debian 12's gcc and libevent); a build of
@@ -127,6 +129,9 @@ def client(port, echoes, handshakes):
         ws_close(s, rest)
 
 
+WORKERS = 1
+
+
 def measure(websockd, echo_so, echoes, handshakes, tmp):
     """Runs the daemon under callgrind once; returns its instruction count."""
     run = tempfile.mkdtemp(prefix="run-", dir=tmp)
@@ -140,7 +145,7 @@ def measure(websockd, echo_so, echoes, handshakes, tmp):
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
            "--dump-instr=no", "--compress-strings=no",
            websockd, "--listen", "127.0.0.1:0", "--plugins", plugins,
-           "--workers", "1", "--log-level", "info"]
+           "--workers", str(WORKERS), "--log-level", "info"]
     log_path = os.path.join(run, "log")
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
@@ -190,7 +195,11 @@ def main():
     ap.add_argument("--build-type", default=os.environ.get("WSH_BUILD_TYPE"))
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="the daemon's workers (the budget is for 1)")
     args = ap.parse_args()
+    global WORKERS
+    WORKERS = args.workers
     if not args.websockd or not args.echo_so:
         ap.error("--websockd and --echo-so (or WEBSOCKD, WSH_ECHO_SO) are needed")
     if not shutil.which("valgrind"):
@@ -220,7 +229,7 @@ def main():
             print("spread per %s: %.2f %% (min %.1f, max %.1f)" %
                   (name, (max(vals) - min(vals)) / min(vals) * 100,
                    min(vals), max(vals)))
-    if args.write:
+    if args.write or WORKERS != 1:
         print(json.dumps({"instructions_per_echo": round(per_echo),
                           "instructions_per_connection": round(per_hs)}))
         return 0
