@@ -46,6 +46,9 @@
 #                echo of the last round: perf record -e cpu-clock -g; the top
 #                symbols land beside the results
 #
+# FANOUT_SUBS=N sets the fanout's subscribers (default 10,000; the chat
+# plugin announces every join to the room, so the set-up grows as N²).
+#
 # On a shared machine: before each run the script waits up to QUIET_WAIT
 # seconds (default 60) for the cores to be idle, and a run during which other
 # processes used more than NOISE_MAX % of a core (default 25) is run again,
@@ -244,7 +247,8 @@ set_scenarios() {
     idlemax_n=$(($(ulimit -n) - 100))
     [ "$idlemax_n" -le 1500 ] || idlemax_n=1500
   else
-    echo_t=(-d 5 --warmup 1); connect_n=20000; idle_n=10000; fan_m=10000; fan_k=20
+    echo_t=(-d 5 --warmup 1); connect_n=20000; idle_n=10000
+    fan_m=${FANOUT_SUBS:-10000}; fan_k=20
     tls_connect_n=5000; tls_idle_n=$idle_n; tls_c=100; tls_echo_t=("${echo_t[@]}")
     big_t=(-d 10 --warmup 2) # 16 MiB echoes take a fraction of a second each
     big_s=(1m 16m)
