@@ -11,6 +11,8 @@
 #   bench/run.sh [--short] [--rounds N] [--build-dir DIR] [--perf]
 #                [--scenarios "echo1m echo16m ..."]
 #   bench/run.sh --report DIR/bench-results     (the table again, no runs)
+#   bench/publish.py DIR/bench-results --readme README.md --charts docs/bench
+#                                      (the README's charts and table again)
 #
 #   --short      seconds, not minutes: tiny durations, one round, 1,000 idle
 #                connections, 64 KiB and 256 KiB for the 1 and 16 MiB echoes
@@ -30,9 +32,22 @@
 # (peer_lws --deflate, at lws's defaults); wsload --deflate compresses what
 # it sends and inflates what comes back. zfanout reads websockd's /metrics
 # for the deflate calls per compressed broadcast.
+#   --publish    regenerate README.md's table and the charts in docs/bench/
+#                (bench/publish.py) even for a run of some --scenarios; a
+#                full run (no --short, no --scenarios) always does, and
+#                --no-publish keeps everything in DIR/bench-results/ (whose
+#                charts/ every run but --short draws)
+#   --baseline DIR  also run the websockd of another build tree DIR (say
+#                main's, for a change's before and after) as the server
+#                "base", one worker, pinned like websockd ×1: the table's
+#                "×1 ÷ base" column is after ÷ before, in the same run
+#   --servers "websockd-1w lws raw ..."  only these servers (default: all)
 #   --perf       also profile websockd (1 worker) during the 64 B depth-16
 #                echo of the last round: perf record -e cpu-clock -g; the top
 #                symbols land beside the results
+#
+# FANOUT_SUBS=N sets the fanout's subscribers (default 10,000; the chat
+# plugin announces every join to the room, so the set-up grows as N²).
 #
 # On a shared machine: before each run the script waits up to QUIET_WAIT
 # seconds (default 60) for the cores to be idle, and a run during which other
@@ -135,7 +150,7 @@ start_server() {
   local name=$1 tls=${2:-0} log=$out/logs/$1.log cfg workers=1 listen
   srv_port=$(pick_port)
   case "$name" in
-    websockd-*)
+    websockd-*|base)
       [ "$name" = websockd-2w ] && workers=$(nproc)
       cfg=$out/$name.ini
       listen="listen = 127.0.0.1:$srv_port"
@@ -154,6 +169,8 @@ max_connections = 30000
 EOF
       if [ "$name" = websockd-1w ]; then
         "${pin_server[@]}" "$websockd" --config "$cfg" >>"$log" 2>&1 &
+      elif [ "$name" = base ]; then
+        "${pin_server[@]}" "$base_websockd" --config "$cfg" >>"$log" 2>&1 &
       else
         "$websockd" --config "$cfg" >>"$log" 2>&1 & # all workers, all cores
       fi ;;
@@ -230,7 +247,8 @@ set_scenarios() {
     idlemax_n=$(($(ulimit -n) - 100))
     [ "$idlemax_n" -le 1500 ] || idlemax_n=1500
   else
-    echo_t=(-d 5 --warmup 1); connect_n=20000; idle_n=10000; fan_m=10000; fan_k=20
+    echo_t=(-d 5 --warmup 1); connect_n=20000; idle_n=10000
+    fan_m=${FANOUT_SUBS:-10000}; fan_k=20
     tls_connect_n=5000; tls_idle_n=$idle_n; tls_c=100; tls_echo_t=("${echo_t[@]}")
     big_t=(-d 10 --warmup 2) # 16 MiB echoes take a fraction of a second each
     big_s=(1m 16m)
@@ -283,7 +301,7 @@ applies() { # applies SCENARIO SERVER
     tls_*/*) return 1 ;; # TLS: websockd ×1 next to libwebsockets
     idlemax/websockd-1w) return 0 ;;
     idlemax/*) return 1 ;; # websockd's own limit, once per round
-    fanout/websockd-*) [ "$have_chat" = 1 ] ;;
+    fanout/websockd-*|fanout/base) [ "$have_chat" = 1 ] ;;
     *) return 0 ;;
   esac
 }
@@ -416,6 +434,7 @@ print_table() {
       return s
     }
     function row(sc, key, title, metric,   line, i, w1, m) {
+      if (!(sc in seen)) return # not measured in this run
       line = "| " title " | " metric " |"
       w1 = median(sc SUBSEP key SUBSEP "websockd-1w")
       for (i = 1; i <= ns; i++) line = line " " fmt(median(sc SUBSEP key SUBSEP sv[i])) " |"
@@ -429,6 +448,7 @@ print_table() {
       delete kv
       for (i = 1; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
       if (kv["failed"] == 1) next
+      seen[kv["scenario"]] = 1; seen["all"] = 1
       if (kv["total_msgs"] > 0) kv["cpu_s_per_m"] = kv["server_cpu_s"] / kv["total_msgs"] * 1e6
       if (kv["z_bcast"] > 0) kv["z_deflates_per_bcast"] = kv["z_deflates"] / kv["z_bcast"]
       if (kv["total_msgs"] > 0 && kv["size"] > 0)
@@ -536,13 +556,18 @@ print_table() {
 main() {
   cd "$(dirname "$0")/.."
   root=$PWD
-  short=0 rounds=${ROUNDS:-3} build_dir="" perf=0 report="" only=""
+  short=0 rounds=${ROUNDS:-3} build_dir="" perf=0 report="" only="" publish=""
+  baseline="" only_servers=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --short) short=1 ;;
       --rounds) rounds=$2; shift ;;
       --build-dir) build_dir=$2; shift ;;
       --perf) perf=1 ;;
+      --publish) publish=1 ;;
+      --baseline) baseline=$2; shift ;;
+      --servers) only_servers=$2; shift ;;
+      --no-publish) publish=0 ;;
       --scenarios) only=$2; shift ;;
       --report) report=$2; shift ;;
       -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; return 0 ;;
@@ -592,6 +617,18 @@ main() {
   servers=(websockd-1w websockd-2w)
   if [ -x "$peer_lws" ]; then servers+=(lws); else say "no peer_lws (libwebsockets-dev missing): skipped"; fi
   servers+=(raw)
+  if [ -n "$baseline" ]; then
+    base_websockd=$(cd "$baseline" && pwd)/host/websockd
+    [ -x "$base_websockd" ] || { say "no $base_websockd"; return 1; }
+    servers+=(base)
+  fi
+  if [ -n "$only_servers" ]; then
+    local s keep=()
+    for s in "${servers[@]}"; do
+      [[ " $only_servers " == *" $s "* ]] && keep+=("$s")
+    done
+    servers=("${keep[@]}")
+  fi
   set_scenarios
   failures=0 srv_pid="" load_pid="" perf_pid=""
   trap cleanup EXIT
@@ -649,6 +686,13 @@ noisy_kept=$noisy_kept
 NOISE_MAX=${NOISE_MAX:-25}
 EOF
   print_table "$out" | tee "$out/table.md"
+  # The README's table and charts come from these results, never by hand.
+  [ -n "$publish" ] || { [ "$short" = 0 ] && [ -z "$only" ] && publish=1 || publish=0; }
+  if [ "$publish" = 1 ]; then
+    /usr/bin/python3 bench/publish.py "$out" --readme README.md --charts docs/bench >&2
+  elif [ "$short" = 0 ]; then
+    /usr/bin/python3 bench/publish.py "$out" >&2
+  fi
   say "raw results: $out/raw.txt; $(($(date +%s) - start)) s"
   if [ "$failures" -ne 0 ]; then
     say "$failures run(s) failed"

@@ -15,7 +15,8 @@ pkgs=(gcc make cmake pkg-config libevent-dev libhttp-parser-dev libssl-dev
       libinih-dev libsystemd-dev libhiredis-dev python3 python3-websockets curl)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(check clang libclang-rt-14-dev libwebsockets-dev dpkg-dev
-        systemd adduser man-db nginx redis-server chromium openssl)
+        systemd adduser man-db nginx redis-server chromium openssl
+        valgrind gnuplot-nox) # perf_budget (callgrind); bench charts (SVG)
   # Node's WebSocket client for the end-to-end tests: keep a node that is
   # already installed (say from NodeSource); otherwise take Debian's.
   if ! command -v node >/dev/null 2>&1; then

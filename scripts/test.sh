@@ -12,6 +12,9 @@ jobs=$(nproc)
 # say every setting this command relies on.
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSH_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"
+# The instruction budget of the hot path (bench/budget.json) is measured on
+# this non-sanitized build, under callgrind: it cannot run under ASan/TSan.
+ctest --test-dir build --output-on-failure --timeout 300 -R '^perf_budget$'
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWSH_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 # npm packages for the tests, in tests/integration/node_modules (one npm
@@ -37,4 +40,4 @@ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DWSH_TSAN=ON >/dev/null
 cmake --build build-tsan -j"$jobs"
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 ctest --test-dir build-tsan --output-on-failure --timeout 300 \
-  -R '^(unit_slots|unit_topic|unit_bus|unit_tls|integ_e2e|integ_lifecycle|integ_bus|integ_handoff|integ_additions|integ_tls)$'
+  -R '^(unit_slots|unit_topic|unit_bus|unit_tls|unit_hotlock|integ_e2e|integ_lifecycle|integ_bus|integ_handoff|integ_additions|integ_tls)$'

@@ -543,7 +543,10 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   c->state = WSH_CONN_OPEN;
   clear_deadline(c);
   c->state_ptr = resp->state;
-  if (wsh_conn_cfg(c)->log_connections && wsh_conn_more_of(c)) {
+  /* the line is written at info: below that level (fixed at start-up), an
+   * idle connection does not carry what it would say */
+  if (wsh_conn_cfg(c)->log_connections && wsh_log_level() >= WSH_LOG_INFO &&
+      wsh_conn_more_of(c)) {
     c->more->opened_ms = wsh_now_ms();
     c->more->peer = strdup(c->req->remote_addr);
   }
@@ -909,10 +912,8 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
     c->more->bytes_out += sh->len;
   }
   sh = wsh_compress_shared(c, sh);
-  wsh_shared_ref(sh);
-  struct evbuffer *out = wsh_outq_buffer(c);
-  if (!out ||
-      evbuffer_add_reference(out, sh->data, sh->len, unref_shared, sh) != 0)
+  wsh_shared_ref(sh); /* written at once if it is c's first output */
+  if (wsh_outq_add_ref(c, sh->data, sh->len, unref_shared, sh) != 1)
     wsh_shared_unref(sh);
   maybe_pause_reading(c);
 }

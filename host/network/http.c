@@ -177,10 +177,11 @@ static wsh_http_result answer_upgrade(websock_conn *c,
   wsh_outq_add(c, out, len, NULL, 0);
   free(out);
   wsh_stat_add(&c->w->stats.responses[WSH_STATUS_101], 1);
-  wsh_debug("%s GET %s: 101 (conn %llu, generation %u%s%s)", wsh_conn_peer(c).s,
-            c->req->path, (unsigned long long)c->id, c->gen->id,
-            resp.subprotocol ? ", subprotocol " : "",
-            resp.subprotocol ? resp.subprotocol : "");
+  if (wsh_log_level() >= WSH_LOG_DEBUG) /* the peer costs a snprintf */
+    wsh_debug("%s GET %s: 101 (conn %llu, generation %u%s%s)",
+              wsh_conn_peer(c).s, c->req->path, (unsigned long long)c->id,
+              c->gen->id, resp.subprotocol ? ", subprotocol " : "",
+              resp.subprotocol ? resp.subprotocol : "");
   *out_resp = resp;
   return WSH_HTTP_UPGRADED;
 }

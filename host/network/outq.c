@@ -54,6 +54,28 @@ static bool try_later(int err) {
   return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
+int wsh_outq_add_ref(websock_conn *c, const void *p, size_t len,
+                     evbuffer_ref_cleanup_cb done, void *arg) {
+  size_t sent = 0;
+  if (!c->dirty && wsh_outq_unsent(c) == 0) {
+    ssize_t n = c->tp.ops->write(&c->tp, p, len, false);
+    if (n < 0 && !try_later(errno)) {
+      c->io_error = errno;
+      wsh_loop_mark(c->w, c); /* settled (closed) at the end of the turn */
+      return 0;
+    }
+    sent = n > 0 ? (size_t)n : 0;
+  }
+  wsh_loop_mark(c->w, c); /* the rest of this turn's output is batched */
+  if (sent == len)
+    return 0;
+  struct evbuffer *out = wsh_outq_buffer(c);
+  if (!out || evbuffer_add_reference(out, (const uint8_t *)p + sent, len - sent,
+                                     done, arg) != 0)
+    return WEBSOCK_ENOMEM;
+  return 1;
+}
+
 void wsh_outq_write(websock_conn *c, bool more) {
   if (c->stage_len) { /* out is empty: one write, the rest to out */
     const uint8_t *p = c->w->obuf + c->stage_off;

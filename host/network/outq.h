@@ -26,6 +26,17 @@ int wsh_outq_add(websock_conn *c, const void *a, size_t alen, const void *b,
  * is staged, to keep the order. NULL when out of memory. */
 struct evbuffer *wsh_outq_buffer(websock_conn *c);
 
+/* Shared bytes (a broadcast frame), the first output of this loop turn for
+ * c: written at once, so that a broadcast reaches its first subscribers
+ * before it is queued for the last; what the socket does not take, and the
+ * bytes of a connection that already has output this turn (batched into
+ * one write at the end of the turn, as before), are queued by reference.
+ * Returns 1 if the queue holds p and will call done(p', n, arg) once
+ * written, 0 if nothing of it was queued (written, or a write error set
+ * c->io_error), or WEBSOCK_ENOMEM. */
+int wsh_outq_add_ref(websock_conn *c, const void *p, size_t len,
+                     evbuffer_ref_cleanup_cb done, void *arg);
+
 /* Bytes queued and not yet written. */
 static inline size_t wsh_outq_unsent(const websock_conn *c) {
   return c->stage_len + (c->out ? evbuffer_get_length(c->out) : 0);

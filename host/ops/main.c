@@ -107,8 +107,12 @@ int main(int argc, char **argv) {
     goto out_config;
   }
   /* Every plugin is probed by this very binary, even if it was replaced on
-   * disk since it started. */
-  wsh_registry_set_probe(reg, "/proc/self/exe");
+   * disk since it started. WEBSOCKD_PROBE_EXE names another one: under
+   * valgrind /proc/self/exe is valgrind's tool, not websockd (perf_budget
+   * runs the daemon under callgrind and points this at the real binary). */
+  const char *probe_exe = getenv("WEBSOCKD_PROBE_EXE");
+  wsh_registry_set_probe(reg, probe_exe && *probe_exe ? probe_exe
+                                                      : "/proc/self/exe");
   if (cfg.check_only && cfg.user && !getpwnam(cfg.user)) {
     fprintf(stderr, "websockd: user %s: no such user\n", cfg.user);
     status = 1;

@@ -176,6 +176,30 @@ START_TEST(listen_parse_and_format) {
   wsh_format_addr((struct sockaddr *)&ss, out, sizeof(out));
   ck_assert_str_eq(out, "[::1]:9");
   ck_assert_int_eq(wsh_parse_listen("*:80", &ss, &len), 0);
+  /* IPv4 is formatted by hand: the same as inet_ntop and snprintf, edges
+   * included, and cut (still terminated) in a short buffer */
+  static const char *const v4[] = {"0.0.0.0:0", "255.255.255.255:65535",
+                                   "10.0.100.9:1", "192.168.1.254:443",
+                                   "1.22.133.4:10000"};
+  for (size_t i = 0; i < sizeof(v4) / sizeof(v4[0]); i++) {
+    ck_assert_int_eq(wsh_parse_listen(v4[i], &ss, &len), 0);
+    wsh_format_addr((struct sockaddr *)&ss, out, sizeof(out));
+    ck_assert_str_eq(out, v4[i]);
+  }
+  for (unsigned v = 0; v < 70000; v += 997) {
+    struct sockaddr_in in = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)v),
+                             .sin_addr.s_addr = htonl(v * 2654435761u)};
+    char ip[INET_ADDRSTRLEN], want[64];
+    inet_ntop(AF_INET, &in.sin_addr, ip, sizeof(ip));
+    snprintf(want, sizeof(want), "%s:%u", ip, (unsigned)(uint16_t)v);
+    wsh_format_addr((struct sockaddr *)&in, out, sizeof(out));
+    ck_assert_str_eq(out, want);
+  }
+  char small[8];
+  ck_assert_int_eq(wsh_parse_listen("192.168.1.254:443", &ss, &len), 0);
+  wsh_format_addr((struct sockaddr *)&ss, small, sizeof(small));
+  ck_assert_str_eq(small, "192.168");
   static const char *const bad[] = {"", "8080", "127.0.0.1:", "1.2.3.4:http",
                                     "[::1:80"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)

@@ -128,6 +128,26 @@ START_TEST(shutdown_closes_1001) {
 }
 END_TEST
 
+/* log_connections' line is written at info: below that level an open
+ * connection carries none of what it would say (issue 18: 176 bytes per
+ * idle connection); at info it does. */
+START_TEST(no_log_state_below_info) {
+  websock_conn *c = fix_connect();
+  fix_upgrade();
+  ck_assert_int_eq(fx.cfg.log_connections, 1);
+  ck_assert_ptr_null(c->more); /* fix_setup logs errors only */
+  close(fx.peer);
+  fx.peer = -1;
+  fix_run();
+  wsh_log_set_level(WSH_LOG_INFO);
+  c = fix_connect();
+  fix_upgrade();
+  wsh_log_set_level(WSH_LOG_ERROR);
+  ck_assert_ptr_nonnull(c->more);
+  ck_assert_ptr_nonnull(c->more->peer);
+}
+END_TEST
+
 static Suite *conn_suite(void) {
   Suite *s = suite_create("conn");
   TCase *tc = tcase_create("socketpair");
@@ -140,6 +160,7 @@ static Suite *conn_suite(void) {
   tcase_add_test(tc, closing_handshake);
   tcase_add_test(tc, peer_gone_without_close);
   tcase_add_test(tc, shutdown_closes_1001);
+  tcase_add_test(tc, no_log_state_below_info);
   suite_add_tcase(s, tc);
   return s;
 }

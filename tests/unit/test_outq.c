@@ -2,8 +2,9 @@
  * test_outq.c - unit tests for host/network/outq.c, a connection's output
  * queue, on a socketpair (connfix.h): small writes of one loop turn staged
  * in one run of the loop's area and written with one write, what does not
- * fit going to the evbuffer in order, a short write keeping the rest, and a
- * referenced buffer queued after what is staged.
+ * fit going to the evbuffer in order, a short write keeping the rest, a
+ * referenced buffer queued after what is staged, and a broadcast frame
+ * written at once when it is a connection's first output of the turn.
  */
 #include <check.h>
 #include <event2/buffer.h>
@@ -86,6 +87,76 @@ START_TEST(write_error_is_kept) {
 }
 END_TEST
 
+static int ref_done;
+static void count_done(const void *data, size_t len, void *arg) {
+  (void)data;
+  (void)len;
+  (void)arg;
+  ref_done++;
+}
+
+/* What the peer can read now, without running the loop. */
+static size_t peer_read_now(uint8_t *buf, size_t cap) {
+  ssize_t n = recv(fx.peer, buf, cap, MSG_DONTWAIT);
+  return n > 0 ? (size_t)n : 0;
+}
+
+/* A broadcast frame, c's first output of the turn, is on the socket before
+ * the turn ends (issue 18: a broadcast reaches its first subscribers
+ * before it is queued for the last); c is marked so that more output of
+ * the same turn is batched, by reference, into one write at its end. */
+START_TEST(add_ref_writes_the_first_output_at_once) {
+  websock_conn *c = fix_connect();
+  wsh_conn_settle_all(&fx.w.loop);
+  ck_assert_int_eq(c->dirty, 0);
+  ref_done = 0;
+  ck_assert_int_eq(wsh_outq_add_ref(c, "bcast", 5, count_done, NULL), 0);
+  uint8_t buf[64];
+  ck_assert_uint_eq(peer_read_now(buf, sizeof(buf)), 5);
+  ck_assert_int_eq(memcmp(buf, "bcast", 5), 0);
+  ck_assert_ptr_null(c->out); /* nothing allocated */
+  ck_assert_int_eq(c->dirty, 1);
+  /* the second of the turn waits, by reference, for the end of the turn */
+  ck_assert_int_eq(wsh_outq_add_ref(c, "again", 5, count_done, NULL), 1);
+  ck_assert_uint_eq(peer_read_now(buf, sizeof(buf)), 0);
+  ck_assert_uint_eq(wsh_outq_unsent(c), 5);
+  wsh_conn_settle_all(&fx.w.loop);
+  ck_assert_uint_eq(peer_read_now(buf, sizeof(buf)), 5);
+  ck_assert_int_eq(memcmp(buf, "again", 5), 0);
+  ck_assert_int_eq(ref_done, 1);
+}
+END_TEST
+
+/* Output already staged this turn goes first: the frame queues behind it. */
+START_TEST(add_ref_behind_staged_output_keeps_the_order) {
+  websock_conn *c = fix_connect();
+  wsh_conn_settle_all(&fx.w.loop);
+  ref_done = 0;
+  ck_assert_int_eq(wsh_outq_add(c, "first", 5, NULL, 0), 0);
+  ck_assert_int_eq(wsh_outq_add_ref(c, "second", 6, count_done, NULL), 1);
+  uint8_t buf[64];
+  ck_assert_uint_eq(peer_read_now(buf, sizeof(buf)), 0);
+  wsh_outq_write(c, false);
+  fix_read(11);
+  ck_assert_int_eq(memcmp(fx.in, "firstsecond", 11), 0);
+  ck_assert_int_eq(ref_done, 1);
+}
+END_TEST
+
+/* A peer that is gone: the error is kept for the settle, nothing queued. */
+START_TEST(add_ref_write_error_is_kept) {
+  websock_conn *c = fix_connect();
+  wsh_conn_settle_all(&fx.w.loop);
+  close(fx.peer);
+  fx.peer = -1;
+  ref_done = 0;
+  ck_assert_int_eq(wsh_outq_add_ref(c, "x", 1, count_done, NULL), 0);
+  ck_assert_int_eq(c->io_error, EPIPE);
+  ck_assert_uint_eq(wsh_outq_unsent(c), 0);
+  ck_assert_int_eq(ref_done, 0);
+}
+END_TEST
+
 static Suite *outq_suite(void) {
   Suite *s = suite_create("outq");
   TCase *tc = tcase_create("queue");
@@ -95,6 +166,9 @@ static Suite *outq_suite(void) {
   tcase_add_test(tc, too_big_goes_to_the_buffer_in_order);
   tcase_add_test(tc, buffer_keeps_the_order);
   tcase_add_test(tc, write_error_is_kept);
+  tcase_add_test(tc, add_ref_writes_the_first_output_at_once);
+  tcase_add_test(tc, add_ref_behind_staged_output_keeps_the_order);
+  tcase_add_test(tc, add_ref_write_error_is_kept);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -47,3 +47,10 @@ target_link_libraries(test_websock_test PRIVATE PkgConfig::CHECK
   ${CMAKE_BINARY_DIR}/sdk-build/${CMAKE_SHARED_LIBRARY_PREFIX}websock_test${CMAKE_SHARED_LIBRARY_SUFFIX})
 add_test(NAME unit_websock_test COMMAND test_websock_test)
 set_tests_properties(unit_websock_test PROPERTIES TIMEOUT 120 LABELS unit)
+# The hot path takes no lock (issue 18): every host pthread lock call is
+# counted through the linker's --wrap; libevent's through lock callbacks.
+wsh_unit_test(hotlock HOST_API)
+target_link_options(test_hotlock PRIVATE
+  -Wl,--wrap=pthread_mutex_lock -Wl,--wrap=pthread_mutex_trylock
+  -Wl,--wrap=pthread_rwlock_rdlock -Wl,--wrap=pthread_rwlock_wrlock
+  -Wl,--wrap=pthread_spin_lock)

@@ -1,0 +1,257 @@
+#!/usr/bin/python3
+"""perf_budget - the regression guard on websockd's hot path (issue 18).
+
+Counts the instructions the real daemon executes (valgrind's callgrind, all
+threads) per echoed 64 B text message and per WebSocket connection (TCP
+accept, upgrade to 101, close handshake), and compares them with the budget
+checked in as bench/budget.json: the test fails when either grows by more
+than the budget's tolerance (5 %). Instruction counts, unlike wall-clock
+figures, do not depend on what else the machine is doing.
+
+The client is not the server: this script, with raw sockets, in lock-step
+(one message in flight across all connections, so every echo is one loop
+turn of the daemon's and the count does not depend on timing). Start-up and
+shut-down are not counted: three runs differ only in the number of echoes
+or of connections, and the differences are divided by those numbers:
+
+    run A: ECHO_A echoes, HS_A extra connections
+    run B: ECHO_B echoes, HS_A           -> per echo = (B - A) / (ECHO_B - ECHO_A)
+    run C: ECHO_A echoes, HS_C           -> per connection = (C - A) / (HS_C - HS_A)
+
+Under valgrind /proc/self/exe is valgrind's tool, so the daemon's plugin
+probe is pointed at the real binary with WEBSOCKD_PROBE_EXE (the probe still
+runs, natively, and is not counted: no --trace-children).
+
+    perf_budget.py [--websockd BIN] [--echo-so SO] [--budget FILE]
+                   [--runs K]      # K measurements, the spread printed
+                   [--write]       # print the JSON to put in the budget file
+                   [--workers N]   # measure with N workers (bench/PERFORMANCE.md,
+                                   # "Scaling"; the budget is for 1)
+
+The budget was measured on the build type it names (RelWithDebInfo, the
+suite's non-sanitized build, Debian 12's gcc and libevent); a build of
+another type is refused rather than compared. bench/budget.json says how it
+may be raised: only in a commit that says why.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+ECHO_A, ECHO_B = 200, 1200  # echoed messages in runs A and B
+HS_A, HS_C = 10, 210        # extra connections in runs A and C
+CONNS = 4                   # connections the echoes are spread over
+PAYLOAD = b"x" * 64
+KEY = b"\x37\xfa\x21\x3d"
+OP_TIMEOUT = 30.0           # one socket operation under valgrind
+START_TIMEOUT = 60.0
+
+UPGRADE = (b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           b"Sec-WebSocket-Version: 13\r\n\r\n")
+
+
+def masked(opcode, payload):
+    head = bytes([0x80 | opcode, 0x80 | len(payload)])  # payload < 126
+    return head + KEY + bytes(b ^ KEY[i % 4] for i, b in enumerate(payload))
+
+
+def recv_exact(sock, n, buf):
+    while len(buf) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("websockd closed the connection")
+        buf += chunk
+    return buf
+
+
+def read_frame(sock, buf):
+    """Returns (opcode, payload, rest); small server frames only."""
+    buf = recv_exact(sock, 2, buf)
+    n = buf[1] & 0x7F
+    if buf[1] & 0x80 or n > 125:
+        raise AssertionError("unexpected frame header %r" % buf[:2])
+    buf = recv_exact(sock, 2 + n, buf)
+    return buf[0] & 0x0F, buf[2:2 + n], buf[2 + n:]
+
+
+def ws_open(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=OP_TIMEOUT)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall(UPGRADE)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise AssertionError("no answer to the upgrade")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise AssertionError("upgrade answered %r" % head[:40])
+    return s, rest
+
+
+def ws_close(s, buf):
+    s.sendall(masked(0x8, (1000).to_bytes(2, "big")))
+    op, _, buf = read_frame(s, buf)
+    if op != 0x8:
+        raise AssertionError("expected a close frame, got opcode %d" % op)
+    s.settimeout(OP_TIMEOUT)
+    while s.recv(4096):  # the server closes the TCP connection
+        pass
+    s.close()
+
+
+def client(port, echoes, handshakes):
+    conns = [list(ws_open(port)) for _ in range(CONNS)]
+    frame = masked(0x1, PAYLOAD)
+    for i in range(echoes):
+        c = conns[i % CONNS]
+        c[0].sendall(frame)
+        op, payload, c[1] = read_frame(c[0], c[1])
+        if op != 0x1 or payload != PAYLOAD:
+            raise AssertionError("echo %d: opcode %d, %r" % (i, op, payload[:16]))
+    for c in conns:
+        ws_close(c[0], c[1])
+    for _ in range(handshakes):
+        s, rest = ws_open(port)
+        ws_close(s, rest)
+
+
+WORKERS = 1
+
+
+def measure(websockd, echo_so, echoes, handshakes, tmp):
+    """Runs the daemon under callgrind once; returns its instruction count."""
+    run = tempfile.mkdtemp(prefix="run-", dir=tmp)
+    plugins = os.path.join(run, "plugins.d")
+    os.mkdir(plugins)
+    shutil.copy(echo_so, os.path.join(plugins, "echo.so"))
+    with open(os.path.join(plugins, "echo.conf"), "w") as f:
+        f.write("path = /echo\nplugin = echo.so\n")
+    out = os.path.join(run, "callgrind.out")
+    env = dict(os.environ, WEBSOCKD_PROBE_EXE=websockd)
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+           "--dump-instr=no", "--compress-strings=no",
+           websockd, "--listen", "127.0.0.1:0", "--plugins", plugins,
+           "--workers", str(WORKERS), "--log-level", "info"]
+    log_path = os.path.join(run, "log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+    try:
+        port = None
+        deadline = time.time() + START_TIMEOUT
+        while time.time() < deadline and proc.poll() is None:
+            text = open(log_path).read()
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
+            if m and "websockd ready" in text:
+                port = int(m.group(1))
+                break
+            time.sleep(0.05)
+        if port is None:
+            raise AssertionError("websockd did not start under valgrind:\n" +
+                                 open(log_path).read())
+        client(port, echoes, handshakes)
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(timeout=START_TIMEOUT)
+        if status != 0:
+            raise AssertionError("websockd exited %d:\n%s" %
+                                 (status, open(log_path).read()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("totals:", "summary:")):
+                return int(line.split()[1])
+    raise AssertionError("no totals in %s" % out)
+
+
+def one_measurement(websockd, echo_so, tmp):
+    a = measure(websockd, echo_so, ECHO_A, HS_A, tmp)
+    b = measure(websockd, echo_so, ECHO_B, HS_A, tmp)
+    c = measure(websockd, echo_so, ECHO_A, HS_C, tmp)
+    return ((b - a) / (ECHO_B - ECHO_A), (c - a) / (HS_C - HS_A), a)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--websockd", default=os.environ.get("WEBSOCKD"))
+    ap.add_argument("--echo-so", default=os.environ.get("WSH_ECHO_SO"))
+    ap.add_argument("--budget", default=os.path.join(HERE, "budget.json"))
+    ap.add_argument("--build-type", default=os.environ.get("WSH_BUILD_TYPE"))
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--write", action="store_true")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="the daemon's workers (the budget is for 1)")
+    args = ap.parse_args()
+    global WORKERS
+    WORKERS = args.workers
+    if not args.websockd or not args.echo_so:
+        ap.error("--websockd and --echo-so (or WEBSOCKD, WSH_ECHO_SO) are needed")
+    if not shutil.which("valgrind"):
+        print("perf_budget: valgrind is not installed (scripts/setup.sh --test)")
+        return 1
+    with open(args.budget) as f:
+        budget = json.load(f)
+    if args.build_type and args.build_type != budget["build_type"]:
+        print("perf_budget: the budget is for a %s build, this is %s" %
+              (budget["build_type"], args.build_type))
+        return 1
+    websockd = os.path.abspath(args.websockd)
+    tmp = tempfile.mkdtemp(prefix="websockd-perf-budget-")
+    try:
+        runs = [one_measurement(websockd, args.echo_so, tmp)
+                for _ in range(args.runs)]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    per_echo = sorted(r[0] for r in runs)[len(runs) // 2]
+    per_hs = sorted(r[1] for r in runs)[len(runs) // 2]
+    for i, (e, h, a) in enumerate(runs):
+        print("measurement %d: %.1f instructions per echo, %.1f per connection "
+              "(run A in all: %d)" % (i + 1, e, h, a))
+    if len(runs) > 1:
+        for name, k in (("echo", 0), ("connection", 1)):
+            vals = [r[k] for r in runs]
+            print("spread per %s: %.2f %% (min %.1f, max %.1f)" %
+                  (name, (max(vals) - min(vals)) / min(vals) * 100,
+                   min(vals), max(vals)))
+    if args.write or WORKERS != 1:
+        print(json.dumps({"instructions_per_echo": round(per_echo),
+                          "instructions_per_connection": round(per_hs)}))
+        return 0
+    tol = budget["tolerance"]
+    failed = 0
+    for name, got, key in (("echo", per_echo, "instructions_per_echo"),
+                           ("connection", per_hs, "instructions_per_connection")):
+        limit = budget[key] * (1 + tol)
+        verdict = "ok" if got <= limit else "OVER BUDGET"
+        print("per %s: %.0f instructions; budget %d (+%.0f %% = %.0f): %s" %
+              (name, got, budget[key], tol * 100, limit, verdict))
+        if got > limit:
+            failed = 1
+        elif got < budget[key] * (1 - 2 * tol):
+            print("  (%.0f %% under the budget: lower it in bench/budget.json)" %
+                  ((1 - got / budget[key]) * 100))
+    if failed:
+        print("perf_budget: the hot path got dearer. Find out why (callgrind_annotate "
+              "on a run of this script); raise bench/budget.json only in a commit "
+              "that says why.")
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
