@@ -201,12 +201,14 @@ static void apply_forwarded_for(websock_conn *c) {
 }
 
 /* What the route's pattern captured, decoded into one block the
- * connection keeps (websock_conn_param) and the request borrows. Returns 0,
- * 400 (a value that does not decode) or 500. */
+ * connection keeps (websock_conn_param) and the request borrows. The names
+ * are copied too: a handoff moves the connection to another generation,
+ * and the pattern they came from goes with the old one. Returns 0, 400 (a
+ * value that does not decode) or 500. */
 static int keep_params(websock_conn *c, const wsh_path_capture *caps, int n) {
   size_t size = (size_t)n * sizeof(wsh_param);
   for (int i = 0; i < n; i++)
-    size += caps[i].len + 1;
+    size += strlen(caps[i].name) + 1 + caps[i].len + 1;
   wsh_conn_more *m = wsh_conn_more_of(c);
   wsh_param *params = m ? malloc(size) : NULL;
   if (!params)
@@ -219,8 +221,11 @@ static int keep_params(websock_conn *c, const wsh_path_capture *caps, int n) {
       free(params);
       return 400;
     }
-    params[i] = (wsh_param){caps[i].name, text};
-    text += len + 1;
+    char *name = text + len + 1;
+    size_t name_len = strlen(caps[i].name);
+    memcpy(name, caps[i].name, name_len + 1);
+    params[i] = (wsh_param){name, text};
+    text = name + name_len + 1;
   }
   m->params = params;
   m->nparams = (size_t)n;

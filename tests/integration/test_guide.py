@@ -13,11 +13,14 @@ every fenced block is run, in order, in a fresh home folder.
 A block without a marker fails the test, so no snippet escapes it. The SDK
 is the one the guide's own "Install" block builds and installs into the
 temporary home (cmake --install, as integ_sdk does). Stand-ins on PATH:
-`python3` is Debian's /usr/bin/python3 (python3-websockets), `sudo` runs
-its command, and `systemctl reload websockd` sends SIGHUP to the test's
-daemon. The one substitution: 127.0.0.1:8080 becomes that daemon's
-ephemeral port. Then the test itself checks a redeploy under `reload =
-drain` with python3-websockets.
+`python3` is Debian's /usr/bin/python3 (python3-websockets), `websockd`
+the websockd under test (for `websockd -t`), `sudo` runs its command, and
+`systemctl reload websockd` sends SIGHUP to the test's daemon. The one
+substitution: 127.0.0.1:8080 becomes that daemon's ephemeral port. The
+guide's own blocks redeploy its counter plugin under `reload = handoff`
+with a client connected (the test checks the log: handed off, none
+closed); then the test itself checks a redeploy of the room under `reload
+= drain` with python3-websockets.
 
 Run by ctest as integ_guide.
 """
@@ -117,6 +120,8 @@ class Session:
         shims = os.path.join(self.state, "bin")
         os.makedirs(shims)
         os.symlink("/usr/bin/python3", os.path.join(shims, "python3"))
+        os.symlink(os.path.abspath(harness.WEBSOCKD),
+                   os.path.join(shims, "websockd"))
         write_exe(os.path.join(shims, "sudo"), '#!/bin/sh\nexec "$@"\n')
         self.pidfile = os.path.join(self.state, "websockd.pid")
         self.reloads = os.path.join(self.state, "reloads")
@@ -227,7 +232,8 @@ class GuideTest(unittest.TestCase):
         self.assertEqual(kinds.count("start"), 1)
         self.assertGreaterEqual(kinds.count("output"), 1)
         for want in ("room.c", "test_room.c", "CMakeLists.txt", "room.conf",
-                     "try_room.py"):
+                     "try_room.py", "counter.c", "counter.conf",
+                     "try_handoff.py"):
             self.assertIn(want, files)
         last_out, deploy, ran = None, None, []
         for kind, arg, text, line in blocks:
@@ -237,8 +243,8 @@ class GuideTest(unittest.TestCase):
             elif kind == "run":
                 last_out = self.run_block(text, line)
                 ran.append(text)
-                if "systemctl reload websockd" in text:
-                    deploy = text
+                if deploy is None and "systemctl reload websockd" in text:
+                    deploy = text  # the room's
             elif kind == "start":
                 self.start_daemon(text)
             elif kind == "output":
@@ -251,9 +257,20 @@ class GuideTest(unittest.TestCase):
             self.assertTrue(os.path.isfile(os.path.join(room, built)), built)
         ctest = [t for t in ran if "ctest" in t]
         self.assertTrue(ctest)
-        self.assertEqual(self.session.reload_count(), 1)
+        # the room, counter version 1, counter version 2 under a client
+        self.assertEqual(self.session.reload_count(), 3)
         self.assertTrue(self.daemon.find_log(
             r"reload \(SIGHUP\) ok: added /room"), self.daemon.log())
+        self.assertTrue(self.daemon.find_log(
+            r"route /count/:room: counter 2 from "), self.daemon.log())
+        # try_handoff.py's connection moved to version 2, none was closed
+        # (its output block shows the count carried on)
+        self.assertTrue(self.daemon.find_log(
+            r"route /count/:room: 1 connection\(s\) handed off from "
+            r"generation \d+ to \d+, 0 closed"), self.daemon.log())
+        self.assertFalse(self.daemon.find_log(
+            r"route /count/:room: \d+ connection\(s\) handed off .*, "
+            r"[1-9]\d* closed"), self.daemon.log())
         self.assertIsNotNone(deploy)
         self.redeploy_drains(deploy)
 
@@ -269,7 +286,7 @@ class GuideTest(unittest.TestCase):
         self.assertIn('.version = "1.0.0"', text)
         with open(room_c, "w") as f:
             f.write(text.replace('.version = "1.0.0"', '.version = "1.0.1"'))
-        self.run_block("cmake --build build", 0)
+        self.run_block("cd ~/room && cmake --build build", 0)
 
         async def go():
             async with websockets.connect(url + "carol",
@@ -290,11 +307,11 @@ class GuideTest(unittest.TestCase):
                 return got
         got = asyncio.run(asyncio.wait_for(go(), 60))
         self.assertEqual(got, ["* carol joined", "* dave joined", "dave: hi"])
-        self.assertEqual(self.session.reload_count(), 2)
+        self.assertEqual(self.session.reload_count(), 4)
         self.assertTrue(self.daemon.find_log(
             r"reload \(SIGHUP\) ok: changed /room"), self.daemon.log())
         self.assertTrue(self.daemon.find_log(
-            r"route /room: room 1\.0\.1 from .*\(generation 2\)"),
+            r"route /room: room 1\.0\.1 from .*\(generation \d+\)"),
             self.daemon.log())
 
 

@@ -231,6 +231,29 @@ class HandoffTest(unittest.TestCase):
         self.assertEqual(sorted(records),
                          sorted("terminate v2 %d 1000" % n for n in counts))
 
+    def test_path_params_carry_over(self):
+        """On a pattern route (/counter/:room), websock_conn_param() in the
+        new code still gives what the path captured, after the old
+        generation is gone (its names were once borrowed from the old
+        route's pattern: a use-after-free under ASan)."""
+        d = start(keys={"path": "/counter/:room"})
+        with d:
+            async def go():
+                c = Client(await connect(d.url("/counter/kit%20chen")), "c")
+                self.assertEqual(await c.ask("param:room"),
+                                 ("v1", "param:room=kit chen"))
+                d.deploy("counter_v2")
+                _, moves = await asyncio.to_thread(d.reload, "/counter/:room")
+                self.assertEqual(moved(moves), (1, 0))
+                await asyncio.to_thread(
+                    d.wait_log, r"route /counter/:room: generation \d+ unloaded")
+                self.assertEqual(await c.ask("param:room"),
+                                 ("v2", "param:room=kit chen"))
+                self.assertEqual(await c.ask("param:nope"),
+                                 ("v2", "param:nope=-"))
+                await c.ws.close()
+            run(go())
+
     def test_timers_and_topics_carry_over(self):
         """A timer set and a topic joined under v1 fire and deliver to the
         new code. Two reloads back to back (v2, then only the .conf changes:

@@ -20,6 +20,8 @@
  *   self:N          websock_send to itself "s0".."s<N-1>" (mail in flight)
  *   fail-export     this connection's export_state will fail
  *   fail-import     its import_state (in the next build) will fail
+ *   param:NAME      answers "... param:NAME=VALUE" (websock_conn_param,
+ *                   "-" for none): still the connection's after a handoff
  *   fat-export      its export_state appends 4 KiB blocks until refused,
  *                   then returns what websock_buf_append said (ETOOBIG
  *                   past the new route's max_message_size)
@@ -134,6 +136,13 @@ static int counter_in(websock_conn *conn, void **state, websock_opcode opcode,
                       const uint8_t *data, size_t len) {
   (void)opcode;
   counter *c = *state;
+  char a[256];
+  if (arg(data, len, "param:", a, sizeof(a))) {
+    const char *v = websock_conn_param(conn, a);
+    char what[600];
+    int n = snprintf(what, sizeof(what), "param:%s=%s", a, v ? v : "-");
+    return answer(conn, c, what, (size_t)n);
+  }
   command(conn, c, data, len);
   return answer(conn, c, (const char *)data, len);
 }
