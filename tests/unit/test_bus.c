@@ -360,7 +360,7 @@ START_TEST(publish_reaches_every_other_host_once_in_order) {
   ck_assert_int_eq(wsh_bus_topic_joined(b.bus, "news"), 0);
   ck_assert_int_eq(wsh_bus_topic_joined(c.bus, "news"), 0);
   ck_assert(WAIT_FOR(
-      CHANNELS(&a) == 2 && CHANNELS(&b) == 3 && CHANNELS(&c) == 3, 5000));
+      CHANNELS(&a) == 3 && CHANNELS(&b) == 4 && CHANNELS(&c) == 4, 5000));
   ck_assert(redis_has_channel(&r, "t1:t:room"));
   ck_assert(redis_has_channel(&r, "t1:t:news"));
   char hostch[WSH_BUS_CHANNEL_MAX];
@@ -409,18 +409,18 @@ START_TEST(channels_follow_joined_and_left) {
   host_on(&a, &r, NULL);
   host_on(&b, &r, NULL);
   ck_assert(WAIT_FOR(CONNECTED(&a) && CONNECTED(&b), 5000));
-  ck_assert(WAIT_FOR(CHANNELS(&a) == 1, 5000)); /* its own channel */
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 2, 5000)); /* its own and control */
   ck_assert(!redis_has_channel(&r, "t:x"));
   /* Two workers of a have subscribers of x. */
   ck_assert_int_eq(wsh_bus_topic_joined(a.bus, "x"), 0);
   ck_assert_int_eq(wsh_bus_topic_joined(a.bus, "x"), 0);
-  ck_assert(WAIT_FOR(redis_has_channel(&r, "t:x") && CHANNELS(&a) == 2, 5000));
+  ck_assert(WAIT_FOR(redis_has_channel(&r, "t:x") && CHANNELS(&a) == 3, 5000));
   ck_assert_int_eq(wsh_bus_topic_left(a.bus, "x"), 0);
   sleep_ms(200);
   ck_assert(redis_has_channel(&r, "t:x")); /* one worker still has some */
-  ck_assert_uint_eq(CHANNELS(&a), 2);
+  ck_assert_uint_eq(CHANNELS(&a), 3);
   ck_assert_int_eq(wsh_bus_topic_left(a.bus, "x"), 0);
-  ck_assert(WAIT_FOR(!redis_has_channel(&r, "t:x") && CHANNELS(&a) == 1, 5000));
+  ck_assert(WAIT_FOR(!redis_has_channel(&r, "t:x") && CHANNELS(&a) == 2, 5000));
   /* Nobody of a listens any more: b's publish does not reach it. */
   publish_n(&b, "x", WSH_BUS_PUBLISH, 0, 10, "x-");
   ck_assert(WAIT_FOR(stats(&b).published == 10, 5000));
@@ -433,7 +433,7 @@ START_TEST(channels_follow_joined_and_left) {
     wsh_bus_topic_left(a.bus, "y");
   }
   wsh_bus_topic_joined(a.bus, "y");
-  ck_assert(WAIT_FOR(redis_has_channel(&r, "t:y") && CHANNELS(&a) == 2, 5000));
+  ck_assert(WAIT_FOR(redis_has_channel(&r, "t:y") && CHANNELS(&a) == 3, 5000));
   publish_n(&b, "y", WSH_BUS_PUBLISH, 0, 10, "y-");
   ck_assert(WAIT_FOR(nrecs(&a) == 10, 5000));
   check_in_order(&a, "y", wsh_bus_host_id(b.bus), 10, "y-");
@@ -454,7 +454,7 @@ START_TEST(send_reaches_only_its_host) {
   host_on(&b, &r, NULL);
   host_on(&c, &r, NULL);
   ck_assert(WAIT_FOR(
-      CHANNELS(&a) == 1 && CHANNELS(&b) == 1 && CHANNELS(&c) == 1, 5000));
+      CHANNELS(&a) == 2 && CHANNELS(&b) == 2 && CHANNELS(&c) == 2, 5000));
   /* b's connection as a string, as a plugin would put it in a message. */
   wsh_bus_ref to = {wsh_bus_host_id(b.bus), 2, 5, 9}, parsed;
   char s[WSH_BUS_REF_STRLEN];
@@ -519,7 +519,7 @@ START_TEST(redis_killed_then_restarted) {
   host_on(&b, &r, NULL);
   wsh_bus_topic_joined(a.bus, "room");
   wsh_bus_topic_joined(b.bus, "room");
-  ck_assert(WAIT_FOR(CHANNELS(&a) == 2 && CHANNELS(&b) == 2, 5000));
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 3 && CHANNELS(&b) == 3, 5000));
   char msg[32];
   for (int i = 1; i <= 600; i++) {
     if (i == 301)
@@ -545,7 +545,7 @@ START_TEST(redis_killed_then_restarted) {
   double t0 = now_ms();
   ck_assert_msg(WAIT_FOR(CONNECTED(&a) && CONNECTED(&b), 8000),
                 "not reconnected within 8 s");
-  ck_assert(WAIT_FOR(CHANNELS(&a) == 2 && CHANNELS(&b) == 2, 3000));
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 3 && CHANNELS(&b) == 3, 3000));
   double took = now_ms() - t0;
   ck_assert(redis_has_channel(&r, "t:room"));
   ck_assert_uint_eq(stats(&a).reconnects, 1);
@@ -589,7 +589,7 @@ START_TEST(redis_down_at_start) {
   ck_assert(WAIT_FOR(stats(&a).dropped == 10, 3000));
   ck_assert(!CONNECTED(&a));
   redis_start(&r);
-  ck_assert_msg(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 2, 8000),
+  ck_assert_msg(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 3, 8000),
                 "not connected within 8 s of redis-server's start");
   ck_assert_uint_eq(stats(&a).reconnects, 0); /* never up before */
   publish_n(&a, "room", WSH_BUS_PUBLISH, 0, 10, "late-");
@@ -639,7 +639,7 @@ START_TEST(slow_redis_bounds_what_is_in_flight) {
   host_run(&a);
   host_on(&b, &r, NULL);
   wsh_bus_topic_joined(b.bus, "room");
-  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 2, 5000));
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 3, 5000));
   /* Redis stops answering (SIGSTOP): at most 64 KiB wait for an answer. */
   kill(r.pid, SIGSTOP);
   static char kib[1024];
@@ -659,7 +659,7 @@ START_TEST(slow_redis_bounds_what_is_in_flight) {
    * before b's SUBSCRIBE is back is lost by design (at most once). So wait
    * for both to be connected with their channels, then publish until one
    * arrives (bounded). */
-  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 2, 10000));
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 3, 10000));
   bool arrived = false;
   for (int i = 0; i < 50 && !arrived; i++) {
     wsh_bus_publish(a.bus, "room", WSH_BUS_BROADCAST, WEBSOCK_OP_BINARY, kib,
@@ -694,7 +694,7 @@ START_TEST(redis_that_stops_answering_is_lost) {
   host_run(&a);
   host_on(&b, &r, NULL);
   wsh_bus_topic_joined(a.bus, "room");
-  ck_assert(WAIT_FOR(CHANNELS(&a) == 2 && CONNECTED(&b), 5000));
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 3 && CONNECTED(&b), 5000));
   kill(r.pid, SIGSTOP);
   double t0 = now_ms();
   ck_assert_msg(WAIT_FOR(!CONNECTED(&a), 3000),
@@ -702,7 +702,7 @@ START_TEST(redis_that_stops_answering_is_lost) {
   double lost_after = now_ms() - t0;
   ck_assert_uint_eq(CHANNELS(&a), 0);
   kill(r.pid, SIGCONT);
-  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&a) == 2, 8000));
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&a) == 3, 8000));
   ck_assert_uint_eq(stats(&a).reconnects, 1);
   publish_n(&b, "room", WSH_BUS_PUBLISH, 0, 10, "back-");
   ck_assert(WAIT_FOR(nrecs(&a) == 10, 5000));
@@ -724,7 +724,7 @@ START_TEST(foreign_bytes_are_counted_not_delivered) {
   host_on(&a, &r, NULL);
   host_on(&b, &r, NULL);
   wsh_bus_topic_joined(a.bus, "room");
-  ck_assert(WAIT_FOR(CHANNELS(&a) == 2 && CONNECTED(&b), 5000));
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 3 && CONNECTED(&b), 5000));
   redisContext *c = redis_connect(&r);
   ck_assert_ptr_nonnull(c);
   uint8_t buf[256];
@@ -788,7 +788,7 @@ START_TEST(auth_with_a_password) {
   host_on(&wrong, &bad, NULL);
   wsh_bus_topic_joined(b.bus, "room");
   wsh_bus_topic_joined(wrong.bus, "room");
-  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 2, 5000));
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 3, 5000));
   publish_n(&a, "room", WSH_BUS_PUBLISH, 0, 5, "p-");
   ck_assert(WAIT_FOR(nrecs(&b) == 5, 5000));
   check_in_order(&b, "room", wsh_bus_host_id(a.bus), 5, "p-");
@@ -816,7 +816,7 @@ START_TEST(prefix_isolates_deployments) {
   wsh_bus_topic_joined(b.bus, "room");
   wsh_bus_topic_joined(c.bus, "room");
   ck_assert(WAIT_FOR(
-      CHANNELS(&a) == 2 && CHANNELS(&b) == 2 && CHANNELS(&c) == 2, 5000));
+      CHANNELS(&a) == 3 && CHANNELS(&b) == 3 && CHANNELS(&c) == 3, 5000));
   ck_assert(redis_has_channel(&r, "one:t:room"));
   ck_assert(redis_has_channel(&r, "two:t:room"));
   publish_n(&a, "room", WSH_BUS_PUBLISH, 0, 20, "one-");
@@ -850,7 +850,7 @@ START_TEST(unix_socket) {
   host_init(&a, r.sock, NULL, NULL, 0, true);
   host_init(&b, r.sock, NULL, NULL, 0, true);
   wsh_bus_topic_joined(b.bus, "room");
-  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 2, 5000));
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 3, 5000));
   publish_n(&a, "room", WSH_BUS_BROADCAST, WEBSOCK_OP_TEXT, 50, "u-");
   ck_assert(WAIT_FOR(nrecs(&b) == 50, 5000));
   check_in_order(&b, "room", wsh_bus_host_id(a.bus), 50, "u-");
@@ -964,7 +964,7 @@ START_TEST(bench) {
   host_on(&a, &r, "bench:");
   host_on(&b, &r, "bench:");
   wsh_bus_topic_joined(b.bus, "bench");
-  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 2, 5000));
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 3, 5000));
   printf("bus through redis-server (one publishing bus, one receiving bus, "
          "one process):\n");
   size_t sizes[] = {64, 1024};
