@@ -1,9 +1,9 @@
 /*
- * test_bus.c - the bus (host/bus/bus_core.c) and its Redis engine (host/bus/bus_redis.c)
- * against a real redis-server that each test starts on a free loopback port
- * and stops by its PID. Two or three buses, each on its own event loop and
- * thread, stand for as many hosts. A missing redis-server fails the test
- * with a message; nothing is skipped.
+ * test_bus.c - the bus (host/bus/bus_core.c) and its Redis engine
+ * (host/bus/bus_redis.c) against a real redis-server that each test starts on a
+ * free loopback port and stops by its PID. Two or three buses, each on its own
+ * event loop and thread, stand for as many hosts. A missing redis-server fails
+ * the test with a message; nothing is skipped.
  *
  * `test_bus --bench` measures instead (see bench() at the end).
  */
@@ -895,6 +895,78 @@ START_TEST(local_engine_keeps_everything_in_the_host) {
 }
 END_TEST
 
+/* A host on Redis at addr that announces counts from tc, with short
+ * intervals: a tick of 100 ms, everything every 300 ms, forgotten after
+ * 1 s. */
+static void counts_host(host *h, const char *addr, wsh_topic_counts *tc) {
+  memset(h, 0, sizeof(*h));
+  pthread_mutex_init(&h->lock, NULL);
+  h->base = event_base_new();
+  ck_assert_ptr_nonnull(h->base);
+  wsh_bus_config cfg = {.redis = addr,
+                        .counts = tc,
+                        .count_tick_ms = 100,
+                        .count_refresh_ms = 300,
+                        .count_expiry_ms = 1000};
+  wsh_bus_callbacks cb = {h, on_publish, on_send};
+  ck_assert_int_eq(wsh_bus_new(&h->bus, &cfg, h->base, &cb), 0);
+  host_run(h);
+}
+
+#define OTHERS(h, t) wsh_bus_topic_others((h)->bus, t)
+
+/* Subscriber counts across hosts: a change reaches the other host within a
+ * tick or two, a host's own announcements come back uncounted, a 0 forgets
+ * at once; with Redis gone, the other host's counts are forgotten after the
+ * expiry, and once it is back every count is announced again (what changed
+ * meanwhile included). */
+START_TEST(counts_across_hosts) {
+  redis r = {0};
+  redis_start(&r);
+  char addr[64];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", r.port);
+  wsh_topic_counts ca, cb;
+  wsh_topic_counts_init(&ca);
+  wsh_topic_counts_init(&cb);
+  host a, b;
+  counts_host(&a, addr, &ca);
+  counts_host(&b, addr, &cb);
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 2 && CHANNELS(&b) == 2, 5000));
+  ck_assert(redis_has_channel(&r, "c:counts"));
+  wsh_topic_counts_add(&ca, "room", 1);
+  wsh_topic_counts_add(&ca, "room", 1);
+  wsh_topic_counts_add(&cb, "room", 1);
+  ck_assert(WAIT_FOR(OTHERS(&b, "room") == 2 && OTHERS(&a, "room") == 1, 2000));
+  sleep_ms(400); /* a refresh or more: still the other host's count only */
+  ck_assert_int_eq(OTHERS(&a, "room"), 1);
+  ck_assert_int_eq(OTHERS(&b, "room"), 2);
+  ck_assert_int_eq(OTHERS(&b, "other"), 0);
+  ck_assert_uint_eq(stats(&b).counts_hosts, 1);
+  ck_assert_uint_gt(stats(&a).counts_sent, 0);
+  wsh_topic_counts_add(&ca, "room", -1);
+  wsh_topic_counts_add(&ca, "room", -1);
+  ck_assert(WAIT_FOR(OTHERS(&b, "room") == 0, 1000));
+  ck_assert_uint_eq(stats(&b).counts_entries, 0);
+  wsh_topic_counts_add(&ca, "room", 1);
+  ck_assert(WAIT_FOR(OTHERS(&b, "room") == 1, 1000));
+  /* Redis gone: nothing more comes; forgotten after the expiry. */
+  redis_stop(&r, SIGKILL);
+  ck_assert(WAIT_FOR(!CONNECTED(&a) && !CONNECTED(&b), 5000));
+  ck_assert(
+      WAIT_FOR(OTHERS(&b, "room") == 0 && stats(&b).counts_entries == 0, 3000));
+  wsh_topic_counts_add(&ca, "room", 1); /* 2 now, while down */
+  redis_start(&r);
+  ck_assert(
+      WAIT_FOR(OTHERS(&b, "room") == 2 && OTHERS(&a, "room") == 1, 10000));
+  ck_assert_uint_eq(stats(&b).invalid, 0);
+  host_stop(&a);
+  host_stop(&b);
+  wsh_topic_counts_free(&ca);
+  wsh_topic_counts_free(&cb);
+  redis_stop(&r, SIGTERM);
+}
+END_TEST
+
 /* ---- the benchmark ------------------------------------------------------- */
 
 static int cmp_double(const void *x, const void *y) {
@@ -1012,6 +1084,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, prefix_isolates_deployments);
     tcase_add_test(tc, unix_socket);
     tcase_add_test(tc, local_engine_keeps_everything_in_the_host);
+    tcase_add_test(tc, counts_across_hosts);
   }
   suite_add_tcase(su, tc);
   SRunner *sr = srunner_create(su);
