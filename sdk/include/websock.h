@@ -550,7 +550,9 @@ int64_t websock_topic_subscribers(websock_host *host, const char *topic);
  * shows here within about a second (plus Redis's delay); a host that stops
  * announcing (killed, or cut off from Redis) is forgotten 10 s after its
  * last announcement, and so is a count whose drop to 0 was lost. While
- * Redis is down no announcement comes in or goes out. Other hosts' counts
+ * Redis is down no announcement comes in or goes out (10 s into an outage
+ * this is the local count). A host stopped with SIGTERM says nothing on
+ * its way out either: it is forgotten the same way. Other hosts' counts
  * are kept within bounds (32768 topic-and-host pairs, 8192 per host, 256
  * hosts; what does not fit is left out and counted in /metrics as
  * websockd_bus_counts_dropped_total). Without --redis, and in the test
