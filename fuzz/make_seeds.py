@@ -357,7 +357,7 @@ log_level = info              ; error, warn, info, debug
 # bus_msg: the bus's wire format (host/bus/bus_msg.h: 44 bytes of header,
 # the topic, the payload), reference strings and Redis addresses
 
-PUBLISH, BROADCAST, SEND = 1, 2, 3
+PUBLISH, BROADCAST, SEND, COUNTS = 1, 2, 3, 4
 
 
 def msg(kind, opcode, topic, payload, origin=0x0102030405060708, seq=1,
@@ -367,6 +367,12 @@ def msg(kind, opcode, topic, payload, origin=0x0102030405060708, seq=1,
     return (struct.pack(">BBBBQQQIIII", version, kind, opcode, tlen, origin,
                         seq, to[0], to[1], to[2], to[3], plen)
             + topic + payload)
+
+
+def counts(*entries):
+    """A counts payload: (topic, count) entries."""
+    return b"".join(struct.pack(">B", len(t)) + t + struct.pack(">I", n)
+                    for t, n in entries)
 
 
 def bus_msg():
@@ -389,6 +395,18 @@ def bus_msg():
         "bad-huge-payload": msg(PUBLISH, 0, b"room", b"", plen=0xFFFFFFFF),
         "bad-trailing-byte": msg(PUBLISH, 0, b"room", b"x") + b"!",
         "bad-header-only": msg(PUBLISH, 0, b"room", b"x")[:44],
+        "counts-one": msg(COUNTS, 0, b"", counts((b"room", 3))),
+        "counts-many": msg(COUNTS, 0, b"", counts(
+            *[(b"t%d" % i, i) for i in range(40)], (b"t0", 0))),
+        "counts-max": msg(COUNTS, 0, b"", counts((b"t" * 255, 2**32 - 1),
+                                                 (b"x", 0))),
+        "counts-payload-only": counts((b"a", 1), (b"b", 2), (b"a", 0)),
+        "bad-counts-empty": msg(COUNTS, 0, b"", b""),
+        "bad-counts-cut-entry": msg(COUNTS, 0, b"", counts((b"room", 3))[:-1]),
+        "bad-counts-zero-topic": msg(COUNTS, 0, b"", b"\0\0\0\0\1"),
+        "bad-counts-nul": msg(COUNTS, 0, b"", counts((b"ro\0m", 1))),
+        "bad-counts-with-topic": msg(COUNTS, 0, b"room", counts((b"a", 1))),
+        "bad-counts-opcode": msg(COUNTS, 1, b"", counts((b"a", 1))),
         "ref": b"00c0ffee12345678.1.42.7",
         "ref-max": b"ffffffffffffffff.4294967295.4294967295.4294967295",
         "ref-upper": b"00C0FFEE12345678.0.0.0",

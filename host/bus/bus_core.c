@@ -2,8 +2,12 @@
  * bus_core.c - the bus in front of its engine (see bus_core.h, bus_engine.h):
  * the bounded queue from the workers to the bus loop, the channels the host
  * needs (counted across workers) and their subscription states, sequence
- * numbers, encoding and decoding, own copies, and the counters. The local
- * engine is no engine at all: every call returns at once.
+ * numbers, encoding and decoding, own copies, and the counters; and the
+ * subscriber counts across hosts: a tick announces what changed in the
+ * host's count table (every topic at each refresh) on the control channel,
+ * and what other hosts announce there goes to a bounded table
+ * (peer_counts.h). The local engine is no engine at all: every call
+ * returns at once.
  */
 #include "bus/bus_core.h"
 
@@ -19,6 +23,7 @@
 #include <event2/event.h>
 
 #include "bus/bus_engine.h"
+#include "bus/peer_counts.h"
 #include "websock.h"
 
 #define QUEUE_MAX_DEFAULT 65536u
@@ -26,6 +31,9 @@
 #define SEQ_BUCKETS 4096u
 #define SEQ_MAX 65536u /* channels with a sequence; past it, all restart */
 #define CHAN_BUCKETS 1024u
+#define COUNT_TICK_DEFAULT 1000u
+#define COUNT_REFRESH_DEFAULT 3000u
+#define COUNTS_CHUNK 16384u /* payload bytes of one announcement at most */
 
 /* A publish or send waiting for the loop: data, then the topic's NUL. */
 typedef struct bus_op {
@@ -67,6 +75,8 @@ struct wsh_bus {
   char prefix[WSH_BUS_PREFIX_MAX + 1];
   char host_channel[WSH_BUS_CHANNEL_MAX];
   size_t host_channel_len;
+  char control_channel[WSH_BUS_CHANNEL_MAX];
+  size_t control_channel_len;
   size_t queue_max, queue_max_bytes;
 
   pthread_mutex_t lock;
@@ -81,10 +91,27 @@ struct wsh_bus {
   size_t nseqs;
   uint8_t *enc;
   size_t enc_cap;
+  /* Counts across hosts: the tick, the host's table, the announcement
+   * being filled (loop thread), and the other hosts' counts (any thread,
+   * their own lock). */
+  struct event *tick;
+  wsh_topic_counts *counts;
+  unsigned refresh_ticks, ticks;
+  bool full_due;
+  uint8_t cbuf[COUNTS_CHUNK];
+  size_t clen;
+  wsh_peer_counts *peers;
 
   atomic_ullong connected, published, received, dropped, reconnects, channels,
-      send_unknown, send_gone, own, invalid, queued;
+      send_unknown, send_gone, own, invalid, queued, counts_sent,
+      counts_received, counts_dropped;
 };
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 static uint64_t hash(const char *s, size_t n) { /* FNV-1a */
   uint64_t h = 1469598103934665603ull;
@@ -190,6 +217,7 @@ void wsh_bus_engine_up(wsh_bus *bus) {
   if (bus->was_up)
     count(&bus->reconnects, 1);
   bus->was_up = true;
+  bus->full_due = true; /* tell the others every count at the next tick */
   atomic_store(&bus->connected, 1);
   pthread_mutex_lock(&bus->lock);
   for (size_t i = 0; i < CHAN_BUCKETS; i++) {
@@ -248,6 +276,21 @@ void wsh_bus_engine_received(wsh_bus *bus, const char *channel, size_t len,
   char topic[WSH_BUS_TOPIC_MAX + 1], expect[WSH_BUS_CHANNEL_MAX];
   if (wsh_bus_msg_decode(&m, msg, msg_len) != 0) {
     count(&bus->invalid, 1);
+    return;
+  }
+  bool control = len == bus->control_channel_len &&
+                 memcmp(channel, bus->control_channel, len) == 0;
+  if (control != (m.kind == WSH_BUS_COUNTS)) {
+    count(&bus->invalid, 1); /* counts elsewhere, or others on control */
+    return;
+  }
+  if (control) {
+    if (m.origin == bus->host_id)
+      return; /* ours, back: the host counts its own subscribers */
+    size_t lost =
+        wsh_peer_counts_apply(bus->peers, m.origin, m.data, m.len, now_ms());
+    count(&bus->counts_received, 1);
+    count(&bus->counts_dropped, (long)lost);
     return;
   }
   if (m.origin == bus->host_id) {
@@ -352,6 +395,68 @@ static void send_op(wsh_bus *bus, bus_op *op) {
   return;
 out_drop:
   count(&bus->dropped, 1);
+}
+
+/* ---- counts across hosts (loop thread) ---------------------------------- */
+
+/* Publishes the announcement filled so far, if any. */
+static void counts_flush(wsh_bus *bus) {
+  if (bus->clen == 0)
+    return;
+  wsh_bus_msg m = {.origin = bus->host_id,
+                   .kind = WSH_BUS_COUNTS,
+                   .data = bus->cbuf,
+                   .len = bus->clen};
+  bus->clen = 0;
+  uint8_t out[WSH_BUS_MSG_HEADER + COUNTS_CHUNK];
+  m.seq = next_seq(bus, bus->control_channel, bus->control_channel_len);
+  long w = m.seq ? wsh_bus_msg_encode(&m, out, sizeof(out)) : -1;
+  if (w < 0 || bus->engine->publish(bus->engine_state, bus->control_channel,
+                                    bus->control_channel_len, out, (size_t)w,
+                                    false) != 0) {
+    count(&bus->dropped, 1);
+    return;
+  }
+  count(&bus->counts_sent, 1);
+}
+
+/* wsh_topic_counts_report's sink: one entry more in the announcement. */
+static void counts_add(void *arg, const char *name, size_t n) {
+  wsh_bus *bus = arg;
+  size_t len = strlen(name);
+  uint32_t c = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+  if (sizeof(bus->cbuf) - bus->clen < 1 + len + 4)
+    counts_flush(bus);
+  wsh_bus_count_put(bus->cbuf, sizeof(bus->cbuf), &bus->clen, name, len, c);
+}
+
+/* Every tick: what changed in the host's counts goes to the other hosts
+ * (everything at each refresh, and after coming up); while down, changes
+ * are only marked reported (the refresh after coming up tells them all).
+ * Other hosts' stale counts are forgotten. */
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
+  wsh_bus *bus = arg;
+  (void)fd;
+  (void)what;
+  if (++bus->ticks >= bus->refresh_ticks) {
+    bus->ticks = 0;
+    bus->full_due = true;
+  }
+  if (bus->counts) {
+    bool all = bus->up && bus->full_due;
+    wsh_topic_counts_report(bus->counts, all, bus->up ? counts_add : NULL, bus);
+    if (bus->up)
+      counts_flush(bus);
+    if (all)
+      bus->full_due = false;
+  }
+  wsh_peer_counts_expire(bus->peers, now_ms());
+}
+
+int64_t wsh_bus_topic_others(wsh_bus *bus, const char *topic) {
+  if (!bus || !bus->peers || !topic)
+    return 0;
+  return wsh_peer_counts_sum(bus->peers, topic, strlen(topic), now_ms());
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg) {
@@ -493,6 +598,8 @@ int wsh_bus_new(wsh_bus **out, const wsh_bus_config *cfg,
     strcpy(bus->prefix, cfg->prefix);
   bus->host_channel_len = (size_t)wsh_bus_channel_host(
       bus->host_channel, sizeof(bus->host_channel), bus->prefix, bus->host_id);
+  bus->control_channel_len = (size_t)wsh_bus_channel_control(
+      bus->control_channel, sizeof(bus->control_channel), bus->prefix);
   bus->queue_max = cfg->queue_max ? cfg->queue_max : QUEUE_MAX_DEFAULT;
   bus->queue_max_bytes =
       cfg->queue_max_bytes ? cfg->queue_max_bytes : QUEUE_BYTES_DEFAULT;
@@ -504,9 +611,25 @@ int wsh_bus_new(wsh_bus **out, const wsh_bus_config *cfg,
   bus->wake = event_new(base, -1, EV_PERSIST | EV_READ, on_wake, bus);
   if (!bus->wake)
     goto out_free_bus;
-  /* Every host hears its own channel for as long as it runs. */
-  if (chan_ref(bus, bus->host_channel, bus->host_channel_len, 1) != 0)
+  /* Every host hears its own channel and the control channel for as long
+   * as it runs. */
+  if (chan_ref(bus, bus->host_channel, bus->host_channel_len, 1) != 0 ||
+      chan_ref(bus, bus->control_channel, bus->control_channel_len, 1) != 0)
     goto out_free_bus;
+  wsh_peer_limits lim = {cfg->count_entries_max, cfg->count_per_host_max,
+                         cfg->count_hosts_max, cfg->count_expiry_ms};
+  unsigned tick = cfg->count_tick_ms ? cfg->count_tick_ms : COUNT_TICK_DEFAULT;
+  unsigned refresh =
+      cfg->count_refresh_ms ? cfg->count_refresh_ms : COUNT_REFRESH_DEFAULT;
+  bus->counts = cfg->counts;
+  bus->refresh_ticks = refresh / tick ? refresh / tick : 1;
+  bus->peers = wsh_peer_counts_new(&lim);
+  bus->tick = event_new(base, -1, EV_PERSIST, on_tick, bus);
+  if (!bus->peers || !bus->tick)
+    goto out_free_bus;
+  struct timeval tv = {(time_t)(tick / 1000),
+                       (suseconds_t)(tick % 1000) * 1000};
+  evtimer_add(bus->tick, &tv);
   rc = bus->engine->start(bus, cfg, base, &bus->engine_state);
   if (rc != 0)
     goto out_free_bus;
@@ -537,6 +660,9 @@ void wsh_bus_free(wsh_bus *bus) {
   free(bus->enc);
   if (bus->wake)
     event_free(bus->wake);
+  if (bus->tick)
+    event_free(bus->tick);
+  wsh_peer_counts_free(bus->peers);
   pthread_mutex_destroy(&bus->lock);
   free(bus);
 }
@@ -561,4 +687,11 @@ void wsh_bus_stats_get(wsh_bus *bus, wsh_bus_stats *st) {
   st->own = atomic_load(&bus->own);
   st->invalid = atomic_load(&bus->invalid);
   st->queued = atomic_load(&bus->queued);
+  st->counts_sent = atomic_load(&bus->counts_sent);
+  st->counts_received = atomic_load(&bus->counts_received);
+  st->counts_dropped = atomic_load(&bus->counts_dropped);
+  size_t hosts = 0;
+  st->counts_entries =
+      bus->peers ? wsh_peer_counts_entries(bus->peers, &hosts) : 0;
+  st->counts_hosts = hosts;
 }

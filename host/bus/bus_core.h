@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "bus/bus_msg.h"
+#include "bus/topic.h"
 
 struct event_base;
 typedef struct wsh_bus wsh_bus;
@@ -54,21 +55,36 @@ typedef struct wsh_bus_config {
   unsigned connect_timeout_ms; /* per attempt; 0: 2000 */
   unsigned health_interval_ms; /* a PING this often while up; 0: 1000 */
   unsigned health_timeout_ms;  /* unanswered this long: lost; 0: 3000 */
+  /* Subscriber counts across hosts: the host's table, whose changes the
+   * bus announces on the control channel (NULL: none announced), at most
+   * once a tick, every topic again each refresh; other hosts' counts are
+   * forgotten after the expiry and kept within the limits (peer_counts.h:
+   * 0 fields take its defaults). */
+  wsh_topic_counts *counts;
+  unsigned count_tick_ms;    /* 0: 1000 */
+  unsigned count_refresh_ms; /* 0: 3000 */
+  unsigned count_expiry_ms;  /* 0: 10000 */
+  size_t count_entries_max, count_per_host_max, count_hosts_max;
 } wsh_bus_config;
 
 /* Counters, read from any thread. */
 typedef struct wsh_bus_stats {
-  unsigned long long connected;    /* 1 while the engine is up */
-  unsigned long long published;    /* messages handed to the engine */
-  unsigned long long received;     /* messages from other hosts delivered */
-  unsigned long long dropped;      /* queue full, engine down, over budget */
-  unsigned long long reconnects;   /* up again after being lost */
-  unsigned long long channels;     /* channels subscribed now */
-  unsigned long long send_unknown; /* sends that no host took */
-  unsigned long long send_gone;    /* sends here to a connection gone */
-  unsigned long long own;          /* own copies coming back, dropped */
-  unsigned long long invalid;      /* undecodable or misrouted messages */
-  unsigned long long queued;       /* messages waiting for the loop now */
+  unsigned long long connected;       /* 1 while the engine is up */
+  unsigned long long published;       /* messages handed to the engine */
+  unsigned long long received;        /* messages from other hosts delivered */
+  unsigned long long dropped;         /* queue full, engine down, over budget */
+  unsigned long long reconnects;      /* up again after being lost */
+  unsigned long long channels;        /* channels subscribed now */
+  unsigned long long send_unknown;    /* sends that no host took */
+  unsigned long long send_gone;       /* sends here to a connection gone */
+  unsigned long long own;             /* own copies coming back, dropped */
+  unsigned long long invalid;         /* undecodable or misrouted messages */
+  unsigned long long queued;          /* messages waiting for the loop now */
+  unsigned long long counts_sent;     /* counts announcements published */
+  unsigned long long counts_received; /* other hosts' announcements taken */
+  unsigned long long counts_dropped;  /* their entries over the limits */
+  unsigned long long counts_entries;  /* (topic, host) counts kept now */
+  unsigned long long counts_hosts;    /* other hosts with a count kept */
 } wsh_bus_stats;
 
 /* Creates the bus of cfg (all of it copied) on base (which may be NULL for
@@ -108,5 +124,10 @@ int wsh_bus_publish(wsh_bus *bus, const char *topic, int kind, int opcode,
  * WEBSOCK_ENOMEM. */
 int wsh_bus_send_to(wsh_bus *bus, const wsh_bus_ref *to, const void *data,
                     size_t len);
+
+/* Any thread, cheap (one lock, one lookup): the subscribers of topic on
+ * every other host, as they last announced them (forgotten after the
+ * expiry); 0 for the local engine. */
+int64_t wsh_bus_topic_others(wsh_bus *bus, const char *topic);
 
 #endif

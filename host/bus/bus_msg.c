@@ -29,6 +29,16 @@ static uint64_t get_u64(const uint8_t *p) {
   return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
 }
 
+/* A counts payload: one or more entries, nothing else. */
+static bool counts_valid(const uint8_t *data, size_t len) {
+  wsh_bus_count c;
+  size_t off = 0;
+  int rc;
+  while ((rc = wsh_bus_count_next(&c, data, len, &off)) == 1)
+    ;
+  return rc == 0;
+}
+
 /* The rules every message keeps, whichever side checks them. */
 static bool valid(const wsh_bus_msg *m) {
   if (m->origin == 0 || m->len > WSH_BUS_PAYLOAD_MAX ||
@@ -46,6 +56,9 @@ static bool valid(const wsh_bus_msg *m) {
            m->topic_len > 0 && no_target;
   case WSH_BUS_SEND:
     return m->opcode == 0 && m->topic_len == 0 && m->to.host != 0;
+  case WSH_BUS_COUNTS:
+    return m->opcode == 0 && m->topic_len == 0 && no_target && m->len > 0 &&
+           counts_valid(m->data, m->len);
   default:
     return false;
   }
@@ -105,6 +118,40 @@ int wsh_bus_msg_decode(wsh_bus_msg *m, const uint8_t *buf, size_t len) {
   return 0;
 }
 
+/* ---- counts payloads ----------------------------------------------------- */
+
+int wsh_bus_count_put(uint8_t *out, size_t cap, size_t *off, const char *topic,
+                      size_t topic_len, uint32_t count) {
+  if (!topic || topic_len == 0 || topic_len > WSH_BUS_TOPIC_MAX ||
+      memchr(topic, 0, topic_len) || *off > cap ||
+      cap - *off < 1 + topic_len + 4)
+    return WEBSOCK_EINVAL;
+  uint8_t *p = out + *off;
+  p[0] = (uint8_t)topic_len;
+  memcpy(p + 1, topic, topic_len);
+  put_u32(p + 1 + topic_len, count);
+  *off += 1 + topic_len + 4;
+  return 0;
+}
+
+int wsh_bus_count_next(wsh_bus_count *c, const uint8_t *data, size_t len,
+                       size_t *off) {
+  memset(c, 0, sizeof(*c));
+  if (*off == len)
+    return 0;
+  if (*off > len)
+    return WEBSOCK_EINVAL;
+  size_t left = len - *off, tlen = data[*off];
+  const char *topic = (const char *)data + *off + 1;
+  if (tlen == 0 || left < 1 + tlen + 4 || memchr(topic, 0, tlen))
+    return WEBSOCK_EINVAL;
+  c->topic = topic;
+  c->topic_len = tlen;
+  c->count = get_u32(data + *off + 1 + tlen);
+  *off += 1 + tlen + 4;
+  return 1;
+}
+
 /* ---- names --------------------------------------------------------------- */
 
 static int channel(char *out, size_t cap, const char *prefix, char type,
@@ -134,6 +181,10 @@ int wsh_bus_channel_host(char *out, size_t cap, const char *prefix,
   char hex[17];
   snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)host);
   return channel(out, cap, prefix, 'h', hex, 16);
+}
+
+int wsh_bus_channel_control(char *out, size_t cap, const char *prefix) {
+  return channel(out, cap, prefix, 'c', "counts", 6);
 }
 
 int wsh_bus_ref_format(char *out, size_t cap, const wsh_bus_ref *r) {

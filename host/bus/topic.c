@@ -191,11 +191,16 @@ int wsh_topic_counts_add(wsh_topic_counts *tc, const char *name, int delta) {
       tc->n++;
     }
     (*pp)->n++;
-  } else if (*pp && --(*pp)->n == 0) {
-    wsh_topic_count *e = *pp;
-    *pp = e->next;
-    free(e);
-    tc->n--;
+    tc->changed = true;
+  } else if (*pp && (*pp)->n > 0) {
+    tc->changed = true;
+    /* At 0, an entry stays until its 0 is reported (if anything was). */
+    if (--(*pp)->n == 0 && (*pp)->sent == 0) {
+      wsh_topic_count *e = *pp;
+      *pp = e->next;
+      free(e);
+      tc->n--;
+    }
   }
 out_unlock:
   pthread_mutex_unlock(&tc->lock);
@@ -211,6 +216,33 @@ size_t wsh_topic_counts_get(wsh_topic_counts *tc, const char *name) {
   }
   pthread_mutex_unlock(&tc->lock);
   return n;
+}
+
+void wsh_topic_counts_report(wsh_topic_counts *tc, bool all,
+                             void (*fn)(void *arg, const char *name, size_t n),
+                             void *arg) {
+  pthread_mutex_lock(&tc->lock);
+  if (!tc->changed && !all)
+    goto out_unlock;
+  tc->changed = false;
+  for (size_t i = 0; i < tc->nbuckets; i++) {
+    for (wsh_topic_count **pp = &tc->buckets[i], *e; (e = *pp);) {
+      if (e->n != e->sent || (all && e->n > 0)) {
+        if (fn)
+          fn(arg, e->name, e->n);
+        e->sent = e->n;
+      }
+      if (e->n == 0) {
+        *pp = e->next;
+        free(e);
+        tc->n--;
+      } else {
+        pp = &e->next;
+      }
+    }
+  }
+out_unlock:
+  pthread_mutex_unlock(&tc->lock);
 }
 
 /* ---- shared payloads ----------------------------------------------------- */

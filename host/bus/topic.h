@@ -50,6 +50,7 @@ void wsh_topics_leave(wsh_topics *t, wsh_topic *topic, websock_conn *conn);
 typedef struct wsh_topic_count {
   struct wsh_topic_count *next;
   size_t n;
+  size_t sent; /* n as last reported (wsh_topic_counts_report) */
   char name[];
 } wsh_topic_count;
 
@@ -57,7 +58,8 @@ typedef struct wsh_topic_counts {
   pthread_mutex_t lock;
   wsh_topic_count **buckets;
   size_t nbuckets;
-  size_t n; /* topics with at least one subscriber */
+  size_t n;     /* entries: topics with a subscriber or an unreported 0 */
+  bool changed; /* a count moved since the last report */
 } wsh_topic_counts;
 
 void wsh_topic_counts_init(wsh_topic_counts *tc);
@@ -67,6 +69,15 @@ void wsh_topic_counts_free(wsh_topic_counts *tc);
 int wsh_topic_counts_add(wsh_topic_counts *tc, const char *name, int delta);
 /* The subscribers of name (0 if none). */
 size_t wsh_topic_counts_get(wsh_topic_counts *tc, const char *name);
+/* For the bus's announcements to other hosts: calls fn(arg, name, n) (fn
+ * may be NULL) for every topic whose count differs from the one last
+ * reported, or with all for every topic with a subscriber too; marks them
+ * reported, and forgets the topics at 0 once reported. fn runs under the
+ * table's lock and must not call back into it. A table never reported
+ * forgets a topic as soon as its count reaches 0. */
+void wsh_topic_counts_report(wsh_topic_counts *tc, bool all,
+                             void (*fn)(void *arg, const char *name, size_t n),
+                             void *arg);
 
 /* A payload several workers share: a publish (raw data for handle_info) or
  * a broadcast (one framed message, its bytes referenced by every

@@ -306,6 +306,15 @@ int64_t websock_topic_subscribers(websock_host *host, const char *topic) {
   return (int64_t)wsh_topic_counts_get(&host->counts, topic);
 }
 
+int64_t websock_topic_subscribers_all(websock_host *host, const char *topic) {
+  if (check_topic(host, topic))
+    return WEBSOCK_EINVAL;
+  if (host->remote)
+    host = host->local;
+  return (int64_t)wsh_topic_counts_get(&host->counts, topic) +
+         (host->bus ? wsh_bus_topic_others(host->bus, topic) : 0);
+}
+
 /* ---- references as text -------------------------------------------------- */
 
 int websock_ref_format(websock_ref ref, char *out, size_t cap) {

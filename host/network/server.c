@@ -308,7 +308,8 @@ static int start_bus(wsh_server *srv, char *err, size_t errlen) {
   wsh_config *cfg = srv->cfg;
   wsh_bus_config bc = {.redis = cfg->redis,
                        .password = cfg->redis_password,
-                       .prefix = cfg->redis_prefix};
+                       .prefix = cfg->redis_prefix,
+                       .counts = &srv->host.counts};
   wsh_bus_callbacks cb = {srv, on_remote_publish, on_remote_send};
   int rc = wsh_bus_new(&srv->bus, &bc, srv->base, &cb);
   if (rc != 0) {

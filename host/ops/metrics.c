@@ -174,6 +174,23 @@ static void bus(FILE *f, wsh_server *srv) {
       {"bus_send_gone_total", "counter",
        "websock_send from another host to a connection gone here.",
        offsetof(wsh_bus_stats, send_gone)},
+      {"bus_invalid_total", "counter",
+       "Messages from Redis refused: undecodable, or on the wrong channel.",
+       offsetof(wsh_bus_stats, invalid)},
+      {"bus_counts_sent_total", "counter",
+       "Subscriber-count announcements published to the other hosts.",
+       offsetof(wsh_bus_stats, counts_sent)},
+      {"bus_counts_received_total", "counter",
+       "Subscriber-count announcements taken from other hosts.",
+       offsetof(wsh_bus_stats, counts_received)},
+      {"bus_counts_dropped_total", "counter",
+       "Other hosts' topic counts left out (over the table's limits).",
+       offsetof(wsh_bus_stats, counts_dropped)},
+      {"bus_counts_entries", "gauge",
+       "Other hosts' topic counts kept now (topic and host pairs).",
+       offsetof(wsh_bus_stats, counts_entries)},
+      {"bus_counts_hosts", "gauge", "Other hosts with a topic count kept now.",
+       offsetof(wsh_bus_stats, counts_hosts)},
   };
   for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
     fprintf(

@@ -538,8 +538,28 @@ websock_info_kind websock_info_source(const websock_conn *conn,
  * connection is uncounted once it unsubscribed or closed. Callable from any
  * thread, cheap (one lock and a hash lookup). Returns the count or
  * WEBSOCK_EINVAL (no host, or not a topic name). With --redis it counts
- * this host's subscribers only. */
+ * this host's subscribers only (websock_topic_subscribers_all: every
+ * host's). */
 int64_t websock_topic_subscribers(websock_host *host, const char *topic);
+
+/* The number of connections subscribed to `topic` on every host sharing
+ * this host's Redis (websockd --redis): this host's exact count
+ * (websock_topic_subscribers) plus what each other host last announced.
+ * Eventually consistent: each host announces its changed counts at most
+ * once a second and all its counts every 3 s, so a change on another host
+ * shows here within about a second (plus Redis's delay); a host that stops
+ * announcing (killed, or cut off from Redis) is forgotten 10 s after its
+ * last announcement, and so is a count whose drop to 0 was lost. While
+ * Redis is down no announcement comes in or goes out (10 s into an outage
+ * this is the local count). A host stopped with SIGTERM says nothing on
+ * its way out either: it is forgotten the same way. Other hosts' counts
+ * are kept within bounds (32768 topic-and-host pairs, 8192 per host, 256
+ * hosts; what does not fit is left out and counted in /metrics as
+ * websockd_bus_counts_dropped_total). Without --redis, and in the test
+ * library, it equals websock_topic_subscribers(). Callable from any
+ * thread, cheap (two locks and two hash lookups; no I/O). Returns the count
+ * or WEBSOCK_EINVAL (no host, or not a topic name). */
+int64_t websock_topic_subscribers_all(websock_host *host, const char *topic);
 
 /* ------------------------------------------------------------------------ */
 /* About a connection                                                        */

@@ -58,7 +58,8 @@
  *    400 for one that does not decode). Each plugin is one route: which of
  *    several routes would win is the host's business, not tested here.
  *  - websock_topic_subscribers() counts the connections of this fake host
- *    subscribed to the topic.
+ *    subscribed to the topic; websock_topic_subscribers_all() is the same
+ *    count (one host, no bus).
  *
  * Ownership: the host owns every connection, plugin and recorded message.
  * Pointers returned by the inspection functions stay valid until the object

@@ -130,7 +130,7 @@ struct websock_conn {
   wst_timer *timers;
   int64_t next_timer_id;
   wst_loglines log; /* what websock_log(conn, ...) said: under wst_log_lock */
-  wst_kvs params; /* what the route's path pattern captured, decoded */
+  wst_kvs params;   /* what the route's path pattern captured, decoded */
   /* while handle_info runs: where its message came from */
   int in_info;
   websock_info_kind info_kind;
@@ -1999,4 +1999,9 @@ int64_t websock_topic_subscribers(websock_host *host, const char *topic) {
         n++;
   pthread_mutex_unlock(&host->lock);
   return n;
+}
+
+/* One host, no bus: every subscriber is this host's. */
+int64_t websock_topic_subscribers_all(websock_host *host, const char *topic) {
+  return websock_topic_subscribers(host, topic);
 }

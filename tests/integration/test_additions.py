@@ -13,6 +13,8 @@ import asyncio
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -227,8 +229,9 @@ class AcrossHosts(unittest.TestCase):
                         self.assertEqual(await ask(wb, "sub:news"),
                                          "subscribers news 1")
                         # B is on the topic's channel once it says so
+                        # (besides its own and the control channel)
                         test_bus.wait_metric(b, "bus_channels",
-                                             lambda v: v >= 2)
+                                             lambda v: v >= 3)
                         await wa.send("pub:news")
                         self.assertEqual(await recv(wb),
                                          "info publish news p")
@@ -237,6 +240,162 @@ class AcrossHosts(unittest.TestCase):
                 run(scenario())
         finally:
             redis.cleanup()
+
+
+def redis_publish(port, channel, payload):
+    """PUBLISH payload (bytes) on channel through a raw RESP connection;
+    returns the number of receivers Redis reports."""
+    parts = [b"PUBLISH", channel.encode(), payload]
+    cmd = b"*3\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(p), p)
+                                 for p in parts)
+    with socket.create_connection(("127.0.0.1", port), 5) as s:
+        s.sendall(cmd)
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            chunk = s.recv(64)
+            if not chunk:
+                break
+            reply += chunk
+    return int(reply[1:].strip())
+
+
+def counts_message(origin, entries, seq=1):
+    """A bus message of kind 4 (counts) from origin with (topic, count)
+    entries, as host/bus/bus_msg.h lays it out."""
+    payload = b"".join(struct.pack(">B", len(t)) + t + struct.pack(">I", n)
+                       for t, n in entries)
+    return (struct.pack(">BBBBQQQIIII", 1, 4, 0, 0, origin, seq, 0, 0, 0, 0,
+                        len(payload)) + payload)
+
+
+def publish_message(origin, topic, seq=1):
+    """A valid publish (kind 1) of "p" to topic from origin."""
+    return (struct.pack(">BBBBQQQIIII", 1, 1, 0, len(topic), origin, seq, 0,
+                        0, 0, 0, 1) + topic + b"p")
+
+
+class CountsAcrossHosts(unittest.TestCase):
+    """websock_topic_subscribers_all through three websockd on one
+    redis-server: the count rises as clients subscribe on other hosts,
+    falls as they leave, and a SIGKILLed host is forgotten within the
+    documented 10 s; malformed and oversized announcements on the control
+    channel are refused or cut to the caps, and counted."""
+
+    def test_counts_across_hosts(self):
+        import test_bus  # its Redis helper (redis-server stopped by PID)
+        redis = test_bus.Redis().start()
+        try:
+            args = ["--redis", "127.0.0.1:%d" % redis.port]
+            routes = {"r": route("/r/:room", "g")}
+            with harness.Daemon(routes, workers=1, args=args) as a, \
+                    harness.Daemon(routes, workers=2, args=args) as b, \
+                    harness.Daemon(routes, workers=1, args=args,
+                                   expect_exit=None) as c:
+                run(self.scenario(redis, a, b, c, test_bus))
+        finally:
+            redis.cleanup()
+
+    async def scenario(self, redis, a, b, c, test_bus):
+        async def total(ws, topic="room"):
+            reply = await ask(ws, "all:" + topic)
+            self.assertTrue(reply.startswith("all %s " % topic), reply)
+            return int(reply.split()[-1])
+
+        async def until(ws, want, within, topic="room"):
+            t0 = time.time()
+            while True:
+                got = await total(ws, topic)
+                if got == want:
+                    return time.time() - t0
+                if time.time() - t0 > within:
+                    self.fail("all:%s stayed %d, not %d, for %.1f s" %
+                              (topic, got, want, within))
+                await asyncio.sleep(0.05)
+
+        for d in (a, b, c):  # own channel and control channel
+            test_bus.wait_metric(d, "bus_channels", lambda v: v >= 2)
+        wa = await connect(a.url("/r/a"))
+        wb = [await connect(b.url("/r/b%d" % i)) for i in range(3)]
+        wc = await connect(c.url("/r/c"))
+        try:
+            for ws in [wa, wc] + wb:
+                await recv(ws)
+            self.assertEqual(await total(wa), 0)
+            # subscribers on B (two workers) and C show on A within ~1 s
+            for ws in wb + [wc]:
+                await ask(ws, "sub:room")
+            took = await until(wa, 4, 5.0)
+            self.assertEqual(await ask(wa, "count:room"), "subscribers room 0")
+            await until(wb[0], 4, 5.0)  # and on B: its 3 plus C's 1
+            # A's own subscriber counts at once, exactly
+            self.assertEqual(await ask(wa, "sub:room"), "subscribers room 1")
+            self.assertEqual(await total(wa), 5)
+            await until(wc, 5, 5.0)
+            # leaving: an unsubscribe and a close on B
+            self.assertEqual(await ask(wb[0], "unsub:room"),
+                             "subscribers room 2")
+            await wb[1].close()
+            took = max(took, await until(wa, 3, 5.0))
+            self.assertLess(took, 3.0)  # coalesced at most once a second
+            await until(wb[2], 3, 5.0)  # 1 here, A's, C's
+            # C killed: still counted at first (nothing says it is gone),
+            # forgotten once its last announcement is 10 s old
+            self.assertEqual(test_bus.metrics(a)["websockd_bus_counts_hosts"],
+                             2)
+            c.kill()
+            t0 = time.time()
+            self.assertEqual(await total(wa), 3)
+            await until(wa, 2, 13.0)
+            gone = time.time() - t0
+            self.assertGreater(gone, 5.0)   # its last refresh was < 3.5 s old
+            self.assertLess(gone, 11.5)     # 10 s after it, a tick at most
+            test_bus.wait_metric(a, "bus_counts_hosts", lambda v: v == 1,
+                                 timeout=3)
+            await until(wb[2], 2, 3.0)
+
+            # Hostile announcements on the control channel.
+            m0 = test_bus.metrics(a)
+            ch = "c:counts"
+            self.assertGreaterEqual(redis_publish(redis.port, ch, b"garbage"), 2)
+            good = counts_message(0x1234, [(b"room", 7)])
+            for bad in (good[:-1],                       # short
+                        good + b"\0",                    # trailing byte
+                        counts_message(0x1234, [(b"", 7)]),   # empty topic
+                        counts_message(0x1234, [(b"r\0m", 7)]),  # NUL
+                        counts_message(0, [(b"room", 7)]),    # origin 0
+                        counts_message(0x1234, []),           # no entry
+                        publish_message(0x1234, b"room")):    # a publish
+                redis_publish(redis.port, ch, bad)
+            # a counts message on a topic channel is not a count either
+            redis_publish(redis.port, "t:room", good)
+            test_bus.wait_metric(a, "bus_invalid_total",
+                                 lambda v: v >= m0["websockd_bus_invalid_total"]
+                                 + 9, timeout=5)
+            self.assertEqual(await total(wa), 2)
+            # one host announcing more topics than a receiver keeps for one
+            # host (8192): the rest are dropped and counted
+            many = [(b"t%d" % i, 1) for i in range(9000)] + [(b"room", 7)]
+            redis_publish(redis.port, ch, counts_message(0x1234, many))
+            test_bus.wait_metric(
+                a, "bus_counts_dropped_total",
+                lambda v: v >= m0["websockd_bus_counts_dropped_total"] + 809,
+                timeout=5)
+            m1 = test_bus.metrics(a)
+            self.assertEqual(m1["websockd_bus_counts_dropped_total"] -
+                             m0["websockd_bus_counts_dropped_total"], 809)
+            # B's count of room, and the fake host's 8192
+            self.assertEqual(m1["websockd_bus_counts_entries"], 1 + 8192)
+            self.assertEqual(await total(wa, "t0"), 1)
+            self.assertEqual(await total(wa, "t8999"), 0)  # dropped
+            self.assertEqual(await total(wa), 2)  # "room" came too late
+            # the fake host announces room at 0: nothing to forget, no harm
+            redis_publish(redis.port, ch,
+                          counts_message(0x1234, [(b"t0", 0), (b"room", 0)]))
+            await until(wa, 0, 5.0, topic="t0")
+            self.assertEqual(await total(wa), 2)
+        finally:
+            for ws in [wa, wc] + wb:
+                await ws.close()
 
 
 class NegativeResults(unittest.TestCase):

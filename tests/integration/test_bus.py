@@ -177,9 +177,10 @@ class BusTest(unittest.TestCase):
         return out
 
     def wait_channels(self, extra, hosts=None):
-        """Each host subscribes its own channel and `extra` topic channels."""
+        """Each host subscribes its own channel, the control channel (the
+        subscriber counts) and `extra` topic channels."""
         for d in hosts or self.hosts:
-            wait_metric(d, "bus_channels", lambda v: v >= 1 + extra)
+            wait_metric(d, "bus_channels", lambda v: v >= 2 + extra)
 
     async def chat_round(self, path, rooms, per_host=2, count=5):
         ms = await self.members(path, rooms, per_host)
@@ -284,7 +285,7 @@ class BusTest(unittest.TestCase):
             async def go():
                 wo = await connect(o.url("/chat?room=pfx&name=o"))
                 wa = await connect(a.url("/chat?room=pfx&name=a"))
-                wait_metric(o, "bus_channels", lambda v: v >= 2)
+                wait_metric(o, "bus_channels", lambda v: v >= 3)
                 self.wait_channels(1, (a,))
                 await asyncio.sleep(0.3)
                 for ws in (wo, wa):
@@ -359,7 +360,7 @@ class BusTest(unittest.TestCase):
             self.redis.start()
             for d in (a, c):
                 wait_metric(d, "bus_connected", lambda v: v == 1, timeout=10)
-                wait_metric(d, "bus_channels", lambda v: v >= (3 if d is a else 2),
+                wait_metric(d, "bus_channels", lambda v: v >= (4 if d is a else 3),
                             timeout=10)
             self.assertGreaterEqual(metrics(a)["websockd_bus_reconnects_total"], 1)
             await xa.send("after")
@@ -637,8 +638,8 @@ class NginxTest(unittest.TestCase):
                             raise
                         await asyncio.sleep(0.05)
                 ws += [await connect(url + "u%d" % i) for i in range(1, 6)]
-                for d in hosts:  # least_conn: two on each
-                    wait_metric(d, "bus_channels", lambda v: v == 2)
+                for d in hosts:  # least_conn: two on each; own, control, room
+                    wait_metric(d, "bus_channels", lambda v: v == 3)
                 await asyncio.sleep(0.3)
                 for w in ws:
                     await drain(w)
@@ -658,7 +659,7 @@ class NginxTest(unittest.TestCase):
                 # the two reconnect (as a client should) and land elsewhere
                 alive += [await connect(url + "back%d" % i) for i in range(2)]
                 for d in hosts[1:]:
-                    wait_metric(d, "bus_channels", lambda v: v == 2)
+                    wait_metric(d, "bus_channels", lambda v: v == 3)
                 await asyncio.sleep(0.3)
                 for w in alive:
                     await drain(w)

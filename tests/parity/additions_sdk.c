@@ -93,6 +93,10 @@ static void sources_topics_results(void) {
   EXPECT_STR(last(b), "subscribers t 2");
   EXPECT(websock_topic_subscribers(h, "t") == 2);
   EXPECT(websock_topic_subscribers(h, "") == WEBSOCK_EINVAL);
+  EXPECT(websock_topic_subscribers_all(h, "t") == 2); /* one host */
+  EXPECT(websock_topic_subscribers_all(h, "") == WEBSOCK_EINVAL);
+  EXPECT(websock_test_client_text(a, "all:t") == WEBSOCK_OK);
+  EXPECT_STR(last(a), "all t 2");
   EXPECT(websock_publish(h, "t", "p", 1) == 0);
   EXPECT(websock_test_run(h) == 1);
   EXPECT_STR(last(a), "info publish t p");

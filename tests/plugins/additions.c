@@ -23,6 +23,7 @@
  *                   subscribe / unsubscribe / nothing, then
  *                   "subscribers T N" (websock_topic_subscribers)
  *   pub:T           websock_publish(T, "p")
+ *   all:T           "all T N" (websock_topic_subscribers_all: every host)
  *   source          "source K" (websock_info_source outside handle_info)
  *   ret:N           returns N (a negative websock_* code, say)
  *   flood:N:SIZE    pushes N binary messages of SIZE bytes and returns what
@@ -143,6 +144,9 @@ static int topic_cmd(websock_conn *conn, const char *cmd, const char *topic) {
     rc = websock_unsubscribe(conn, topic);
   else if (strcmp(cmd, "pub") == 0)
     return websock_publish(host, topic, "p", 1);
+  else if (strcmp(cmd, "all") == 0)
+    return pushf(conn, "all %s %lld", topic,
+                 (long long)websock_topic_subscribers_all(host, topic));
   if (rc)
     return pushf(conn, "%s failed: %s", cmd, websock_strerror(rc));
   return pushf(conn, "subscribers %s %lld", topic,
@@ -191,7 +195,8 @@ static int on_in(websock_conn *conn, void **state, websock_opcode op,
     return pushf(conn, "source %s",
                  kind_name(websock_info_source(conn, NULL, NULL)));
   if (colon && (strcmp(cmd, "sub") == 0 || strcmp(cmd, "unsub") == 0 ||
-                strcmp(cmd, "count") == 0 || strcmp(cmd, "pub") == 0))
+                strcmp(cmd, "count") == 0 || strcmp(cmd, "pub") == 0 ||
+                strcmp(cmd, "all") == 0))
     return topic_cmd(conn, cmd, colon);
   if (colon && strcmp(cmd, "ret") == 0)
     return atoi(colon);

@@ -1,9 +1,9 @@
 /*
- * test_bus.c - the bus (host/bus/bus_core.c) and its Redis engine (host/bus/bus_redis.c)
- * against a real redis-server that each test starts on a free loopback port
- * and stops by its PID. Two or three buses, each on its own event loop and
- * thread, stand for as many hosts. A missing redis-server fails the test
- * with a message; nothing is skipped.
+ * test_bus.c - the bus (host/bus/bus_core.c) and its Redis engine
+ * (host/bus/bus_redis.c) against a real redis-server that each test starts on a
+ * free loopback port and stops by its PID. Two or three buses, each on its own
+ * event loop and thread, stand for as many hosts. A missing redis-server fails
+ * the test with a message; nothing is skipped.
  *
  * `test_bus --bench` measures instead (see bench() at the end).
  */
@@ -360,7 +360,7 @@ START_TEST(publish_reaches_every_other_host_once_in_order) {
   ck_assert_int_eq(wsh_bus_topic_joined(b.bus, "news"), 0);
   ck_assert_int_eq(wsh_bus_topic_joined(c.bus, "news"), 0);
   ck_assert(WAIT_FOR(
-      CHANNELS(&a) == 2 && CHANNELS(&b) == 3 && CHANNELS(&c) == 3, 5000));
+      CHANNELS(&a) == 3 && CHANNELS(&b) == 4 && CHANNELS(&c) == 4, 5000));
   ck_assert(redis_has_channel(&r, "t1:t:room"));
   ck_assert(redis_has_channel(&r, "t1:t:news"));
   char hostch[WSH_BUS_CHANNEL_MAX];
@@ -409,18 +409,18 @@ START_TEST(channels_follow_joined_and_left) {
   host_on(&a, &r, NULL);
   host_on(&b, &r, NULL);
   ck_assert(WAIT_FOR(CONNECTED(&a) && CONNECTED(&b), 5000));
-  ck_assert(WAIT_FOR(CHANNELS(&a) == 1, 5000)); /* its own channel */
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 2, 5000)); /* its own and control */
   ck_assert(!redis_has_channel(&r, "t:x"));
   /* Two workers of a have subscribers of x. */
   ck_assert_int_eq(wsh_bus_topic_joined(a.bus, "x"), 0);
   ck_assert_int_eq(wsh_bus_topic_joined(a.bus, "x"), 0);
-  ck_assert(WAIT_FOR(redis_has_channel(&r, "t:x") && CHANNELS(&a) == 2, 5000));
+  ck_assert(WAIT_FOR(redis_has_channel(&r, "t:x") && CHANNELS(&a) == 3, 5000));
   ck_assert_int_eq(wsh_bus_topic_left(a.bus, "x"), 0);
   sleep_ms(200);
   ck_assert(redis_has_channel(&r, "t:x")); /* one worker still has some */
-  ck_assert_uint_eq(CHANNELS(&a), 2);
+  ck_assert_uint_eq(CHANNELS(&a), 3);
   ck_assert_int_eq(wsh_bus_topic_left(a.bus, "x"), 0);
-  ck_assert(WAIT_FOR(!redis_has_channel(&r, "t:x") && CHANNELS(&a) == 1, 5000));
+  ck_assert(WAIT_FOR(!redis_has_channel(&r, "t:x") && CHANNELS(&a) == 2, 5000));
   /* Nobody of a listens any more: b's publish does not reach it. */
   publish_n(&b, "x", WSH_BUS_PUBLISH, 0, 10, "x-");
   ck_assert(WAIT_FOR(stats(&b).published == 10, 5000));
@@ -433,7 +433,7 @@ START_TEST(channels_follow_joined_and_left) {
     wsh_bus_topic_left(a.bus, "y");
   }
   wsh_bus_topic_joined(a.bus, "y");
-  ck_assert(WAIT_FOR(redis_has_channel(&r, "t:y") && CHANNELS(&a) == 2, 5000));
+  ck_assert(WAIT_FOR(redis_has_channel(&r, "t:y") && CHANNELS(&a) == 3, 5000));
   publish_n(&b, "y", WSH_BUS_PUBLISH, 0, 10, "y-");
   ck_assert(WAIT_FOR(nrecs(&a) == 10, 5000));
   check_in_order(&a, "y", wsh_bus_host_id(b.bus), 10, "y-");
@@ -454,7 +454,7 @@ START_TEST(send_reaches_only_its_host) {
   host_on(&b, &r, NULL);
   host_on(&c, &r, NULL);
   ck_assert(WAIT_FOR(
-      CHANNELS(&a) == 1 && CHANNELS(&b) == 1 && CHANNELS(&c) == 1, 5000));
+      CHANNELS(&a) == 2 && CHANNELS(&b) == 2 && CHANNELS(&c) == 2, 5000));
   /* b's connection as a string, as a plugin would put it in a message. */
   wsh_bus_ref to = {wsh_bus_host_id(b.bus), 2, 5, 9}, parsed;
   char s[WSH_BUS_REF_STRLEN];
@@ -519,7 +519,7 @@ START_TEST(redis_killed_then_restarted) {
   host_on(&b, &r, NULL);
   wsh_bus_topic_joined(a.bus, "room");
   wsh_bus_topic_joined(b.bus, "room");
-  ck_assert(WAIT_FOR(CHANNELS(&a) == 2 && CHANNELS(&b) == 2, 5000));
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 3 && CHANNELS(&b) == 3, 5000));
   char msg[32];
   for (int i = 1; i <= 600; i++) {
     if (i == 301)
@@ -545,7 +545,7 @@ START_TEST(redis_killed_then_restarted) {
   double t0 = now_ms();
   ck_assert_msg(WAIT_FOR(CONNECTED(&a) && CONNECTED(&b), 8000),
                 "not reconnected within 8 s");
-  ck_assert(WAIT_FOR(CHANNELS(&a) == 2 && CHANNELS(&b) == 2, 3000));
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 3 && CHANNELS(&b) == 3, 3000));
   double took = now_ms() - t0;
   ck_assert(redis_has_channel(&r, "t:room"));
   ck_assert_uint_eq(stats(&a).reconnects, 1);
@@ -589,7 +589,7 @@ START_TEST(redis_down_at_start) {
   ck_assert(WAIT_FOR(stats(&a).dropped == 10, 3000));
   ck_assert(!CONNECTED(&a));
   redis_start(&r);
-  ck_assert_msg(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 2, 8000),
+  ck_assert_msg(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 3, 8000),
                 "not connected within 8 s of redis-server's start");
   ck_assert_uint_eq(stats(&a).reconnects, 0); /* never up before */
   publish_n(&a, "room", WSH_BUS_PUBLISH, 0, 10, "late-");
@@ -639,7 +639,7 @@ START_TEST(slow_redis_bounds_what_is_in_flight) {
   host_run(&a);
   host_on(&b, &r, NULL);
   wsh_bus_topic_joined(b.bus, "room");
-  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 2, 5000));
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 3, 5000));
   /* Redis stops answering (SIGSTOP): at most 64 KiB wait for an answer. */
   kill(r.pid, SIGSTOP);
   static char kib[1024];
@@ -659,7 +659,7 @@ START_TEST(slow_redis_bounds_what_is_in_flight) {
    * before b's SUBSCRIBE is back is lost by design (at most once). So wait
    * for both to be connected with their channels, then publish until one
    * arrives (bounded). */
-  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 2, 10000));
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 3, 10000));
   bool arrived = false;
   for (int i = 0; i < 50 && !arrived; i++) {
     wsh_bus_publish(a.bus, "room", WSH_BUS_BROADCAST, WEBSOCK_OP_BINARY, kib,
@@ -694,7 +694,7 @@ START_TEST(redis_that_stops_answering_is_lost) {
   host_run(&a);
   host_on(&b, &r, NULL);
   wsh_bus_topic_joined(a.bus, "room");
-  ck_assert(WAIT_FOR(CHANNELS(&a) == 2 && CONNECTED(&b), 5000));
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 3 && CONNECTED(&b), 5000));
   kill(r.pid, SIGSTOP);
   double t0 = now_ms();
   ck_assert_msg(WAIT_FOR(!CONNECTED(&a), 3000),
@@ -702,7 +702,7 @@ START_TEST(redis_that_stops_answering_is_lost) {
   double lost_after = now_ms() - t0;
   ck_assert_uint_eq(CHANNELS(&a), 0);
   kill(r.pid, SIGCONT);
-  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&a) == 2, 8000));
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&a) == 3, 8000));
   ck_assert_uint_eq(stats(&a).reconnects, 1);
   publish_n(&b, "room", WSH_BUS_PUBLISH, 0, 10, "back-");
   ck_assert(WAIT_FOR(nrecs(&a) == 10, 5000));
@@ -724,7 +724,7 @@ START_TEST(foreign_bytes_are_counted_not_delivered) {
   host_on(&a, &r, NULL);
   host_on(&b, &r, NULL);
   wsh_bus_topic_joined(a.bus, "room");
-  ck_assert(WAIT_FOR(CHANNELS(&a) == 2 && CONNECTED(&b), 5000));
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 3 && CONNECTED(&b), 5000));
   redisContext *c = redis_connect(&r);
   ck_assert_ptr_nonnull(c);
   uint8_t buf[256];
@@ -788,7 +788,7 @@ START_TEST(auth_with_a_password) {
   host_on(&wrong, &bad, NULL);
   wsh_bus_topic_joined(b.bus, "room");
   wsh_bus_topic_joined(wrong.bus, "room");
-  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 2, 5000));
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 3, 5000));
   publish_n(&a, "room", WSH_BUS_PUBLISH, 0, 5, "p-");
   ck_assert(WAIT_FOR(nrecs(&b) == 5, 5000));
   check_in_order(&b, "room", wsh_bus_host_id(a.bus), 5, "p-");
@@ -816,7 +816,7 @@ START_TEST(prefix_isolates_deployments) {
   wsh_bus_topic_joined(b.bus, "room");
   wsh_bus_topic_joined(c.bus, "room");
   ck_assert(WAIT_FOR(
-      CHANNELS(&a) == 2 && CHANNELS(&b) == 2 && CHANNELS(&c) == 2, 5000));
+      CHANNELS(&a) == 3 && CHANNELS(&b) == 3 && CHANNELS(&c) == 3, 5000));
   ck_assert(redis_has_channel(&r, "one:t:room"));
   ck_assert(redis_has_channel(&r, "two:t:room"));
   publish_n(&a, "room", WSH_BUS_PUBLISH, 0, 20, "one-");
@@ -850,7 +850,7 @@ START_TEST(unix_socket) {
   host_init(&a, r.sock, NULL, NULL, 0, true);
   host_init(&b, r.sock, NULL, NULL, 0, true);
   wsh_bus_topic_joined(b.bus, "room");
-  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 2, 5000));
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 3, 5000));
   publish_n(&a, "room", WSH_BUS_BROADCAST, WEBSOCK_OP_TEXT, 50, "u-");
   ck_assert(WAIT_FOR(nrecs(&b) == 50, 5000));
   check_in_order(&b, "room", wsh_bus_host_id(a.bus), 50, "u-");
@@ -892,6 +892,78 @@ START_TEST(local_engine_keeps_everything_in_the_host) {
   wsh_bus_config nobase = {.redis = "127.0.0.1:6379"};
   ck_assert_int_eq(wsh_bus_new(&bus, &nobase, NULL, NULL), WEBSOCK_EINVAL);
   event_base_free(base);
+}
+END_TEST
+
+/* A host on Redis at addr that announces counts from tc, with short
+ * intervals: a tick of 100 ms, everything every 300 ms, forgotten after
+ * 1 s. */
+static void counts_host(host *h, const char *addr, wsh_topic_counts *tc) {
+  memset(h, 0, sizeof(*h));
+  pthread_mutex_init(&h->lock, NULL);
+  h->base = event_base_new();
+  ck_assert_ptr_nonnull(h->base);
+  wsh_bus_config cfg = {.redis = addr,
+                        .counts = tc,
+                        .count_tick_ms = 100,
+                        .count_refresh_ms = 300,
+                        .count_expiry_ms = 1000};
+  wsh_bus_callbacks cb = {h, on_publish, on_send};
+  ck_assert_int_eq(wsh_bus_new(&h->bus, &cfg, h->base, &cb), 0);
+  host_run(h);
+}
+
+#define OTHERS(h, t) wsh_bus_topic_others((h)->bus, t)
+
+/* Subscriber counts across hosts: a change reaches the other host within a
+ * tick or two, a host's own announcements come back uncounted, a 0 forgets
+ * at once; with Redis gone, the other host's counts are forgotten after the
+ * expiry, and once it is back every count is announced again (what changed
+ * meanwhile included). */
+START_TEST(counts_across_hosts) {
+  redis r = {0};
+  redis_start(&r);
+  char addr[64];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", r.port);
+  wsh_topic_counts ca, cb;
+  wsh_topic_counts_init(&ca);
+  wsh_topic_counts_init(&cb);
+  host a, b;
+  counts_host(&a, addr, &ca);
+  counts_host(&b, addr, &cb);
+  ck_assert(WAIT_FOR(CHANNELS(&a) == 2 && CHANNELS(&b) == 2, 5000));
+  ck_assert(redis_has_channel(&r, "c:counts"));
+  wsh_topic_counts_add(&ca, "room", 1);
+  wsh_topic_counts_add(&ca, "room", 1);
+  wsh_topic_counts_add(&cb, "room", 1);
+  ck_assert(WAIT_FOR(OTHERS(&b, "room") == 2 && OTHERS(&a, "room") == 1, 2000));
+  sleep_ms(400); /* a refresh or more: still the other host's count only */
+  ck_assert_int_eq(OTHERS(&a, "room"), 1);
+  ck_assert_int_eq(OTHERS(&b, "room"), 2);
+  ck_assert_int_eq(OTHERS(&b, "other"), 0);
+  ck_assert_uint_eq(stats(&b).counts_hosts, 1);
+  ck_assert_uint_gt(stats(&a).counts_sent, 0);
+  wsh_topic_counts_add(&ca, "room", -1);
+  wsh_topic_counts_add(&ca, "room", -1);
+  ck_assert(WAIT_FOR(OTHERS(&b, "room") == 0, 1000));
+  ck_assert_uint_eq(stats(&b).counts_entries, 0);
+  wsh_topic_counts_add(&ca, "room", 1);
+  ck_assert(WAIT_FOR(OTHERS(&b, "room") == 1, 1000));
+  /* Redis gone: nothing more comes; forgotten after the expiry. */
+  redis_stop(&r, SIGKILL);
+  ck_assert(WAIT_FOR(!CONNECTED(&a) && !CONNECTED(&b), 5000));
+  ck_assert(
+      WAIT_FOR(OTHERS(&b, "room") == 0 && stats(&b).counts_entries == 0, 3000));
+  wsh_topic_counts_add(&ca, "room", 1); /* 2 now, while down */
+  redis_start(&r);
+  ck_assert(
+      WAIT_FOR(OTHERS(&b, "room") == 2 && OTHERS(&a, "room") == 1, 10000));
+  ck_assert_uint_eq(stats(&b).invalid, 0);
+  host_stop(&a);
+  host_stop(&b);
+  wsh_topic_counts_free(&ca);
+  wsh_topic_counts_free(&cb);
+  redis_stop(&r, SIGTERM);
 }
 END_TEST
 
@@ -964,7 +1036,7 @@ START_TEST(bench) {
   host_on(&a, &r, "bench:");
   host_on(&b, &r, "bench:");
   wsh_bus_topic_joined(b.bus, "bench");
-  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 2, 5000));
+  ck_assert(WAIT_FOR(CONNECTED(&a) && CHANNELS(&b) == 3, 5000));
   printf("bus through redis-server (one publishing bus, one receiving bus, "
          "one process):\n");
   size_t sizes[] = {64, 1024};
@@ -1012,6 +1084,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, prefix_isolates_deployments);
     tcase_add_test(tc, unix_socket);
     tcase_add_test(tc, local_engine_keeps_everything_in_the_host);
+    tcase_add_test(tc, counts_across_hosts);
   }
   suite_add_tcase(su, tc);
   SRunner *sr = srunner_create(su);

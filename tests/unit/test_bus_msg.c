@@ -1,6 +1,7 @@
 /*
  * test_bus_msg.c - the bus's wire format (scripted bytes both ways, every
- * rule refused), channel names, reference strings and Redis addresses.
+ * rule refused), counts announcements and the table other hosts' counts go
+ * to (caps, expiry), channel names, reference strings and Redis addresses.
  */
 #include <check.h>
 #include <stdbool.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "bus/bus_msg.h"
+#include "bus/peer_counts.h"
 #include "websock.h"
 
 /* A broadcast of "hi" to "room", written out by hand from bus_msg.h. */
@@ -245,6 +247,142 @@ START_TEST(addresses) {
 }
 END_TEST
 
+/* A counts message from origin 9: "ab" 3, "c" 0, written out by hand. */
+static const uint8_t counts_bytes[] = {
+    1, 4,   0,   0,                                      /* version kind op T */
+    0, 0,   0,   0, 0, 0, 0, 9,                          /* origin */
+    0, 0,   0,   0, 0, 0, 0, 1,                          /* seq */
+    0, 0,   0,   0, 0, 0, 0, 0,                          /* to.host */
+    0, 0,   0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, /* ... P = 13 */
+    2, 'a', 'b', 0, 0, 0, 3,                             /* "ab" 3 */
+    1, 'c', 0,   0, 0, 0};                               /* "c" 0 */
+
+START_TEST(counts_messages) {
+  uint8_t payload[64], out[128];
+  size_t off = 0;
+  ck_assert_int_eq(
+      wsh_bus_count_put(payload, sizeof(payload), &off, "ab", 2, 3), 0);
+  ck_assert_int_eq(wsh_bus_count_put(payload, sizeof(payload), &off, "c", 1, 0),
+                   0);
+  ck_assert_uint_eq(off, 13);
+  wsh_bus_msg m = {.origin = 9,
+                   .seq = 1,
+                   .kind = WSH_BUS_COUNTS,
+                   .data = payload,
+                   .len = off};
+  long n = wsh_bus_msg_encode(&m, out, sizeof(out));
+  ck_assert_int_eq(n, (long)sizeof(counts_bytes));
+  ck_assert_mem_eq(out, counts_bytes, sizeof(counts_bytes));
+  wsh_bus_msg d;
+  ck_assert_int_eq(wsh_bus_msg_decode(&d, counts_bytes, sizeof(counts_bytes)),
+                   0);
+  ck_assert_uint_eq(d.kind, WSH_BUS_COUNTS);
+  wsh_bus_count c;
+  off = 0;
+  ck_assert_int_eq(wsh_bus_count_next(&c, d.data, d.len, &off), 1);
+  ck_assert_uint_eq(c.topic_len, 2);
+  ck_assert_mem_eq(c.topic, "ab", 2);
+  ck_assert_uint_eq(c.count, 3);
+  ck_assert_int_eq(wsh_bus_count_next(&c, d.data, d.len, &off), 1);
+  ck_assert_uint_eq(c.count, 0);
+  ck_assert_int_eq(wsh_bus_count_next(&c, d.data, d.len, &off), 0);
+  /* Broken: a cut entry, a 0-length or NUL topic, no entry, a topic in the
+   * header, a target. */
+  uint8_t bad[sizeof(counts_bytes)];
+  static const struct {
+    size_t at;
+    uint8_t v;
+  } flips[] = {{44, 3}, {44, 0}, {45, 0}, {51, 0}, {3, 1}, {27, 1}, {2, 1}};
+  for (size_t i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
+    memcpy(bad, counts_bytes, sizeof(bad));
+    bad[flips[i].at] = flips[i].v;
+    ck_assert_msg(wsh_bus_msg_decode(&d, bad, sizeof(bad)) == WEBSOCK_EINVAL,
+                  "flip %zu accepted", i);
+  }
+  memcpy(bad, counts_bytes, 44);
+  bad[43] = 0; /* P = 0 */
+  ck_assert_int_eq(wsh_bus_msg_decode(&d, bad, 44), WEBSOCK_EINVAL);
+  /* Putting refuses what could not be read back, and what does not fit. */
+  off = 0;
+  ck_assert_int_eq(wsh_bus_count_put(payload, sizeof(payload), &off, "", 0, 1),
+                   WEBSOCK_EINVAL);
+  ck_assert_int_eq(
+      wsh_bus_count_put(payload, sizeof(payload), &off, "a\0b", 3, 1),
+      WEBSOCK_EINVAL);
+  ck_assert_int_eq(wsh_bus_count_put(payload, 5, &off, "ab", 2, 1),
+                   WEBSOCK_EINVAL);
+  ck_assert_uint_eq(off, 0);
+  char ch[WSH_BUS_CHANNEL_MAX];
+  ck_assert_int_eq(wsh_bus_channel_control(ch, sizeof(ch), "app1:"), 13);
+  ck_assert_str_eq(ch, "app1:c:counts");
+}
+END_TEST
+
+/* One announcement of (topic, count) pairs. */
+static size_t announce(wsh_peer_counts *pc, uint64_t host, double now,
+                       const char *topics[], const uint32_t counts[],
+                       size_t n) {
+  static uint8_t buf[1 << 16];
+  size_t off = 0;
+  for (size_t i = 0; i < n; i++)
+    ck_assert_int_eq(wsh_bus_count_put(buf, sizeof(buf), &off, topics[i],
+                                       strlen(topics[i]), counts[i]),
+                     0);
+  return wsh_peer_counts_apply(pc, host, buf, off, now);
+}
+
+#define SUM(pc, t, now) wsh_peer_counts_sum(pc, t, strlen(t), now)
+
+START_TEST(peer_counts_sum_expire_and_caps) {
+  wsh_peer_limits lim = {
+      .entries_max = 6, .per_host_max = 3, .hosts_max = 3, .expiry_ms = 1000};
+  wsh_peer_counts *pc = wsh_peer_counts_new(&lim);
+  ck_assert_ptr_nonnull(pc);
+  const char *t[] = {"a", "b", "c", "d"};
+  uint32_t n[] = {1, 2, 3, 4};
+  ck_assert_uint_eq(announce(pc, 1, 0, t, n, 2), 0);   /* host 1: a1 b2 */
+  ck_assert_uint_eq(announce(pc, 2, 100, t, n, 1), 0); /* host 2: a1 */
+  ck_assert_int_eq(SUM(pc, "a", 200), 2);
+  ck_assert_int_eq(SUM(pc, "b", 200), 2);
+  ck_assert_int_eq(SUM(pc, "zz", 200), 0);
+  /* A new count replaces the old one; a 0 forgets it. */
+  uint32_t five[] = {5}, zero[] = {0};
+  announce(pc, 1, 300, t, five, 1);
+  ck_assert_int_eq(SUM(pc, "a", 300), 6);
+  announce(pc, 2, 300, t, zero, 1);
+  ck_assert_int_eq(SUM(pc, "a", 300), 5);
+  size_t hosts;
+  ck_assert_uint_eq(wsh_peer_counts_entries(pc, &hosts), 2);
+  ck_assert_uint_eq(hosts, 1);
+  /* Per host: its fourth topic is dropped; in all: six; hosts: three. */
+  ck_assert_uint_eq(announce(pc, 1, 400, t, n, 4), 1);
+  ck_assert_int_eq(SUM(pc, "d", 400), 0);
+  ck_assert_int_eq(SUM(pc, "c", 400), 3);
+  ck_assert_uint_eq(announce(pc, 2, 400, t, n, 2), 0);
+  ck_assert_uint_eq(announce(pc, 3, 400, t, n, 2), 1); /* the sixth fits */
+  ck_assert_uint_eq(wsh_peer_counts_entries(pc, &hosts), 6);
+  ck_assert_uint_eq(announce(pc, 4, 400, t, n, 1), 1); /* a fourth host */
+  ck_assert_int_eq(SUM(pc, "a", 400), 3);              /* 1 + 1 + 1 */
+  /* Host 1 refreshes a and b only: c expires 1000 ms after 400. */
+  announce(pc, 1, 1300, t, n, 2);
+  ck_assert_int_eq(SUM(pc, "c", 1399), 3);
+  ck_assert_int_eq(SUM(pc, "c", 1400), 0); /* skipped before the sweep */
+  wsh_peer_counts_expire(pc, 1400);
+  ck_assert_uint_eq(wsh_peer_counts_entries(pc, &hosts), 2);
+  ck_assert_uint_eq(hosts, 1);
+  ck_assert_int_eq(SUM(pc, "a", 1400), 1);
+  /* Room again: host 4 now fits. */
+  ck_assert_uint_eq(announce(pc, 4, 1400, t, n, 1), 0);
+  ck_assert_int_eq(SUM(pc, "a", 1400), 2);
+  wsh_peer_counts_expire(pc, 5000);
+  ck_assert_uint_eq(wsh_peer_counts_entries(pc, &hosts), 0);
+  ck_assert_uint_eq(hosts, 0);
+  ck_assert_uint_eq(announce(pc, 0, 5000, t, n, 1), 0); /* host 0: ignored */
+  ck_assert_uint_eq(wsh_peer_counts_entries(pc, NULL), 0);
+  wsh_peer_counts_free(pc);
+}
+END_TEST
+
 int main(void) {
   Suite *su = suite_create("bus_msg");
   TCase *tc = tcase_create("bus_msg");
@@ -256,6 +394,8 @@ int main(void) {
   tcase_add_test(tc, channel_names);
   tcase_add_test(tc, ref_strings);
   tcase_add_test(tc, addresses);
+  tcase_add_test(tc, counts_messages);
+  tcase_add_test(tc, peer_counts_sum_expire_and_caps);
   suite_add_tcase(su, tc);
   SRunner *sr = srunner_create(su);
   srunner_run_all(sr, CK_NORMAL);

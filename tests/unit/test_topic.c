@@ -1,10 +1,12 @@
 /*
  * test_topic.c - a worker's topic table: join, leave, find, growth, and the
- * topic deleted with its last member.
+ * topic deleted with its last member; the host's count table and what it
+ * reports to the bus (changes, everything, a 0 once).
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bus/topic.h"
 
@@ -65,11 +67,63 @@ START_TEST(many_topics_and_members) {
 }
 END_TEST
 
+/* What a report handed its sink, as "name=n " in table order. */
+static char reported[512];
+
+static void sink(void *arg, const char *name, size_t n) {
+  size_t len = strlen(reported);
+  (void)arg;
+  snprintf(reported + len, sizeof(reported) - len, "%s=%zu ", name, n);
+}
+
+static const char *report(wsh_topic_counts *tc, bool all) {
+  reported[0] = '\0';
+  wsh_topic_counts_report(tc, all, sink, NULL);
+  return reported;
+}
+
+START_TEST(counts_report_changes_then_forget_zeros) {
+  wsh_topic_counts tc;
+  wsh_topic_counts_init(&tc);
+  /* Never reported: a topic at 0 goes at once, as before the bus. */
+  ck_assert_int_eq(wsh_topic_counts_add(&tc, "a", 1), 0);
+  ck_assert_int_eq(wsh_topic_counts_add(&tc, "a", -1), 0);
+  ck_assert_uint_eq(tc.n, 0);
+  ck_assert_str_eq(report(&tc, false), ""); /* 0 -> 0: nothing to say */
+  wsh_topic_counts_add(&tc, "a", 1);
+  wsh_topic_counts_add(&tc, "a", 1);
+  ck_assert_str_eq(report(&tc, false), "a=2 ");
+  ck_assert_str_eq(report(&tc, false), "");    /* nothing changed */
+  ck_assert_str_eq(report(&tc, true), "a=2 "); /* the refresh */
+  /* Down to 0 after a report: kept (and counted 0) until the 0 is told. */
+  wsh_topic_counts_add(&tc, "a", -1);
+  wsh_topic_counts_add(&tc, "a", -1);
+  ck_assert_uint_eq(wsh_topic_counts_get(&tc, "a"), 0);
+  ck_assert_uint_eq(tc.n, 1);
+  ck_assert_str_eq(report(&tc, true), "a=0 ");
+  ck_assert_uint_eq(tc.n, 0);
+  ck_assert_str_eq(report(&tc, true), "");
+  /* Back up and down between two reports: the same count, nothing said;
+   * a report without a sink (the bus is down) only marks them. */
+  wsh_topic_counts_add(&tc, "b", 1);
+  ck_assert_str_eq(report(&tc, false), "b=1 ");
+  wsh_topic_counts_add(&tc, "b", -1);
+  wsh_topic_counts_add(&tc, "b", 1);
+  ck_assert_str_eq(report(&tc, false), "");
+  wsh_topic_counts_add(&tc, "b", -1);
+  wsh_topic_counts_report(&tc, false, NULL, NULL);
+  ck_assert_uint_eq(tc.n, 0);
+  ck_assert_str_eq(report(&tc, true), "");
+  wsh_topic_counts_free(&tc);
+}
+END_TEST
+
 int main(void) {
   Suite *su = suite_create("topic");
   TCase *tc = tcase_create("topic");
   tcase_add_test(tc, join_leave);
   tcase_add_test(tc, many_topics_and_members);
+  tcase_add_test(tc, counts_report_changes_then_forget_zeros);
   suite_add_tcase(su, tc);
   SRunner *sr = srunner_create(su);
   srunner_run_all(sr, CK_NORMAL);
