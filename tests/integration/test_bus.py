@@ -412,8 +412,13 @@ class AuthSlowTest(unittest.TestCase):
         cls.redis = Redis(password=PASSWORD).start()
         cls.hosts = []
         try:
+            # After SIGCONT in test_2 the bus hands B up to its 16 MiB in
+            # flight at once, for a member (xb) that has not read for 5 s:
+            # room for it all, so that the default 4 MiB max_unsent does
+            # not close xb with 1008 (seen under TSan)
+            chat = dict(ROUTES["chat"], max_unsent="64M")
             for pw in (PASSWORD, PASSWORD, PASSWORD + "-wrong"):
-                d = harness.Daemon({"chat": ROUTES["chat"]}, workers=2)
+                d = harness.Daemon({"chat": chat}, workers=2)
                 cfg = d.path("host.ini")
                 with open(cfg, "w") as f:
                     f.write("[server]\nredis = 127.0.0.1:%d\n"
