@@ -89,6 +89,8 @@ class Redis:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            # a stopped (SIGSTOP) server acts on SIGTERM only once continued
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
@@ -438,7 +440,6 @@ class AuthSlowTest(unittest.TestCase):
             for d in cls.hosts:
                 d.__exit__(None, None, None)
         finally:
-            cls.redis.proc and cls.redis.proc.send_signal(signal.SIGCONT)
             cls.redis.cleanup()
 
     def assert_no_password(self, d):
