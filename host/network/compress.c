@@ -50,14 +50,9 @@ typedef struct wsh_pmd_in {
   wsh_pmd_msg msg; /* over &own, or the dedicated connection's state */
 } wsh_pmd_in;
 
-static uint16_t sink(wsh_decoder *d, uint8_t opcode, const uint8_t *p, size_t n,
-                     const char **why);
-
 int wsh_compress_open(websock_conn *c) {
   if (!c->pmd_on)
     return 0;
-  wsh_decoder_allow_rsv1(&c->dec);
-  wsh_decoder_set_sink(&c->dec, sink);
   if (route_pmd(c)->mode != WSH_PMD_DEDICATED)
     return 0;
   if (!(c->pmd = calloc(1, sizeof(*c->pmd))))
@@ -146,12 +141,10 @@ static wsh_pmd_in *in_begin(websock_conn *c, uint8_t opcode, uint16_t *code,
   return in;
 }
 
-/* The decoder's sink: each piece of a compressed message inflated as it
- * arrives, held to max_message_size as it grows, text checked as it goes. */
-static uint16_t sink(wsh_decoder *d, uint8_t opcode, const uint8_t *p, size_t n,
-                     const char **why) {
+uint16_t wsh_compress_sink(wsh_decoder *d, uint8_t opcode, const uint8_t *p,
+                           size_t n, const char **why) {
   websock_conn *c =
-      (websock_conn *)(void *)((char *)d - offsetof(websock_conn, dec));
+      ((wsh_conn_dec *)(void *)((char *)d - offsetof(wsh_conn_dec, d)))->c;
   uint16_t code = 0;
   wsh_pmd_in *in = in_begin(c, opcode, &code, why);
   return in ? wsh_pmd_msg_feed(&in->msg, p, n, why) : code;

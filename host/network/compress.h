@@ -38,9 +38,16 @@ typedef struct wsh_conn_pmd {
  * upgrade. */
 void wsh_compress_negotiate(websock_conn *c, websock_response *resp);
 
-/* The connection opened with compression negotiated: RSV1 is allowed, and
- * a dedicated connection gets its (empty) state. 0 or WEBSOCK_ENOMEM. */
+/* The connection opened with compression negotiated: a dedicated
+ * connection gets its (empty) state. 0 or WEBSOCK_ENOMEM. Its decoders
+ * (conn.c) allow RSV1 and give compressed payloads to wsh_compress_sink. */
 int wsh_compress_open(websock_conn *c);
+
+/* The decoders' sink (wsh_decoder_set_sink; d is a wsh_conn_dec's): each
+ * piece of a compressed message inflated as it arrives, held to
+ * max_message_size as it grows, text checked as it goes. */
+uint16_t wsh_compress_sink(wsh_decoder *d, uint8_t opcode, const uint8_t *p,
+                           size_t n, const char **why);
 
 /* Frees a connection's compression state (dedicated streams). */
 void wsh_compress_free(websock_conn *c);

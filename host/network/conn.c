@@ -15,7 +15,9 @@
  */
 #include "network/conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +33,6 @@
 #include "protocol/proxyproto.h"
 #include "bus/topic.h"
 
-static void on_io(evutil_socket_t fd, short what, void *arg);
 static void deliver_message(websock_conn *c, const wsh_event *ev);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void read_frames(websock_conn *c, uint8_t *buf, size_t len);
@@ -49,16 +50,17 @@ static void conn_leave(websock_conn *c) {
 
 static void set_deadline(websock_conn *c, uint64_t ms) {
   struct timeval tv = wsh_timeval_ms(ms);
-  if (!c->timer)
-    c->timer = evtimer_new(c->w->base, on_timer, c);
-  if (c->timer)
-    evtimer_add(c->timer, &tv);
+  wsh_conn_more *m = wsh_conn_more_of(c);
+  if (m && !m->timer)
+    m->timer = evtimer_new(c->w->base, on_timer, c);
+  if (m && m->timer)
+    evtimer_add(m->timer, &tv);
 }
 
 static void clear_deadline(websock_conn *c) {
-  if (c->timer) {
-    event_free(c->timer);
-    c->timer = NULL;
+  if (c->more && c->more->timer) {
+    event_free(c->more->timer);
+    c->more->timer = NULL;
   }
 }
 
@@ -72,7 +74,7 @@ static void clear_deadline(websock_conn *c) {
  * history (compress.c), and a message inflated while the plugin has it. The
  * loop's read and staging areas are fixed memory and do not count.
  *
- * Each connection remembers what it was counted for (c->held). When it is
+ * Each connection remembers what it was counted for (c->more->held). When it is
  * settled, what it holds now is compared with that: only when it differs are
  * the loop's total (c->w->buffered, its own thread only) and the host's
  * (env->buffered, one shared atomic) adjusted. A connection that buffers
@@ -89,8 +91,17 @@ static void clear_deadline(websock_conn *c) {
  * in its simplest form. New upgrades get 503 from 90 % of the budget
  * (http.c), so that the connections already open keep headroom. */
 
+/* The decoder c's frames are in: its own, the loop's while it decodes for
+ * c, or NULL. */
+static const wsh_decoder *conn_decoder(const websock_conn *c) {
+  if (c->dec)
+    return &c->dec->d;
+  return c->w->dec.c == c ? &c->w->dec.d : NULL;
+}
+
 static size_t conn_buffered(const websock_conn *c) {
-  size_t n = c->dec.buf_cap;
+  const wsh_decoder *d = conn_decoder(c);
+  size_t n = d ? d->buf_cap : 0;
   if (c->more)
     n += c->more->npend;
   if (c->out)
@@ -98,38 +109,172 @@ static size_t conn_buffered(const websock_conn *c) {
   return n + wsh_compress_held(c);
 }
 
+/* What c is counted for in the host's budget. */
+static size_t held(const websock_conn *c) {
+  return c->more ? c->more->held : 0;
+}
+
 /* Counts what c holds now; asks the workers to shed if that takes the host
- * over its budget. */
+ * over its budget. Out of memory for the count (c->more), c is lost: what
+ * it buffers could not be counted. */
 static void account(websock_conn *c, size_t now) {
-  if (now == c->held)
+  size_t was = held(c);
+  if (now == was)
     return;
+  wsh_conn_more *m = wsh_conn_more_of(c);
+  if (!m) {
+    c->io_error = ENOMEM;
+    wsh_loop_mark(c->w, c);
+    return;
+  }
   wsh_conn_env *env = c->w->env;
-  size_t delta = now - c->held; /* modulo 2^64: a decrease works too */
+  size_t delta = now - was; /* modulo 2^64: a decrease works too */
   c->w->buffered += delta;
   unsigned long long total = atomic_fetch_add(&env->buffered, delta) + delta;
-  int grew = now > c->held;
-  c->held = now;
+  int grew = now > was;
+  m->held = now;
   if (grew && total > env->cfg->max_buffered_memory && env->request_shed)
     env->request_shed(env->shed_arg);
 }
 
+/* ---- the frame decoder ---------------------------------------------------
+ *
+ * Between frames a decoder holds nothing but its settings, and the frames of
+ * small messages arrive whole within one read, so a connection has no
+ * decoder of its own: its reads are decoded by the loop's (set up for it at
+ * each read), and only when a read ends inside a frame or a message is the
+ * loop's state moved into one allocated for the connection, which decodes
+ * its reads until it is back between frames. */
+
+/* The decoder for a read of c. NULL when out of memory. */
+static wsh_decoder *dec_take(websock_conn *c) {
+  if (c->dec)
+    return &c->dec->d;
+  wsh_conn_dec *cd = &c->w->dec;
+  if (cd->c) { /* busy (a read within a read): one of c's own */
+    if (!(cd = malloc(sizeof(*cd))))
+      return NULL;
+    c->dec = cd;
+  }
+  wsh_decoder_init(&cd->d, c->gen->conf->max_message_size);
+  if (c->pmd_on) {
+    wsh_decoder_allow_rsv1(&cd->d);
+    wsh_decoder_set_sink(&cd->d, wsh_compress_sink);
+  }
+  cd->c = c;
+  return &cd->d;
+}
+
+/* After a read: a decoder back between frames lets go of what it holds;
+ * the loop's, inside one, becomes c's own. */
+static void dec_give_back(websock_conn *c) {
+  wsh_conn_dec *cd = c->dec ? c->dec : &c->w->dec;
+  if (cd->c != c)
+    return; /* dec_take failed */
+  wsh_decoder *d = &cd->d;
+  wsh_decoder_trim(d); /* a message being assembled keeps its buffer */
+  int between = !d->msg_opcode && !d->hdr_len && !d->failed && !d->ctl;
+  if (cd == &c->w->dec) {
+    cd->c = NULL;
+    if (between)
+      return;
+    wsh_conn_dec *own = malloc(sizeof(*own));
+    if (!own) {
+      wsh_decoder_free(d);
+      c->io_error = ENOMEM;
+      return;
+    }
+    *own = *cd; /* its buffers go with it */
+    own->c = c;
+    c->dec = own;
+    wsh_decoder_init(d, 0); /* the loop's holds none of them */
+  } else if (between) {
+    wsh_decoder_free(d);
+    free(cd);
+    c->dec = NULL;
+  }
+}
+
+/* Frees c's decoder and what it holds. */
+static void dec_drop(websock_conn *c) {
+  if (!c->dec)
+    return;
+  wsh_decoder_free(&c->dec->d);
+  free(c->dec);
+  c->dec = NULL;
+}
+
+/* ---- log_connections' closing line ---------------------------------------
+ *
+ * Written at info for every upgraded connection; below that level (fixed at
+ * start-up) a connection carries none of what it says. Its state is the
+ * connection's tail (wsh_conn_log), the peer's address packed in it. */
+
+/* Packs the request's remote address (wsh_format_addr's text: "1.2.3.4:5",
+ * "[::1]:5" or "unix") into l; anything else is kept as unknown. */
+static void log_peer_pack(wsh_conn_log *l, const char *text) {
+  char host[INET6_ADDRSTRLEN + 2];
+  const char *colon = strrchr(text, ':');
+  l->family = 0;
+  if (strcmp(text, "unix") == 0) {
+    l->family = AF_UNIX;
+    return;
+  }
+  size_t n = colon ? (size_t)(colon - text) : 0;
+  if (!colon || n >= sizeof(host))
+    return;
+  char *end;
+  unsigned long port = strtoul(colon + 1, &end, 10);
+  if (*end || port > 65535)
+    return;
+  memcpy(host, text, n);
+  host[n] = '\0';
+  l->port = (uint16_t)port;
+  if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+    host[n - 1] = '\0';
+    if (inet_pton(AF_INET6, host + 1, l->addr) == 1)
+      l->family = AF_INET6;
+  } else if (inet_pton(AF_INET, host, l->addr) == 1) {
+    l->family = AF_INET;
+  }
+}
+
+void wsh_conn_log_peer(const wsh_conn_log *l, char *out, size_t len) {
+  struct sockaddr_storage ss = {.ss_family = l->family};
+  if (l->family == AF_INET) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    memcpy(&in->sin_addr, l->addr, 4);
+    in->sin_port = htons(l->port);
+  } else if (l->family == AF_INET6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    memcpy(&in6->sin6_addr, l->addr, 16);
+    in6->sin6_port = htons(l->port);
+  } else if (l->family != AF_UNIX) {
+    snprintf(out, len, "?");
+    return;
+  }
+  wsh_format_addr((struct sockaddr *)&ss, out, len);
+}
+
 /* How the connection ended, the first time it is known. */
 static void note_close(websock_conn *c, int by, uint16_t code) {
-  if (c->more && !c->more->closed_by) {
-    c->more->closed_by = (uint8_t)by;
-    c->more->close_code = code;
+  if (c->logs && !c->log->closed_by) {
+    c->log->closed_by = (uint8_t)by;
+    c->log->close_code = code;
   }
 }
 
 /* log_connections: one line (info) for a connection that was upgraded. */
 static void log_closed(websock_conn *c) {
   static const char *const by[] = {"unknown", "client", "server", "lost"};
-  wsh_conn_more *m = c->more;
+  const wsh_conn_log *m = c->logs ? c->log : NULL;
   if (!m || !m->opened_ms || !wsh_conn_cfg(c)->log_connections)
     return;
+  wsh_addr_str peer;
+  wsh_conn_log_peer(m, peer.s, sizeof(peer.s));
   wsh_log_field f[] = {
       WSH_LOG_STR("route", c->gen->conf->path),
-      WSH_LOG_STR("peer", m->peer),
+      WSH_LOG_STR("peer", peer.s),
       WSH_LOG_NUM("conn", c->id),
       WSH_LOG_NUM("duration_ms", wsh_now_ms() - m->opened_ms),
       WSH_LOG_NUM("msgs_in", m->msgs_in),
@@ -150,20 +295,20 @@ static void conn_free(websock_conn *c) {
   wsh_conn_count_closed(c);
   clear_deadline(c);
   wsh_loop_unmark(w, c);
-  if (c->ev_flags)
-    event_del(&c->ev);
+  if (c->io_want)
+    wsh_loop_io_set(w, c->tp.fd, c, c->io_want, 0);
+  wsh_loop_io_forget(w, c);
   c->tp.ops->close(&c->tp);
   wsh_outq_free(c);
   if (c->req)
     wsh_request_free(c->req);
-  wsh_decoder_free(&c->dec);
+  dec_drop(c);
   wsh_compress_free(c);
   if (c->gen)
     wsh_generation_release(c->gen);
   if (c->more) {
     free(c->more->pend);
     free(c->more->proxy_hdr);
-    free(c->more->peer);
     free(c->more->subprotocol);
     free(c->more->params);
     free(c->more->stop_text);
@@ -367,9 +512,9 @@ static void deliver_message(websock_conn *c, const wsh_event *ev) {
     wsh_compress_count_plain_in(c, ev->len);
   wsh_stat_add(&c->w->stats.msgs_in, 1);
   wsh_stat_add(&c->w->stats.bytes_in, ev->len);
-  if (c->more) {
-    c->more->msgs_in++;
-    c->more->bytes_in += ev->len;
+  if (c->logs) {
+    c->log->msgs_in++;
+    c->log->bytes_in += ev->len;
   }
   uint64_t t0 = wsh_callback_enter(c, "handle_in");
   int r = wsh_conn_handler(c)->handle_in(
@@ -385,8 +530,8 @@ static void arm_open_timer(websock_conn *c) {
   uint64_t now = wsh_now_ms(), at = UINT64_MAX;
   if (rc->idle_timeout_ms)
     at = c->last_read_ms + rc->idle_timeout_ms;
-  if (rc->ping_interval_ms && c->ping_at_ms < at)
-    at = c->ping_at_ms;
+  if (rc->ping_interval_ms && c->more && c->more->ping_at_ms < at)
+    at = c->more->ping_at_ms;
   uint64_t trim_at = wsh_compress_idle(c, now);
   if (trim_at < at)
     at = trim_at;
@@ -396,7 +541,8 @@ static void arm_open_timer(websock_conn *c) {
 
 static void ping_answered(websock_conn *c) {
   c->awaiting_pong = 0;
-  c->ping_at_ms = wsh_now_ms() + c->gen->conf->ping_interval_ms;
+  if (c->more)
+    c->more->ping_at_ms = wsh_now_ms() + c->gen->conf->ping_interval_ms;
 }
 
 /* Server pings (route ping_interval_ms): send one, or close when the pong
@@ -412,7 +558,8 @@ static void ping_due(websock_conn *c) {
   }
   wsh_conn_send_frame(c, WEBSOCK_OP_PING, NULL, 0);
   c->awaiting_pong = 1;
-  c->ping_at_ms = wsh_now_ms() + c->gen->conf->ping_timeout_ms;
+  if (c->more)
+    c->more->ping_at_ms = wsh_now_ms() + c->gen->conf->ping_timeout_ms;
 }
 
 static void open_timer_due(websock_conn *c) {
@@ -425,7 +572,7 @@ static void open_timer_due(websock_conn *c) {
                NULL);
     return;
   }
-  if (rc->ping_interval_ms && now >= c->ping_at_ms)
+  if (rc->ping_interval_ms && c->more && now >= c->more->ping_at_ms)
     ping_due(c);
   if (c->state == WSH_CONN_OPEN)
     arm_open_timer(c);
@@ -508,18 +655,26 @@ static void stash(websock_conn *c, const uint8_t *buf, size_t len) {
 }
 
 static void read_frames(websock_conn *c, uint8_t *buf, size_t len) {
+  if (!len)
+    return;
+  wsh_decoder *d = dec_take(c);
+  if (!d) {
+    c->io_error = ENOMEM;
+    return;
+  }
   while (len && (c->state == WSH_CONN_OPEN || c->state == WSH_CONN_CLOSING)) {
     if (c->read_paused) {
       stash(c, buf, len);
-      return;
+      break;
     }
     wsh_event ev;
-    size_t used = wsh_decode(&c->dec, buf, len, &ev);
+    size_t used = wsh_decode(d, buf, len, &ev);
     if (ev.type != WSH_EV_NONE)
       on_frame_event(c, &ev);
     buf += used;
     len -= used;
   }
+  dec_give_back(c);
 }
 
 /* Reading resumes: first what arrived before the pause. */
@@ -543,24 +698,21 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   c->state = WSH_CONN_OPEN;
   clear_deadline(c);
   c->state_ptr = resp->state;
-  /* the line is written at info: below that level (fixed at start-up), an
-   * idle connection does not carry what it would say */
-  if (wsh_conn_cfg(c)->log_connections && wsh_log_level() >= WSH_LOG_INFO &&
-      wsh_conn_more_of(c)) {
-    c->more->opened_ms = wsh_now_ms();
-    c->more->peer = strdup(c->req->remote_addr);
+  if (c->logs) {
+    c->log->opened_ms = wsh_now_ms();
+    log_peer_pack(c->log, c->req->remote_addr);
   }
   if (resp->subprotocol && wsh_conn_more_of(c)) {
     c->more->subprotocol = resp->subprotocol;
     resp->subprotocol = NULL;
   }
-  wsh_decoder_init(&c->dec, c->gen->conf->max_message_size);
   if (wsh_compress_open(c) != 0)
     c->io_error = ENOMEM;
   if (wsh_slots_add(&c->w->slots, c, &c->slot, &c->serial) == 0)
     c->in_slot = 1;
   c->last_read_ms = wsh_now_ms();
-  c->ping_at_ms = c->last_read_ms + c->gen->conf->ping_interval_ms;
+  if (c->gen->conf->ping_interval_ms && wsh_conn_more_of(c))
+    c->more->ping_at_ms = c->last_read_ms + c->gen->conf->ping_interval_ms;
   arm_open_timer(c);
   c->plugin_open = 1;
   if (wsh_conn_handler(c)->init) {
@@ -574,6 +726,7 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   }
   wsh_request_free(c->req);
   c->req = NULL;
+  wsh_conn_more_release(c); /* the handshake's deadline needed it */
 }
 
 /* ---- loop callbacks ------------------------------------------------------ */
@@ -678,8 +831,6 @@ static void do_read(websock_conn *c) {
   } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     c->io_error = errno;
   }
-  if (c->state == WSH_CONN_OPEN && !c->dec.msg_opcode)
-    wsh_decoder_trim(&c->dec); /* idle connections hold no buffer */
 }
 
 /* Reads, then what the transport still holds that the socket will not
@@ -691,11 +842,10 @@ static void read_all(websock_conn *c) {
          !c->io_error && c->tp.ops->pending(&c->tp) > 0);
 }
 
-static void on_io(evutil_socket_t fd, short what, void *arg) {
-  websock_conn *c = arg;
-  (void)fd;
-  if ((what & EV_READ) ||
-      (c->tp.flip & WSH_TP_READ_WANTS_WRITE && (what & EV_WRITE)))
+void wsh_conn_io(websock_conn *c, unsigned io) {
+  io &= c->io_want; /* EPOLLHUP and EPOLLERR say both */
+  if ((io & WSH_IO_READ) ||
+      (c->tp.flip & WSH_TP_READ_WANTS_WRITE && (io & WSH_IO_WRITE)))
     read_all(c);
   wsh_loop_mark(c->w, c);
   wsh_conn_settle_all(c->w);
@@ -705,21 +855,19 @@ static void on_io(evutil_socket_t fd, short what, void *arg) {
 
 /* The socket waits for what the state needs. */
 static void conn_events(websock_conn *c) {
-  short want = 0;
+  unsigned want = 0;
   if (!c->read_paused && c->state != WSH_CONN_FLUSHING && !c->peer_eof)
-    want |= c->tp.flip & WSH_TP_READ_WANTS_WRITE ? EV_WRITE : EV_READ;
+    want |= c->tp.flip & WSH_TP_READ_WANTS_WRITE ? WSH_IO_WRITE : WSH_IO_READ;
   if (wsh_outq_unsent(c) > 0)
-    want |= c->tp.flip & WSH_TP_WRITE_WANTS_READ ? EV_READ : EV_WRITE;
-  if (want == c->ev_flags)
+    want |= c->tp.flip & WSH_TP_WRITE_WANTS_READ ? WSH_IO_READ : WSH_IO_WRITE;
+  if (want == c->io_want)
     return;
-  if (c->ev_flags)
-    event_del(&c->ev);
-  c->ev_flags = want;
-  if (!want)
+  if (wsh_loop_io_set(c->w, c->tp.fd, c, c->io_want, want) != 0) {
+    c->io_error = errno; /* it would never be woken: lost, when settled */
+    wsh_loop_mark(c->w, c);
     return;
-  event_assign(&c->ev, c->w->base, c->tp.fd, (short)(want | EV_PERSIST), on_io,
-               c);
-  event_add(&c->ev, NULL);
+  }
+  c->io_want = (uint8_t)want;
 }
 
 /* The connection is lost (reset, EOF without a close frame, write error). */
@@ -787,6 +935,8 @@ void wsh_conn_settle(websock_conn *c) {
     arm_open_timer(c);
   }
   account(c, conn_buffered(c));
+  if (c->more && c->state == WSH_CONN_OPEN)
+    wsh_conn_more_release(c); /* what it held is gone */
   conn_events(c);
 }
 
@@ -857,9 +1007,9 @@ int wsh_conn_push_as(websock_conn *c, uint8_t opcode, const void *data,
   if (opcode < WEBSOCK_OP_CLOSE) {
     wsh_stat_add(&c->w->stats.msgs_out, 1);
     wsh_stat_add(&c->w->stats.bytes_out, len);
-    if (c->more) {
-      c->more->msgs_out++;
-      c->more->bytes_out += len;
+    if (c->logs) {
+      c->log->msgs_out++;
+      c->log->bytes_out += len;
     }
   }
   rc = wsh_compress_send(c, opcode, data, len, plain);
@@ -907,9 +1057,9 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
   }
   wsh_stat_add(&c->w->stats.msgs_out, 1);
   wsh_stat_add(&c->w->stats.bytes_out, sh->len);
-  if (c->more) {
-    c->more->msgs_out++;
-    c->more->bytes_out += sh->len;
+  if (c->logs) {
+    c->log->msgs_out++;
+    c->log->bytes_out += sh->len;
   }
   sh = wsh_compress_shared(c, sh);
   wsh_shared_ref(sh); /* written at once if it is c's first output */
@@ -946,9 +1096,13 @@ int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
       return rc; /* the socket is closed */
     }
   }
-  websock_conn *c = calloc(1, sizeof(*c));
+  /* the closing line is written at info: below that level (fixed at
+   * start-up) a connection does not carry what it would say */
+  int logs = w->env->cfg->log_connections && wsh_log_level() >= WSH_LOG_INFO;
+  websock_conn *c = calloc(1, sizeof(*c) + (logs ? sizeof(c->log[0]) : 0));
   if (!c)
     goto out_close;
+  c->logs = logs != 0;
   c->w = w;
   c->tp = tp;
   c->id = ++w->next_id * 1000 + w->index;
@@ -960,9 +1114,9 @@ int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
     goto out_free;
   snprintf(c->req->remote_addr, sizeof(c->req->remote_addr), "%s", peer);
   c->req->tls = kind == WSH_LISTEN_TLS;
-  c->ev_flags = EV_READ;
-  event_assign(&c->ev, w->base, c->tp.fd, EV_READ | EV_PERSIST, on_io, c);
-  event_add(&c->ev, NULL);
+  if (wsh_loop_io_set(w, c->tp.fd, c, 0, WSH_IO_READ) != 0)
+    goto out_free_req;
+  c->io_want = WSH_IO_READ;
   c->next = w->conns;
   if (w->conns)
     w->conns->prev = c;
@@ -970,6 +1124,8 @@ int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
   w->nconns++;
   set_deadline(c, wsh_conn_cfg(c)->handshake_timeout_ms);
   return 0;
+out_free_req:
+  wsh_request_free(c->req);
 out_free:
   free(c);
 out_close:
@@ -1029,7 +1185,8 @@ static void move_generation(websock_conn *c, wsh_generation *next) {
     atomic_fetch_sub(&old->conns, 1);
   }
   c->gen = next;
-  c->dec.max_message = next->conf->max_message_size;
+  if (c->dec) /* the loop's is set up for the generation at each read */
+    c->dec->d.max_message = next->conf->max_message_size;
   wsh_generation_release(old); /* the caller holds one: never the last */
   if (c->state == WSH_CONN_OPEN)
     arm_open_timer(c); /* the new route's idle timeout and pings */
@@ -1103,7 +1260,7 @@ static void conn_shed(websock_conn *c) {
            "buffered): closing this connection, holding %zu, with 1013",
            (unsigned long long)c->id, wsh_conn_peer(c).s,
            (unsigned long long)atomic_load(&env->buffered),
-           (unsigned long long)env->cfg->max_buffered_memory, c->held);
+           (unsigned long long)env->cfg->max_buffered_memory, held(c));
   wsh_stat_add(&c->w->stats.shed, 1);
   note_close(c, WSH_CLOSED_BY_SERVER, WSH_CLOSE_TRY_AGAIN);
   int queued = c->out && evbuffer_get_length(c->out) > 0;
@@ -1117,7 +1274,7 @@ static void conn_shed(websock_conn *c) {
     wsh_outq_free(c);
     c->dead = 1;
   }
-  wsh_decoder_free(&c->dec);
+  dec_drop(c);
   if (c->more) {
     free(c->more->pend);
     c->more->pend = NULL;
@@ -1134,7 +1291,7 @@ void wsh_conn_shed(wsh_loop *w) {
   while (atomic_load(&env->buffered) > budget && w->buffered > share) {
     websock_conn *big = NULL;
     for (websock_conn *c = w->conns; c; c = c->next)
-      if (!c->dead && c->held > (big ? big->held : 0))
+      if (!c->dead && held(c) > (big ? held(big) : 0))
         big = c;
     if (!big)
       break;

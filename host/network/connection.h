@@ -70,10 +70,14 @@ typedef enum wsh_conn_state {
   WSH_CONN_LINGER     /* write side shut down; waiting for the peer's EOF */
 } wsh_conn_state;
 
-/* What few connections use, allocated on first use, so that an idle
- * connection stays small. */
+/* What few connections use, allocated on first use and freed when it holds
+ * nothing again (wsh_conn_more_release), so that an idle connection stays
+ * small. */
 typedef struct wsh_conn_more {
-  uint8_t *pend; /* bytes read but not processed (reading paused) */
+  struct event *timer; /* handshake, close, linger, idle and ping deadlines */
+  uint64_t ping_at_ms; /* next server ping, or the pong's deadline */
+  size_t held;         /* buffered bytes counted in the host's budget */
+  uint8_t *pend;       /* bytes read but not processed (reading paused) */
   size_t npend;
   char *stop_text;   /* websock_close()'s text or the error detail */
   char *subprotocol; /* negotiated */
@@ -86,58 +90,69 @@ typedef struct wsh_conn_more {
   uint16_t stop_code; /* websock_close()'s code, 0 if none */
   uint8_t *proxy_hdr; /* a PROXY protocol header that came in pieces */
   size_t proxy_len;
-  /* log_connections: what the line written at the end says */
-  char *peer; /* the client as the request named it (proxies applied) */
-  uint64_t opened_ms;
-  uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
-  uint16_t close_code;
-  uint8_t closed_by; /* WSH_CLOSED_BY_*, 0 until known */
   /* permessage-deflate: a compressed message inflating frame by frame */
   struct wsh_pmd_in *pmd_in;
 } wsh_conn_more;
 
 enum { WSH_CLOSED_BY_CLIENT = 1, WSH_CLOSED_BY_SERVER, WSH_CLOSED_LOST };
 
+/* log_connections at info: what the line written at the end says. It is
+ * the connection's tail (websock_conn.log), allocated with it only when
+ * the line will be written (the level is fixed at start-up): 64 bytes,
+ * the peer packed rather than as text. */
+typedef struct wsh_conn_log {
+  uint64_t opened_ms; /* 0 until upgraded: no line */
+  uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+  /* the client as the request named it (proxies applied) */
+  uint8_t addr[16]; /* IPv4: the first 4 */
+  uint16_t port;
+  uint8_t family;    /* AF_INET, AF_INET6, AF_UNIX; 0: unknown ("?") */
+  uint8_t closed_by; /* WSH_CLOSED_BY_*, 0 until known */
+  uint16_t close_code;
+} wsh_conn_log;
+
+/* An idle upgraded connection costs this struct (a 160-byte malloc chunk;
+ * 224 with the closing line's tail at log level info),
+ * its websock_ref slot and the kernel's socket and epoll entry: keep it so
+ * (bench/PERFORMANCE.md, "Idle memory"; unit_conn idle_memory fails when it
+ * grows). What only some connections use goes in `more`. */
 struct websock_conn {
   wsh_loop *w;               /* its worker's loop */
   websock_conn *prev, *next; /* the loop's list */
   wsh_transport tp;          /* all its I/O goes through here */
-  short ev_flags;            /* what ev is registered for: EV_READ, EV_WRITE */
-  struct event ev;           /* the socket */
   struct evbuffer *out; /* bytes not yet written; NULL when there are none */
   uint32_t stage_off;   /* a run of w->obuf queued in this loop callback, */
   uint32_t stage_len;   /* ahead of nothing: out is empty while it is set */
-  struct event *timer;  /* handshake, close, linger, idle and ping deadlines */
   uint64_t id;
   uint64_t last_read_ms; /* for the idle timeout */
-  uint64_t ping_at_ms;   /* next ping, or the pong's deadline */
-  int io_error;          /* errno of a failed read or write, 0 if none */
-  uint8_t state;
-  uint8_t in_callback;   /* inside a plugin callback of this connection */
-  uint8_t plugin_open;   /* init said OK: terminate is owed */
-  uint8_t stop_kind;     /* how a WEBSOCK_STOP closes (WSH_STOP_*) */
-  uint8_t in_slot;       /* reachable through websock_ref */
-  uint8_t overflow;      /* a push passed max_unsent (policy close) */
-  uint8_t read_paused;   /* our unsent bytes are over pause_reading_at */
-  uint8_t awaiting_pong; /* a server ping is unanswered */
-  uint8_t counted;       /* counts against max_connections */
-  uint8_t dirty;         /* in the worker's list of connections to settle */
-  uint8_t peer_eof;      /* the peer shut its side down */
-  uint8_t dead;          /* to be freed when settled */
-  uint8_t peer_closed;   /* the peer's close frame came: no more data */
-  uint8_t await_proxy;   /* a PROXY protocol header comes first */
   websock_request *req;  /* during the upgrade and init only */
   wsh_generation *gen;
   void *state_ptr; /* the plugin's state */
   wsh_conn_more *more;
-  wsh_decoder dec;
+  wsh_conn_dec *dec;     /* a frame or message that spans reads; NULL between */
   uint32_t slot, serial; /* websock_ref */
-  size_t held;           /* buffered bytes counted in the host's budget */
-
-  /* permessage-deflate (network/compress.h) */
-  uint8_t pmd_on;           /* negotiated */
-  wsh_pmd_params pmdp;      /* its parameters */
-  struct wsh_conn_pmd *pmd; /* dedicated: its streams; NULL in shared mode */
+  struct wsh_conn_pmd *pmd; /* permessage-deflate, dedicated: its streams */
+  int io_error;             /* errno of a failed read or write, 0 if none */
+  uint8_t state;
+  uint8_t in_callback; /* inside a plugin callback of this connection */
+  uint8_t dirty;       /* in the worker's list of connections to settle */
+  uint8_t read_paused; /* our unsent bytes are over pause_reading_at */
+  /* bits, read and written on the loop thread only */
+  uint16_t plugin_open : 1;   /* init said OK: terminate is owed */
+  uint16_t stop_kind : 2;     /* how a WEBSOCK_STOP closes (WSH_STOP_*) */
+  uint16_t in_slot : 1;       /* reachable through websock_ref */
+  uint16_t overflow : 1;      /* a push passed max_unsent (policy close) */
+  uint16_t awaiting_pong : 1; /* a server ping is unanswered */
+  uint16_t counted : 1;       /* counts against max_connections */
+  uint16_t peer_eof : 1;      /* the peer shut its side down */
+  uint16_t dead : 1;          /* to be freed when settled */
+  uint16_t peer_closed : 1;   /* the peer's close frame came: no more data */
+  uint16_t await_proxy : 1;   /* a PROXY protocol header comes first */
+  uint16_t pmd_on : 1;        /* permessage-deflate negotiated */
+  uint16_t io_want : 3; /* WSH_IO_*: what the socket waits for (epoll set) */
+  uint16_t logs : 1;    /* log[0] is there (log_connections at info) */
+  wsh_pmd_params pmdp;  /* permessage-deflate's parameters */
+  wsh_conn_log log[];   /* when logs: the closing line's state */
 };
 
 /* ---- helpers of every connection module ---------------------------------- */
@@ -151,6 +166,9 @@ wsh_conn_handler(const websock_conn *c) {
   return &c->gen->plugin->h;
 }
 
+/* The closing line's peer as text (as wsh_format_addr wrote it). */
+void wsh_conn_log_peer(const wsh_conn_log *l, char *out, size_t len);
+
 /* The peer's address for a log line (kept by the request during the
  * handshake, asked of the transport after: connections do not carry it). */
 typedef struct wsh_addr_str {
@@ -159,9 +177,12 @@ typedef struct wsh_addr_str {
 
 static inline wsh_addr_str wsh_conn_peer(websock_conn *c) {
   wsh_addr_str a = {"?"};
-  if (c->req || (c->more && c->more->peer)) {
-    snprintf(a.s, sizeof(a.s), "%s",
-             c->req ? c->req->remote_addr : c->more->peer);
+  if (c->req) {
+    snprintf(a.s, sizeof(a.s), "%s", c->req->remote_addr);
+    return a;
+  }
+  if (c->logs && c->log->opened_ms) {
+    wsh_conn_log_peer(c->log, a.s, sizeof(a.s));
     return a;
   }
   struct sockaddr_storage ss;
@@ -260,6 +281,18 @@ static inline wsh_conn_more *wsh_conn_more_of(websock_conn *c) {
   if (!c->more)
     c->more = calloc(1, sizeof(*c->more));
   return c->more;
+}
+
+/* Frees c->more if it holds nothing (a timer id once given keeps it: ids
+ * are not reused). */
+static inline void wsh_conn_more_release(websock_conn *c) {
+  const wsh_conn_more *m = c->more;
+  if (!m || m->timer || m->ping_at_ms || m->held || m->pend || m->stop_text ||
+      m->subprotocol || m->params || m->subs || m->timers || m->next_timer_id ||
+      m->stop_code || m->proxy_hdr || m->pmd_in)
+    return;
+  free(c->more);
+  c->more = NULL;
 }
 
 #endif

@@ -1,13 +1,19 @@
 /*
- * loop.c - the state a worker's connections share (see loop.h): set-up and
- * the status index of its counters.
+ * loop.c - the state a worker's connections share (see loop.h): set-up, the
+ * epoll set its sockets wait in and its dispatch, and the status index of
+ * its counters.
  */
 #include "network/loop.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include <event2/event.h>
+
+#include "network/conn.h"
 
 int wsh_status_index(int status) {
   switch (status) {
@@ -21,9 +27,55 @@ int wsh_status_index(int status) {
   }
 }
 
+/* The epoll set is readable: one batch of ready sockets, each to its
+ * connection (NULL: crossed out, its connection freed meanwhile). */
+static void on_ready(evutil_socket_t fd, short what, void *arg) {
+  wsh_loop *l = arg;
+  (void)fd;
+  (void)what;
+  int n = epoll_wait(l->epfd, l->ready, WSH_LOOP_BATCH, 0);
+  if (n <= 0)
+    return;
+  l->nready = n;
+  for (l->iready = 0; l->iready < l->nready; l->iready++) {
+    const struct epoll_event *e = &l->ready[l->iready];
+    if (!e->data.ptr)
+      continue;
+    unsigned io = 0;
+    if (e->events & (EPOLLERR | EPOLLHUP)) /* as libevent: both */
+      io = WSH_IO_READ | WSH_IO_WRITE;
+    if (e->events & EPOLLIN)
+      io |= WSH_IO_READ;
+    if (e->events & EPOLLOUT)
+      io |= WSH_IO_WRITE;
+    wsh_conn_io(e->data.ptr, io);
+  }
+  l->nready = 0;
+}
+
+int wsh_loop_io_set(wsh_loop *l, int fd, websock_conn *conn, unsigned had,
+                    unsigned want) {
+  struct epoll_event e = {.events = (want & WSH_IO_READ ? EPOLLIN : 0u) |
+                                    (want & WSH_IO_WRITE ? EPOLLOUT : 0u),
+                          .data.ptr = conn};
+  /* out of the set while nothing is wanted: epoll would still report
+   * EPOLLHUP and EPOLLERR, again and again */
+  int op = !want ? EPOLL_CTL_DEL : had ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  if (!want && !had)
+    return 0;
+  return epoll_ctl(l->epfd, op, fd, &e);
+}
+
+void wsh_loop_io_forget(wsh_loop *l, const websock_conn *conn) {
+  for (int i = l->iready + 1; i < l->nready; i++)
+    if (l->ready[i].data.ptr == conn)
+      l->ready[i].data.ptr = NULL;
+}
+
 int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
                   websock_host *host) {
   memset(l, 0, sizeof(*l));
+  l->epfd = -1;
   l->index = index;
   l->env = env;
   l->host = host;
@@ -35,8 +87,13 @@ int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
   l->rbuf = malloc(l->rbuf_size);
   l->obuf_size = 256 * 1024;
   l->obuf = malloc(l->obuf_size);
+  l->ready = malloc(WSH_LOOP_BATCH * sizeof(*l->ready));
+  l->epfd = epoll_create1(EPOLL_CLOEXEC);
   l->base = event_base_new();
-  if (!l->base || !l->rbuf || !l->obuf) {
+  if (l->base && l->epfd >= 0)
+    l->ep_ev = event_new(l->base, l->epfd, EV_READ | EV_PERSIST, on_ready, l);
+  if (!l->ep_ev || event_add(l->ep_ev, NULL) != 0 || !l->rbuf || !l->obuf ||
+      !l->ready) {
     wsh_loop_free(l);
     return WEBSOCK_ENOMEM;
   }
@@ -44,6 +101,10 @@ int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
 }
 
 void wsh_loop_free(wsh_loop *l) {
+  if (l->ep_ev)
+    event_free(l->ep_ev);
+  if (l->epfd >= 0)
+    close(l->epfd);
   if (l->base)
     event_base_free(l->base);
   wsh_slots_free(&l->slots);
@@ -52,5 +113,8 @@ void wsh_loop_free(wsh_loop *l) {
   free(l->rbuf);
   free(l->obuf);
   free(l->dirty);
+  free(l->ready);
+  wsh_decoder_free(&l->dec.d);
   memset(l, 0, sizeof(*l));
+  l->epfd = -1;
 }

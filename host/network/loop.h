@@ -15,12 +15,29 @@
 
 #include "network/slots.h"
 #include "protocol/deflate.h"
+#include "protocol/frame.h"
 #include "network/tls.h"
 #include "bus/topic.h"
 #include "websock.h"
 
 struct event_base;
+struct event;
+struct epoll_event;
 typedef struct wsh_conn_env wsh_conn_env;
+
+/* A frame decoder and the connection it decodes for (the
+ * permessage-deflate sink finds the connection through it). */
+typedef struct wsh_conn_dec {
+  wsh_decoder d;
+  websock_conn *c; /* NULL: the loop's decoder is free */
+} wsh_conn_dec;
+
+/* Readiness the loop's epoll set reports, as libevent's EV_READ and
+ * EV_WRITE (the same bits, so that the connection code speaks one
+ * language). */
+enum { WSH_IO_READ = 0x02, WSH_IO_WRITE = 0x04 };
+
+#define WSH_LOOP_BATCH 256 /* sockets dispatched per turn of the loop */
 
 /* Counters for /metrics: written by the worker, read by any thread. */
 #define WSH_STATUS_MAP(XX)                                                     \
@@ -67,6 +84,16 @@ typedef struct wsh_loop {
   websock_host *host; /* for websock_self() and websock_conn_host() */
   unsigned index;     /* the worker's number */
   struct event_base *base;
+  /* Every socket of this loop waits in one epoll set of its own, which
+   * libevent watches as one event (ep_ev): a socket costs the kernel's
+   * epoll entry and nothing in libevent. Level-triggered, so what a turn
+   * leaves unread is reported again on the next. `ready` is the batch being
+   * dispatched (ready[iready] now); a connection freed meanwhile is
+   * crossed out of the rest of it (wsh_loop_io_forget). */
+  int epfd;
+  struct event *ep_ev;
+  struct epoll_event *ready;
+  int nready, iready;
   int stopping;        /* the worker is stopping (loop thread only) */
   websock_conn *conns; /* every socket of this loop, upgraded or not */
   size_t nconns;       /* (sockets, not the open WebSocket gauge) */
@@ -76,6 +103,10 @@ typedef struct wsh_loop {
   wsh_stats stats;
   uint8_t *rbuf; /* every read of this loop's sockets lands here */
   size_t rbuf_size;
+  /* Decodes every connection's frames that arrive whole within one read;
+   * a connection keeps a decoder of its own only while a read ends inside
+   * a frame (conn.c). */
+  wsh_conn_dec dec;
   /* Frames queued during one loop callback land here, each connection's in
    * one contiguous run, and are sent with one write when it is settled; the
    * area is reused once every dirty connection is settled, so the echo path
@@ -105,6 +136,16 @@ int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
                   websock_host *host);
 /* Frees what wsh_loop_init set up (the connections must be gone). */
 void wsh_loop_free(wsh_loop *l);
+
+/* Loop thread only: the readiness fd waits for in the epoll set, from what
+ * it waited for (`had`; 0: not in the set) to `want` (WSH_IO_* bits; 0:
+ * taken out), reported to wsh_conn_io with conn. 0 or -1 with errno. */
+int wsh_loop_io_set(wsh_loop *l, int fd, websock_conn *conn, unsigned had,
+                    unsigned want);
+
+/* Loop thread only: conn is being freed; what the batch being dispatched
+ * still holds for it is dropped. */
+void wsh_loop_io_forget(wsh_loop *l, const websock_conn *conn);
 
 /* Connections are marked for settling with wsh_loop_mark (connection.h). */
 

@@ -58,7 +58,6 @@ int wsh_slots_add(wsh_slots *s, websock_conn *conn, uint32_t *slot,
   if (next == 0)
     next = 1;
   sl->conn = conn;
-  sl->next_free = 0;
   atomic_store_explicit(&sl->tag, ((uint64_t)next << 1) | 1,
                         memory_order_release);
   *slot = i;
@@ -72,7 +71,6 @@ void wsh_slots_remove(wsh_slots *s, uint32_t i) {
     return;
   uint64_t tag = atomic_load(&sl->tag);
   atomic_store_explicit(&sl->tag, tag & ~(uint64_t)1, memory_order_release);
-  sl->conn = NULL;
   sl->next_free = s->free_head;
   s->free_head = i + 1;
 }

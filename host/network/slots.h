@@ -15,10 +15,15 @@
 #define WSH_SLOT_CHUNK 4096u
 #define WSH_SLOT_CHUNKS 4096u /* 16M slots per worker */
 
+/* 16 bytes per connection: a slot holds its connection while live and the
+ * free list's link while free (both read on the worker thread only, after
+ * the tag says which). */
 typedef struct wsh_slot {
   _Atomic uint64_t tag; /* serial << 1 | live */
-  websock_conn *conn;   /* worker thread only */
-  uint32_t next_free;   /* index + 1 of the next free slot, 0: none */
+  union {
+    websock_conn *conn; /* live */
+    uint32_t next_free; /* free: index + 1 of the next free slot, 0: none */
+  };
 } wsh_slot;
 
 typedef struct wsh_slots {

@@ -75,8 +75,13 @@ START_TEST(subscriptions) {
 }
 END_TEST
 
+/* An open connection that never used a topic or a timer holds no `more`
+ * (its handshake deadline needed one, released at the upgrade), and asking
+ * about topics and timers does not make one. */
 START_TEST(idle_connection_holds_nothing) {
   websock_conn *c = fix_connect();
+  fix_upgrade();
+  ck_assert_ptr_null(c->more);
   ck_assert_int_eq(wsh_msgs_unsubscribe(c, "x"), WEBSOCK_ENOENT);
   ck_assert_int_eq(wsh_msgs_cancel_timer(c, 1), WEBSOCK_ENOENT);
   wsh_msgs_leave(c);
