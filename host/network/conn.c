@@ -91,17 +91,12 @@ static void clear_deadline(websock_conn *c) {
  * in its simplest form. New upgrades get 503 from 90 % of the budget
  * (http.c), so that the connections already open keep headroom. */
 
-/* The decoder c's frames are in: its own, the loop's while it decodes for
- * c, or NULL. */
-static const wsh_decoder *conn_decoder(const websock_conn *c) {
+static inline size_t conn_buffered(const websock_conn *c) {
+  size_t n = 0; /* the reassembly buffer of c's decoder, or of the loop's */
   if (c->dec)
-    return &c->dec->d;
-  return c->w->dec.c == c ? &c->w->dec.d : NULL;
-}
-
-static size_t conn_buffered(const websock_conn *c) {
-  const wsh_decoder *d = conn_decoder(c);
-  size_t n = d ? d->buf_cap : 0;
+    n = c->dec->d.buf_cap;
+  else if (c->w->dec.c == c)
+    n = c->w->dec.d.buf_cap;
   if (c->more)
     n += c->more->npend;
   if (c->out)
@@ -151,12 +146,14 @@ static wsh_decoder *dec_take(websock_conn *c) {
   if (c->dec)
     return &c->dec->d;
   wsh_conn_dec *cd = &c->w->dec;
-  if (cd->c) { /* busy (a read within a read): one of c's own */
+  if (!cd->c) {
+    wsh_decoder_rebind(&cd->d, c->gen->conf->max_message_size);
+  } else { /* busy (a read within a read): one of c's own */
     if (!(cd = malloc(sizeof(*cd))))
       return NULL;
     c->dec = cd;
+    wsh_decoder_init(&cd->d, c->gen->conf->max_message_size);
   }
-  wsh_decoder_init(&cd->d, c->gen->conf->max_message_size);
   if (c->pmd_on) {
     wsh_decoder_allow_rsv1(&cd->d);
     wsh_decoder_set_sink(&cd->d, wsh_compress_sink);
@@ -172,27 +169,27 @@ static void dec_give_back(websock_conn *c) {
   if (cd->c != c)
     return; /* dec_take failed */
   wsh_decoder *d = &cd->d;
-  wsh_decoder_trim(d); /* a message being assembled keeps its buffer */
-  int between = !d->msg_opcode && !d->hdr_len && !d->failed && !d->ctl;
-  if (cd == &c->w->dec) {
-    cd->c = NULL;
-    if (between)
-      return;
-    wsh_conn_dec *own = malloc(sizeof(*own));
-    if (!own) {
-      wsh_decoder_free(d);
-      c->io_error = ENOMEM;
-      return;
+  bool between = wsh_decoder_release(d); /* else: d is inside one */
+  if (cd != &c->w->dec) {
+    if (between) { /* it holds nothing */
+      free(cd);
+      c->dec = NULL;
     }
+    return;
+  }
+  cd->c = NULL;
+  if (between)
+    return;
+  wsh_conn_dec *own = malloc(sizeof(*own));
+  if (own) {
     *own = *cd; /* its buffers go with it */
     own->c = c;
     c->dec = own;
-    wsh_decoder_init(d, 0); /* the loop's holds none of them */
-  } else if (between) {
+  } else {
     wsh_decoder_free(d);
-    free(cd);
-    c->dec = NULL;
+    c->io_error = ENOMEM;
   }
+  wsh_decoder_init(d, 0); /* the loop's holds nothing again */
 }
 
 /* Frees c's decoder and what it holds. */
@@ -934,7 +931,8 @@ void wsh_conn_settle(websock_conn *c) {
     c->pmd->arm = false; /* dedicated streams in use: trim them when idle */
     arm_open_timer(c);
   }
-  account(c, conn_buffered(c));
+  if (c->dec || c->more || c->out || c->pmd) /* else it holds nothing */
+    account(c, conn_buffered(c));
   if (c->more && c->state == WSH_CONN_OPEN)
     wsh_conn_more_release(c); /* what it held is gone */
   conn_events(c);

@@ -145,6 +145,27 @@ void wsh_decoder_free(wsh_decoder *d);
  * data of a message just delivered. */
 void wsh_decoder_trim(wsh_decoder *d);
 
+/* For a decoder that serves several streams in turn, one at a time and
+ * each between two frames: releases what a delivered message left
+ * (wsh_decoder_trim), then says whether d is between frames holding
+ * nothing (no message or frame in progress, no buffer, no error), so that
+ * it may be rebound to another stream. */
+static inline bool wsh_decoder_release(wsh_decoder *d) {
+  if (d->buf || d->ctl || d->delivered)
+    wsh_decoder_trim(d);
+  return !d->msg_opcode && !d->hdr_len && !d->failed && !d->buf && !d->ctl;
+}
+
+/* Sets up a decoder for which wsh_decoder_release said true (or fresh from
+ * wsh_decoder_init) for another stream, as wsh_decoder_init(d, max_message)
+ * would: cheaper, since what init clears is already clear. */
+static inline void wsh_decoder_rebind(wsh_decoder *d, uint64_t max_message) {
+  d->max_message = max_message;
+  d->rsv1_ok = 0;
+  d->max_compressed = 0;
+  d->sink = NULL;
+}
+
 /*
  * Decodes client frames from in[0..len). The payload is unmasked in place, so
  * `in` is modified. Stops right after the first complete event and returns

@@ -1135,6 +1135,51 @@ START_TEST(test_zero_copy) {
 }
 END_TEST
 
+/* One decoder serving two streams in turn (the worker's, conn.c): it may
+ * be rebound only between frames, and a rebound one decodes as a fresh
+ * one with the new limit and without the other's RSV1 permission. */
+START_TEST(test_release_and_rebind) {
+  struct bytes b = {0};
+  wsh_decoder d;
+  wsh_event ev;
+
+  wsh_decoder_init(&d, 0);
+  ck_assert(wsh_decoder_release(&d)); /* fresh */
+  wsh_decoder_allow_rsv1(&d);
+  put_str(&b, TEXT, "one ");
+  put_str(&b, FIN | CONT, "message");
+  ck_assert_uint_eq(decode_all(&d, b.p, b.len, &ev), b.len);
+  ck_assert_mem_eq(ev.data, "one message", 11);
+  ck_assert(wsh_decoder_release(&d)); /* delivered: its buffer goes */
+  ck_assert(d.buf == NULL);
+  decode_all(&d, b.p, 3, &ev); /* inside a header, then a message */
+  ck_assert(!wsh_decoder_release(&d));
+  decode_all(&d, b.p + 3, 3, &ev);
+  ck_assert(!wsh_decoder_release(&d));
+  wsh_decoder_free(&d);
+  wsh_decoder_init(&d, 0);
+  b.len = 0;
+  put_byte(&b, 0x81 | 0x40); /* RSV1: refused once rebound */
+  put_byte(&b, 0x80);
+  put(&b, "\0\0\0\0", 4);
+  wsh_decoder_allow_rsv1(&d);
+  wsh_decoder_rebind(&d, 4);
+  wsh_decode(&d, b.p, b.len, &ev);
+  ck_assert_int_eq(ev.type, WSH_EV_ERROR);
+  ck_assert_str_eq(ev.error, "reserved bits set");
+  ck_assert(!wsh_decoder_release(&d)); /* dead */
+  wsh_decoder_init(&d, 0);
+  wsh_decoder_rebind(&d, 4); /* the new limit */
+  b.len = 0;
+  put_str(&b, FIN | TEXT, "12345");
+  wsh_decode(&d, b.p, b.len, &ev);
+  ck_assert_int_eq(ev.type, WSH_EV_ERROR);
+  ck_assert_uint_eq(ev.close_code, WSH_CLOSE_TOO_BIG);
+  wsh_decoder_free(&d);
+  free(b.p);
+}
+END_TEST
+
 START_TEST(test_buffer_reset_and_trim) {
   struct bytes b = {0};
   uint8_t *p = pattern(100000);
@@ -1506,6 +1551,7 @@ static Suite *frame_suite(void) {
   tcase_add_test(dec, test_one_event_per_call);
   tcase_add_test(dec, test_zero_copy);
   tcase_add_test(dec, test_buffer_reset_and_trim);
+  tcase_add_test(dec, test_release_and_rebind);
   tcase_add_test(dec, test_random_streams);
   tcase_add_test(dec, test_mutated_streams);
   tcase_add_test(enc, test_frame_header);

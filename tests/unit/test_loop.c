@@ -8,6 +8,8 @@
 #include "network/connection.h"
 #include "network/loop.h"
 
+#include <sys/epoll.h>
+
 #define WSH_TEST_NAME "test_loop"
 #include "testutil.h"
 
@@ -43,6 +45,27 @@ START_TEST(mark_once_unmark) {
 }
 END_TEST
 
+/* A connection freed while the batch of ready sockets is dispatched is
+ * crossed out of the rest of it, and only there. */
+START_TEST(forget_in_batch) {
+  wsh_loop l;
+  ck_assert_int_eq(wsh_loop_init(&l, 0, NULL, NULL), 0);
+  static websock_conn a, b;
+  websock_conn *batch[] = {&a, &b, &a, &b};
+  for (int i = 0; i < 4; i++)
+    l.ready[i].data.ptr = batch[i];
+  l.nready = 4;
+  l.iready = 1; /* b's event now */
+  wsh_loop_io_forget(&l, &a);
+  ck_assert_ptr_eq(l.ready[0].data.ptr, &a); /* done already */
+  ck_assert_ptr_eq(l.ready[1].data.ptr, &b);
+  ck_assert_ptr_null(l.ready[2].data.ptr);
+  ck_assert_ptr_eq(l.ready[3].data.ptr, &b);
+  l.nready = 0;
+  wsh_loop_free(&l);
+}
+END_TEST
+
 START_TEST(status_index) {
   ck_assert_int_eq(wsh_status_index(101), WSH_STATUS_101);
   ck_assert_int_eq(wsh_status_index(405), WSH_STATUS_405);
@@ -57,6 +80,7 @@ static Suite *loop_suite(void) {
   TCase *tc = tcase_create("loop");
   tcase_add_test(tc, init_free);
   tcase_add_test(tc, mark_once_unmark);
+  tcase_add_test(tc, forget_in_batch);
   tcase_add_test(tc, status_index);
   suite_add_tcase(s, tc);
   return s;
