@@ -295,6 +295,11 @@ static void conn_free(websock_conn *c) {
   if (c->io_want)
     wsh_loop_io_set(w, c->tp.fd, c, c->io_want, 0);
   wsh_loop_io_forget(w, c);
+  if (w->dec.c == c) { /* never between reads; were it, it is c's */
+    wsh_decoder_free(&w->dec.d);
+    wsh_decoder_init(&w->dec.d, 0);
+    w->dec.c = NULL;
+  }
   c->tp.ops->close(&c->tp);
   wsh_outq_free(c);
   if (c->req)
