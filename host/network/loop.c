@@ -5,7 +5,6 @@
  */
 #include "network/loop.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>

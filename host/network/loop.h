@@ -32,9 +32,8 @@ typedef struct wsh_conn_dec {
   websock_conn *c; /* NULL: the loop's decoder is free */
 } wsh_conn_dec;
 
-/* Readiness the loop's epoll set reports, as libevent's EV_READ and
- * EV_WRITE (the same bits, so that the connection code speaks one
- * language). */
+/* What a socket waits for in the loop's epoll set, and what it is found
+ * ready for (wsh_loop_io_set, wsh_conn_io). */
 enum { WSH_IO_READ = 0x02, WSH_IO_WRITE = 0x04 };
 
 #define WSH_LOOP_BATCH 256 /* sockets dispatched per turn of the loop */
