@@ -15,6 +15,8 @@ import os
 import re
 import socket
 import struct
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -447,6 +449,45 @@ class ChatTest(unittest.TestCase):
             members, received, workers = run(go(), timeout=90)
             self.assertEqual(workers, {0, 1})
             self.check_rooms(members, received)
+
+
+    @unittest.skipUnless(os.path.exists(CHAT_SO), "chat.so not built")
+    def test_announce_off(self):
+        """announce = off: members hear no join or leave lines, only
+        messages (the fan-out benchmark fills a room of 10,000 this way);
+        websockd -t refuses another value and a key chat does not know."""
+        d = Daemon({"chat": {"path": "/chat", "plugin": CHAT_SO,
+                             "options": {"fanout": "broadcast",
+                                         "announce": "off"}}}, workers=2)
+        with d:
+            async def go():
+                clients = []
+                try:
+                    for i in range(6):
+                        clients.append(await open_client(
+                            d.url("/chat?room=quiet&name=q%d" % i)))
+                    await clients[5].close()  # would be a leave line
+                    await clients[0].ws.send("after")
+                    for c in clients[:5]:
+                        await c.wait(lambda m: '"text":"after"' in m)
+                    await asyncio.sleep(0.3)  # anything extra would show now
+                    return [c.msgs for c in clients[:5]]
+                finally:
+                    await close_all(clients)
+            got = run(go(), timeout=60)
+        want = ['{"type":"msg","room":"quiet","user":"q0","text":"after"}']
+        for msgs in got:
+            self.assertEqual(msgs, want)
+        for opts, why in ((("announce", "maybe"),), "load() refused the route"), \
+                         ((("anounce", "off"),), 'unknown option "anounce"'):
+            with tempfile.TemporaryDirectory(prefix="websockd-chat-") as tmp:
+                harness.write_route(tmp, "chat", {
+                    "path": "/chat", "plugin": CHAT_SO, "options": dict(opts)})
+                p = subprocess.run([harness.WEBSOCKD, "-t", "--plugins", tmp],
+                                   stdin=subprocess.DEVNULL, capture_output=True,
+                                   text=True, timeout=60)
+                self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
+                self.assertIn(why, p.stdout + p.stderr)
 
 
 def chat_msgs(messages):
