@@ -46,8 +46,9 @@
 #                echo of the last round: perf record -e cpu-clock -g; the top
 #                symbols land beside the results
 #
-# FANOUT_SUBS=N sets the fanout's subscribers (default 10,000; the chat
-# plugin announces every join to the room, so the set-up grows as N²).
+# FANOUT_SUBS=N sets the fanout's subscribers (default 10,000). The chat
+# route runs with `announce = off`: a join line to every member would make
+# filling the room grow as N² (and the raw peer announces nothing).
 #
 # On a shared machine: before each run the script waits up to QUIET_WAIT
 # seconds (default 60) for the cores to be idle, and a run during which other
@@ -119,6 +120,7 @@ compression = shared
 
 [options]
 fanout = broadcast
+announce = off
 EOF
   if "$websockd" -t --plugins "$out/plugins.d" >"$out/logs/websockd-t.log" 2>&1; then
     have_chat=1

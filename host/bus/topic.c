@@ -96,6 +96,7 @@ wsh_topic *wsh_topics_join(wsh_topics *t, const char *name, websock_conn *conn,
     tp->cap = cap;
   }
   tp->members[tp->n++] = conn;
+  t->changes++;
   *added = true;
   return tp;
 }
@@ -112,6 +113,7 @@ static void unlink_topic(wsh_topics *t, wsh_topic *topic) {
 }
 
 void wsh_topics_leave(wsh_topics *t, wsh_topic *topic, websock_conn *conn) {
+  t->changes++;
   for (size_t i = 0; i < topic->n; i++) {
     if (topic->members[i] == conn) {
       topic->members[i] = topic->members[--topic->n];

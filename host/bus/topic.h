@@ -30,6 +30,7 @@ typedef struct wsh_topics {
   wsh_topic **buckets;
   size_t nbuckets;
   size_t n;
+  uint64_t changes; /* joins and leaves so far: a delivery sees if any came */
 } wsh_topics;
 
 void wsh_topics_init(wsh_topics *t);

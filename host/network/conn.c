@@ -1064,10 +1064,13 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
     c->log->msgs_out++;
     c->log->bytes_out += sh->len;
   }
-  sh = wsh_compress_shared(c, sh);
-  wsh_shared_ref(sh); /* written at once if it is c's first output */
-  if (wsh_outq_add_ref(c, sh->data, sh->len, unref_shared, sh) != 1)
-    wsh_shared_unref(sh);
+  if (c->pmd_on) /* a plain frame otherwise: no call per subscriber */
+    sh = wsh_compress_shared(c, sh);
+  /* Written at once if it is c's first output: a reference is taken only
+   * when the queue holds the bytes (unref_shared drops it once written; not
+   * before this returns, as the queue is written when c is settled). */
+  if (wsh_outq_add_ref(c, sh->data, sh->len, unref_shared, sh) == 1)
+    wsh_shared_ref(sh);
   maybe_pause_reading(c);
 }
 

@@ -123,6 +123,11 @@ struct wsh_worker {
   int stop_requested;         /* under lock */
   atomic_int shed_requested;  /* the host is over its memory budget: shed */
   struct event *grace;
+  /* A topic's members as delivery began (loop thread only): kept from one
+   * publish to the next, so that a broadcast to many allocates nothing
+   * before its first write. */
+  websock_conn **snap;
+  size_t capsnap;
 };
 
 /* Sets w up (its loop, buffers, mailbox) without a thread: index-th worker

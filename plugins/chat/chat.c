@@ -21,6 +21,13 @@
  *                        own handle_info (the default)
  *          | broadcast   websock_broadcast(): the frame is built once and its
  *                        bytes shared by every member (for benchmarks)
+ *   announce = on        on: the join and leave lines above go to the room;
+ *                        off: only messages do. Each join line reaches every
+ *                        member, so filling a room of N with announcements
+ *                        on costs N²/2 deliveries (50 million for 10,000):
+ *                        large rooms, and the fan-out benchmark, turn it off
+ *
+ * Any other [options] key is refused at load (option_keys).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdatomic.h>
@@ -39,6 +46,7 @@
 static size_t max_name = 32;
 static char default_room[ROOM_MAX + 1] = "lobby";
 static bool use_broadcast;
+static bool announce = true;
 static atomic_uint anon_count;
 
 typedef struct chat_conn {
@@ -279,6 +287,10 @@ static int chat_load(const websock_options *options) {
   if (v && strcmp(v, "broadcast") != 0 && strcmp(v, "publish") != 0)
     return -1;
   use_broadcast = v && strcmp(v, "broadcast") == 0;
+  v = websock_option(options, "announce");
+  if (v && strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+    return -1;
+  announce = !v || strcmp(v, "on") == 0;
   return 0;
 }
 
@@ -331,7 +343,8 @@ static int chat_init(websock_conn *conn, void **state) {
   } else if ((rc = websock_subscribe(conn, cc->topic)) != 0) {
     websock_close_error(conn, websock_strerror(rc));
   } else {
-    if ((rc = chat_send(websock_conn_host(conn), cc, "join", NULL, 0)) != 0)
+    if (announce &&
+        (rc = chat_send(websock_conn_host(conn), cc, "join", NULL, 0)) != 0)
       websock_log(conn, WEBSOCK_LOG_WARN, "join announcement lost: %s",
                   websock_strerror(rc));
     websock_log(conn, WEBSOCK_LOG_DEBUG, "%s joined %s", cc->name, room_of(cc));
@@ -373,10 +386,14 @@ static void chat_terminate(websock_conn *conn, void *state,
   if (!cc)
     return;
   /* websock_publish/broadcast may be called from anywhere, terminate too. */
-  chat_send(websock_conn_host(conn), cc, "leave", NULL, 0);
+  if (announce)
+    chat_send(websock_conn_host(conn), cc, "leave", NULL, 0);
   free(cc->name);
   free(cc);
 }
+
+static const char *const chat_keys[] = {"max_name", "default_room", "fanout",
+                                        "announce", NULL};
 
 WEBSOCK_EXPORT const struct websock_handler websock_handler_v1 = {
     .abi_version = WEBSOCK_ABI_VERSION,
@@ -388,4 +405,5 @@ WEBSOCK_EXPORT const struct websock_handler websock_handler_v1 = {
     .handle_in = chat_in,
     .handle_info = chat_info,
     .terminate = chat_terminate,
+    .option_keys = chat_keys,
 };

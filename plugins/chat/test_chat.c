@@ -214,6 +214,47 @@ static void test_broadcast(void) {
   websock_test_host_free(h);
 }
 
+/* announce = off: no join or leave lines, messages as before; announce
+ * takes on or off, and a key chat does not know is refused. */
+static void test_announce_off(void) {
+  websock_host *h;
+  EXPECT(websock_test_host_new(&h) == 0);
+  websock_test_plugin *p = load(
+      h, (const char *const[]){"announce", "off", "fanout", "broadcast", NULL});
+  if (!p)
+    return;
+  websock_conn *a = join(p, "name=alice");
+  websock_conn *b = join(p, "name=bob");
+  EXPECT(websock_test_subscribed(b, "chat:lobby"));
+  EXPECT(websock_test_run(h) == 0); /* nothing was published */
+  expect_lines(a, NOTHING);
+  expect_lines(b, NOTHING);
+  EXPECT(websock_test_client_text(b, "hi") == WEBSOCK_OK);
+  EXPECT(websock_test_run(h) == 1);
+  const char *const hi[] = {
+      "{\"type\":\"msg\",\"room\":\"lobby\",\"user\":\"bob\",\"text\":\"hi\"}",
+      NULL};
+  expect_lines(a, hi);
+  expect_lines(b, hi);
+  EXPECT(websock_test_client_close(b, WEBSOCK_CLOSE_NORMAL, NULL) == 0);
+  EXPECT(websock_test_run(h) == 0);
+  expect_lines(a, NOTHING);
+
+  websock_test_plugin *bad;
+  EXPECT(
+      websock_test_load(
+          h, so_path,
+          &(websock_test_route){
+              .options = (const char *const[]){"announce", "sometimes", NULL}},
+          &bad) == WEBSOCK_EINVAL);
+  EXPECT(websock_test_load(
+             h, so_path,
+             &(websock_test_route){
+                 .options = (const char *const[]){"anounce", "off", NULL}},
+             &bad) == WEBSOCK_EINVAL);
+  websock_test_host_free(h);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s chat.so\n", argv[0]);
@@ -224,5 +265,6 @@ int main(int argc, char **argv) {
   test_escaping();
   test_defaults_and_refusals();
   test_broadcast();
+  test_announce_off();
   return websock_test_failures() ? 1 : 0;
 }

@@ -15,6 +15,8 @@ import os
 import re
 import socket
 import struct
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -447,6 +449,45 @@ class ChatTest(unittest.TestCase):
             members, received, workers = run(go(), timeout=90)
             self.assertEqual(workers, {0, 1})
             self.check_rooms(members, received)
+
+
+    @unittest.skipUnless(os.path.exists(CHAT_SO), "chat.so not built")
+    def test_announce_off(self):
+        """announce = off: members hear no join or leave lines, only
+        messages (the fan-out benchmark fills a room of 10,000 this way);
+        websockd -t refuses another value and a key chat does not know."""
+        d = Daemon({"chat": {"path": "/chat", "plugin": CHAT_SO,
+                             "options": {"fanout": "broadcast",
+                                         "announce": "off"}}}, workers=2)
+        with d:
+            async def go():
+                clients = []
+                try:
+                    for i in range(6):
+                        clients.append(await open_client(
+                            d.url("/chat?room=quiet&name=q%d" % i)))
+                    await clients[5].close()  # would be a leave line
+                    await clients[0].ws.send("after")
+                    for c in clients[:5]:
+                        await c.wait(lambda m: '"text":"after"' in m)
+                    await asyncio.sleep(0.3)  # anything extra would show now
+                    return [c.msgs for c in clients[:5]]
+                finally:
+                    await close_all(clients)
+            got = run(go(), timeout=60)
+        want = ['{"type":"msg","room":"quiet","user":"q0","text":"after"}']
+        for msgs in got:
+            self.assertEqual(msgs, want)
+        for opts, why in ((("announce", "maybe"),), "load() refused the route"), \
+                         ((("anounce", "off"),), 'unknown option "anounce"'):
+            with tempfile.TemporaryDirectory(prefix="websockd-chat-") as tmp:
+                harness.write_route(tmp, "chat", {
+                    "path": "/chat", "plugin": CHAT_SO, "options": dict(opts)})
+                p = subprocess.run([harness.WEBSOCKD, "-t", "--plugins", tmp],
+                                   stdin=subprocess.DEVNULL, capture_output=True,
+                                   text=True, timeout=60)
+                self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
+                self.assertIn(why, p.stdout + p.stderr)
 
 
 def chat_msgs(messages):
@@ -1028,7 +1069,11 @@ class BackpressureTest(unittest.TestCase):
 
     def test_broadcast_to_non_reader_closes_it(self):
         """websock_broadcast: each subscriber's policy applies; the reading
-        ones keep getting every frame."""
+        ones keep getting every frame. Connections alternate between the 2
+        workers, so the second reader shares the non-reader's worker, where
+        the non-reader is the topic's first member: it is closed (and leaves
+        the topic) while that broadcast is delivered to it, before the rest
+        of the members are looked at, and the reader still gets it once."""
         rec = self.d.rec("close")
         s, fr = raw_open(self.d, "/close", rcvbuf=64 * 1024)
         try:
@@ -1037,21 +1082,29 @@ class BackpressureTest(unittest.TestCase):
             rss0, hwm0 = self.d.mem()
 
             async def go():
-                reader, pub = await open_clients(self.d.url("/close"), 2)
+                readers = await open_clients(self.d.url("/close"), 2)
+                pub = await open_client(self.d.url("/close"))
                 try:
-                    self.assertEqual(await reader.call("sub:firehose", "sub:"), "0")
-                    start = len(reader.msgs)
+                    starts = []
+                    for reader in readers:
+                        self.assertEqual(await reader.call("sub:firehose", "sub:"), "0")
+                        starts.append(len(reader.msgs))
                     body = "x" * (CHUNK - 16)
                     for i in range(200):  # 12.8 MB
                         self.assertEqual(await pub.call(
                             "bcast:firehose:%03d%s" % (i, body), "bcast:"), "0")
-                    await reader.wait(lambda m: m.startswith("199"), start, 30)
-                    got = [m[:3] for m in reader.msgs[start:]]
-                    return got
+                    got = []
+                    for reader, start in zip(readers, starts):
+                        await reader.wait(lambda m: m.startswith("199"), start, 30)
+                        got.append([m[:3] for m in reader.msgs[start:]])
+                    workers = {self.d.worker_of(c.port) for c in readers}
+                    return got, workers
                 finally:
-                    await close_all([reader, pub])
-            got = run(go())
-            self.assertEqual(got, ["%03d" % i for i in range(200)])
+                    await close_all(readers + [pub])
+            got, workers = run(go())
+            self.assertEqual(workers, {0, 1})
+            for g in got:
+                self.assertEqual(g, ["%03d" % i for i in range(200)])
             kind, code, text = wait_terminate(rec, n)
             self.assertEqual((kind, code), (4, 1008), text)
             rss1, hwm1 = self.d.mem()

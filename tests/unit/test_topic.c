@@ -1,7 +1,7 @@
 /*
- * test_topic.c - a worker's topic table: join, leave, find, growth, and the
- * topic deleted with its last member; the host's count table and what it
- * reports to the bus (changes, everything, a 0 once).
+ * test_topic.c - a worker's topic table: join, leave, find, growth, the
+ * topic deleted with its last member, and its count of changes; the host's
+ * count table and what it reports to the bus (changes, everything, a 0 once).
  */
 #include <check.h>
 #include <stdio.h>
@@ -35,6 +35,26 @@ START_TEST(join_leave) {
   wsh_topics_leave(&t, a, fake(2)); /* last member: the topic goes */
   ck_assert_ptr_null(wsh_topics_find(&t, "room"));
   ck_assert_uint_eq(t.n, 0);
+  wsh_topics_free(&t);
+}
+END_TEST
+
+/* Every join and leave moves `changes` (a delivery compares it before and
+ * after its first member); a join that was already a member does not. */
+START_TEST(changes_counted) {
+  wsh_topics t;
+  wsh_topics_init(&t);
+  bool added;
+  uint64_t c0 = t.changes;
+  wsh_topic *a = wsh_topics_join(&t, "room", fake(1), &added);
+  ck_assert_uint_eq(t.changes, c0 + 1);
+  wsh_topics_join(&t, "room", fake(1), &added);
+  ck_assert_uint_eq(t.changes, c0 + 1);
+  wsh_topics_join(&t, "other", fake(1), &added);
+  wsh_topics_join(&t, "room", fake(2), &added);
+  ck_assert_uint_eq(t.changes, c0 + 3);
+  wsh_topics_leave(&t, a, fake(1));
+  ck_assert_uint_eq(t.changes, c0 + 4);
   wsh_topics_free(&t);
 }
 END_TEST
@@ -122,6 +142,7 @@ int main(void) {
   Suite *su = suite_create("topic");
   TCase *tc = tcase_create("topic");
   tcase_add_test(tc, join_leave);
+  tcase_add_test(tc, changes_counted);
   tcase_add_test(tc, many_topics_and_members);
   tcase_add_test(tc, counts_report_changes_then_forget_zeros);
   suite_add_tcase(su, tc);
