@@ -234,7 +234,7 @@ static void deliver_to(websock_conn *c, wsh_mail *m) {
 /* A member's connection asked of memory ahead of its delivery: with
  * thousands of members, each is no longer in the cache when its turn comes,
  * and its delivery would otherwise wait for it (the struct, then its
- * statistics in `more`) before its write. */
+ * statistics in its log tail) before its write. */
 static void prefetch_conn(const websock_conn *c) {
   for (size_t off = 0; off < sizeof(*c); off += 64)
     __builtin_prefetch((const char *)c + off);
@@ -277,8 +277,8 @@ static void deliver_shared(wsh_worker *w, wsh_mail *m) {
   for (size_t i = 0; i < n; i++) {
     if (i + 2 < n)
       prefetch_conn(w->snap[i + 2]);
-    if (i + 1 < n && w->snap[i + 1]->more) /* its line came last time */
-      __builtin_prefetch(&w->snap[i + 1]->more->bytes_out);
+    if (i + 1 < n && w->snap[i + 1]->logs) /* its tail, past the struct */
+      __builtin_prefetch(&w->snap[i + 1]->log->bytes_out);
     if (w->snap[i] != first)
       deliver_to(w->snap[i], m);
   }
