@@ -13,7 +13,10 @@
  *
  *   byte 0  bits 0-1: route mode (0 dedicated, 1-3 shared); bits 2-4: the
  *           route's client window (8 + n, 15 for 7); bits 5-7 seed the read
- *           sizes and the idle trims
+ *           sizes and the idle trims, and bit 7 set also picks a route's
+ *           own defaults, level 1 and memLevel 5 (where the dedicated
+ *           deflater restarts instead of sliding its window), over the
+ *           codec's level 6 and memLevel 8
  *   byte 1  max_message_size: below C0, 1 MiB; else (byte - C0) * 64 bytes
  *           (0 is raised to 1); also compression_min_size (byte 1 & 0x3F)
  *   then    the client's Sec-WebSocket-Extensions value, up to a newline
@@ -287,6 +290,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   s.cfg.mode = (b0 & 3) == 0 ? WSH_PMD_DEDICATED : WSH_PMD_SHARED;
   s.cfg.client_window_bits = ((b0 >> 2) & 7) == 7 ? 15 : 8 + ((b0 >> 2) & 7);
   s.cfg.min_size = b1 & 0x3F;
+  if (b0 & 0x80) {
+    s.cfg.level = 1;
+    s.cfg.mem_level = 5;
+  }
   FUZZ_CHECK(wsh_pmd_config_check(&s.cfg) == NULL, "route config");
 
   size_t used = negotiate(&s, data, size);

@@ -554,6 +554,12 @@ def conn_pmd():
     s1, s2 = pmd(json, json[::-1], takeover=False)
     w12 = pmd(json, json[:500], wbits=12)
     bomb = pmd(bytes(1 << 20))[0]
+    # a 9-bit server window at a route's defaults (byte 0 bit 7: level 1,
+    # memLevel 5): the echoes, 90 to 114 bytes, make the dedicated deflater
+    # restart from the last quarter of its window several times between
+    # the fuzzer's random trims (deflate.c, rebase)
+    parts = [json[i * 37:i * 37 + 90 + 8 * (i % 4)] for i in range(100)]
+    restarts = b"".join(frame(text, z, rsv=rsv1) for z in pmd(*parts))
     seeds = {
         "chrome-takeover": (ded15, 0x00,
                             "permessage-deflate; client_max_window_bits",
@@ -598,6 +604,9 @@ def conn_pmd():
                               + frame(text, a, rsv=rsv1)
                               + frame(close_op, struct.pack("!H", 1000) + b"bye")
                               + frame(text, b"ignored")),
+        "restart-window-9": (ded15 | 0x80, 0x00,
+                             "permessage-deflate; server_max_window_bits=9",
+                             restarts),
         "several-offers": (0x0C, 0x00,
                            "permessage-deflate; foo, permessage-deflate; "
                            "client_max_window_bits=9; server_max_window_bits=10",

@@ -253,6 +253,7 @@ int wsh_route_conf_load(const char *file, wsh_route_conf **out, char *err,
   rc->ping_timeout_ms = 10000;
   wsh_pmd_config_default(&rc->pmd);
   rc->pmd.level = WSH_DEFAULT_PMD_LEVEL;
+  rc->pmd.mem_level = WSH_DEFAULT_PMD_MEM_LEVEL;
   rc->pmd_idle_ms = WSH_DEFAULT_PMD_IDLE_MS;
   route_parse p = {.rc = rc, .file = file};
   if (!(rc->conf_path = strdup(file)))

@@ -48,7 +48,8 @@ typedef struct wsh_pmd_config {
   size_t min_size; /* smaller messages go uncompressed (the caller checks) */
 } wsh_pmd_config;
 
-/* Off, windows of 15 bits, level 6, memLevel 8, min_size 64. */
+/* Off, windows of 15 bits, level 6, memLevel 8, min_size 64 (a route
+ * starts from level 1 and memLevel 5 instead: route.h). */
 void wsh_pmd_config_default(wsh_pmd_config *cfg);
 
 /* NULL if every field is in range, else a static string naming the first
@@ -188,6 +189,10 @@ size_t wsh_pmd_conn_bytes(const wsh_pmd *c);
  * than the message (an empty message never is) and `force` is false: send
  * the message uncompressed then (with context takeover the deflater was
  * reset, so the client's history still matches); or WSH_PMD_NOMEM.
+ * With context takeover at levels 1 to 3, a message that would make zlib
+ * slide its window restarts the deflater from the last quarter of it
+ * instead (cheaper; the history it refers to is then between a quarter of
+ * the window and all of it).
  */
 wsh_pmd_result wsh_pmd_compress(wsh_pmd *c, const uint8_t *msg, size_t len,
                                 bool force, wsh_zbuf *out);

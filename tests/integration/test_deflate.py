@@ -380,6 +380,39 @@ setTimeout(() => { console.log('TIMEOUT'); process.exit(7); }, 120000);
                     with self.subTest(bits=bits, cnct=cnct, path=path):
                         self.raw_round_trip(path, offer, bits, msgs)
 
+    def test_takeover_over_many_windows(self):
+        """Context takeover over a dozen windows: at level 1 the server's
+        deflater restarts from the last quarter of its window where zlib
+        would slide it (deflate.c, rebase). Every echo inflates with the
+        client's one inflater, and a message sent twice in a row comes back
+        tiny the second time, right after a restart too."""
+        for sbits in (9, 12, 15):
+            with self.subTest(sbits=sbits):
+                offer = "permessage-deflate; server_max_window_bits=%d" % sbits
+                s, status, headers, rest = upgrade(self.d, "/dedicated", offer)
+                try:
+                    self.assertEqual(status, 101)
+                    wsize = 1 << sbits
+                    edge = wsize - wsize // 4 - 262
+                    sizes = [100, 700, edge, edge + 1, wsize // 3, 3000]
+                    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+                    inf = zlib.decompressobj(-sbits)
+                    r = Reader(s, rest)
+                    sent, i = 0, 0
+                    while sent < 12 * wsize:
+                        n = max(sizes[i // 2 % len(sizes)], 64)
+                        m = json_text(n, seed=i // 2).encode()
+                        send_compressed(s, OP_TEXT, deflate_message(comp, m))
+                        fin, rsv1, op, z = r.frame()
+                        self.assertTrue(fin and rsv1 and op == OP_TEXT)
+                        self.assertEqual(inf.decompress(z + TAIL), m, i)
+                        if i % 2 == 1 and n + 262 <= wsize // 4:
+                            self.assertLess(len(z), n // 10 + 16, (i, n))
+                        sent += n
+                        i += 1
+                finally:
+                    s.close()
+
     def raw_round_trip(self, path, offer, bits, msgs):
         s, status, headers, rest = upgrade(self.d, path, offer)
         try:

@@ -937,6 +937,142 @@ START_TEST(test_shared_levels) {
 }
 END_TEST
 
+/* Compresses msg with zlib itself (raw, sync flush, tail cut) into out;
+ * its length. */
+static size_t ref_deflate(z_stream *s, const uint8_t *msg, size_t len,
+                          uint8_t *out, size_t cap) {
+  s->next_in = (Bytef *)(uintptr_t)msg;
+  s->avail_in = (uInt)len;
+  s->next_out = out;
+  s->avail_out = (uInt)cap;
+  ck_assert_int_eq(deflate(s, Z_SYNC_FLUSH), Z_OK);
+  ck_assert_uint_gt(s->avail_out, 0);
+  return cap - s->avail_out - 4;
+}
+
+/* Context takeover over many windows, every window size, fast and slow
+ * levels, memLevels 5 and 8: each message inflates as sent (by a wsh_pmd
+ * and by zlib with its history), a message sent twice in a row comes out
+ * tiny the second time (the history a rebase keeps holds it), and the
+ * output is zlib's own byte for byte at level 6 but not at level 1, where
+ * the deflater restarts from the last quarter of its window instead of
+ * letting zlib slide it (deflate.c, rebase). Sizes straddle the largest
+ * message a rebase is tried for (wsize - wsize / 4 - 262). */
+START_TEST(test_takeover_rebase) {
+  static const int levels[] = {1, 3, 6};
+  uint8_t *text = json_text(1 << 20, 21), *bin = random_bytes(4096, 22);
+  uint8_t *wire = malloc(80000), *refw = malloc(80000);
+
+  for (size_t l = 0; l < 3; l++)
+    for (int mem = 5; mem <= 8; mem += 3)
+      for (int bits = 9; bits <= 15; bits++) {
+        size_t wsize = (size_t)1 << bits, edge = wsize - wsize / 4 - 262;
+        const size_t sizes[] = {100, 700, edge, edge + 1, wsize / 3, 2 * wsize};
+        wsh_zmem m;
+        wsh_pmd_config cfg;
+        wsh_pmd_params p = params(false, false, bits, bits);
+        wsh_pmd tx, rx;
+        wsh_zbuf z = {0};
+        z_stream ref = {0}, inf = {0};
+        size_t at = 0, sent = 0;
+        bool differs = false;
+
+        wsh_zmem_init(&m);
+        wsh_pmd_config_default(&cfg);
+        cfg.level = (uint8_t)levels[l];
+        cfg.mem_level = (uint8_t)mem;
+        wsh_pmd_init(&tx, &p, &cfg, NULL, &m);
+        wsh_pmd_init(&rx, &p, &cfg, NULL, &m);
+        ck_assert_int_eq(deflateInit2(&ref, levels[l], Z_DEFLATED, -bits, mem,
+                                      Z_DEFAULT_STRATEGY),
+                         Z_OK);
+        ck_assert_int_eq(inflateInit2(&inf, -bits), Z_OK);
+        for (size_t i = 0; sent < 10 * wsize; i++) {
+          size_t len = sizes[i / 2 % 6];
+          const uint8_t *msg;
+          size_t rn, n;
+
+          if (i % 2 == 0) /* each message twice in a row */
+            at = (at + 7919 * (i + 1)) % ((1 << 20) - 2 * wsize);
+          msg = text + at;
+          ck_assert_int_eq(wsh_pmd_compress(&tx, msg, len, false, &z),
+                           WSH_PMD_OK);
+          n = z.len;
+          expect_inflates_to(&rx, z.data, n, msg, len, "rebase: ours");
+          memcpy(wire, z.data, n);
+          memcpy(wire + n, "\x00\x00\xff\xff", 4);
+          inf.next_in = wire;
+          inf.avail_in = (uInt)(n + 4);
+          inf.next_out = refw;
+          inf.avail_out = 80000;
+          ck_assert_int_eq(inflate(&inf, Z_SYNC_FLUSH), Z_OK);
+          EXPECT(inf.avail_in == 0 && 80000 - inf.avail_out == len &&
+                     !memcmp(refw, msg, len),
+                 "level %d mem %d bits %d msg %zu: zlib inflates otherwise",
+                 levels[l], mem, bits, i);
+          if (i % 2 == 1 && len + 262 <= wsize / 4)
+            EXPECT(n < len / 10 + 16,
+                   "level %d mem %d bits %d: a repeat of %zu B took %zu",
+                   levels[l], mem, bits, len, n);
+          rn = ref_deflate(&ref, msg, len, refw, 80000);
+          differs = differs || rn != n || memcmp(refw, z.data, n) != 0;
+          sent += len;
+        }
+        EXPECT(differs == (levels[l] <= 3),
+               "level %d mem %d bits %d: zlib's own output %s", levels[l], mem,
+               bits, differs ? "differs" : "the same");
+        /* incompressible in between: sent plain, history still in step */
+        ck_assert_int_eq(wsh_pmd_compress(&tx, bin, 4096, false, &z),
+                         WSH_PMD_NOT_SMALLER);
+        ck_assert_int_eq(wsh_pmd_compress(&tx, text, 2000, false, &z),
+                         WSH_PMD_OK);
+        expect_inflates_to(&rx, z.data, z.len, text, 2000, "after plain");
+        deflateEnd(&ref);
+        inflateEnd(&inf);
+        wsh_zbuf_free(&z, &m);
+        wsh_pmd_free(&tx);
+        wsh_pmd_free(&rx);
+        ck_assert_uint_eq(wsh_zmem_in_use(&m), 0);
+      }
+  free(text);
+  free(bin);
+  free(wire);
+  free(refw);
+}
+END_TEST
+
+/* A message's first output buffer is sized from its compressed bytes, but
+ * never past the limit and one chunk: a small limit still holds, and
+ * messages that inflate to exactly 4 KiB, to the guess and past it come
+ * out whole. */
+START_TEST(test_inflate_first_room) {
+  static const size_t sizes[] = {4095, 4096, 4097, 30000, 65536, 200000};
+  uint8_t *text = json_text(200000, 31);
+  wsh_zmem m;
+  wsh_pmd tx, rx;
+  wsh_zbuf z = {0}, out = {0};
+
+  wsh_zmem_init(&m);
+  conn_init(&tx, params(true, true, 15, 15), NULL, &m);
+  conn_init(&rx, params(true, true, 15, 15), NULL, &m);
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    ck_assert_int_eq(wsh_pmd_compress(&tx, text, sizes[i], true, &z),
+                     WSH_PMD_OK);
+    expect_inflates_to(&rx, z.data, z.len, text, sizes[i], "first room");
+    /* a limit under the message: TOO_BIG, the buffer within limit + chunk */
+    ck_assert_int_eq(wsh_pmd_inflate(&rx, z.data, z.len, 1000, &out),
+                     WSH_PMD_TOO_BIG);
+    ck_assert_uint_le(out.cap, 1000 + WSH_PMD_CHUNK);
+    wsh_zbuf_free(&out, &m);
+  }
+  wsh_zbuf_free(&z, &m);
+  wsh_pmd_free(&tx);
+  wsh_pmd_free(&rx);
+  ck_assert_uint_eq(wsh_zmem_in_use(&m), 0);
+  free(text);
+}
+END_TEST
+
 /* ---- fragmented input ---- */
 
 static void inflate_cuts(wsh_pmd *c, const uint8_t *in, size_t len,
@@ -1169,15 +1305,21 @@ END_TEST
 START_TEST(test_dedicated_memory) {
   uint8_t *text = json_text(65536, 8);
 
-  for (int bits = 9; bits <= 15; bits++) {
+  /* memLevel 5 (a route's default) and 8 (zlib's) */
+  for (int k = 0; k < 14; k++) {
+    int bits = 9 + k % 7, mem = k < 7 ? 5 : 8;
     wsh_zmem m;
     wsh_pmd tx, rx;
+    wsh_pmd_config cfg;
+    wsh_pmd_params p = params(false, false, bits, bits);
     wsh_zbuf z = {0}, out = {0};
-    size_t formula = wsh_pmd_formula_bytes(bits, bits, 8), live, trimmed;
+    size_t formula = wsh_pmd_formula_bytes(bits, bits, mem), live, trimmed;
 
     wsh_zmem_init(&m);
-    conn_init(&tx, params(false, false, bits, bits), NULL, &m);
-    conn_init(&rx, params(false, false, bits, bits), NULL, &m);
+    wsh_pmd_config_default(&cfg);
+    cfg.mem_level = (uint8_t)mem;
+    wsh_pmd_init(&tx, &p, &cfg, NULL, &m);
+    wsh_pmd_init(&rx, &p, &cfg, NULL, &m);
     ck_assert_uint_eq(wsh_pmd_conn_bytes(&tx), 0); /* nothing until used */
     ck_assert_int_eq(wsh_pmd_compress(&tx, text, 65536, false, &z), WSH_PMD_OK);
     ck_assert_int_eq(wsh_pmd_inflate(&tx, z.data, z.len, 1 << 20, &out),
@@ -1193,9 +1335,9 @@ START_TEST(test_dedicated_memory) {
     EXPECT(trimmed <= ((size_t)1 << bits), "bits %d: trimmed to %zu", bits,
            trimmed);
     fprintf(stderr,
-            "dedicated, %2d-bit windows, memLevel 8: %7zu bytes live "
+            "dedicated, %2d-bit windows, memLevel %d: %7zu bytes live "
             "(formula %7zu), %6zu trimmed\n",
-            bits, live, formula, trimmed);
+            bits, mem, live, formula, trimmed);
     /* the history survives the trim: the same text again refers to it */
     ck_assert_int_eq(wsh_pmd_compress(&rx, text, 65536, false, &z), WSH_PMD_OK);
     ck_assert_int_eq(wsh_pmd_compress(&rx, text, 65536, false, &z), WSH_PMD_OK);
@@ -1264,6 +1406,8 @@ static Suite *deflate_suite(void) {
   tcase_add_test(rt, test_foreign_compressor);
   tcase_add_test(rt, test_not_smaller_keeps_history);
   tcase_add_test(rt, test_shared_levels);
+  tcase_add_test(rt, test_takeover_rebase);
+  tcase_add_test(rt, test_inflate_first_room);
   tcase_add_test(rt, test_every_split);
   tcase_set_timeout(bad, 60);
   tcase_add_test(bad, test_corrupt);
