@@ -850,11 +850,7 @@ void wsh_conn_io(websock_conn *c, unsigned io) {
       (c->tp.flip & WSH_TP_READ_WANTS_WRITE && (io & WSH_IO_WRITE)))
     read_all(c);
   wsh_loop_mark(c->w, c);
-  /* settled with the rest of the batch (loop.c on_ready); a staging area
-   * past half full is settled now (its rest would be copied into
-   * evbuffers) */
-  if (c->w->obuf_used > c->w->obuf_size / 2)
-    wsh_conn_settle_all(c->w);
+  wsh_conn_settle_all(c->w);
 }
 
 /* ---- settling: write, wait, or go ---------------------------------------- */

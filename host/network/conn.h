@@ -32,10 +32,8 @@ int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
  * dirty, at the end of each loop callback; c may be gone afterwards. */
 void wsh_conn_settle(websock_conn *c);
 
-/* The loop's epoll set reports c's socket ready (WSH_IO_* bits): reads what
- * came and marks c; the loop settles the batch's connections after its last
- * socket (wsh_conn_settle_all), or this does when the staging area is past
- * half full. */
+/* The loop's epoll set reports c's socket ready (WSH_IO_* bits): read what
+ * came, then settle. */
 void wsh_conn_io(websock_conn *c, unsigned io);
 
 /* Settles every connection marked on w (wsh_loop_mark); called at the end of

@@ -57,12 +57,6 @@ static void on_ready(evutil_socket_t fd, short what, void *arg) {
     wsh_conn_io(e->data.ptr, io);
   }
   l->nready = 0;
-  /* The batch's sockets are read first and written after: the replies
-   * leave in one burst, as from a server writing in its writable
-   * callbacks, and a peer's one wake-up finds many of them (a reply
-   * written as each request is read woke a busy client once per reply:
-   * more of its CPU per message, fewer messages, a longer tail). */
-  wsh_conn_settle_all(l);
 }
 
 int wsh_loop_io_set(wsh_loop *l, int fd, websock_conn *conn, unsigned had,
