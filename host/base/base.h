@@ -4,7 +4,8 @@
  * callback running and the crash line it leaves (crash.h), the host's
  * settings from the command line and the config file (config.h; the TLS
  * ones in tls_conf.h), INI
- * reading shared with route files (inifile.h), and the clock (timeutil.h).
+ * reading shared with route files (inifile.h), the clock (timeutil.h) and
+ * the string hash of the host's tables (hash.h).
  *
  * May include: libc, inih. Nothing else of host/.
  */
@@ -13,6 +14,7 @@
 
 #include "base/config.h"
 #include "base/crash.h"
+#include "base/hash.h"
 #include "base/inifile.h"
 #include "base/log.h"
 #include "base/timeutil.h"

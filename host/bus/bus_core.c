@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 
+#include "base/hash.h"
 #include "bus/bus_engine.h"
 #include "bus/peer_counts.h"
 #include "websock.h"
@@ -113,13 +114,6 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static uint64_t hash(const char *s, size_t n) { /* FNV-1a */
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-  return h;
-}
-
 static void count(atomic_ullong *c, long n) {
   atomic_fetch_add_explicit(c, (unsigned long long)n, memory_order_relaxed);
 }
@@ -127,7 +121,7 @@ static void count(atomic_ullong *c, long n) {
 /* ---- channels (under lock) ----------------------------------------------- */
 
 static bus_chan **chan_slot(wsh_bus *bus, const char *name, size_t len) {
-  bus_chan **pp = &bus->chans[hash(name, len) % CHAN_BUCKETS];
+  bus_chan **pp = &bus->chans[wsh_hash_mem(name, len) % CHAN_BUCKETS];
   while (*pp && !((*pp)->len == len && memcmp((*pp)->name, name, len) == 0))
     pp = &(*pp)->next;
   return pp;
@@ -341,13 +335,13 @@ static void seqs_clear(wsh_bus *bus) {
  * memory. The table is bounded: past SEQ_MAX channels every sequence
  * starts again at 1 (receivers only use them to check order). */
 static uint64_t next_seq(wsh_bus *bus, const char *name, size_t len) {
-  bus_seq **pp = &bus->seqs[hash(name, len) % SEQ_BUCKETS];
+  bus_seq **pp = &bus->seqs[wsh_hash_mem(name, len) % SEQ_BUCKETS];
   for (bus_seq *s = *pp; s; s = s->next)
     if (strcmp(s->name, name) == 0)
       return ++s->seq;
   if (bus->nseqs >= SEQ_MAX) {
     seqs_clear(bus);
-    pp = &bus->seqs[hash(name, len) % SEQ_BUCKETS];
+    pp = &bus->seqs[wsh_hash_mem(name, len) % SEQ_BUCKETS];
   }
   bus_seq *s = malloc(sizeof(*s) + len + 1);
   if (!s)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
 #include "bus/bus_msg.h"
 
 #define BUCKETS 4096u
@@ -42,13 +43,6 @@ struct wsh_peer_counts {
   peer_host *hosts; /* [lim.hosts_max] */
   size_t nhosts;
 };
-
-static uint64_t hash(const char *s, size_t n) { /* FNV-1a */
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-  return h;
-}
 
 wsh_peer_counts *wsh_peer_counts_new(const wsh_peer_limits *lim) {
   wsh_peer_counts *pc = calloc(1, sizeof(*pc));
@@ -92,7 +86,7 @@ void wsh_peer_counts_free(wsh_peer_counts *pc) {
 
 static peer_topic **topic_slot(wsh_peer_counts *pc, const char *name,
                                size_t len) {
-  peer_topic **pp = &pc->buckets[hash(name, len) % BUCKETS];
+  peer_topic **pp = &pc->buckets[wsh_hash_mem(name, len) % BUCKETS];
   while (*pp && !((*pp)->len == len && memcmp((*pp)->name, name, len) == 0))
     pp = &(*pp)->next;
   return pp;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
+
 void wsh_topics_init(wsh_topics *t) {
   memset(t, 0, sizeof(*t));
 }
@@ -25,17 +27,10 @@ void wsh_topics_free(wsh_topics *t) {
   wsh_topics_init(t);
 }
 
-static uint64_t hash_name(const char *s) { /* FNV-1a */
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (uint8_t)*s) * 1099511628211ull;
-  return h;
-}
-
 wsh_topic *wsh_topics_find(wsh_topics *t, const char *name) {
   if (!t->nbuckets)
     return NULL;
-  wsh_topic *tp = t->buckets[hash_name(name) % t->nbuckets];
+  wsh_topic *tp = t->buckets[wsh_hash_str(name) % t->nbuckets];
   while (tp && strcmp(tp->name, name) != 0)
     tp = tp->next;
   return tp;
@@ -49,7 +44,7 @@ static int rehash(wsh_topics *t) {
   for (size_t i = 0; i < t->nbuckets; i++) {
     for (wsh_topic *tp = t->buckets[i], *next; tp; tp = next) {
       next = tp->next;
-      size_t h = hash_name(tp->name) % n;
+      size_t h = wsh_hash_str(tp->name) % n;
       tp->next = b[h];
       b[h] = tp;
     }
@@ -68,7 +63,7 @@ static wsh_topic *create(wsh_topics *t, const char *name) {
   if (!tp)
     return NULL;
   memcpy(tp->name, name, len + 1);
-  size_t h = hash_name(name) % t->nbuckets;
+  size_t h = wsh_hash_str(name) % t->nbuckets;
   tp->next = t->buckets[h];
   t->buckets[h] = tp;
   t->n++;
@@ -102,7 +97,7 @@ wsh_topic *wsh_topics_join(wsh_topics *t, const char *name, websock_conn *conn,
 }
 
 static void unlink_topic(wsh_topics *t, wsh_topic *topic) {
-  wsh_topic **pp = &t->buckets[hash_name(topic->name) % t->nbuckets];
+  wsh_topic **pp = &t->buckets[wsh_hash_str(topic->name) % t->nbuckets];
   while (*pp && *pp != topic)
     pp = &(*pp)->next;
   if (*pp)
@@ -151,7 +146,7 @@ static int counts_rehash(wsh_topic_counts *tc) {
   for (size_t i = 0; i < tc->nbuckets; i++) {
     for (wsh_topic_count *e = tc->buckets[i], *next; e; e = next) {
       next = e->next;
-      size_t h = hash_name(e->name) % n;
+      size_t h = wsh_hash_str(e->name) % n;
       e->next = b[h];
       b[h] = e;
     }
@@ -164,7 +159,7 @@ static int counts_rehash(wsh_topic_counts *tc) {
 
 /* The entry's link in its chain, or the chain's end (under the lock). */
 static wsh_topic_count **counts_slot(wsh_topic_counts *tc, const char *name) {
-  wsh_topic_count **pp = &tc->buckets[hash_name(name) % tc->nbuckets];
+  wsh_topic_count **pp = &tc->buckets[wsh_hash_str(name) % tc->nbuckets];
   while (*pp && strcmp((*pp)->name, name) != 0)
     pp = &(*pp)->next;
   return pp;

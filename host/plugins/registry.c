@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "base/crash.h"
+#include "base/hash.h"
 #include "base/log.h"
 
 /* How an upgrade finds its route: exact paths in a hash table (one lookup,
@@ -403,13 +404,6 @@ static int table_build(wsh_registry *r, const char *dir, table *t) {
   return rc;
 }
 
-static uint64_t hash_path(const char *s) { /* FNV-1a */
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (uint8_t)*s) * 1099511628211ull;
-  return h;
-}
-
 /* The patterns most specific first (qsort). */
 static int by_specificity(const void *a, const void *b) {
   const wsh_generation *ga = *(wsh_generation *const *)a;
@@ -437,7 +431,7 @@ static int index_build(route_index *ix, wsh_generation **gens, size_t n) {
       ix->patterns[ix->npatterns++] = gens[i];
       continue;
     }
-    size_t h = hash_path(gens[i]->conf->path) & (nb - 1);
+    size_t h = wsh_hash_str(gens[i]->conf->path) & (nb - 1);
     while (ix->exact[h])
       h = (h + 1) & (nb - 1);
     ix->exact[h] = gens[i];
@@ -454,7 +448,7 @@ static wsh_generation *index_find(const wsh_registry *r, const char *path,
   *ncaps = 0;
   if (!ix->nexact) /* no index (out of memory): exact paths one by one */
     return find_in(r->routes, r->n, path);
-  for (size_t h = hash_path(path) & (ix->nexact - 1); ix->exact[h];
+  for (size_t h = wsh_hash_str(path) & (ix->nexact - 1); ix->exact[h];
        h = (h + 1) & (ix->nexact - 1))
     if (strcmp(ix->exact[h]->conf->path, path) == 0)
       return ix->exact[h];
