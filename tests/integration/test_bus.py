@@ -141,19 +141,19 @@ ROUTES = {
 }
 
 
-class BusTest(unittest.TestCase):
+class RedisHostsTest(unittest.TestCase):
+    """A class of tests sharing one redis-server (cls.redis) and the
+    hosts on it (cls.hosts): start_hosts() starts them, or stops whatever
+    started if one fails; tearDownClass stops the hosts, then Redis."""
+
     @classmethod
-    def setUpClass(cls):
-        cls.redis = Redis().start()
+    def start_hosts(cls, redis, start):
+        """start() starts the hosts, appending each to cls.hosts as it
+        comes up (so that a failure halfway stops those already up)."""
+        cls.redis = redis.start()
         cls.hosts = []
         try:
-            for _ in range(3):
-                d = harness.Daemon(
-                    ROUTES, workers=2,
-                    args=["--redis", "127.0.0.1:%d" % cls.redis.port])
-                cls.hosts.append(d.start())
-            for d in cls.hosts:
-                wait_metric(d, "bus_connected", lambda v: v == 1)
+            start()
         except Exception:
             cls.tearDownClass()
             raise
@@ -165,6 +165,20 @@ class BusTest(unittest.TestCase):
                 d.__exit__(None, None, None)
         finally:
             cls.redis.cleanup()
+
+
+class BusTest(RedisHostsTest):
+    @classmethod
+    def setUpClass(cls):
+        def start():
+            for _ in range(3):
+                d = harness.Daemon(
+                    ROUTES, workers=2,
+                    args=["--redis", "127.0.0.1:%d" % cls.redis.port])
+                cls.hosts.append(d.start())
+            for d in cls.hosts:
+                wait_metric(d, "bus_connected", lambda v: v == 1)
+        cls.start_hosts(Redis(), start)
 
     # -- helpers -------------------------------------------------------------
     async def members(self, path, rooms, per_host):
@@ -402,7 +416,7 @@ async def next_msg(ws, timeout=harness.OP_TIMEOUT):
             return ev
 
 
-class AuthSlowTest(unittest.TestCase):
+class AuthSlowTest(RedisHostsTest):
     """redis-server with requirepass: hosts given redis_password (config
     file) carry rooms across; a host with a wrong password logs why once,
     serves its own rooms, and never shows the password. Then redis-server
@@ -411,9 +425,7 @@ class AuthSlowTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.redis = Redis(password=PASSWORD).start()
-        cls.hosts = []
-        try:
+        def start():
             # After SIGCONT in test_2 the bus hands B up to its 16 MiB in
             # flight at once, for a member (xb) that has not read for 5 s:
             # room for it all, so that the default 4 MiB max_unsent does
@@ -430,17 +442,7 @@ class AuthSlowTest(unittest.TestCase):
                 cls.hosts.append(harness.start_quarantined(d, 8))
             for d in cls.hosts[:2]:
                 wait_metric(d, "bus_connected", lambda v: v == 1)
-        except Exception:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            for d in cls.hosts:
-                d.__exit__(None, None, None)
-        finally:
-            cls.redis.cleanup()
+        cls.start_hosts(Redis(password=PASSWORD), start)
 
     def assert_no_password(self, d):
         self.assertNotIn(PASSWORD, d.log())
