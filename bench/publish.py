@@ -61,14 +61,16 @@ CHARTS = {
                  ("cpu_ms_per_mb", "server CPU ms per MB (lower is better)")]),
     "connect": ("connect, upgrade, close; 50 at a time",
                 [("handshakes_per_s", "handshakes/s (higher is better)"),
-                 ("p99_us", "p99 µs to the 101 (lower is better)")]),
+                 ("p99_us", "p99 µs to the 101 (lower is better)"),
+                 ("cpu_us_per_hs", "server CPU µs per handshake (lower is better)")]),
     "idle": ("idle connections",
              [("rss_kb_per_conn", "server RSS KiB per connection (lower is better)")]),
     "fanout": ("broadcast to one room",
                [("first_p50_us", "µs until the first has it, p50 (lower is better)"),
                 ("all_p50_us", "µs until all have it, p50 (lower is better)")]),
     "tls_connect": ("TLS connect, upgrade, close",
-                    [("handshakes_per_s", "handshakes/s (higher is better)")]),
+                    [("handshakes_per_s", "handshakes/s (higher is better)"),
+                     ("cpu_us_per_hs", "server CPU µs per handshake (lower is better)")]),
     "tls_echo64": ("TLS echo 64 B, depth 1",
                    [("msgs_per_s", "messages/s (higher is better)"),
                     ("cpu_s_per_m", "server CPU s per M messages (lower is better)")]),
@@ -106,6 +108,9 @@ def read_results(path):
                 if num.get("size", 0) > 0:
                     num["cpu_ms_per_mb"] = (num["server_cpu_s"] * 1e3 /
                                             (total * num["size"] / 1e6))
+            if kv.get("mode") == "connect" and num.get("done", 0) > 0 \
+                    and "server_cpu_s" in num:
+                num["cpu_us_per_hs"] = num["server_cpu_s"] / num["done"] * 1e6
             for k, v in num.items():
                 vals.setdefault((kv["scenario"], kv["server"], k), []).append(v)
     return vals

@@ -452,6 +452,7 @@ print_table() {
       if (kv["failed"] == 1) next
       seen[kv["scenario"]] = 1; seen["all"] = 1
       if (kv["total_msgs"] > 0) kv["cpu_s_per_m"] = kv["server_cpu_s"] / kv["total_msgs"] * 1e6
+      if (kv["mode"] == "connect" && kv["done"] > 0) kv["cpu_us_per_hs"] = kv["server_cpu_s"] / kv["done"] * 1e6
       if (kv["z_bcast"] > 0) kv["z_deflates_per_bcast"] = kv["z_deflates"] / kv["z_bcast"]
       if (kv["total_msgs"] > 0 && kv["size"] > 0)
         kv["cpu_ms_per_mb"] = kv["server_cpu_s"] * 1e3 / (kv["total_msgs"] * kv["size"] / 1e6)
@@ -499,15 +500,18 @@ print_table() {
       row("echo16m", "client_cpu_pct", "", "client CPU %")
       row("connect", "handshakes_per_s", "connect, upgrade, close; 50 at a time", "handshakes/s ↑")
       row("connect", "p99_us", "", "p99 µs to the 101 ↓")
+      row("connect", "cpu_us_per_hs", "", "server CPU µs per handshake ↓")
       row("connect", "client_cpu_pct", "", "client CPU %")
       row("idle", "rss_kb_per_conn", "idle connections", "server RSS KiB per conn ↓")
       row("idlemax", "open", "idle connections up to the fd limit", "connections held ↑")
       row("idlemax", "rss_kb_per_conn", "", "server RSS KiB per conn ↓")
       row("tls_connect", "handshakes_per_s", "TLS: connect (full handshake, ECDSA P-256), upgrade, close", "handshakes/s ↑")
       row("tls_connect", "p99_us", "", "p99 µs to the 101 ↓")
+      row("tls_connect", "cpu_us_per_hs", "", "server CPU µs per handshake ↓")
       row("tls_connect", "client_cpu_pct", "", "client CPU %")
       row("tls_resume", "handshakes_per_s", "TLS: the same, resumed (session ticket)", "handshakes/s ↑")
       row("tls_resume", "resumed", "", "handshakes resumed")
+      row("tls_resume", "cpu_us_per_hs", "", "server CPU µs per handshake ↓")
       row("tls_resume", "client_cpu_pct", "", "client CPU %")
       row("tls_echo64", "msgs_per_s", "TLS: echo 64 B text, 100 conns, depth 1", "msgs/s ↑")
       row("tls_echo64", "p99_us", "", "latency p99 µs ↓")

@@ -79,6 +79,9 @@ class Publish(unittest.TestCase):
                       " 0.95 | 1.00 |", block)
         self.assertIn("| connect, upgrade, close; 50 at a time | handshakes/s ↑ |"
                       " 22500 | 19200 | 20400 | 19050 | 1.10 | 1.18 |", block)
+        # derived: server_cpu_s / done * 1e6 (what the client does not cap)
+        self.assertIn("|  | server CPU µs per handshake ↓ | 30.0 | 45.0 | 45.0 |"
+                      " 45.0 | 0.67 | 0.67 |", block)
         self.assertIn("| idle connections | server RSS KiB per conn ↓ | 0.25 | 0.30 |"
                       " 5.17 | 8.35 | 0.05 | 0.03 |", block)
         self.assertIn("|  | µs until the first has it, p50 ↓ | 250 | 300 | – | 190 |"
@@ -118,6 +121,12 @@ class Publish(unittest.TestCase):
             return max(ys) - min(ys)
         self.assertGreater(height(svg_bars(echo, WEBSOCKD1)[0]),
                            height(svg_bars(echo, LWS)[0]))
+        # connect: handshakes/s, p99 and the server's CPU per handshake
+        conn = os.path.join(self.charts, "connect.svg")
+        self.assertIn("server CPU µs per handshake (lower is better)",
+                      svg_texts(conn))
+        self.assertIn("30.0", svg_texts(conn))
+        self.assertEqual(len(svg_bars(conn, WEBSOCKD1)), 3)
         # fanout has no libwebsockets bars (an echo server: no rooms)
         fan = os.path.join(self.charts, "fanout.svg")
         self.assertNotIn("libwebsockets", svg_texts(fan))
