@@ -22,7 +22,8 @@
 #   --build-dir  use an existing build tree (host/websockd, bench/wsload,
 #                bench/peer_*, plugins.d) instead of installing and building
 #   --scenarios  run only these (default: all of them: echo64 echo64d16
-#                echo16k echo1m echo16m connect idle fanout idlemax, and
+#                echo16k echo1m echo16m connect connect_half idle fanout
+#                idlemax, and
 #                permessage-deflate's z256 z4k z64k zbin (JSON-like text of
 #                256 B, 4 KiB, 64 KiB; random binary of 4 KiB), z256d z4kd
 #                z64kd (websockd's dedicated mode), zidle, zfanout)
@@ -45,6 +46,12 @@
 #   --perf       also profile websockd (1 worker) during the 64 B depth-16
 #                echo of the last round: perf record -e cpu-clock -g; the top
 #                symbols land beside the results
+#
+# connect_half is connect with the server held to half a core (its process
+# in a CPU cgroup, a quota of 5 ms per 10 ms: cgroup v1's cpu controller or
+# v2's cpu.max, as root), so that the server, not the client's core, is
+# what runs out: on two cores the plain connect run is client-bound. Where
+# no CPU cgroup can be made, it is skipped with a line that says so.
 #
 # FANOUT_SUBS=N sets the fanout's subscribers (default 10,000). The chat
 # route runs with `announce = off`: a join line to every member would make
@@ -212,8 +219,41 @@ stop_server() {
   srv_pid=""
 }
 
+# cg_init: a CPU cgroup that holds a process to half a core (5 ms per 10 ms),
+# in cgroup v1's cpu hierarchy or in cgroup v2 with the cpu controller; sets
+# cg_dir ("" when none can be made here: connect_half is then skipped).
+cg_init() {
+  cg_dir=""
+  local d v2
+  if [ -w /sys/fs/cgroup/cpu ] && [ -e /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
+    d=/sys/fs/cgroup/cpu/websockd-bench-$$
+    if mkdir "$d" 2>/dev/null; then
+      if echo 10000 >"$d/cpu.cfs_period_us" && echo 5000 >"$d/cpu.cfs_quota_us"; then
+        cg_dir=$d
+        return 0
+      fi
+      rmdir "$d"
+    fi
+  fi
+  v2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
+  if [ -n "$v2" ] && grep -qw cpu "$v2/cgroup.controllers" 2>/dev/null; then
+    grep -qw cpu "$v2/cgroup.subtree_control" ||
+      echo +cpu >"$v2/cgroup.subtree_control" 2>/dev/null || true
+    d=$v2/websockd-bench-$$
+    if mkdir "$d" 2>/dev/null; then
+      if echo "5000 10000" >"$d/cpu.max" 2>/dev/null; then
+        cg_dir=$d
+        return 0
+      fi
+      rmdir "$d"
+    fi
+  fi
+  say "no CPU cgroup can be made here (root, cgroup v1 cpu or v2 cpu.max): connect_half is not measured"
+}
+
 cleanup() {
   stop_server
+  [ -n "${cg_dir:-}" ] && rmdir "$cg_dir" 2>/dev/null
   [ -n "${load_pid:-}" ] && kill -TERM "$load_pid" 2>/dev/null
   [ -n "${perf_pid:-}" ] && kill -INT "$perf_pid" 2>/dev/null
   return 0
@@ -258,7 +298,8 @@ set_scenarios() {
     # connection too, the server a few of its own (listener, loops, plugins)
     idlemax_n=$(($(ulimit -n) - 100))
   fi
-  scenarios=(echo64 echo64d16 echo16k echo1m echo16m connect idle fanout idlemax
+  scenarios=(echo64 echo64d16 echo16k echo1m echo16m connect connect_half idle
+             fanout idlemax
              z256 z256d z4k z4kd z64k z64kd zbin zidle zfanout
              tls_connect tls_resume tls_echo64 tls_echo16k tls_idle)
   if [ -n "$only" ]; then
@@ -274,7 +315,7 @@ args_for() {
     echo16k) echo echo -c 100 -p 1 -s 16k --binary "${echo_t[@]}" ;;
     echo1m) echo echo -c 8 -p 1 -s "${big_s[0]}" --binary "${big_t[@]}" ;;
     echo16m) echo echo -c 2 -p 1 -s "${big_s[1]}" --binary "${big_t[@]}" ;;
-    connect) echo connect -n "$connect_n" -c 50 ;;
+    connect|connect_half) echo connect -n "$connect_n" -c 50 ;;
     tls_connect) echo connect -n "$tls_connect_n" -c 50 --tls ;;
     tls_resume) echo connect -n "$tls_connect_n" -c 50 --tls --resume ;;
     tls_echo64) echo echo -c "$tls_c" -p 1 -s 64 --tls "${tls_echo_t[@]}" ;;
@@ -297,6 +338,7 @@ args_for() {
 applies() { # applies SCENARIO SERVER
   case "$1/$2" in
     fanout/lws|zfanout/lws) return 1 ;; # an echo server: no rooms
+    connect_half/*) [ -n "$cg_dir" ] ;;
     z*/raw|z*/websockd-2w|z*d/lws) return 1 ;; # deflate: websockd ×1 and lws
     zfanout/websockd-1w) [ "$have_chat" = 1 ] ;;
     tls_*/websockd-1w | tls_*/lws) return 0 ;;
@@ -317,6 +359,8 @@ measure() {
   wait_quiet
   cur_sc=$sc
   start_server "$name" "$([ "${sc#tls_}" != "$sc" ] && echo 1 || echo 0)"
+  # the whole process, every thread, into the half-core group
+  [ "$sc" = connect_half ] && echo "$srv_pid" >"$cg_dir/cgroup.procs"
   read -r -a args <<<"$(args_for "$sc")"
   c0=$(proc_ticks "$srv_pid"); b0=$(sys_busy); t0=$(date +%s%N)
   r0=$(rss_kb "$srv_pid")
@@ -502,6 +546,10 @@ print_table() {
       row("connect", "p99_us", "", "p99 µs to the 101 ↓")
       row("connect", "cpu_us_per_hs", "", "server CPU µs per handshake ↓")
       row("connect", "client_cpu_pct", "", "client CPU %")
+      row("connect_half", "handshakes_per_s", "the same, the server held to half a core", "handshakes/s ↑")
+      row("connect_half", "p99_us", "", "p99 µs to the 101 ↓")
+      row("connect_half", "cpu_us_per_hs", "", "server CPU µs per handshake ↓")
+      row("connect_half", "client_cpu_pct", "", "client CPU %")
       row("idle", "rss_kb_per_conn", "idle connections", "server RSS KiB per conn ↓")
       row("idlemax", "open", "idle connections up to the fd limit", "connections held ↑")
       row("idlemax", "rss_kb_per_conn", "", "server RSS KiB per conn ↓")
@@ -554,6 +602,8 @@ print_table() {
   [ "$short" = 1 ] ||
     echo "Medians of $rounds rounds. Ratios: websockd with 1 worker ÷ the peer (↑ rows: over 1 is better; ↓ rows: under 1)."
   echo "Idle: $idle_n connections, server RSS (VmRSS) after − before, ÷ $idle_n; up to the fd limit (websockd ×1 only): $idlemax_n asked for, the open-files limit being $fd_limit per process. Fanout: $fan_m subscribers, $fan_k publishes of 64 B$([ "$have_chat" = 1 ] || echo '; websockd: no chat plugin in this build, not measured')."
+  grep -q 'scenario=connect_half ' "$dir/raw.txt" &&
+    echo "Held to half a core (connect_half): the server's process in a CPU cgroup with a quota of 5 ms per 10 ms period, so that the server is the limit and not the client's core."
   echo "TLS: websockd ×1 and libwebsockets (its OpenSSL build) with the same ECDSA P-256 certificate, made per run; wsload --tls is OpenSSL too (TLS 1.3, X25519, the certificate not verified); resumed: each handshake resumes the newest session ticket."
   echo "Server CPU: /proc/PID/stat utime+stime around each run ÷ every message echoed (warm-up included); for 1 and 16 MiB, ÷ the MB echoed. Client CPU: wsload's getrusage over the measured window (100 % = its core saturated). Others: the machine's busy time less server and client, in % of a core; runs over ${NOISE_MAX:-25} % are run again (twice at most): $noisy_kept noisy run(s) kept."
 }
@@ -636,8 +686,9 @@ main() {
     servers=("${keep[@]}")
   fi
   set_scenarios
-  failures=0 srv_pid="" load_pid="" perf_pid=""
+  failures=0 srv_pid="" load_pid="" perf_pid="" cg_dir=""
   trap cleanup EXIT
+  [[ " ${scenarios[*]} " == *" connect_half "* ]] && cg_init
 
   say "servers: ${servers[*]}; scenarios: ${scenarios[*]}; $rounds round(s)"
   local start round sc i n name
