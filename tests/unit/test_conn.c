@@ -155,6 +155,74 @@ START_TEST(closing_handshake) {
 }
 END_TEST
 
+/* The socket's reads, counted: the connection's transport ops, copied with
+ * a read that counts. */
+static const wsh_transport_ops *real_ops;
+static wsh_transport_ops counting_ops;
+static int nreads;
+
+static ssize_t counting_read(wsh_transport *t, void *buf, size_t len) {
+  nreads++;
+  return real_ops->read(t, buf, len);
+}
+
+static void count_reads(websock_conn *c) {
+  real_ops = c->tp.ops;
+  counting_ops = *real_ops;
+  counting_ops.read = counting_read;
+  c->tp.ops = &counting_ops;
+  nreads = 0;
+}
+
+/* The read that brought the close frame left the socket empty: the server
+ * closes without asking the socket again (one read, not two). */
+START_TEST(close_after_a_short_read_reads_once) {
+  websock_conn *c = fix_connect();
+  fix_upgrade();
+  count_reads(c);
+  uint8_t f[16];
+  size_t n = fix_frame(f, WEBSOCK_OP_CLOSE, "\x03\xe8", 2);
+  fix_send(f, n);
+  fix_read(4);
+  ck_assert_int_eq(memcmp(fx.in, "\x88\x02\x03\xe8", 4), 0);
+  ck_assert(fix_eof());
+  ck_assert_uint_eq(fx.w.loop.nconns, 0);
+  ck_assert_int_eq(nreads, 1);
+  ck_assert_ptr_null(fx.w.loop.read_drained);
+}
+END_TEST
+
+/* The close frame ends a read that filled the whole buffer, and bytes wait
+ * behind it: the server asks the socket, finds them, and lingers (shuts
+ * its side, waits for the peer's EOF) rather than closing at once, which
+ * would turn its close into a reset. */
+START_TEST(close_after_a_full_read_asks_again) {
+  websock_conn *c = fix_connect();
+  fix_upgrade();
+  count_reads(c);
+  ck_assert_uint_eq(fx.w.loop.rbuf_size, 65536);
+  static uint8_t buf[65536 + 16];
+  size_t n = 0;
+  uint8_t payload[125];
+  memset(payload, 'p', sizeof(payload));
+  for (int i = 0; i < 500; i++) /* 500 × 131 bytes */
+    n += fix_frame(buf + n, WEBSOCK_OP_PING, payload, 125);
+  n += fix_frame(buf + n, WEBSOCK_OP_PING, payload, 22); /* 28 more */
+  n += fix_frame(buf + n, WEBSOCK_OP_CLOSE, "\x03\xe8", 2);
+  ck_assert_uint_eq(n, 65536); /* the close frame ends the first read */
+  memcpy(buf + n, "0123456789", 10);
+  fix_send(buf, n + 10);
+  ck_assert_int_eq(nreads, 2);
+  ck_assert_uint_eq(fx.w.loop.nconns, 1); /* lingering */
+  ck_assert_int_eq(c->state, WSH_CONN_LINGER);
+  close(fx.peer);
+  fx.peer = -1;
+  fix_run();
+  ck_assert_uint_eq(fx.w.loop.nconns, 0);
+  ck_assert_has(read_file(fx.rec), "terminate 1 1 1000 \n");
+}
+END_TEST
+
 START_TEST(peer_gone_without_close) {
   fix_connect();
   fix_upgrade();
@@ -343,6 +411,8 @@ static Suite *conn_suite(void) {
   tcase_add_test(tc, ping_is_answered);
   tcase_add_test(tc, unmasked_frame_closes_1002);
   tcase_add_test(tc, closing_handshake);
+  tcase_add_test(tc, close_after_a_short_read_reads_once);
+  tcase_add_test(tc, close_after_a_full_read_asks_again);
   tcase_add_test(tc, peer_gone_without_close);
   tcase_add_test(tc, shutdown_closes_1001);
   tcase_add_test(tc, no_log_state_below_info);
