@@ -21,6 +21,7 @@
 #include <event2/thread.h>
 
 #include "base/log.h"
+#include "network/transport.h"
 #include "network/worker.h"
 
 /* The service manager hears that the server serves (or still does). */
@@ -91,6 +92,10 @@ static int bind_one(wsh_server *srv, const char *spec, int kind, char *err,
   }
   evconnlistener_set_error_cb(l, on_accept_error);
   srv->listeners[srv->nlisteners++] = l;
+  if (wsh_tcp_nodelay_listener(evconnlistener_get_fd(l)) != 0) {
+    snprintf(err, errlen, "%s %s: TCP_NODELAY: %s", key, spec, strerror(errno));
+    return WEBSOCK_EINVAL;
+  }
   struct sockaddr_storage bound;
   socklen_t blen = sizeof(bound);
   char addr[64];

@@ -4,8 +4,10 @@
  */
 #include "network/transport.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -57,8 +59,39 @@ void wsh_tcp_transport(wsh_transport *t, int fd) {
   t->answered = 0;
   t->own = 0;
   t->ctx = NULL;
-  /* Writes are already batched per loop turn: send them without waiting for
-   * the peer's delayed ACK (a message over one write would wait 40 ms). */
+  wsh_tcp_nodelay(fd);
+}
+
+int wsh_tcp_nodelay_listener(int fd) {
+  int one = 1;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 ||
+      errno == EOPNOTSUPP)
+    return 0;
+  return -1;
+}
+
+/* 0: not known yet; 1: accepted sockets inherit the listener's NODELAY;
+ * -1: they do not (or the first socket could not tell). Any thread. */
+static atomic_int nodelay_inherited;
+
+/* Writes are already batched per loop turn: send them without waiting for
+ * the peer's delayed ACK (a message over one write would wait 40 ms). The
+ * listeners have TCP_NODELAY (server.c), so on Linux an accepted socket
+ * has it already: asked once, then trusted. */
+void wsh_tcp_nodelay(int fd) {
+  int known = atomic_load_explicit(&nodelay_inherited, memory_order_relaxed);
+  if (known == 1)
+    return;
+  if (known == 0) {
+    int on = 0;
+    socklen_t len = sizeof(on);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) != 0)
+      return; /* not TCP (a Unix socket): nothing to set, nothing learnt */
+    atomic_store_explicit(&nodelay_inherited, on ? 1 : -1,
+                          memory_order_relaxed);
+    if (on)
+      return;
+  }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }

@@ -257,7 +257,6 @@ int wsh_tls_transport(wsh_transport *t, int fd, wsh_tls *tls,
   t->answered = 0;
   t->own = 0;
   t->ctx = tc;
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  wsh_tcp_nodelay(fd);
   return 0;
 }

@@ -81,6 +81,15 @@ struct wsh_transport {
 /* Plain TCP over an accepted, non-blocking socket (takes fd over). */
 void wsh_tcp_transport(wsh_transport *t, int fd);
 
+/* TCP_NODELAY on a listening socket, which Linux's accepted sockets
+ * inherit (0, or -1 with errno; a Unix socket's EOPNOTSUPP is 0). */
+int wsh_tcp_nodelay_listener(int fd);
+
+/* TCP_NODELAY on an accepted socket: the first TCP socket's getsockopt
+ * says whether the listener's was inherited; if so, no call at all for
+ * every later one, else one setsockopt each. */
+void wsh_tcp_nodelay(int fd);
+
 /* TLS over an accepted, non-blocking socket with tls's current
  * certificates, counting handshakes in stats (takes fd over: on failure it
  * is closed). Returns 0, WEBSOCK_ENOENT (no certificates) or

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -34,6 +36,64 @@ static void tcp_pair(int *server, int *client) {
   ck_assert_int_ge(*server, 0);
   close(l);
 }
+
+/* A connected loopback pair whose listener had TCP_NODELAY or not. */
+static void tcp_pair_listener(int *server, int *client, bool nodelay) {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  if (nodelay)
+    ck_assert_int_eq(wsh_tcp_nodelay_listener(l), 0);
+  struct sockaddr_in sin = {.sin_family = AF_INET};
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+  ck_assert_int_eq(listen(l, 4), 0);
+  socklen_t len = sizeof(sin);
+  getsockname(l, (struct sockaddr *)&sin, &len);
+  *client = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_eq(connect(*client, (struct sockaddr *)&sin, sizeof(sin)), 0);
+  *server = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+  ck_assert_int_ge(*server, 0);
+  close(l);
+}
+
+static int nodelay_of(int fd) {
+  int on = -1;
+  socklen_t len = sizeof(on);
+  ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+  return on;
+}
+
+/* Every accepted socket ends up with TCP_NODELAY: the listener's, inherited
+ * (the first socket's getsockopt learns it), for this one and the next.
+ * Check forks each test, so what was learnt starts afresh in each. */
+START_TEST(nodelay_from_the_listener) {
+  for (int i = 0; i < 2; i++) {
+    int s, cl;
+    tcp_pair_listener(&s, &cl, true);
+    ck_assert_int_eq(nodelay_of(s), 1); /* the kernel's inheritance */
+    wsh_transport t;
+    wsh_tcp_transport(&t, s);
+    ck_assert_int_eq(nodelay_of(s), 1);
+    t.ops->close(&t);
+    close(cl);
+  }
+}
+END_TEST
+
+/* A listener without it: the first socket says it was not inherited, and
+ * then every socket gets its own setsockopt. */
+START_TEST(nodelay_set_when_not_inherited) {
+  for (int i = 0; i < 2; i++) {
+    int s, cl;
+    tcp_pair_listener(&s, &cl, false);
+    ck_assert_int_eq(nodelay_of(s), 0);
+    wsh_transport t;
+    wsh_tcp_transport(&t, s);
+    ck_assert_int_eq(nodelay_of(s), 1);
+    t.ops->close(&t);
+    close(cl);
+  }
+}
+END_TEST
 
 START_TEST(read_write_shutdown_close) {
   int s, cl;
@@ -93,6 +153,8 @@ static Suite *tcp_suite(void) {
   TCase *tc = tcase_create("tcp");
   tcase_add_test(tc, read_write_shutdown_close);
   tcase_add_test(tc, write_to_a_gone_peer);
+  tcase_add_test(tc, nodelay_from_the_listener);
+  tcase_add_test(tc, nodelay_set_when_not_inherited);
   suite_add_tcase(s, tc);
   return s;
 }
