@@ -21,8 +21,8 @@
 #   --rounds N   rounds (default 3, or $ROUNDS)
 #   --build-dir  use an existing build tree (host/websockd, bench/wsload,
 #                bench/peer_*, plugins.d) instead of installing and building
-#   --scenarios  run only these (default: all of them: echo64 echo64d16
-#                echo16k echo1m echo16m connect connect_half idle fanout
+#   --scenarios  run only these (default: all of them: echo64 echo64r
+#                echo64d16 echo16k echo1m echo16m connect connect_half idle fanout
 #                idlemax, and
 #                permessage-deflate's z256 z4k z64k zbin (JSON-like text of
 #                256 B, 4 KiB, 64 KiB; random binary of 4 KiB), z256d z4kd
@@ -46,6 +46,13 @@
 #   --perf       also profile websockd (1 worker) during the 64 B depth-16
 #                echo of the last round: perf record -e cpu-clock -g; the top
 #                symbols land beside the results
+#
+# echo64r is echo64 as an open loop: 100 connections, 20,000 messages of
+# 64 B a second in all (ECHO_RATE), sent when due whatever came back, the
+# latency counted from when each was due (wsload --rate). Every server is
+# below its capacity there, so the p99 is what the server adds to a
+# message, not the client's queue (in the closed loop at depth 1 the
+# latency is 100 ÷ the throughput, which the client's core caps).
 #
 # connect_half is connect with the server held to half a core (its process
 # in a CPU cgroup, a quota of 5 ms per 10 ms: cgroup v1's cpu controller or
@@ -298,7 +305,7 @@ set_scenarios() {
     # connection too, the server a few of its own (listener, loops, plugins)
     idlemax_n=$(($(ulimit -n) - 100))
   fi
-  scenarios=(echo64 echo64d16 echo16k echo1m echo16m connect connect_half idle
+  scenarios=(echo64 echo64r echo64d16 echo16k echo1m echo16m connect connect_half idle
              fanout idlemax
              z256 z256d z4k z4kd z64k z64kd zbin zidle zfanout
              tls_connect tls_resume tls_echo64 tls_echo16k tls_idle)
@@ -311,6 +318,7 @@ set_scenarios() {
 args_for() {
   case "$1" in
     echo64) echo echo -c 100 -p 1 -s 64 "${echo_t[@]}" ;;
+    echo64r) echo echo -c 100 -s 64 --rate "${ECHO_RATE:-20000}" "${echo_t[@]}" ;;
     echo64d16) echo echo -c 100 -p 16 -s 64 "${echo_t[@]}" ;;
     echo16k) echo echo -c 100 -p 1 -s 16k --binary "${echo_t[@]}" ;;
     echo1m) echo echo -c 8 -p 1 -s "${big_s[0]}" --binary "${big_t[@]}" ;;
@@ -495,6 +503,7 @@ print_table() {
       for (i = 1; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
       if (kv["failed"] == 1) next
       seen[kv["scenario"]] = 1; seen["all"] = 1
+      if (kv["rate"] != "" && kv["mode"] == "echo") rate = kv["rate"]
       if (kv["total_msgs"] > 0) kv["cpu_s_per_m"] = kv["server_cpu_s"] / kv["total_msgs"] * 1e6
       if (kv["mode"] == "connect" && kv["done"] > 0) kv["cpu_us_per_hs"] = kv["server_cpu_s"] / kv["done"] * 1e6
       if (kv["z_bcast"] > 0) kv["z_deflates_per_bcast"] = kv["z_deflates"] / kv["z_bcast"]
@@ -517,6 +526,13 @@ print_table() {
       row("echo64", "p999_us", "", "latency p99.9 µs ↓")
       row("echo64", "cpu_s_per_m", "", "server CPU s per M msgs ↓")
       row("echo64", "client_cpu_pct", "", "client CPU %")
+      row("echo64r", "p50_us", "echo 64 B text, 100 conns, " rate " msgs/s offered (open loop)", "latency p50 µs ↓")
+      row("echo64r", "p99_us", "", "latency p99 µs ↓")
+      row("echo64r", "p999_us", "", "latency p99.9 µs ↓")
+      row("echo64r", "msgs_per_s", "", "msgs/s echoed")
+      row("echo64r", "skipped", "", "messages skipped (connection at 64 in flight)")
+      row("echo64r", "cpu_s_per_m", "", "server CPU s per M msgs ↓")
+      row("echo64r", "client_cpu_pct", "", "client CPU %")
       row("echo64d16", "msgs_per_s", "echo 64 B text, 100 conns, depth 16", "msgs/s ↑")
       row("echo64d16", "p50_us", "", "latency p50 µs ↓")
       row("echo64d16", "p99_us", "", "latency p99 µs ↓")

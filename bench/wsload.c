@@ -10,7 +10,14 @@
  * resumes every handshake from the newest session ticket the server sent.
  *
  *   echo     C connections, P messages in flight on each, every echo checked
- *            byte for byte; messages/s, MB/s, latency p50/p99/p99.9
+ *            byte for byte; messages/s, MB/s, latency p50/p99/p99.9.
+ *            --rate R makes it an open loop: R messages a second in all,
+ *            due at fixed times, round robin over the connections, each
+ *            sent when due whether or not the earlier ones came back
+ *            (at most P in flight per connection, -p default 64 then; a
+ *            message due on a connection already at P is counted as
+ *            skipped). Latency runs from when a message was due, not from
+ *            when it left, so a late client does not hide a slow server.
  *   connect  N handshakes (each followed by a close handshake), C at a time
  *   idle     opens N connections, prints "open N", holds them
  *   fanout   M subscribers and one publisher; time from a publish until
@@ -53,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -206,6 +214,7 @@ typedef struct wsload {
   long opening, open, closing; /* connections in each state */
   long closed, errors, started;
   int running; /* echo: keep replacing echoed messages */
+  long skipped; /* echo --rate: messages due on a connection at -p */
   int measuring;
   uint64_t msgs, total_msgs, bytes;
   hist lat;
@@ -631,8 +640,8 @@ static void echo_message(wsload *w, conn *c, int op, const uint8_t *p,
     w->bytes += len;
     hist_add(&w->lat, t - sent);
   }
-  if (w->running)
-    echo_send(w, c, t);
+  if (w->running && w->o.rate <= 0)
+    echo_send(w, c, t); /* --rate: the schedule sends, not the echo */
 }
 
 /* Fanout: a message carries "wsfan:SEQ;" somewhere (a chat plugin may wrap
@@ -1085,10 +1094,13 @@ static void on_writable(wsload *w, conn *c) {
 static void poll_once(wsload *w, uint64_t until) {
   struct epoll_event ev[512];
   uint64_t t = now_ns();
-  int ms = until > t ? (int)((until - t + 999999) / 1000000) : 0;
-  if (ms > 100)
-    ms = 100;
-  int n = epoll_wait(w->ep, ev, 512, ms);
+  uint64_t wait = until > t ? until - t : 0;
+  if (wait > 100000000)
+    wait = 100000000; /* 100 ms at most */
+  /* to the nanosecond (echo --rate's schedule): not epoll_wait's ms */
+  struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000),
+                        .tv_nsec = (long)(wait % 1000000000)};
+  int n = epoll_pwait2(w->ep, ev, 512, &ts, NULL);
   if (n < 0) {
     if (errno == EINTR)
       return;
@@ -1224,7 +1236,7 @@ static int run_echo(wsload *w) {
   uint64_t t_measure = t + (uint64_t)(o->warmup * 1e9);
   uint64_t t_end = t_measure + (uint64_t)(o->secs * 1e9);
   w->running = 1;
-  for (long i = 0; i < w->nc; i++) {
+  for (long i = 0; i < w->nc && o->rate <= 0; i++) {
     for (long k = 0; k < o->depth; k++)
       echo_send(w, &w->c[i], t);
     conn_flush(w, &w->c[i]);
@@ -1235,6 +1247,14 @@ static int run_echo(wsload *w) {
     w->measuring = 1;
     cpu0 = cpu_seconds();
   }
+  /* --rate: message k is due at t + k × step, on connection k mod C; the
+   * waits end on time (1 µs of timer slack, not the default 50) */
+  if (o->rate > 0)
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
+  uint64_t step = o->rate > 0 ? (uint64_t)(1e9 / o->rate) : 0, due = t;
+  long next_conn = 0;
+  if (step == 0 && o->rate > 0)
+    step = 1;
   while (!g_stop && w->open > 0) {
     t = now_ns();
     if (!w->measuring && t >= t_measure) {
@@ -1244,7 +1264,21 @@ static int run_echo(wsload *w) {
     }
     if (t >= t_end)
       break;
-    poll_once(w, w->measuring ? t_end : t_measure);
+    for (; step && due <= t; due += step) {
+      conn *c = &w->c[next_conn];
+      next_conn = (next_conn + 1) % w->nc;
+      if (c->fd < 0 || c->state != ST_OPEN)
+        continue;
+      if (c->ring_count >= o->depth) {
+        if (w->measuring)
+          w->skipped++;
+        continue;
+      }
+      echo_send(w, c, due);
+      conn_flush(w, c);
+    }
+    uint64_t until = w->measuring ? t_end : t_measure;
+    poll_once(w, step && due < until ? due : until);
   }
   t = now_ns();
   double cpu = cpu_seconds() - cpu0;
@@ -1260,6 +1294,8 @@ static int run_echo(wsload *w) {
          secs, w->msgs / secs, (double)w->bytes / secs / 1e6,
          hist_pct_us(&w->lat, 0.50), hist_pct_us(&w->lat, 0.99),
          hist_pct_us(&w->lat, 0.999), (double)w->lat.max / 1e3, w->total_msgs);
+  if (o->rate > 0)
+    printf(" rate=%.0f skipped=%ld", o->rate, w->skipped);
   print_common(w, cpu, secs);
   return w->errors || lost || w->msgs == 0 ? 1 : 0;
 }
@@ -1459,6 +1495,8 @@ static void usage(FILE *f) {
       "usage: wsload MODE [options]\n"
       "  wsload echo    [-c CONNS] [-p DEPTH] [-s SIZE] [--binary] [-d SECS]"
       " [--warmup SECS]\n"
+      "                 [--rate MSGS_PER_S (open loop; -p: most in flight per"
+      " connection, default 64)]\n"
       "  wsload connect [-n N] [-c CONCURRENCY]\n"
       "  wsload idle    [-n N] [-c CONCURRENCY] [--hold SECS]\n"
       "  wsload fanout  [-m SUBSCRIBERS] [-n PUBLISHES] [-s SIZE]"
@@ -1552,7 +1590,7 @@ static void parse_args(opts *o, int argc, char **argv) {
               .n = o->mode == MODE_FANOUT ? 20 : 10000,
               .subs = 1000};
   optind = 2;
-  int ch;
+  int ch, depth_given = 0;
   while ((ch = getopt_long(argc, argv, "c:p:s:d:n:m:", longopts, NULL)) != -1) {
     switch (ch) {
     case 'H':
@@ -1596,6 +1634,7 @@ static void parse_args(opts *o, int argc, char **argv) {
       break;
     case 'p':
       o->depth = parse_long(optarg, "-p", 1);
+      depth_given = 1;
       break;
     case 's':
       o->size = parse_size(optarg);
@@ -1638,6 +1677,8 @@ static void parse_args(opts *o, int argc, char **argv) {
   }
   if (optind != argc)
     die("unexpected argument \"%s\"", argv[optind]);
+  if (o->mode == MODE_ECHO && o->rate > 0 && !depth_given)
+    o->depth = 64;
   if (o->port > 65535)
     die("--port: out of range");
 }
