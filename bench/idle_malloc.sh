@@ -6,19 +6,26 @@
 # idle by bench/wsload, divided by N. The kernel's socket and epoll memory
 # is not in it.
 #
-#   bench/idle_malloc.sh BUILD_DIR [N] [LOG_LEVEL]
+#   bench/idle_malloc.sh BUILD_DIR [N] [LOG_LEVEL] [ROUTE_SETTINGS]
 #
 # BUILD_DIR: a build with websockd, bench/wsload and plugins.d/echo.so
 # (RelWithDebInfo: the sanitizers' allocators are not glibc's). N defaults
 # to 5000, LOG_LEVEL to warn (the benchmark's); `info` (the default level)
-# adds what log_connections' closing line needs. Prints one line:
-#   conns=N level=L before=B after=A per_conn=P
+# adds what log_connections' closing line needs. ROUTE_SETTINGS: more lines
+# for the echo route, as words KEY=VALUE (say "idle_timeout_ms=60000
+# ping_interval_ms=30000"). Arrays that grow past glibc's mmap threshold
+# are mmap'd, outside uordblks: those (hblkhd) are added. Prints one line:
+#   conns=N level=L route=SETTINGS before=B after=A mmapped=M per_conn=P rss_per_conn=R
+# (B and A: uordblks + hblkhd; M: the part of A - B that is hblkhd; R: the
+# server's VmRSS growth over the same N connections, in bytes per
+# connection, as bench/run.sh's idle scenario reads it: whole pages)
 # Needs gdb and ptrace rights over our own children (ptrace_scope 0 or 1).
 set -euo pipefail
 
 build=${1:?usage: idle_malloc.sh BUILD_DIR [N] [LOG_LEVEL]}
 n=${2:-5000}
 level=${3:-warn}
+settings=${4:-}
 websockd=$build/host/websockd
 wsload=$build/bench/wsload
 for f in "$websockd" "$wsload" "$build/plugins.d/echo.so"; do
@@ -39,6 +46,9 @@ mkdir "$dir/plugins.d"
 cp "$build/plugins.d/echo.so" "$dir/plugins.d/"
 printf 'path = /echo\nplugin = echo.so\nmax_message_size = 16777216\n' \
   >"$dir/plugins.d/echo.conf"
+for kv in $settings; do
+  printf '%s = %s\n' "${kv%%=*}" "${kv#*=}" >>"$dir/plugins.d/echo.conf"
+done
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$dir/websockd.ini" <<EOF
 [server]
@@ -57,14 +67,15 @@ for _ in $(seq 100); do
 done
 
 # mallinfo2 returns its struct through a hidden pointer (SysV x86-64 and
-# AArch64 alike): call it with a buffer; uordblks is its eighth field. The
-# buffer is the same 80 bytes in both readings.
+# AArch64 alike): call it with a buffer; hblkhd is its fifth field,
+# uordblks its eighth. The buffer is the same 80 bytes in both readings.
+# Prints "uordblks hblkhd".
 in_use() {
   gdb -p "$srv" -batch -nx \
     -ex 'set $b = (unsigned long *) malloc(80)' \
     -ex 'call ((void (*)(unsigned long *)) mallinfo2)($b)' \
-    -ex 'printf "uordblks %lu\n", $b[7]' \
-    -ex 'call (void) free($b)' 2>/dev/null | awk '/^uordblks/ {print $2}'
+    -ex 'printf "uordblks %lu %lu\n", $b[7], $b[4]' \
+    -ex 'call (void) free($b)' 2>/dev/null | awk '/^uordblks/ {print $2, $3}'
 }
 
 # one connection first: what the first of anything allocates (the slot
@@ -74,6 +85,8 @@ in_use() {
 warm=$!
 for _ in $(seq 100); do grep -q '^open' "$dir/warm.out" && break; sleep 0.05; done
 sleep 0.5
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/$srv/status"; }
+rss0=$(rss)
 before=$(in_use)
 "$wsload" idle -n "$n" -c 200 --hold 3600 --port "$port" --path /echo \
   >"$dir/idle.out" 2>&1 &
@@ -81,6 +94,11 @@ cli=$!
 for _ in $(seq 1200); do grep -q '^open' "$dir/idle.out" && break; sleep 0.1; done
 grep -q "^open $n" "$dir/idle.out" || { echo "idle_malloc: not all open:" >&2; cat "$dir/idle.out" >&2; exit 1; }
 sleep 1
+rss1=$(rss)
 after=$(in_use)
 kill "$warm" 2>/dev/null; wait "$warm" 2>/dev/null || true
-echo "conns=$n level=$level before=$before after=$after per_conn=$(( (after - before) / n ))"
+read -r before_u before_h <<<"$before"
+read -r after_u after_h <<<"$after"
+before=$((before_u + before_h))
+after=$((after_u + after_h))
+echo "conns=$n level=$level route=${settings// /,} before=$before after=$after mmapped=$((after_h - before_h)) per_conn=$(( (after - before) / n )) rss_per_conn=$(( (rss1 - rss0) * 1024 / n ))"

@@ -27,6 +27,11 @@ runs, natively, and is not counted: no --trace-children).
                    [--write]       # print the JSON to put in the budget file
                    [--workers N]   # measure with N workers (bench/PERFORMANCE.md,
                                    # "Scaling"; the budget is for 1)
+                   [--route-settings "KEY=VALUE ..."]
+                                   # more lines for the echo route, say
+                                   # "idle_timeout_ms=60000 ping_interval_ms=30000"
+                                   # (printed, not compared: the budget is
+                                   # for the plain route)
 
 The budget was measured on the build type it names (RelWithDebInfo, the
 suite's non-sanitized build, Debian 12's gcc and libevent); a build of
@@ -130,6 +135,7 @@ def client(port, echoes, handshakes):
 
 
 WORKERS = 1
+ROUTE_SETTINGS = []
 
 
 def measure(websockd, echo_so, echoes, handshakes, tmp):
@@ -140,6 +146,9 @@ def measure(websockd, echo_so, echoes, handshakes, tmp):
     shutil.copy(echo_so, os.path.join(plugins, "echo.so"))
     with open(os.path.join(plugins, "echo.conf"), "w") as f:
         f.write("path = /echo\nplugin = echo.so\n")
+        for kv in ROUTE_SETTINGS:
+            key, _, value = kv.partition("=")
+            f.write("%s = %s\n" % (key, value))
     out = os.path.join(run, "callgrind.out")
     env = dict(os.environ, WEBSOCKD_PROBE_EXE=websockd)
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
@@ -197,9 +206,12 @@ def main():
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--workers", type=int, default=1,
                     help="the daemon's workers (the budget is for 1)")
+    ap.add_argument("--route-settings", default="",
+                    help="KEY=VALUE words added to the echo route (not compared)")
     args = ap.parse_args()
-    global WORKERS
+    global WORKERS, ROUTE_SETTINGS
     WORKERS = args.workers
+    ROUTE_SETTINGS = args.route_settings.split()
     if not args.websockd or not args.echo_so:
         ap.error("--websockd and --echo-so (or WEBSOCKD, WSH_ECHO_SO) are needed")
     if not shutil.which("valgrind"):
@@ -229,7 +241,7 @@ def main():
             print("spread per %s: %.2f %% (min %.1f, max %.1f)" %
                   (name, (max(vals) - min(vals)) / min(vals) * 100,
                    min(vals), max(vals)))
-    if args.write or WORKERS != 1:
+    if args.write or WORKERS != 1 or ROUTE_SETTINGS:
         print(json.dumps({"instructions_per_echo": round(per_echo),
                           "instructions_per_connection": round(per_hs)}))
         return 0

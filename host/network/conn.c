@@ -39,9 +39,11 @@ static void read_frames(websock_conn *c, uint8_t *buf, size_t len);
 static int check_room(websock_conn *c);
 
 /* The connection no longer takes callbacks: it leaves its slot (messages to
- * it now report non-delivery), its topics and its timers. */
+ * it now report non-delivery) with its deadlines, its topics and its
+ * timers. */
 static void conn_leave(websock_conn *c) {
   if (c->in_slot) {
+    wsh_deadlines_unfile(&c->w->deadlines, c->slot);
     wsh_slots_remove(&c->w->slots, c->slot);
     c->in_slot = 0;
   }
@@ -531,26 +533,64 @@ static void deliver_message(websock_conn *c, const wsh_event *ev) {
   after_callback(c, r, "handle_in");
 }
 
-/* While open, the timer serves the route's idle timeout and server pings:
- * it is armed for whichever comes first. */
+/* ---- deadlines while open ---------------------------------------------------
+ *
+ * While open, the route's idle timeout, its server pings and the idle trim
+ * of dedicated deflate streams are the worker's deadlines (deadlines.h), by
+ * the connection's websock_ref slot: nothing per connection but its slot's
+ * entry. A read only stores its time (last_read_ms); the entry keeps the
+ * deadline it was filed for, and when that comes the real one is worked out
+ * again: due, it is acted on; put off by reads, the entry is filed again
+ * (open_timer_due). The next server ping, or the pong's deadline while one
+ * is awaited, is the word the slot's entry keeps (ping_at). The handshake,
+ * close and linger deadlines, which few connections are in at once, stay on
+ * the connection's own timer (set_deadline). */
+
+/* The next server ping, or the pong's deadline (awaiting_pong); UINT64_MAX
+ * when there is none (out of memory at the open: the connection is lost). */
+static uint64_t ping_at(websock_conn *c) {
+  uint64_t *at =
+      c->in_slot ? wsh_deadlines_word(&c->w->deadlines, c->slot) : NULL;
+  return at ? *at : UINT64_MAX;
+}
+
+static void set_ping_at(websock_conn *c, uint64_t at) {
+  uint64_t *p =
+      c->in_slot ? wsh_deadlines_word(&c->w->deadlines, c->slot) : NULL;
+  if (p) {
+    *p = at;
+  } else {
+    c->io_error = ENOMEM; /* it could not be kept: lost, when settled */
+    wsh_loop_mark(c->w, c);
+  }
+}
+
+/* Files c for whichever comes first, or takes it out when nothing is due.
+ * A connection that cannot be filed (no slot, out of memory) is lost. */
 static void arm_open_timer(websock_conn *c) {
   const wsh_route_conf *rc = c->gen->conf;
   uint64_t now = wsh_now_ms(), at = UINT64_MAX;
   if (rc->idle_timeout_ms)
     at = c->last_read_ms + rc->idle_timeout_ms;
-  if (rc->ping_interval_ms && c->more && c->more->ping_at_ms < at)
-    at = c->more->ping_at_ms;
+  if (rc->ping_interval_ms && ping_at(c) < at)
+    at = ping_at(c);
   uint64_t trim_at = wsh_compress_idle(c, now);
   if (trim_at < at)
     at = trim_at;
-  if (at != UINT64_MAX)
-    set_deadline(c, at > now ? at - now : 0);
+  if (at == UINT64_MAX) {
+    if (c->in_slot)
+      wsh_deadlines_unfile(&c->w->deadlines, c->slot);
+    return;
+  }
+  if (!c->in_slot || wsh_deadlines_file(&c->w->deadlines, c->slot, at, now)) {
+    c->io_error = ENOMEM;
+    wsh_loop_mark(c->w, c);
+  }
 }
 
 static void ping_answered(websock_conn *c) {
   c->awaiting_pong = 0;
-  if (c->more)
-    c->more->ping_at_ms = wsh_now_ms() + c->gen->conf->ping_interval_ms;
+  set_ping_at(c, wsh_now_ms() + c->gen->conf->ping_interval_ms);
 }
 
 /* Server pings (route ping_interval_ms): send one, or close when the pong
@@ -566,8 +606,7 @@ static void ping_due(websock_conn *c) {
   }
   wsh_conn_send_frame(c, WEBSOCK_OP_PING, NULL, 0);
   c->awaiting_pong = 1;
-  if (c->more)
-    c->more->ping_at_ms = wsh_now_ms() + c->gen->conf->ping_timeout_ms;
+  set_ping_at(c, wsh_now_ms() + c->gen->conf->ping_timeout_ms);
 }
 
 static void open_timer_due(websock_conn *c) {
@@ -580,10 +619,20 @@ static void open_timer_due(websock_conn *c) {
                NULL);
     return;
   }
-  if (rc->ping_interval_ms && c->more && now >= c->more->ping_at_ms)
+  if (rc->ping_interval_ms && now >= ping_at(c))
     ping_due(c);
   if (c->state == WSH_CONN_OPEN)
     arm_open_timer(c);
+}
+
+void wsh_conn_deadline(void *loop, uint32_t slot) {
+  wsh_loop *w = loop;
+  websock_conn *c = wsh_slots_conn(&w->slots, slot);
+  if (!c || c->state != WSH_CONN_OPEN || c->dead)
+    return; /* never: a connection leaves the deadlines with its slot */
+  open_timer_due(c);
+  wsh_loop_mark(w, c);
+  wsh_conn_settle_all(w);
 }
 
 static void deliver_control(websock_conn *c, const wsh_event *ev) {
@@ -719,8 +768,8 @@ static void conn_open(websock_conn *c, websock_response *resp) {
   if (wsh_slots_add(&c->w->slots, c, &c->slot, &c->serial) == 0)
     c->in_slot = 1;
   c->last_read_ms = wsh_now_ms();
-  if (c->gen->conf->ping_interval_ms && wsh_conn_more_of(c))
-    c->more->ping_at_ms = c->last_read_ms + c->gen->conf->ping_interval_ms;
+  if (c->gen->conf->ping_interval_ms)
+    set_ping_at(c, c->last_read_ms + c->gen->conf->ping_interval_ms);
   arm_open_timer(c);
   c->plugin_open = 1;
   if (wsh_conn_handler(c)->init) {
@@ -979,8 +1028,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     wsh_http_refuse(c, 408, NULL, "(handshake timeout)");
     conn_flush_and_close(c);
     break;
-  case WSH_CONN_OPEN:
-    open_timer_due(c);
+  case WSH_CONN_OPEN: /* its deadlines are the worker's (arm_open_timer) */
     break;
   case WSH_CONN_CLOSING:
     wsh_info("conn %llu %s: no close frame from the peer in time",
@@ -1204,9 +1252,12 @@ static void move_generation(websock_conn *c, wsh_generation *next) {
   c->gen = next;
   if (c->dec) /* the loop's is set up for the generation at each read */
     c->dec->d.max_message = next->conf->max_message_size;
+  if (c->state == WSH_CONN_OPEN) { /* the new route's idle timeout and pings */
+    if (next->conf->ping_interval_ms && !old->conf->ping_interval_ms)
+      set_ping_at(c, wsh_now_ms() + next->conf->ping_interval_ms);
+    arm_open_timer(c);
+  }
   wsh_generation_release(old); /* the caller holds one: never the last */
-  if (c->state == WSH_CONN_OPEN)
-    arm_open_timer(c); /* the new route's idle timeout and pings */
 }
 
 /* export_state or import_state said no: close as `reload = restart` does;

@@ -36,6 +36,12 @@ void wsh_conn_settle(websock_conn *c);
  * came, then settle. */
 void wsh_conn_io(websock_conn *c, unsigned io);
 
+/* The loop's deadlines (deadlines.h): the open connection in slot of the
+ * loop `loop` is due for its idle timeout, a server ping or its pong, or the
+ * trim of its deflate streams, or was filed before a read put that off:
+ * acts, files it again for what comes next, and settles. */
+void wsh_conn_deadline(void *loop, uint32_t slot);
+
 /* Settles every connection marked on w (wsh_loop_mark); called at the end of
  * every loop callback, which then reuses the output area. */
 void wsh_conn_settle_all(wsh_loop *w);

@@ -74,8 +74,7 @@ typedef enum wsh_conn_state {
  * nothing again (wsh_conn_more_release), so that an idle connection stays
  * small. */
 typedef struct wsh_conn_more {
-  struct event *timer; /* handshake, close, linger, idle and ping deadlines */
-  uint64_t ping_at_ms; /* next server ping, or the pong's deadline */
+  struct event *timer; /* handshake, close, linger deadlines (open: conn.c) */
   size_t held;         /* buffered bytes counted in the host's budget */
   uint8_t *pend;       /* bytes read but not processed (reading paused) */
   size_t npend;
@@ -287,9 +286,9 @@ static inline wsh_conn_more *wsh_conn_more_of(websock_conn *c) {
  * are not reused). */
 static inline void wsh_conn_more_release(websock_conn *c) {
   const wsh_conn_more *m = c->more;
-  if (!m || m->timer || m->ping_at_ms || m->held || m->pend || m->stop_text ||
-      m->subprotocol || m->params || m->subs || m->timers || m->next_timer_id ||
-      m->stop_code || m->proxy_hdr || m->pmd_in)
+  if (!m || m->timer || m->held || m->pend || m->stop_text || m->subprotocol ||
+      m->params || m->subs || m->timers || m->next_timer_id || m->stop_code ||
+      m->proxy_hdr || m->pmd_in)
     return;
   free(c->more);
   c->more = NULL;

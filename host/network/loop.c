@@ -1,7 +1,7 @@
 /*
  * loop.c - the state a worker's connections share (see loop.h): set-up, the
  * epoll set its sockets wait in and its dispatch, and the status index of
- * its counters.
+ * its counters. Its connections' deadlines are deadlines.c's.
  */
 #include "network/loop.h"
 
@@ -99,8 +99,10 @@ int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
   l->base = event_base_new();
   if (l->base && l->epfd >= 0)
     l->ep_ev = event_new(l->base, l->epfd, EV_READ | EV_PERSIST, on_ready, l);
-  if (!l->ep_ev || event_add(l->ep_ev, NULL) != 0 || !l->rbuf || !l->obuf ||
-      !l->ready) {
+  if (l->base) /* its timer: NULL if out of memory */
+    wsh_deadlines_init(&l->deadlines, l->base, wsh_conn_deadline, l);
+  if (!l->ep_ev || !l->deadlines.timer || event_add(l->ep_ev, NULL) != 0 ||
+      !l->rbuf || !l->obuf || !l->ready) {
     wsh_loop_free(l);
     return WEBSOCK_ENOMEM;
   }
@@ -110,6 +112,7 @@ int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
 void wsh_loop_free(wsh_loop *l) {
   if (l->ep_ev)
     event_free(l->ep_ev);
+  wsh_deadlines_free(&l->deadlines);
   if (l->epfd >= 0)
     close(l->epfd);
   if (l->base)

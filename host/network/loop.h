@@ -2,9 +2,9 @@
  * loop.h - what the connections of one worker share: its event loop, the
  * buffer every read lands in, the staging area every small write goes
  * through, the connections to settle before the current loop callback ends,
- * the slots behind websock_ref, the worker's topics and its counters. The
- * worker (worker.h) runs a loop on its thread and feeds it; the connections
- * use it and never see the worker.
+ * the slots behind websock_ref, the deadlines of its open connections, the
+ * worker's topics and its counters. The worker (worker.h) runs a loop on its
+ * thread and feeds it; the connections use it and never see the worker.
  */
 #ifndef WSH_LOOP_H
 #define WSH_LOOP_H
@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "network/deadlines.h"
 #include "network/slots.h"
 #include "protocol/deflate.h"
 #include "protocol/frame.h"
@@ -99,6 +100,9 @@ typedef struct wsh_loop {
   uint64_t next_id;
   wsh_slots slots;   /* behind websock_ref */
   wsh_topics topics; /* this worker's subscribers */
+  /* the open connections' idle, ping and trim deadlines, by slot (conn.c):
+   * one timer for all of them */
+  wsh_deadlines deadlines;
   wsh_stats stats;
   uint8_t *rbuf; /* every read of this loop's sockets lands here */
   size_t rbuf_size;

@@ -82,6 +82,11 @@ websock_conn *wsh_slots_get(wsh_slots *s, uint32_t i, uint32_t serial) {
   return sl->conn;
 }
 
+websock_conn *wsh_slots_conn(wsh_slots *s, uint32_t i) {
+  wsh_slot *sl = slot_at(s, i);
+  return sl && (atomic_load(&sl->tag) & 1) ? sl->conn : NULL;
+}
+
 bool wsh_slots_live(wsh_slots *s, uint32_t i, uint32_t serial) {
   wsh_slot *sl = slot_at(s, i);
   return sl && atomic_load_explicit(&sl->tag, memory_order_acquire) ==

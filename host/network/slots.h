@@ -59,6 +59,8 @@ int wsh_slots_add(wsh_slots *s, websock_conn *conn, uint32_t *slot,
 void wsh_slots_remove(wsh_slots *s, uint32_t slot);
 /* Worker thread: the live connection a (slot, serial) names, or NULL. */
 websock_conn *wsh_slots_get(wsh_slots *s, uint32_t slot, uint32_t serial);
+/* Worker thread: the live connection in a slot, or NULL. */
+websock_conn *wsh_slots_conn(wsh_slots *s, uint32_t slot);
 /* Any thread: does (slot, serial) still name a live connection? */
 bool wsh_slots_live(wsh_slots *s, uint32_t slot, uint32_t serial);
 

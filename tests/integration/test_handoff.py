@@ -231,6 +231,43 @@ class HandoffTest(unittest.TestCase):
         self.assertEqual(sorted(records),
                          sorted("terminate v2 %d 1000" % n for n in counts))
 
+    def test_deadlines_follow_the_route(self):
+        """A connection handed off takes the new route's idle timeout (the
+        worker's deadlines are filed by slot, not by generation): none on
+        v1, then idle_timeout_ms = 400 on v2, which closes it with 1001
+        "idle timeout" 400 ms after its last message; another, opened on
+        that route and handed back to one without a timeout, stays open
+        well past it."""
+        d = start()
+        with d:
+            async def go():
+                a = Client(await connect(d.url("/counter")), "a")
+                self.assertEqual(await a.ask("x"), ("v1", "x"))
+                d.deploy("counter_v2")
+                d.routes["counter"]["idle_timeout_ms"] = 400
+                d.write_routes()
+                _, moves = await asyncio.to_thread(d.reload)
+                self.assertEqual(moved(moves), (1, 0))
+                t0 = time.monotonic()  # a's last message: sent after t0
+                self.assertEqual(await a.ask("y"), ("v2", "y"))
+                await asyncio.wait_for(a.ws.wait_closed(), 5)
+                self.assertGreaterEqual(time.monotonic() - t0, 0.39)
+                self.assertEqual((a.ws.close_code, a.ws.close_reason),
+                                 (1001, "idle timeout"))
+
+                b = Client(await connect(d.url("/counter")), "b")
+                self.assertEqual(await b.ask("x"), ("v2", "x"))
+                d.deploy("counter")
+                del d.routes["counter"]["idle_timeout_ms"]
+                d.write_routes()
+                _, moves = await asyncio.to_thread(d.reload)
+                self.assertEqual(moved(moves), (1, 0))
+                await asyncio.sleep(1.0)  # silent, past 400 ms
+                self.assertIsNone(b.ws.close_code)
+                self.assertEqual(await b.ask("z"), ("v1", "z"))
+                await b.ws.close()
+            run(go())
+
     def test_path_params_carry_over(self):
         """On a pattern route (/counter/:room), websock_conn_param() in the
         new code still gives what the path captured, after the old

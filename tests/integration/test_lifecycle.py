@@ -880,6 +880,28 @@ class TerminateTest(unittest.TestCase):
         self.assertLess(elapsed, 1.5)
         self.assertEqual(wait_terminate(self.d.rec("idle"), n)[:2], (3, 1001))
 
+    def test_idle_timeout_many_at_once(self):
+        """200 silent raw clients opened together on the 300 ms route are
+        all closed with 1001 "idle timeout" and terminate(timeout), while
+        one that keeps talking stays open past their deadline."""
+        clients = [raw_open(self.d, "/idle") for _ in range(201)]
+        talker = clients.pop()
+        try:
+            ns = [int(raw_call(s, fr, "self", "ref:")) for s, fr in clients]
+            raw_call(talker[0], talker[1], "self", "ref:")
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 0.7:
+                raw_call(talker[0], talker[1], "self", "ref:")
+                time.sleep(0.1)
+            for s, fr in clients:
+                self.assertEqual(fr.close_frame(), (1001, "idle timeout"))
+            raw_call(talker[0], talker[1], "self", "ref:")  # still open
+        finally:
+            for s, _ in clients + [talker]:
+                s.close()
+        for n in ns:
+            self.assertEqual(wait_terminate(self.d.rec("idle"), n)[:2], (3, 1001))
+
     def test_protocol_error_unmasked_frame(self):
         s, fr = raw_open(self.d, "/m")
         try:

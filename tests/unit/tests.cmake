@@ -7,6 +7,7 @@ target_compile_definitions(test_plugin PRIVATE
 add_dependencies(test_plugin websockd)
 wsh_unit_test(route)
 wsh_unit_test(slots)
+wsh_unit_test(deadlines)
 wsh_unit_test(topic)
 wsh_unit_test(utf8)
 wsh_unit_test(frame)
