@@ -1,7 +1,9 @@
 /*
  * topic.c - a worker's topic table (see topic.h): a chained hash table of
- * names, each with an array of member connections; and the reference-counted
- * payload a publish or broadcast shares among the workers.
+ * names, each with an array of member connections indexed both ways with
+ * the connections' own lists of topics (join and leave in O(1)); and the
+ * reference-counted payload a publish or broadcast shares among the
+ * workers.
  */
 #include "bus/topic.h"
 
@@ -20,6 +22,7 @@ void wsh_topics_free(wsh_topics *t) {
     for (wsh_topic *tp = t->buckets[i], *next; tp; tp = next) {
       next = tp->next;
       free(tp->members);
+      free(tp->of);
       free(tp);
     }
   }
@@ -70,32 +73,6 @@ static wsh_topic *create(wsh_topics *t, const char *name) {
   return tp;
 }
 
-wsh_topic *wsh_topics_join(wsh_topics *t, const char *name, websock_conn *conn,
-                           bool *added) {
-  wsh_topic *tp = wsh_topics_find(t, name);
-  *added = false;
-  if (!tp && !(tp = create(t, name)))
-    return NULL;
-  for (size_t i = 0; i < tp->n; i++)
-    if (tp->members[i] == conn)
-      return tp;
-  if (tp->n == tp->cap) {
-    size_t cap = tp->cap ? tp->cap * 2 : 4;
-    websock_conn **m = realloc(tp->members, cap * sizeof(*m));
-    if (!m) {
-      if (tp->n == 0)
-        wsh_topics_leave(t, tp, conn);
-      return NULL;
-    }
-    tp->members = m;
-    tp->cap = cap;
-  }
-  tp->members[tp->n++] = conn;
-  t->changes++;
-  *added = true;
-  return tp;
-}
-
 static void unlink_topic(wsh_topics *t, wsh_topic *topic) {
   wsh_topic **pp = &t->buckets[wsh_hash_str(topic->name) % t->nbuckets];
   while (*pp && *pp != topic)
@@ -104,19 +81,100 @@ static void unlink_topic(wsh_topics *t, wsh_topic *topic) {
     *pp = topic->next;
   t->n--;
   free(topic->members);
+  free(topic->of);
   free(topic);
 }
 
-void wsh_topics_leave(wsh_topics *t, wsh_topic *topic, websock_conn *conn) {
-  t->changes++;
-  for (size_t i = 0; i < topic->n; i++) {
-    if (topic->members[i] == conn) {
-      topic->members[i] = topic->members[--topic->n];
-      break;
-    }
+long wsh_subs_find(const wsh_subs *subs, const wsh_topic *topic,
+                   const websock_conn *conn) {
+  if (subs->n <= topic->n) {
+    for (uint32_t j = 0; j < subs->n; j++)
+      if (subs->v[j].topic == topic)
+        return (long)j;
+  } else {
+    for (size_t i = 0; i < topic->n; i++)
+      if (topic->members[i] == conn)
+        return (long)topic->of[i].slot;
   }
-  if (topic->n == 0)
-    unlink_topic(t, topic);
+  return -1;
+}
+
+/* Room for one more entry in subs and in tp (each grown by doubling; a
+ * failed realloc leaves what it did not grow as it was). */
+static int make_room(wsh_subs *subs, wsh_topic *tp) {
+  if (subs->n == subs->cap) {
+    if (subs->cap >= WSH_SUBS_MAX)
+      return -1;
+    uint32_t cap = subs->cap ? subs->cap * 2 : 2;
+    wsh_sub *v = realloc(subs->v, cap * sizeof(*v));
+    if (!v)
+      return -1;
+    subs->v = v;
+    subs->cap = cap;
+  }
+  if (tp->n == tp->cap) {
+    if (tp->cap >= UINT32_MAX / 2)
+      return -1;
+    size_t cap = tp->cap ? tp->cap * 2 : 4;
+    websock_conn **m = realloc(tp->members, cap * sizeof(*m));
+    if (!m)
+      return -1;
+    tp->members = m; /* grown: harmless while cap says the old size */
+    wsh_member_of *of = realloc(tp->of, cap * sizeof(*of));
+    if (!of)
+      return -1;
+    tp->of = of;
+    tp->cap = cap;
+  }
+  return 0;
+}
+
+wsh_topic *wsh_topics_join(wsh_topics *t, const char *name, websock_conn *conn,
+                           wsh_subs *subs, bool *added) {
+  wsh_topic *tp = wsh_topics_find(t, name);
+  *added = false;
+  if (tp && wsh_subs_find(subs, tp, conn) >= 0)
+    return tp;
+  if (!tp && !(tp = create(t, name)))
+    return NULL;
+  if (make_room(subs, tp) != 0) {
+    if (tp->n == 0) /* created for this join */
+      unlink_topic(t, tp);
+    return NULL;
+  }
+  tp->members[tp->n] = conn;
+  tp->of[tp->n] = (wsh_member_of){.subs = subs, .slot = subs->n};
+  subs->v[subs->n++] = (wsh_sub){.topic = tp, .at = (uint32_t)tp->n};
+  tp->n++;
+  t->changes++;
+  *added = true;
+  return tp;
+}
+
+void wsh_topics_leave(wsh_topics *t, wsh_subs *subs, size_t i) {
+  wsh_topic *tp = subs->v[i].topic;
+  size_t at = subs->v[i].at;
+  t->changes++;
+  /* The topic's last member takes conn's place (and learns where it is). */
+  size_t last = --tp->n;
+  if (at != last) {
+    tp->members[at] = tp->members[last];
+    tp->of[at] = tp->of[last];
+    tp->of[at].subs->v[tp->of[at].slot].at = (uint32_t)at;
+  }
+  /* The connection's last topic takes tp's place likewise. */
+  uint32_t lastj = --subs->n;
+  if (i != lastj) {
+    subs->v[i] = subs->v[lastj];
+    subs->v[i].topic->of[subs->v[i].at].slot = (uint32_t)i;
+  }
+  if (tp->n == 0)
+    unlink_topic(t, tp);
+}
+
+void wsh_subs_free(wsh_subs *subs) {
+  free(subs->v);
+  memset(subs, 0, sizeof(*subs));
 }
 
 /* ---- the host's subscriber counts ---------------------------------------- */

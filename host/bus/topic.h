@@ -18,9 +18,41 @@
 
 #include "websock.h"
 
+/* Topics one connection may join at most (websock_subscribe's ENOMEM). */
+#define WSH_SUBS_MAX 32768
+
+struct wsh_topic;
+
+/* One topic a connection joined, and the connection's index in its
+ * members. */
+typedef struct wsh_sub {
+  struct wsh_topic *topic;
+  uint32_t at;
+} wsh_sub;
+
+/* The topics a connection joined (its wsh_conn_more holds them), in no
+ * order. Zeroed: none. */
+typedef struct wsh_subs {
+  wsh_sub *v;
+  uint32_t n, cap;
+} wsh_subs;
+
+/* For a topic's member: its connection's topics, and this topic's index in
+ * them. */
+typedef struct wsh_member_of {
+  wsh_subs *subs;
+  uint32_t slot;
+} wsh_member_of;
+
+/* Membership is kept both ways, so that a join or a leave is O(1) (a join's
+ * check for a duplicate scans the shorter of the topic's members and the
+ * connection's topics): members[i]'s subs->v[of[i].slot] is this topic with
+ * at == i. A leave swap-removes on both sides and mends the back-index of
+ * the entry it moved. */
 typedef struct wsh_topic {
   struct wsh_topic *next; /* hash chain */
-  websock_conn **members;
+  websock_conn **members; /* contiguous: a delivery walks it */
+  wsh_member_of *of;      /* parallel to members */
   size_t n;
   size_t cap;
   char name[];
@@ -34,15 +66,25 @@ typedef struct wsh_topics {
 } wsh_topics;
 
 void wsh_topics_init(wsh_topics *t);
+/* Frees the table and its topics (the connections' subs are theirs). */
 void wsh_topics_free(wsh_topics *t);
 /* The topic, or NULL. */
 wsh_topic *wsh_topics_find(wsh_topics *t, const char *name);
-/* Adds conn to the topic (created on demand). *added says whether it was new.
- * Returns the topic, or NULL when out of memory. */
+/* Adds conn, whose topics are subs, to the topic (created on demand).
+ * *added says whether it was new (joining twice is one membership).
+ * Returns the topic, or NULL when out of memory or subs already holds
+ * WSH_SUBS_MAX topics: then nothing changed. */
 wsh_topic *wsh_topics_join(wsh_topics *t, const char *name, websock_conn *conn,
-                           bool *added);
-/* Removes conn from the topic (deleted when empty). */
-void wsh_topics_leave(wsh_topics *t, wsh_topic *topic, websock_conn *conn);
+                           wsh_subs *subs, bool *added);
+/* The index in subs of topic (conn's topics), or -1 if conn is not a
+ * member. O(the shorter of the two). */
+long wsh_subs_find(const wsh_subs *subs, const wsh_topic *topic,
+                   const websock_conn *conn);
+/* Takes the connection out of its topic subs->v[i] (the topic deleted when
+ * empty) and that entry out of subs (the last entry moves to i). */
+void wsh_topics_leave(wsh_topics *t, wsh_subs *subs, size_t i);
+/* Frees subs's array once it holds nothing (zeroed again). */
+void wsh_subs_free(wsh_subs *subs);
 
 /* How many connections of the whole host (every worker) are subscribed to
  * each topic, for websock_topic_subscribers(): any thread, under its lock.

@@ -82,10 +82,9 @@ typedef struct wsh_conn_more {
   char *subprotocol; /* negotiated */
   wsh_param *params; /* what the route's pattern captured: one block */
   size_t nparams;
-  wsh_topic **subs;  /* topics joined */
+  wsh_subs subs;     /* topics joined (bus/topic.h) */
   wsh_timer *timers; /* websock_send_after */
   int64_t next_timer_id;
-  uint16_t nsubs, capsubs;
   uint16_t stop_code; /* websock_close()'s code, 0 if none */
   uint8_t *proxy_hdr; /* a PROXY protocol header that came in pieces */
   size_t proxy_len;
@@ -287,7 +286,7 @@ static inline wsh_conn_more *wsh_conn_more_of(websock_conn *c) {
 static inline void wsh_conn_more_release(websock_conn *c) {
   const wsh_conn_more *m = c->more;
   if (!m || m->timer || m->held || m->pend || m->stop_text || m->subprotocol ||
-      m->params || m->subs || m->timers || m->next_timer_id || m->stop_code ||
+      m->params || m->subs.v || m->timers || m->next_timer_id || m->stop_code ||
       m->proxy_hdr || m->pmd_in)
     return;
   free(c->more);

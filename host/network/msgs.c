@@ -83,66 +83,52 @@ int wsh_msgs_subscribe(websock_conn *c, const char *topic) {
   wsh_conn_more *m = wsh_conn_more_of(c);
   if (!m)
     return WEBSOCK_ENOMEM;
-  if (m->nsubs == m->capsubs) {
-    if (m->capsubs >= UINT16_MAX / 2)
-      return WEBSOCK_ENOMEM;
-    uint16_t cap = m->capsubs ? (uint16_t)(m->capsubs * 2) : 2;
-    wsh_topic **subs = realloc(m->subs, cap * sizeof(*subs));
-    if (!subs)
-      return WEBSOCK_ENOMEM;
-    m->subs = subs;
-    m->capsubs = cap;
-  }
   bool added;
-  wsh_topic *tp = wsh_topics_join(&c->w->topics, topic, c, &added);
+  wsh_topic *tp = wsh_topics_join(&c->w->topics, topic, c, &m->subs, &added);
   if (!tp)
     return WEBSOCK_ENOMEM;
-  if (added) {
-    m->subs[m->nsubs++] = tp;
+  if (added)
     wsh_topic_counts_add(&c->w->host->counts, tp->name, 1);
-  }
   /* The worker's first member: the bus hears the host needs the topic. */
   if (added && tp->n == 1 && c->w->host->bus)
     wsh_bus_topic_joined(c->w->host->bus, tp->name);
   return 0;
 }
 
-/* c leaves tp; the worker's last member leaving deletes it, and the bus
- * hears of it. */
-static void leave(websock_conn *c, wsh_topic *tp) {
+/* c leaves its topic m->subs.v[i] (the entry goes; the last one takes its
+ * place); the worker's last member leaving deletes it, and the bus hears
+ * of it. */
+static void leave(websock_conn *c, wsh_conn_more *m, size_t i) {
+  wsh_topic *tp = m->subs.v[i].topic;
   wsh_bus *bus = c->w->host->bus;
   wsh_topic_counts_add(&c->w->host->counts, tp->name, -1);
   if (tp->n != 1 || !bus) {
-    wsh_topics_leave(&c->w->topics, tp, c);
+    wsh_topics_leave(&c->w->topics, &m->subs, i);
     return;
   }
   char name[WSH_BUS_TOPIC_MAX + 1];
   snprintf(name, sizeof(name), "%s", tp->name);
-  wsh_topics_leave(&c->w->topics, tp, c);
+  wsh_topics_leave(&c->w->topics, &m->subs, i);
   wsh_bus_topic_left(bus, name);
 }
 
 int wsh_msgs_unsubscribe(websock_conn *c, const char *topic) {
   wsh_conn_more *m = c->more;
-  for (uint16_t i = 0; m && i < m->nsubs; i++) {
-    if (strcmp(m->subs[i]->name, topic) == 0) {
-      leave(c, m->subs[i]);
-      m->subs[i] = m->subs[--m->nsubs];
-      return 0;
-    }
-  }
-  return WEBSOCK_ENOENT;
+  wsh_topic *tp = m && m->subs.n ? wsh_topics_find(&c->w->topics, topic) : NULL;
+  long i = tp ? wsh_subs_find(&m->subs, tp, c) : -1;
+  if (i < 0)
+    return WEBSOCK_ENOENT;
+  leave(c, m, (size_t)i);
+  return 0;
 }
 
 void wsh_msgs_leave(websock_conn *c) {
   wsh_conn_more *m = c->more;
   if (!m)
     return;
-  for (uint16_t i = 0; i < m->nsubs; i++)
-    leave(c, m->subs[i]);
-  free(m->subs);
-  m->subs = NULL;
-  m->nsubs = m->capsubs = 0;
+  while (m->subs.n) /* the last first: nothing moves */
+    leave(c, m, m->subs.n - 1);
+  wsh_subs_free(&m->subs);
   while (m->timers) {
     wsh_timer *t = m->timers;
     m->timers = t->next;

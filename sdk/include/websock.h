@@ -475,8 +475,10 @@ int websock_cancel_timer(websock_conn *conn, int64_t timer_id);
 
 /* Subscribes this connection to a topic (any NUL-terminated name, at most
  * 255 bytes; topics are host-wide, shared by every route). Subscribing twice
- * is harmless. A connection leaves its topics when it closes. Returns 0,
- * WEBSOCK_EINVAL or WEBSOCK_ENOMEM. Only from this connection's callbacks. */
+ * is harmless. A connection leaves its topics when it closes. Joining and
+ * leaving cost the same whatever the topic's size. Returns 0,
+ * WEBSOCK_EINVAL or WEBSOCK_ENOMEM (also past 32,768 topics for one
+ * connection). Only from this connection's callbacks. */
 int websock_subscribe(websock_conn *conn, const char *topic);
 
 /* Returns 0, WEBSOCK_ENOENT if the connection was not subscribed,

@@ -2,7 +2,8 @@
  * test_msgs.c - unit tests for host/network/msgs.c: a connection's
  * websock_send_after() timers (fired by the loop after their delay, in
  * order, cancellable) and its topic subscriptions (joined once, left one by
- * one or all at once), on a connection from connfix.h.
+ * one or all at once, all left when it closes, at most WSH_SUBS_MAX), on a
+ * connection from connfix.h.
  */
 #include <check.h>
 
@@ -64,14 +65,84 @@ START_TEST(subscriptions) {
   ck_assert_int_eq(wsh_msgs_subscribe(c, "room"), 0); /* once */
   ck_assert_int_eq(wsh_msgs_subscribe(c, "other"), 0);
   ck_assert_int_eq(wsh_msgs_subscribe(c, ""), WEBSOCK_EINVAL);
-  ck_assert_uint_eq(c->more->nsubs, 2);
+  ck_assert_uint_eq(c->more->subs.n, 2);
   ck_assert_uint_eq(wsh_topics_find(t, "room")->n, 1);
   ck_assert_int_eq(wsh_msgs_unsubscribe(c, "room"), 0);
   ck_assert_ptr_null(wsh_topics_find(t, "room")); /* empty: deleted */
   ck_assert_int_eq(wsh_msgs_unsubscribe(c, "room"), WEBSOCK_ENOENT);
   wsh_msgs_leave(c);
   ck_assert_ptr_null(wsh_topics_find(t, "other"));
-  ck_assert_uint_eq(c->more->nsubs, 0);
+  ck_assert_uint_eq(c->more->subs.n, 0);
+}
+END_TEST
+
+/* A connection in many topics closes: it leaves every one (a topic only it
+ * was in goes, the others keep their members, indexed right), and the
+ * host's counts follow. Another connection's unsubscribing from a topic it
+ * is not in finds nothing. */
+START_TEST(closing_leaves_many_topics) {
+  wsh_topics *t = &fx.w.loop.topics;
+  wsh_topic_counts *counts = &fx.host.counts;
+  websock_conn *a = fix_connect();
+  int peer_a = fx.peer;
+  websock_conn *b = fix_connect();
+  char name[32];
+  for (int i = 0; i < 300; i++) {
+    snprintf(name, sizeof(name), "t%d", i);
+    ck_assert_int_eq(wsh_msgs_subscribe(a, name), 0);
+    if (i % 3 == 0)
+      ck_assert_int_eq(wsh_msgs_subscribe(b, name), 0);
+  }
+  ck_assert_uint_eq(t->n, 300);
+  ck_assert_uint_eq(a->more->subs.n, 300);
+  ck_assert_uint_eq(wsh_topic_counts_get(counts, "t3"), 2);
+  ck_assert_int_eq(wsh_msgs_unsubscribe(b, "t1"), WEBSOCK_ENOENT);
+  close(peer_a);
+  for (int i = 0; i < 100 && fx.w.loop.nconns > 1; i++) {
+    poll(NULL, 0, 2);
+    fix_run();
+  }
+  ck_assert_uint_eq(fx.w.loop.nconns, 1);
+  ck_assert_ptr_eq(fx.w.loop.conns, b);
+  ck_assert_uint_eq(t->n, 100);
+  for (int i = 0; i < 300; i++) {
+    snprintf(name, sizeof(name), "t%d", i);
+    wsh_topic *tp = wsh_topics_find(t, name);
+    ck_assert_uint_eq(wsh_topic_counts_get(counts, name), i % 3 == 0);
+    if (i % 3) {
+      ck_assert_ptr_null(tp);
+      continue;
+    }
+    ck_assert_ptr_nonnull(tp);
+    ck_assert_uint_eq(tp->n, 1);
+    ck_assert_ptr_eq(tp->members[0], b);
+    ck_assert_ptr_eq(tp->of[0].subs, &b->more->subs);
+    ck_assert_ptr_eq(b->more->subs.v[tp->of[0].slot].topic, tp);
+    ck_assert_uint_eq(b->more->subs.v[tp->of[0].slot].at, 0);
+  }
+  ck_assert_int_eq(wsh_msgs_unsubscribe(b, "t3"), 0);
+  ck_assert_ptr_null(wsh_topics_find(t, "t3"));
+  ck_assert_uint_eq(b->more->subs.n, 99);
+}
+END_TEST
+
+/* A connection joins at most WSH_SUBS_MAX topics: one more is refused with
+ * WEBSOCK_ENOMEM (and counted nowhere); one it has is still fine. */
+START_TEST(topics_per_connection_bounded) {
+  websock_conn *c = fix_connect();
+  char name[32];
+  for (int i = 0; i < WSH_SUBS_MAX; i++) {
+    snprintf(name, sizeof(name), "t%d", i);
+    ck_assert_int_eq(wsh_msgs_subscribe(c, name), 0);
+  }
+  ck_assert_int_eq(wsh_msgs_subscribe(c, "more"), WEBSOCK_ENOMEM);
+  ck_assert_ptr_null(wsh_topics_find(&fx.w.loop.topics, "more"));
+  ck_assert_uint_eq(wsh_topic_counts_get(&fx.host.counts, "more"), 0);
+  ck_assert_int_eq(wsh_msgs_subscribe(c, "t7"), 0);
+  ck_assert_uint_eq(c->more->subs.n, WSH_SUBS_MAX);
+  wsh_msgs_leave(c);
+  ck_assert_uint_eq(fx.w.loop.topics.n, 0);
+  ck_assert_uint_eq(wsh_topic_counts_get(&fx.host.counts, "t7"), 0);
 }
 END_TEST
 
@@ -97,6 +168,8 @@ static Suite *msgs_suite(void) {
   tcase_add_test(tc, timers_fire_in_order);
   tcase_add_test(tc, leave_drops_timers);
   tcase_add_test(tc, subscriptions);
+  tcase_add_test(tc, closing_leaves_many_topics);
+  tcase_add_test(tc, topics_per_connection_bounded);
   tcase_add_test(tc, idle_connection_holds_nothing);
   suite_add_tcase(s, tc);
   return s;

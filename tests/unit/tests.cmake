@@ -55,3 +55,5 @@ target_link_options(test_hotlock PRIVATE
   -Wl,--wrap=pthread_mutex_lock -Wl,--wrap=pthread_mutex_trylock
   -Wl,--wrap=pthread_rwlock_rdlock -Wl,--wrap=pthread_rwlock_wrlock
   -Wl,--wrap=pthread_spin_lock)
+# test_topic fails the topic code's allocations on demand (--wrap).
+target_link_options(test_topic PRIVATE -Wl,--wrap=realloc -Wl,--wrap=calloc)
