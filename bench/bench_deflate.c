@@ -6,7 +6,8 @@
  * compression ratio, for JSON-like text of 256 B, 4 KiB and 64 KiB and for
  * incompressible binary, with `shared` (no context takeover, the worker's
  * streams) and `dedicated` (context takeover, the connection's own
- * streams) at the default level 6, memLevel 8 and 15-bit windows. Then the
+ * streams) at the default level 6, memLevel 8 and 15-bit windows (a shared
+ * message's deflater has the window and hash sized to it: deflate.h). Then the
  * zlib memory a dedicated connection holds per window size, live and after
  * wsh_pmd_trim, measured through the counting allocator. Compression is
  * not forced: binary comes back NOT_SMALLER and is sent as is (ratio 1),

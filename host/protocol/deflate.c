@@ -537,14 +537,34 @@ uint16_t wsh_pmd_close_code(wsh_pmd_result r) {
 /* Compressing                                                               */
 /* ------------------------------------------------------------------------ */
 
-/* The deflater for this connection's next message, made on first use. */
-static struct wsh_zstream *deflater_for(wsh_pmd *c) {
-  int bits = c->params.server_window_bits;
-  struct wsh_zstream **slot =
-      c->shared ? &c->shared->deflater[bits] : &c->deflater;
+int wsh_pmd_shared_bits(size_t len, int server_bits) {
+  for (int w = 9; w <= server_bits && w <= WSH_PMD_SMALL_BITS_MAX; w++)
+    if (((size_t)1 << w) - ZLIB_LOOKAHEAD >= len)
+      return w;
+  return server_bits;
+}
 
+int wsh_pmd_shared_mem_level(int bits) {
+  return bits - 6 < 8 ? bits - 6 : 8;
+}
+
+/* The deflater for this connection's next message of len bytes, made on
+ * first use. A shared one is the worker's for the smallest window that
+ * holds the message (wsh_pmd_shared_bits), with a hash sized to that
+ * window: zlib clears the whole hash at every reset, which at 15 bits and
+ * memLevel 8 was a 64 KiB memset for each 256-byte message. */
+static struct wsh_zstream *deflater_for(wsh_pmd *c, size_t len) {
+  int bits = c->params.server_window_bits;
+  struct wsh_zstream **slot = &c->deflater;
+  int mem_level = c->mem_level;
+
+  if (c->shared) {
+    bits = wsh_pmd_shared_bits(len, bits);
+    slot = &c->shared->deflater[bits];
+    mem_level = wsh_pmd_shared_mem_level(bits);
+  }
   if (!*slot)
-    *slot = zs_new(c->mem, true, bits, c->level, c->shared ? 8 : c->mem_level);
+    *slot = zs_new(c->mem, true, bits, c->level, mem_level);
   if (*slot && (*slot)->level != c->level) {
     /* a shared deflater serves routes of several levels; it is always
        reset here, so deflateParams has nothing to flush */
@@ -606,7 +626,7 @@ wsh_pmd_result wsh_pmd_compress(wsh_pmd *c, const uint8_t *msg, size_t len,
     out->len = 1;
     return WSH_PMD_OK;
   }
-  if (!(z = deflater_for(c)))
+  if (!(z = deflater_for(c, len)))
     return WSH_PMD_NOMEM;
   /* Not forced, the result (tail included) must stay under len + 4. */
   cap = force ? deflateBound(&z->s, len) + 16 : len + 3;

@@ -129,13 +129,32 @@ typedef enum wsh_pmd_result {
 uint16_t wsh_pmd_close_code(wsh_pmd_result r);
 
 /* A worker's streams for `shared` routes: one inflater (15-bit window, so
- * it reads any client's messages) and a deflater per window size, each made
- * on first use and reset after every message. */
+ * it reads any client's messages) and a deflater per window size it
+ * compresses with, each made on first use and reset after every message.
+ * A message is compressed with the smallest window, 9 to
+ * WSH_PMD_SMALL_BITS_MAX bits and at most the negotiated one, whose reach
+ * (the window less zlib's 262-byte lookahead) covers the whole message,
+ * else with the negotiated window: any window up to the negotiated one
+ * makes a stream the client reads, and one that covers the message finds
+ * the same matches. Its deflater's memLevel is the window bits less 6
+ * (at most 8: 15 bits keep zlib's default), so that the hash zlib clears at
+ * every reset (2 << (memLevel + 7) bytes) grows with the window, not the
+ * 64 KiB of memLevel 8 for a 256-byte message. Memory, when every size is
+ * used (zconf.h's formula): 6, 12, 24, 48 and 96 KiB for windows 9 to 13,
+ * plus 256 KiB for 15 bits (192 for 14). */
+#define WSH_PMD_SMALL_BITS_MAX 13
+
 typedef struct wsh_pmd_shared {
   wsh_zmem *mem;
   struct wsh_zstream *inflater;
   struct wsh_zstream *deflater[16]; /* by window bits, 9..15 used */
 } wsh_pmd_shared;
+
+/* The window bits a shared deflater compresses a message of len bytes
+ * with, for a negotiated server window of server_bits (9..15), and that
+ * deflater's memLevel. */
+int wsh_pmd_shared_bits(size_t len, int server_bits);
+int wsh_pmd_shared_mem_level(int bits);
 
 void wsh_pmd_shared_init(wsh_pmd_shared *s, wsh_zmem *mem);
 void wsh_pmd_shared_free(wsh_pmd_shared *s);

@@ -413,6 +413,39 @@ setTimeout(() => { console.log('TIMEOUT'); process.exit(7); }, 120000);
                 finally:
                     s.close()
 
+    def test_shared_window_sized_to_message(self):
+        """A shared message goes through the worker's deflater for the
+        smallest window that reaches across it (9 to 13 bits, at most the
+        negotiated one; deflate.c, wsh_pmd_shared_bits): for each server
+        window 9-15, sizes on both sides of each step, every echo read by a
+        fresh zlib inflater with the negotiated window; at 15 bits no more
+        than 1 % larger than zlib's own at the route's level 1, 15 bits and
+        memLevel 8 (the one deflater all sizes used before)."""
+        sizes = [64, 250, 251, 762, 763, 1786, 1787, 3834, 3835, 7930, 7931,
+                 20000]
+        for sbits in range(9, 16):
+            with self.subTest(sbits=sbits):
+                offer = "permessage-deflate; server_max_window_bits=%d" % sbits
+                s, status, headers, rest = upgrade(self.d, "/shared", offer)
+                try:
+                    self.assertEqual(status, 101)
+                    r = Reader(s, rest)
+                    for n in sizes:
+                        m = json_text(n, seed=n).encode()
+                        comp = zlib.compressobj(1, zlib.DEFLATED, -15)
+                        send_compressed(s, OP_TEXT, deflate_message(comp, m))
+                        fin, rsv1, op, z = r.frame()
+                        self.assertTrue(fin and rsv1 and op == OP_TEXT, n)
+                        inf = zlib.decompressobj(-sbits)
+                        self.assertEqual(inf.decompress(z + TAIL), m, n)
+                        if sbits == 15:
+                            ref = len(deflate_message(
+                                zlib.compressobj(1, zlib.DEFLATED, -15, 8), m))
+                            self.assertLessEqual(len(z), ref + ref // 100 + 2,
+                                                 n)
+                finally:
+                    s.close()
+
     def raw_round_trip(self, path, offer, bits, msgs):
         s, status, headers, rest = upgrade(self.d, path, offer)
         try:

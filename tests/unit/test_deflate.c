@@ -937,6 +937,121 @@ START_TEST(test_shared_levels) {
 }
 END_TEST
 
+/* The length of msg compressed by zlib itself as the shared deflaters used
+ * to (raw, window 15, memLevel 8, sync flush, tail cut). */
+static size_t zlib_len_15(const uint8_t *msg, size_t len, int level) {
+  size_t cap = compressBound((uLong)len) + 16;
+  uint8_t *out = malloc(cap);
+  z_stream s = {0};
+
+  ck_assert_int_eq(
+      deflateInit2(&s, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  s.next_in = (Bytef *)(uintptr_t)msg;
+  s.avail_in = (uInt)len;
+  s.next_out = out;
+  s.avail_out = (uInt)cap;
+  ck_assert_int_eq(deflate(&s, Z_SYNC_FLUSH), Z_OK);
+  ck_assert_uint_eq(s.avail_in, 0);
+  deflateEnd(&s);
+  free(out);
+  return s.total_out - 4;
+}
+
+/* A shared message is compressed with the smallest window (9 to 13 bits,
+ * at most the negotiated one) that reaches across it, its hash sized to
+ * that window: for every negotiated window 9-15 and sizes on both sides of
+ * each step, the deflater it takes, zlib's own inflater with the
+ * negotiated window reading the result, and the size against zlib's at 15
+ * bits and memLevel 8. */
+START_TEST(test_shared_small_window) {
+  static const size_t sizes[] = {1,    64,   200,  250,  251,  256,  762,  763,
+                                 1786, 1787, 3834, 3835, 7930, 7931, 12000};
+  wsh_zmem m;
+  wsh_pmd_shared sh;
+  wsh_pmd c, rx;
+  wsh_zbuf z = {0};
+
+  ck_assert_int_eq(wsh_pmd_shared_bits(250, 15), 9);
+  ck_assert_int_eq(wsh_pmd_shared_bits(251, 15), 10);
+  ck_assert_int_eq(wsh_pmd_shared_bits(256, 15), 10);
+  ck_assert_int_eq(wsh_pmd_shared_bits(7930, 15), 13);
+  ck_assert_int_eq(wsh_pmd_shared_bits(7931, 15), 15);
+  ck_assert_int_eq(wsh_pmd_shared_bits(7931, 14), 14);
+  ck_assert_int_eq(wsh_pmd_shared_bits(256, 9), 9);
+  ck_assert_int_eq(wsh_pmd_shared_bits(5000, 12), 12);
+  ck_assert_int_eq(wsh_pmd_shared_mem_level(9), 3);
+  ck_assert_int_eq(wsh_pmd_shared_mem_level(13), 7);
+  ck_assert_int_eq(wsh_pmd_shared_mem_level(14), 8);
+  ck_assert_int_eq(wsh_pmd_shared_mem_level(15), 8);
+  wsh_zmem_init(&m);
+  for (int bits = 9; bits <= 15; bits++) {
+    wsh_pmd_shared_init(&sh, &m);
+    conn_init(&c, params(true, true, bits, 15), &sh, &m);
+    conn_init(&rx, params(true, true, bits, 15), NULL, &m);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+      for (int kind = 0; kind < 2; kind++) {
+        size_t len = sizes[i];
+        int w = wsh_pmd_shared_bits(len, bits);
+        uint8_t *msg = kind ? random_bytes(len, len) : json_text(len, len);
+        uint8_t *back;
+
+        EXPECT(w >= 9 && w <= bits, "bits %d len %zu: window %d", bits, len, w);
+        EXPECT(wsh_pmd_compress(&c, msg, len, true, &z) == WSH_PMD_OK,
+               "bits %d len %zu: compress", bits, len);
+        EXPECT(sh.deflater[w] != NULL, "bits %d len %zu: deflater %d unused",
+               bits, len, w);
+        back = ref_inflate(z.data, z.len, bits, len);
+        EXPECT(!memcmp(back, msg, len), "bits %d len %zu: zlib reads back",
+               bits, len);
+        free(back);
+        expect_inflates_to(&rx, z.data, z.len, msg, len, "shared small");
+        if (!kind && bits == 15 && len >= 64) {
+          size_t ref = zlib_len_15(msg, len, c.level);
+
+          EXPECT(z.len * 100 <= ref * 101 + 200,
+                 "len %zu: %zu bytes against zlib's %zu at 15 bits", len, z.len,
+                 ref);
+        }
+        free(msg);
+      }
+    for (int w = WSH_PMD_SMALL_BITS_MAX + 1; w < bits; w++)
+      EXPECT(sh.deflater[w] == NULL, "bits %d: deflater %d made", bits, w);
+    wsh_pmd_free(&c);
+    wsh_pmd_free(&rx);
+    wsh_pmd_shared_free(&sh);
+  }
+  wsh_zbuf_free(&z, &m);
+  ck_assert_uint_eq(wsh_zmem_in_use(&m), 0);
+}
+END_TEST
+
+/* A worker that has compressed only small messages on a 15-bit route holds
+ * a small deflater: 256-byte messages no longer make (and at every message
+ * clear the 64 KiB hash of) zlib's 15-bit, memLevel 8 one. */
+START_TEST(test_shared_small_memory) {
+  wsh_zmem m;
+  wsh_pmd_shared sh;
+  wsh_pmd c;
+  wsh_zbuf z = {0};
+  uint8_t *text = json_text(256, 9);
+
+  wsh_zmem_init(&m);
+  wsh_pmd_shared_init(&sh, &m);
+  conn_init(&c, params(true, true, 15, 15), &sh, &m);
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(wsh_pmd_compress(&c, text, 256, false, &z), WSH_PMD_OK);
+  ck_assert_ptr_null(sh.deflater[15]);
+  ck_assert_ptr_null(sh.inflater);
+  /* zconf.h: (1 << (10 + 2)) + (1 << (4 + 9)) = 12 KiB, and small objects */
+  ck_assert_uint_lt(atomic_load(&m.zlib), 20 * 1024);
+  wsh_zbuf_free(&z, &m);
+  wsh_pmd_free(&c);
+  wsh_pmd_shared_free(&sh);
+  ck_assert_uint_eq(wsh_zmem_in_use(&m), 0);
+  free(text);
+}
+END_TEST
+
 /* Compresses msg with zlib itself (raw, sync flush, tail cut) into out;
  * its length. */
 static size_t ref_deflate(z_stream *s, const uint8_t *msg, size_t len,
@@ -1406,6 +1521,7 @@ static Suite *deflate_suite(void) {
   tcase_add_test(rt, test_foreign_compressor);
   tcase_add_test(rt, test_not_smaller_keeps_history);
   tcase_add_test(rt, test_shared_levels);
+  tcase_add_test(rt, test_shared_small_window);
   tcase_add_test(rt, test_takeover_rebase);
   tcase_add_test(rt, test_inflate_first_room);
   tcase_add_test(rt, test_every_split);
@@ -1415,6 +1531,7 @@ static Suite *deflate_suite(void) {
   tcase_add_test(bad, test_inflate_bomb);
   tcase_add_test(mem, test_dedicated_memory);
   tcase_add_test(mem, test_trim_keeps_history);
+  tcase_add_test(mem, test_shared_small_memory);
   suite_add_tcase(s, rfc);
   suite_add_tcase(s, neg);
   suite_add_tcase(s, rt);
