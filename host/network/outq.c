@@ -4,6 +4,7 @@
 #include "network/outq.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -13,6 +14,34 @@
  * io_error is set and WEBSOCK_ENOMEM returned. */
 static int out_add(websock_conn *c, const void *p, size_t n) {
   if ((!c->out && !(c->out = evbuffer_new())) || evbuffer_add(c->out, p, n)) {
+    c->io_error = ENOMEM;
+    return WEBSOCK_ENOMEM;
+  }
+  return 0;
+}
+
+/* A payload this big is copied into a malloc'd block the evbuffer takes by
+ * reference, not into evbuffer_add's chain: libevent rounds a chain up to a
+ * power of two (32 MiB for a 16 MiB message), past glibc's largest mmap
+ * threshold, so every big message faulted fresh pages in and unmapped them
+ * again; a block of the payload's own size is reused by malloc. */
+#define OUT_BIG (256 * 1024)
+
+static void free_block(const void *data, size_t len, void *arg) {
+  (void)len;
+  (void)arg;
+  free((void *)data);
+}
+
+static int out_add_big(websock_conn *c, const void *p, size_t n) {
+  uint8_t *block = malloc(n);
+  if (!block) {
+    c->io_error = ENOMEM;
+    return WEBSOCK_ENOMEM;
+  }
+  memcpy(block, p, n);
+  if (evbuffer_add_reference(c->out, block, n, free_block, NULL) != 0) {
+    free(block);
     c->io_error = ENOMEM;
     return WEBSOCK_ENOMEM;
   }
@@ -47,6 +76,8 @@ int wsh_outq_add(websock_conn *c, const void *a, size_t alen, const void *b,
   }
   if (!wsh_outq_buffer(c) || out_add(c, a, alen) != 0)
     return WEBSOCK_ENOMEM;
+  if (blen >= OUT_BIG)
+    return out_add_big(c, b, blen);
   return blen ? out_add(c, b, blen) : 0;
 }
 
