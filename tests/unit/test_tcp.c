@@ -62,14 +62,14 @@ static int nodelay_of(int fd) {
   return on;
 }
 
-/* Every accepted socket ends up with TCP_NODELAY: the listener's, inherited
- * (the first socket's getsockopt learns it), for this one and the next.
- * Check forks each test, so what was learnt starts afresh in each. */
-START_TEST(nodelay_from_the_listener) {
+/* Two sockets accepted from a listener with TCP_NODELAY or without: each
+ * has it once the transport has it, whether inherited or set. Check forks
+ * each test, so what the first socket taught starts afresh in each. */
+static void accept_twice(bool listener_nodelay) {
   for (int i = 0; i < 2; i++) {
     int s, cl;
-    tcp_pair_listener(&s, &cl, true);
-    ck_assert_int_eq(nodelay_of(s), 1); /* the kernel's inheritance */
+    tcp_pair_listener(&s, &cl, listener_nodelay);
+    ck_assert_int_eq(nodelay_of(s), listener_nodelay); /* the kernel's */
     wsh_transport t;
     wsh_tcp_transport(&t, s);
     ck_assert_int_eq(nodelay_of(s), 1);
@@ -77,21 +77,16 @@ START_TEST(nodelay_from_the_listener) {
     close(cl);
   }
 }
+
+/* The listener's, inherited (the first socket's getsockopt learns it). */
+START_TEST(nodelay_from_the_listener) {
+  accept_twice(true);
+}
 END_TEST
 
-/* A listener without it: the first socket says it was not inherited, and
- * then every socket gets its own setsockopt. */
+/* Not inherited: then every socket gets its own setsockopt. */
 START_TEST(nodelay_set_when_not_inherited) {
-  for (int i = 0; i < 2; i++) {
-    int s, cl;
-    tcp_pair_listener(&s, &cl, false);
-    ck_assert_int_eq(nodelay_of(s), 0);
-    wsh_transport t;
-    wsh_tcp_transport(&t, s);
-    ck_assert_int_eq(nodelay_of(s), 1);
-    t.ops->close(&t);
-    close(cl);
-  }
+  accept_twice(false);
 }
 END_TEST
 
