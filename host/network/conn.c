@@ -347,14 +347,11 @@ static void conn_linger(websock_conn *c) {
 /* The closing handshake is done and our close is written: the peer sends
  * nothing more, so unless bytes already wait (they would turn our close into
  * a reset) the socket is closed at once, the server first, without waiting
- * for the peer's FIN (the kernel finishes the TCP close). When this loop
- * callback's read of the socket was short, the socket was found empty
- * already and is not asked again (one syscall less per connection); bytes
- * sent after the close frame since then break RFC 6455 7.1.1 and may meet
- * a reset. */
+ * for the peer's FIN (the kernel finishes the TCP close). It is asked even
+ * when this callback's read of the socket was short: a client still
+ * sending what followed its close frame (RFC 6455 forbids it, hostile
+ * clients do it) would otherwise get a reset instead of our close frame. */
 static int nothing_to_read(websock_conn *c) {
-  if (c->w->read_drained == c)
-    return 1; /* this callback's read found the socket empty */
   ssize_t n = c->tp.ops->read(&c->tp, c->w->rbuf, c->w->rbuf_size);
   return n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
@@ -878,10 +875,6 @@ static void process(websock_conn *c, uint8_t *buf, size_t len) {
 static void do_read(websock_conn *c) {
   wsh_loop *w = c->w;
   ssize_t n = c->tp.ops->read(&c->tp, w->rbuf, w->rbuf_size);
-  /* A plain socket that gave less than asked had nothing more then; a
-   * transport that holds bytes of its own (TLS) may still have some. */
-  w->read_drained =
-      n > 0 && (size_t)n < w->rbuf_size && !c->tp.ops->pending ? c : NULL;
   if (n > 0) {
     c->last_read_ms = wsh_now_ms();
     process(c, w->rbuf, (size_t)n);
@@ -1008,8 +1001,7 @@ void wsh_conn_settle_all(wsh_loop *w) {
     c->dirty = 0;
     wsh_conn_settle(c); /* may free c */
   }
-  w->obuf_used = 0;       /* every staged run was sent or moved */
-  w->read_drained = NULL; /* what a read saw holds for this callback only */
+  w->obuf_used = 0; /* every staged run was sent or moved */
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg) {

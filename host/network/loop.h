@@ -106,11 +106,6 @@ typedef struct wsh_loop {
   wsh_stats stats;
   uint8_t *rbuf; /* every read of this loop's sockets lands here */
   size_t rbuf_size;
-  /* The connection whose read, in the loop callback under way, left its
-   * socket empty (a plain socket's short read): closing it after the
-   * closing handshake need not ask the socket again (conn.c). Cleared
-   * when the callback's connections are settled. */
-  websock_conn *read_drained;
   /* Decodes every connection's frames that arrive whole within one read;
    * a connection keeps a decoder of its own only while a read ends inside
    * a frame (conn.c). */

@@ -175,24 +175,6 @@ static void count_reads(websock_conn *c) {
   nreads = 0;
 }
 
-/* The read that brought the close frame left the socket empty: the server
- * closes without asking the socket again (one read, not two). */
-START_TEST(close_after_a_short_read_reads_once) {
-  websock_conn *c = fix_connect();
-  fix_upgrade();
-  count_reads(c);
-  uint8_t f[16];
-  size_t n = fix_frame(f, WEBSOCK_OP_CLOSE, "\x03\xe8", 2);
-  fix_send(f, n);
-  fix_read(4);
-  ck_assert_int_eq(memcmp(fx.in, "\x88\x02\x03\xe8", 4), 0);
-  ck_assert(fix_eof());
-  ck_assert_uint_eq(fx.w.loop.nconns, 0);
-  ck_assert_int_eq(nreads, 1);
-  ck_assert_ptr_null(fx.w.loop.read_drained);
-}
-END_TEST
-
 /* The close frame ends a read that filled the whole buffer, and bytes wait
  * behind it: the server asks the socket, finds them, and lingers (shuts
  * its side, waits for the peer's EOF) rather than closing at once, which
@@ -645,7 +627,6 @@ static Suite *conn_suite(void) {
   tcase_add_test(tc, ping_is_answered);
   tcase_add_test(tc, unmasked_frame_closes_1002);
   tcase_add_test(tc, closing_handshake);
-  tcase_add_test(tc, close_after_a_short_read_reads_once);
   tcase_add_test(tc, close_after_a_full_read_asks_again);
   tcase_add_test(tc, peer_gone_without_close);
   tcase_add_test(tc, shutdown_closes_1001);
