@@ -86,14 +86,14 @@ typedef struct opts {
   size_t size;
   int binary;
   double secs, warmup, hold, settle, timeout;
-  long n;               /* connect, idle: connections; fanout: publishes */
-  long subs;            /* fanout: subscribers */
-  int ports[16];        /* fanout: --ports (nports 0: --port only) */
+  long n;        /* connect, idle: connections; fanout: publishes */
+  long subs;     /* fanout: subscribers */
+  int ports[16]; /* fanout: --ports (nports 0: --port only) */
   int nports;
-  double rate;          /* fanout: publishes per second; 0: one at a time */
-  int deflate;          /* offer permessage-deflate */
-  int json, random;     /* echo: the message's content */
-  int tls, resume;      /* --tls, --resume */
+  double rate;      /* fanout: publishes per second; 0: one at a time */
+  int deflate;      /* offer permessage-deflate */
+  int json, random; /* echo: the message's content */
+  int tls, resume;  /* --tls, --resume */
 } opts;
 
 /* ---- time, randomness, statistics -------------------------------------- */
@@ -207,13 +207,13 @@ typedef struct wsload {
   int ep;
   struct sockaddr_in addr;
   conn *c;
-  uint64_t *fan_sent;        /* fanout --rate: each publish's send time */
-  long fan_delivered;        /* fanout --rate: deliveries seen */
-  long fan_dup;              /* fanout --rate: a publish seen twice */
-  long nc;                   /* slots in c */
+  uint64_t *fan_sent;          /* fanout --rate: each publish's send time */
+  long fan_delivered;          /* fanout --rate: deliveries seen */
+  long fan_dup;                /* fanout --rate: a publish seen twice */
+  long nc;                     /* slots in c */
   long opening, open, closing; /* connections in each state */
   long closed, errors, started;
-  int running; /* echo: keep replacing echoed messages */
+  int running;  /* echo: keep replacing echoed messages */
   long skipped; /* echo --rate: messages due on a connection at -p */
   int measuring;
   uint64_t msgs, total_msgs, bytes;
@@ -233,9 +233,9 @@ typedef struct wsload {
   uint8_t *zbuf, *plain; /* compressed and plain scratch */
   size_t zcap, plaincap;
   uint64_t z_wire, z_plain, z_msgs, plain_msgs; /* what came compressed */
-  SSL_CTX *ctx;          /* --tls */
-  SSL_SESSION *sess;     /* --resume: the first ticket */
-  long resumed;          /* handshakes resumed */
+  SSL_CTX *ctx;                                 /* --tls */
+  SSL_SESSION *sess;                            /* --resume: the first ticket */
+  long resumed;                                 /* handshakes resumed */
 } wsload;
 
 static wsload *g_w; /* for the session callback only */
@@ -376,8 +376,7 @@ static void conn_flush(wsload *w, conn *c) {
       conn_fail(w, c, "SSL_write: error %d", e);
       return;
     }
-    n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-             MSG_NOSIGNAL);
+    n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
     if (n > 0) {
       c->out_off += (size_t)n;
       continue;
@@ -536,7 +535,8 @@ static void conn_start(wsload *w, conn *c) {
     die("epoll_ctl: %s", strerror(errno));
   struct sockaddr_in to = w->addr;
   if (w->o.nports > 0) /* the publisher (id -1) on the first */
-    to.sin_port = htons((uint16_t)w->o.ports[c->id < 0 ? 0 : c->id % w->o.nports]);
+    to.sin_port =
+        htons((uint16_t)w->o.ports[c->id < 0 ? 0 : c->id % w->o.nports]);
   if (connect(c->fd, (struct sockaddr *)&to, sizeof(to)) != 0 &&
       errno != EINPROGRESS)
     conn_fail(w, c, "connect: %s", strerror(errno));
@@ -1251,10 +1251,10 @@ static int run_echo(wsload *w) {
    * waits end on time (1 µs of timer slack, not the default 50) */
   if (o->rate > 0)
     prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
-  uint64_t step = o->rate > 0 ? (uint64_t)(1e9 / o->rate) : 0, due = t;
+  uint64_t step = 0, due = t;
+  if (o->rate > 0)
+    step = o->rate < 1e9 ? (uint64_t)(1e9 / o->rate) : 1;
   long next_conn = 0;
-  if (step == 0 && o->rate > 0)
-    step = 1;
   while (!g_stop && w->open > 0) {
     t = now_ns();
     if (!w->measuring && t >= t_measure) {
@@ -1411,9 +1411,8 @@ static int run_fanout_rate(wsload *w, char *text) {
   free(w->fan_sent);
   w->fan_sent = NULL;
   close_all(w, 10.0);
-  return k == o->n && w->fan_delivered == want && !w->fan_dup && !w->errors
-             ? 0
-             : 1;
+  return k == o->n && w->fan_delivered == want && !w->fan_dup && !w->errors ? 0
+                                                                            : 1;
 }
 
 static int run_fanout(wsload *w) {
@@ -1491,25 +1490,24 @@ static int run_fanout(wsload *w) {
 /* ---- setting up ---------------------------------------------------------- */
 
 static void usage(FILE *f) {
-  fputs(
-      "usage: wsload MODE [options]\n"
-      "  wsload echo    [-c CONNS] [-p DEPTH] [-s SIZE] [--binary] [-d SECS]"
-      " [--warmup SECS]\n"
-      "                 [--rate MSGS_PER_S (open loop; -p: most in flight per"
-      " connection, default 64)]\n"
-      "  wsload connect [-n N] [-c CONCURRENCY]\n"
-      "  wsload idle    [-n N] [-c CONCURRENCY] [--hold SECS]\n"
-      "  wsload fanout  [-m SUBSCRIBERS] [-n PUBLISHES] [-s SIZE]"
-      " [--pub-path PATH] [--settle SECS]\n"
-      "                 [--ports P1,P2,...] [--rate PUBLISHES_PER_S]\n"
-      "common: --host 127.0.0.1 --port 8080 --path /echo --timeout SECS\n"
-      "  --deflate (permessage-deflate), echo: --json | --random content\n"
-      "  --tls (wss://, the certificate not verified); connect: --resume\n"
-      "  (every handshake resumes the newest session ticket)\n"
-      "  A {i} in --path becomes the connection's index (\"pub\" for the\n"
-      "  fanout publisher, whose path is --pub-path or else --path).\n"
-      "Prints one key=value line; exit 1 if any connection or echo failed.\n",
-      f);
+  fputs("usage: wsload MODE [options]\n"
+        "  wsload echo    [-c CONNS] [-p DEPTH] [-s SIZE] [--binary] [-d SECS]"
+        " [--warmup SECS]\n"
+        "                 [--rate MSGS_PER_S (open loop; -p: most in flight per"
+        " connection, default 64)]\n"
+        "  wsload connect [-n N] [-c CONCURRENCY]\n"
+        "  wsload idle    [-n N] [-c CONCURRENCY] [--hold SECS]\n"
+        "  wsload fanout  [-m SUBSCRIBERS] [-n PUBLISHES] [-s SIZE]"
+        " [--pub-path PATH] [--settle SECS]\n"
+        "                 [--ports P1,P2,...] [--rate PUBLISHES_PER_S]\n"
+        "common: --host 127.0.0.1 --port 8080 --path /echo --timeout SECS\n"
+        "  --deflate (permessage-deflate), echo: --json | --random content\n"
+        "  --tls (wss://, the certificate not verified); connect: --resume\n"
+        "  (every handshake resumes the newest session ticket)\n"
+        "  A {i} in --path becomes the connection's index (\"pub\" for the\n"
+        "  fanout publisher, whose path is --pub-path or else --path).\n"
+        "Prints one key=value line; exit 1 if any connection or echo failed.\n",
+        f);
 }
 
 static long parse_long(const char *s, const char *what, long min) {

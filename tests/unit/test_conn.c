@@ -482,6 +482,17 @@ static void assert_quiet(void) {
   ck_assert_int_eq(recv(fx.peer, b, sizeof(b), MSG_DONTWAIT), -1);
 }
 
+/* The frame read was our close: 1001 with `text` (12 bytes), and the
+ * recorder saw `terminate`. */
+static void assert_closed_1001(uint8_t op, const uint8_t *p, size_t n,
+                               const char *text, const char *terminate) {
+  ck_assert_uint_eq(op, WEBSOCK_OP_CLOSE);
+  ck_assert_uint_eq(n, 2 + strlen(text));
+  ck_assert_int_eq((p[0] << 8) | p[1], 1001);
+  ck_assert_int_eq(memcmp(p + 2, text, strlen(text)), 0);
+  ck_assert_has(read_file(fx.rec), terminate);
+}
+
 /* A read puts the idle timeout off; silence then closes with 1001 "idle
  * timeout", terminate(timeout). */
 START_TEST(idle_timeout_after_last_read) {
@@ -498,12 +509,8 @@ START_TEST(idle_timeout_after_last_read) {
   run_until(ta + 340); /* past the first deadline: the read put it off */
   assert_quiet();
   size_t n = read_frame(&op, p);
-  ck_assert_uint_eq(op, WEBSOCK_OP_CLOSE);
   ck_assert_uint_ge(wsh_now_ms(), t1 + 300);
-  ck_assert_uint_eq(n, 14);
-  ck_assert_int_eq((p[0] << 8) | p[1], 1001);
-  ck_assert_int_eq(memcmp(p + 2, "idle timeout", 12), 0);
-  ck_assert_has(read_file(fx.rec), "terminate 1 3 1001 \n");
+  assert_closed_1001(op, p, n, "idle timeout", "terminate 1 3 1001 \n");
 }
 END_TEST
 
@@ -527,12 +534,8 @@ START_TEST(server_pings_and_pong_deadline) {
   ck_assert_uint_eq(op, WEBSOCK_OP_PING);
   ck_assert_uint_ge(wsh_now_ms(), t1 + 200);
   size_t n = read_frame(&op, p); /* no pong this time */
-  ck_assert_uint_eq(op, WEBSOCK_OP_CLOSE);
   ck_assert_uint_ge(wsh_now_ms(), t1 + 200 + 150);
-  ck_assert_uint_eq(n, 14);
-  ck_assert_int_eq((p[0] << 8) | p[1], 1001);
-  ck_assert_int_eq(memcmp(p + 2, "ping timeout", 12), 0);
-  ck_assert_has(read_file(fx.rec), "terminate 1 3 1001 no pong\n");
+  assert_closed_1001(op, p, n, "ping timeout", "terminate 1 3 1001 no pong\n");
 }
 END_TEST
 

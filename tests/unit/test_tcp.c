@@ -21,9 +21,12 @@
 #define WSH_TEST_NAME "test_tcp"
 #include "testutil.h"
 
-/* A connected loopback pair: *server (non-blocking) and *client. */
-static void tcp_pair(int *server, int *client) {
+/* A connected loopback pair: *server (non-blocking) and *client; the
+ * listener with TCP_NODELAY or without. */
+static void tcp_pair_listener(int *server, int *client, bool nodelay) {
   int l = socket(AF_INET, SOCK_STREAM, 0);
+  if (nodelay)
+    ck_assert_int_eq(wsh_tcp_nodelay_listener(l), 0);
   struct sockaddr_in sin = {.sin_family = AF_INET};
   sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
@@ -37,22 +40,8 @@ static void tcp_pair(int *server, int *client) {
   close(l);
 }
 
-/* A connected loopback pair whose listener had TCP_NODELAY or not. */
-static void tcp_pair_listener(int *server, int *client, bool nodelay) {
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  if (nodelay)
-    ck_assert_int_eq(wsh_tcp_nodelay_listener(l), 0);
-  struct sockaddr_in sin = {.sin_family = AF_INET};
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
-  ck_assert_int_eq(listen(l, 4), 0);
-  socklen_t len = sizeof(sin);
-  getsockname(l, (struct sockaddr *)&sin, &len);
-  *client = socket(AF_INET, SOCK_STREAM, 0);
-  ck_assert_int_eq(connect(*client, (struct sockaddr *)&sin, sizeof(sin)), 0);
-  *server = accept4(l, NULL, NULL, SOCK_NONBLOCK);
-  ck_assert_int_ge(*server, 0);
-  close(l);
+static void tcp_pair(int *server, int *client) {
+  tcp_pair_listener(server, client, false);
 }
 
 static int nodelay_of(int fd) {
