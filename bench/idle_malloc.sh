@@ -22,7 +22,7 @@
 # Needs gdb and ptrace rights over our own children (ptrace_scope 0 or 1).
 set -euo pipefail
 
-build=${1:?usage: idle_malloc.sh BUILD_DIR [N] [LOG_LEVEL]}
+build=${1:?usage: idle_malloc.sh BUILD_DIR [N] [LOG_LEVEL] [ROUTE_SETTINGS]}
 n=${2:-5000}
 level=${3:-warn}
 settings=${4:-}

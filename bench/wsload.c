@@ -90,7 +90,7 @@ typedef struct opts {
   long subs;     /* fanout: subscribers */
   int ports[16]; /* fanout: --ports (nports 0: --port only) */
   int nports;
-  double rate;      /* fanout: publishes per second; 0: one at a time */
+  double rate;      /* fanout: publishes/s (0: one at a time); echo: msgs/s */
   int deflate;      /* offer permessage-deflate */
   int json, random; /* echo: the message's content */
   int tls, resume;  /* --tls, --resume */

@@ -543,17 +543,21 @@ static void deliver_message(websock_conn *c, const wsh_event *ev) {
  * close and linger deadlines, which few connections are in at once, stay on
  * the connection's own timer (set_deadline). */
 
+/* The word c's slot keeps in the deadlines; NULL without a slot or out of
+ * memory. */
+static uint64_t *ping_word(websock_conn *c) {
+  return c->in_slot ? wsh_deadlines_word(&c->w->deadlines, c->slot) : NULL;
+}
+
 /* The next server ping, or the pong's deadline (awaiting_pong); UINT64_MAX
  * when there is none (out of memory at the open: the connection is lost). */
 static uint64_t ping_at(websock_conn *c) {
-  uint64_t *at =
-      c->in_slot ? wsh_deadlines_word(&c->w->deadlines, c->slot) : NULL;
+  uint64_t *at = ping_word(c);
   return at ? *at : UINT64_MAX;
 }
 
 static void set_ping_at(websock_conn *c, uint64_t at) {
-  uint64_t *p =
-      c->in_slot ? wsh_deadlines_word(&c->w->deadlines, c->slot) : NULL;
+  uint64_t *p = ping_word(c);
   if (p) {
     *p = at;
   } else {
@@ -569,8 +573,9 @@ static void arm_open_timer(websock_conn *c) {
   uint64_t now = wsh_now_ms(), at = UINT64_MAX;
   if (rc->idle_timeout_ms)
     at = c->last_read_ms + rc->idle_timeout_ms;
-  if (rc->ping_interval_ms && ping_at(c) < at)
-    at = ping_at(c);
+  uint64_t ping = rc->ping_interval_ms ? ping_at(c) : UINT64_MAX;
+  if (ping < at)
+    at = ping;
   uint64_t trim_at = wsh_compress_idle(c, now);
   if (trim_at < at)
     at = trim_at;
