@@ -56,7 +56,7 @@ static void set_deadline(websock_conn *c, uint64_t ms) {
   if (m && !m->timer)
     m->timer = evtimer_new(c->w->base, on_timer, c);
   if (m && m->timer)
-    evtimer_add(m->timer, &tv);
+    wsh_loop_timer_add(c->w, m->timer, &tv);
 }
 
 static void clear_deadline(websock_conn *c) {
@@ -326,7 +326,7 @@ static void conn_free(websock_conn *c) {
     c->next->prev = c->prev;
   free(c);
   if (--w->nconns == 0 && w->stopping) /* the last one: the worker ends */
-    event_base_loopexit(w->base, NULL);
+    wsh_loop_exit(w);
 }
 
 /* ---- closing the TCP side ------------------------------------------------ */

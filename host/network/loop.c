@@ -5,14 +5,22 @@
  */
 #include "network/loop.h"
 
+#include <dirent.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+#include "base/log.h"
+#include "base/timeutil.h"
 #include "network/conn.h"
 
 int wsh_status_index(int status) {
@@ -27,26 +35,25 @@ int wsh_status_index(int status) {
   }
 }
 
-/* The epoll set is readable: one batch of ready sockets, each to its
- * connection (NULL: crossed out, its connection freed meanwhile). */
-static void on_ready(evutil_socket_t fd, short what, void *arg) {
-  wsh_loop *l = arg;
-  (void)fd;
-  (void)what;
-  /* with no timeout it never blocks: not through glibc's wrapper, whose
-   * cancellation-point bookkeeping costs a third of this call's
-   * instructions on the echo path (no thread is ever cancelled here);
-   * epoll_pwait, as every architecture has it (no mask: 8, the kernel's
-   * sigset size, is not looked at) */
-  int n = (int)syscall(SYS_epoll_pwait, l->epfd, l->ready, WSH_LOOP_BATCH, 0,
-                       NULL, 8);
-  if (n <= 0)
-    return;
+/* One batch of ready sockets, each to its connection (NULL: crossed out,
+ * its connection freed meanwhile), and the loop's own two entries: a wake-up
+ * from another thread, and libevent's set (direct loops). */
+static void dispatch(wsh_loop *l, int n) {
   l->nready = n;
   for (l->iready = 0; l->iready < l->nready; l->iready++) {
     const struct epoll_event *e = &l->ready[l->iready];
     if (!e->data.ptr)
       continue;
+    if (e->data.ptr == &l->wake_mark) {
+      uint64_t v;
+      if (read(l->wake_fd, &v, sizeof(v)) > 0 && l->on_wake)
+        l->on_wake(l->wake_arg);
+      continue;
+    }
+    if (e->data.ptr == &l->lev_mark) {
+      l->lev_due = 1;
+      continue;
+    }
     unsigned io = 0;
     if (e->events & (EPOLLERR | EPOLLHUP)) /* as libevent: both */
       io = WSH_IO_READ | WSH_IO_WRITE;
@@ -57,6 +64,206 @@ static void on_ready(evutil_socket_t fd, short what, void *arg) {
     wsh_conn_io(e->data.ptr, io);
   }
   l->nready = 0;
+}
+
+/* The loop's epoll set waited for `timeout_ms`: not through glibc's wrapper,
+ * whose cancellation-point bookkeeping costs a third of this call's
+ * instructions on the echo path (no thread is ever cancelled here);
+ * epoll_pwait, as every architecture has it (no mask: 8, the kernel's
+ * sigset size, is not looked at). */
+static int wait_ready(wsh_loop *l, int timeout_ms) {
+  return (int)syscall(SYS_epoll_pwait, l->epfd, l->ready, WSH_LOOP_BATCH,
+                      timeout_ms, NULL, 8);
+}
+
+/* Nested: libevent found the loop's set readable. */
+static void on_ready(evutil_socket_t fd, short what, void *arg) {
+  wsh_loop *l = arg;
+  (void)fd;
+  (void)what;
+  int n = wait_ready(l, 0);
+  if (n > 0)
+    dispatch(l, n);
+}
+
+/* ---- the direct loop ----------------------------------------------------- */
+
+/* The file /proc/self/fd/<fd> is: "anon_inode:[eventpoll]" and so on. */
+static bool fd_is(long fd, const char *what) {
+  char path[64], link[32];
+  snprintf(path, sizeof(path), "/proc/self/fd/%ld", fd);
+  ssize_t len = readlink(path, link, sizeof(link) - 1);
+  if (len <= 0)
+    return false;
+  link[len] = '\0';
+  return strcmp(link, what) == 0;
+}
+
+/* The entries of epoll set `ep` (/proc/self/fdinfo), in tfds[0..return). */
+static int epoll_entries(long ep, int *tfds, int max) {
+  char path[64], line[256];
+  snprintf(path, sizeof(path), "/proc/self/fdinfo/%ld", ep);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return 0;
+  int n = 0, tfd;
+  while (n < max && fgets(line, sizeof(line), f))
+    if (sscanf(line, "tfd: %d", &tfd) == 1)
+      tfds[n++] = tfd;
+  fclose(f);
+  return n;
+}
+
+/* libevent's epoll set, the one that holds `member` (the loop's set, which
+ * ep_ev put there), and the timerfd in it (EVENT_BASE_FLAG_PRECISE_TIMER).
+ * 0, or -1 if either is not found. */
+static int find_libevent_fds(int member, int *lev, int *timerfd) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return -1;
+  *lev = *timerfd = -1;
+  struct dirent *de;
+  while (*lev < 0 && (de = readdir(d)) != NULL) {
+    char *end;
+    long fd = strtol(de->d_name, &end, 10);
+    if (*end || end == de->d_name || fd == member || fd == dirfd(d) ||
+        !fd_is(fd, "anon_inode:[eventpoll]"))
+      continue;
+    int tfds[64];
+    int n = epoll_entries(fd, tfds, 64);
+    bool holds = false;
+    for (int i = 0; i < n; i++)
+      holds |= tfds[i] == member;
+    for (int i = 0; holds && i < n; i++)
+      if (fd_is(tfds[i], "anon_inode:[timerfd]"))
+        *timerfd = tfds[i];
+    if (holds)
+      *lev = (int)fd;
+  }
+  closedir(d);
+  return *lev >= 0 && *timerfd >= 0 ? 0 : -1;
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg) {
+  uint64_t v;
+  (void)what;
+  (void)arg;
+  if (syscall(SYS_read, fd, &v, sizeof(v)) < 0) { /* drained: nothing to do */
+  }
+}
+
+/* libevent's turn: the kick makes its wait return at once, after it armed
+ * its timerfd for its first timer, and the callbacks of what is ready or due
+ * run. libevent disarms the timerfd when it starts a turn with something
+ * already due (a wait of zero), so a turn that ends with it unarmed is run
+ * again (the tick keeps a timer pending: unarmed means only that).
+ * deadlines.armed_at is noted first: a callback that arms the deadlines'
+ * timer again (or adds a near timer: lev_due) makes the loop run libevent
+ * once more before it waits. */
+static void lev_run(wsh_loop *l) {
+  struct itimerspec its;
+  uint64_t one = 1;
+  do {
+    l->lev_due = 0;
+    l->lev_deadline = l->deadlines.armed_at;
+    if (syscall(SYS_write, l->kick_fd, &one, sizeof(one)) != sizeof(one))
+      wsh_warn("worker %u: eventfd: %s", l->index, strerror(errno));
+    event_base_loop(l->base, EVLOOP_ONCE);
+  } while (!l->exit && timerfd_gettime(l->lev_timerfd, &its) == 0 &&
+           its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0);
+}
+
+/* Once a second: libevent runs and arms its timerfd for its first timer,
+ * so a timer added at least a tick ahead needs no run of its own
+ * (wsh_loop_timer_add). */
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (void)arg;
+}
+
+static void kick_free(wsh_loop *l) {
+  if (l->kick_ev)
+    event_free(l->kick_ev);
+  l->kick_ev = NULL;
+  if (l->tick_ev)
+    event_free(l->tick_ev);
+  l->tick_ev = NULL;
+  if (l->kick_fd >= 0)
+    close(l->kick_fd);
+  l->kick_fd = -1;
+}
+
+int wsh_loop_direct(wsh_loop *l) {
+  if (l->lev_fd >= 0)
+    return 0;
+  int lev, timerfd;
+  if (find_libevent_fds(l->epfd, &lev, &timerfd) != 0)
+    return -1;
+  l->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (l->kick_fd >= 0)
+    l->kick_ev =
+        event_new(l->base, l->kick_fd, EV_READ | EV_PERSIST, on_kick, l);
+  l->tick_ev = event_new(l->base, -1, EV_PERSIST, on_tick, NULL);
+  struct timeval tick = wsh_timeval_ms(WSH_LOOP_TICK_MS);
+  struct epoll_event e = {.events = EPOLLIN, .data.ptr = &l->lev_mark};
+  /* out of libevent's set first: a set cannot hold what holds it */
+  if (!l->kick_ev || !l->tick_ev || event_add(l->kick_ev, NULL) != 0 ||
+      event_add(l->tick_ev, &tick) != 0 || event_del(l->ep_ev) != 0) {
+    kick_free(l);
+    return -1;
+  }
+  if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, lev, &e) != 0) {
+    event_add(l->ep_ev, NULL);
+    kick_free(l);
+    return -1;
+  }
+  l->lev_fd = lev;
+  l->lev_timerfd = timerfd;
+  l->lev_due = 1; /* its timers are armed on the first turn */
+  return 0;
+}
+
+int wsh_loop_turn(wsh_loop *l, int timeout_ms) {
+  while (!l->exit && (l->lev_due || l->deadlines.armed_at != l->lev_deadline))
+    lev_run(l);
+  if (l->exit)
+    return 0;
+  int n = wait_ready(l, timeout_ms);
+  if (n > 0)
+    dispatch(l, n);
+  return n;
+}
+
+void wsh_loop_run(wsh_loop *l) {
+  if (wsh_loop_direct(l) != 0) {
+    wsh_warn("worker %u: libevent's epoll set not found: its loop waits "
+             "for this worker's sockets (one more epoll set per wake-up)",
+             l->index);
+    event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return;
+  }
+  while (!l->exit) /* every loopexit of a worker's base is wsh_loop_exit */
+    wsh_loop_turn(l, -1);
+}
+
+void wsh_loop_exit(wsh_loop *l) {
+  l->exit = 1;
+  event_base_loopexit(l->base, NULL);
+}
+
+void wsh_loop_wake(wsh_loop *l) {
+  uint64_t one = 1;
+  if (write(l->wake_fd, &one, sizeof(one)) < 0) { /* EAGAIN: already due */
+  }
+}
+
+int wsh_loop_timer_add(wsh_loop *l, struct event *ev,
+                       const struct timeval *tv) {
+  if ((uint64_t)tv->tv_sec * 1000 + (uint64_t)tv->tv_usec / 1000 <
+      WSH_LOOP_TICK_MS)
+    l->lev_due = 1; /* due before the next tick: armed before the wait */
+  return evtimer_add(ev, tv);
 }
 
 int wsh_loop_io_set(wsh_loop *l, int fd, websock_conn *conn, unsigned had,
@@ -81,7 +288,7 @@ void wsh_loop_io_forget(wsh_loop *l, const websock_conn *conn) {
 int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
                   websock_host *host) {
   memset(l, 0, sizeof(*l));
-  l->epfd = -1;
+  l->epfd = l->lev_fd = l->lev_timerfd = l->kick_fd = l->wake_fd = -1;
   l->index = index;
   l->env = env;
   l->host = host;
@@ -96,13 +303,23 @@ int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
   wsh_decoder_init(&l->dec.d, 0);
   l->ready = malloc(WSH_LOOP_BATCH * sizeof(*l->ready));
   l->epfd = epoll_create1(EPOLL_CLOEXEC);
-  l->base = event_base_new();
+  l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  /* timers through a timerfd in libevent's set: a direct loop waits in its
+   * own, which holds that one (wsh_loop_direct) */
+  struct event_config *cfg = event_config_new();
+  if (cfg && event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER) == 0)
+    l->base = event_base_new_with_config(cfg);
+  if (cfg)
+    event_config_free(cfg);
+  struct epoll_event we = {.events = EPOLLIN, .data.ptr = &l->wake_mark};
+  bool wakes = l->epfd >= 0 && l->wake_fd >= 0 &&
+               epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wake_fd, &we) == 0;
   if (l->base && l->epfd >= 0)
     l->ep_ev = event_new(l->base, l->epfd, EV_READ | EV_PERSIST, on_ready, l);
   if (l->base) /* its timer: NULL if out of memory */
     wsh_deadlines_init(&l->deadlines, l->base, wsh_conn_deadline, l);
-  if (!l->ep_ev || !l->deadlines.timer || event_add(l->ep_ev, NULL) != 0 ||
-      !l->rbuf || !l->obuf || !l->ready) {
+  if (!wakes || !l->ep_ev || !l->deadlines.timer ||
+      event_add(l->ep_ev, NULL) != 0 || !l->rbuf || !l->obuf || !l->ready) {
     wsh_loop_free(l);
     return WEBSOCK_ENOMEM;
   }
@@ -110,11 +327,14 @@ int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
 }
 
 void wsh_loop_free(wsh_loop *l) {
+  kick_free(l);
   if (l->ep_ev)
     event_free(l->ep_ev);
   wsh_deadlines_free(&l->deadlines);
   if (l->epfd >= 0)
     close(l->epfd);
+  if (l->wake_fd >= 0)
+    close(l->wake_fd);
   if (l->base)
     event_base_free(l->base);
   wsh_slots_free(&l->slots);
@@ -126,5 +346,5 @@ void wsh_loop_free(wsh_loop *l) {
   free(l->ready);
   wsh_decoder_free(&l->dec.d);
   memset(l, 0, sizeof(*l));
-  l->epfd = -1;
+  l->epfd = l->lev_fd = l->lev_timerfd = l->kick_fd = l->wake_fd = -1;
 }

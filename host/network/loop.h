@@ -24,6 +24,7 @@
 struct event_base;
 struct event;
 struct epoll_event;
+struct timeval;
 typedef struct wsh_conn_env wsh_conn_env;
 
 /* A frame decoder and the connection it decodes for (the
@@ -38,6 +39,8 @@ typedef struct wsh_conn_dec {
 enum { WSH_IO_READ = 0x02, WSH_IO_WRITE = 0x04 };
 
 #define WSH_LOOP_BATCH 256 /* sockets dispatched per turn of the loop */
+/* A direct loop runs libevent at least this often (wsh_loop_timer_add). */
+#define WSH_LOOP_TICK_MS 1000u
 
 /* Counters for /metrics: written by the worker, read by any thread. */
 #define WSH_STATUS_MAP(XX)                                                     \
@@ -84,19 +87,43 @@ typedef struct wsh_loop {
   websock_host *host; /* for websock_self() and websock_conn_host() */
   unsigned index;     /* the worker's number */
   struct event_base *base;
-  /* Every socket of this loop waits in one epoll set of its own, which
-   * libevent watches as one event (ep_ev): a socket costs the kernel's
-   * epoll entry and nothing in libevent. Level-triggered, so what a turn
-   * leaves unread is reported again on the next. `ready` is the batch being
-   * dispatched (ready[iready] now); a connection freed meanwhile is
-   * crossed out of the rest of it (wsh_loop_io_forget). */
+  /* Every socket of this loop waits in one epoll set of its own: a socket
+   * costs the kernel's epoll entry and nothing in libevent. Level-triggered,
+   * so what a turn leaves unread is reported again on the next. `ready` is
+   * the batch being dispatched (ready[iready] now); a connection freed
+   * meanwhile is crossed out of the rest of it (wsh_loop_io_forget).
+   *
+   * How the loop waits (wsh_loop_run): directly in this set, which holds
+   * libevent's own epoll set as one member (its listeners, timers through
+   * a timerfd, `kick`): a socket's readiness wakes the thread through one
+   * epoll set, not two (an epoll set inside another costs ~25 µs per
+   * wake-up at light load on Linux 6.18: bench/PERFORMANCE.md). libevent
+   * runs only when its set is ready (a listener, its timerfd, its tick
+   * each WSH_LOOP_TICK_MS), when a timer due before the next tick was added
+   * or when the deadlines' timer was armed again. Where libevent's set
+   * cannot be found, and when a test drives event_base_loop itself,
+   * libevent watches this set as one event (ep_ev) instead: nested. */
   int epfd;
   struct event *ep_ev;
   struct epoll_event *ready;
   int nready, iready;
-  int stopping;        /* the worker is stopping (loop thread only) */
-  websock_conn *conns; /* every socket of this loop, upgraded or not */
-  size_t nconns;       /* (sockets, not the open WebSocket gauge) */
+  int lev_fd;      /* libevent's epoll set, once direct (-1: nested) */
+  int lev_timerfd; /* and its timerfd */
+  int kick_fd;     /* an eventfd libevent watches: its runs never block */
+  struct event *kick_ev;
+  struct event *tick_ev; /* WSH_LOOP_TICK_MS (lev_run, wsh_loop_timer_add) */
+  uint8_t lev_due;       /* libevent has work or a timer to arm */
+  uint8_t exit;          /* wsh_loop_exit was called */
+  uint64_t lev_deadline; /* deadlines.armed_at when libevent last armed */
+  /* Other threads wake the loop through wake_fd (an eventfd in the set):
+   * on_wake(wake_arg) runs on the loop's thread (wsh_loop_wake). */
+  int wake_fd;
+  void (*on_wake)(void *arg);
+  void *wake_arg;
+  char wake_mark, lev_mark; /* their entries' data.ptr in the set */
+  int stopping;             /* the worker is stopping (loop thread only) */
+  websock_conn *conns;      /* every socket of this loop, upgraded or not */
+  size_t nconns;            /* (sockets, not the open WebSocket gauge) */
   uint64_t next_id;
   wsh_slots slots;   /* behind websock_ref */
   wsh_topics topics; /* this worker's subscribers */
@@ -139,6 +166,33 @@ int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
                   websock_host *host);
 /* Frees what wsh_loop_init set up (the connections must be gone). */
 void wsh_loop_free(wsh_loop *l);
+
+/* Runs the loop on this thread until wsh_loop_exit: waiting in l's own
+ * epoll set where libevent's can be found, else inside libevent's loop
+ * (nested, with a warning). */
+void wsh_loop_run(wsh_loop *l);
+
+/* Makes l wait directly in its own set from now on (wsh_loop_run does it
+ * first). 0, or -1 if libevent's epoll set was not found (l unchanged). */
+int wsh_loop_direct(wsh_loop *l);
+
+/* One turn of a direct loop: libevent's pending work first, then at most
+ * timeout_ms (-1: no limit) for what is ready, dispatched. Returns what
+ * epoll_wait returned (tests drive the loop with it). */
+int wsh_loop_turn(wsh_loop *l, int timeout_ms);
+
+/* Loop thread only: the loop ends after the current callback (every end
+ * of a worker's loop goes through here). */
+void wsh_loop_exit(wsh_loop *l);
+
+/* Any thread: on_wake will run on the loop's thread (async-signal-safe:
+ * one write). */
+void wsh_loop_wake(wsh_loop *l);
+
+/* Loop thread only: evtimer_add for a timer of l's base, so that a direct
+ * loop arms libevent's timerfd for it before it waits again if it is due
+ * before the next tick. Every timer of a worker's base is added so. */
+int wsh_loop_timer_add(wsh_loop *l, struct event *ev, const struct timeval *tv);
 
 /* Loop thread only: the readiness fd waits for in the epoll set, from what
  * it waited for (`had`; 0: not in the set) to `want` (WSH_IO_* bits; 0:

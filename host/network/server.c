@@ -65,7 +65,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg) {
     evconnlistener_disable(srv->listeners[i]);
   struct timeval tv = {0, 500 * 1000};
   if (srv->accept_resume)
-    evtimer_add(srv->accept_resume, &tv);
+    wsh_loop_timer_add(&srv->workers[0].loop, srv->accept_resume, &tv);
 }
 
 static int bind_one(wsh_server *srv, const char *spec, int kind, char *err,

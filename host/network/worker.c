@@ -28,7 +28,7 @@ static void post(wsh_worker *w, wsh_mail *m) {
     w->inbox = m;
   w->inbox_tail = m;
   pthread_mutex_unlock(&w->lock);
-  event_active(w->wake, EV_READ, 0);
+  wsh_loop_wake(&w->loop);
 }
 
 int wsh_worker_post_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
@@ -211,14 +211,14 @@ void wsh_worker_adopt_fd(wsh_worker *w, int fd, const struct sockaddr *sa,
 
 void wsh_worker_post_shed(wsh_worker *w) {
   if (!atomic_exchange(&w->shed_requested, 1))
-    event_active(w->wake, EV_READ, 0);
+    wsh_loop_wake(&w->loop);
 }
 
 void wsh_worker_post_stop(wsh_worker *w) {
   pthread_mutex_lock(&w->lock);
   w->stop_requested = 1;
   pthread_mutex_unlock(&w->lock);
-  event_active(w->wake, EV_READ, 0);
+  wsh_loop_wake(&w->loop);
 }
 
 /* ---- delivery (worker thread) -------------------------------------------- */
@@ -350,7 +350,7 @@ static void on_grace(evutil_socket_t fd, short what, void *arg) {
              w->loop.index, w->loop.nconns);
   while (w->loop.conns)
     wsh_conn_abort(w->loop.conns);
-  event_base_loopexit(w->loop.base, NULL);
+  wsh_loop_exit(&w->loop);
 }
 
 static void begin_stop(wsh_worker *w) {
@@ -365,15 +365,13 @@ static void begin_stop(wsh_worker *w) {
   struct timeval tv = wsh_timeval_ms(w->grace_ms);
   w->grace = evtimer_new(w->loop.base, on_grace, w);
   if (w->grace)
-    evtimer_add(w->grace, &tv);
+    wsh_loop_timer_add(&w->loop, w->grace, &tv);
   if (w->loop.nconns == 0)
-    event_base_loopexit(w->loop.base, NULL);
+    wsh_loop_exit(&w->loop);
 }
 
-static void on_wake(evutil_socket_t fd, short what, void *arg) {
+static void on_wake(void *arg) {
   wsh_worker *w = arg;
-  (void)fd;
-  (void)what;
   pthread_mutex_lock(&w->lock);
   wsh_mail *m = w->inbox;
   int stop = w->stop_requested;
@@ -396,7 +394,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
 
 static void *worker_main(void *arg) {
   wsh_worker *w = arg;
-  event_base_loop(w->loop.base, EVLOOP_NO_EXIT_ON_EMPTY);
+  wsh_loop_run(&w->loop);
   if (w->hooks.stopping) /* the loop may end without begin_stop */
     w->hooks.stopping(w->hooks.arg, w);
   while (w->loop.conns) /* loopexit with connections left: only on grace */
@@ -415,11 +413,8 @@ int wsh_worker_init(wsh_worker *w, unsigned index, wsh_conn_env *env,
   if (hooks)
     w->hooks = *hooks;
   w->grace_ms = grace_ms;
-  w->wake = event_new(w->loop.base, -1, EV_PERSIST | EV_READ, on_wake, w);
-  if (!w->wake) {
-    wsh_loop_free(&w->loop);
-    return WEBSOCK_ENOMEM;
-  }
+  w->loop.on_wake = on_wake;
+  w->loop.wake_arg = w;
   pthread_mutex_init(&w->lock, NULL);
   w->inited = 1;
   return 0;
@@ -447,7 +442,6 @@ void wsh_worker_free(wsh_worker *w) {
   if (w->grace)
     event_free(w->grace);
   free(w->snap);
-  event_free(w->wake);
   wsh_loop_free(&w->loop);
   pthread_mutex_destroy(&w->lock);
 }

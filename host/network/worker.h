@@ -1,5 +1,5 @@
 /*
- * worker.h - a worker: a thread running its own libevent loop (wsh_loop,
+ * worker.h - a worker: a thread running its own event loop (wsh_loop,
  * which its connections share). A connection lives on one worker for its
  * whole life, so its callbacks never run concurrently. Other threads talk to
  * a worker only through its mailbox; the worker tells its owner (the
@@ -113,9 +113,8 @@ struct wsh_worker {
   wsh_worker_hooks hooks;
   uint64_t grace_ms; /* shutdown: how long connections get to close */
   pthread_t thread;
-  int inited;         /* wsh_worker_init succeeded */
-  int started;        /* its thread runs */
-  struct event *wake; /* activated from other threads: look at the inbox */
+  int inited;  /* wsh_worker_init succeeded */
+  int started; /* its thread runs */
   pthread_mutex_t lock;
   wsh_mail *inbox;            /* under lock: sockets, messages, publishes */
   wsh_mail *inbox_tail;       /* under lock */

@@ -1,14 +1,20 @@
 /*
  * test_loop.c - unit tests for host/network/loop.c: a loop set up and
  * freed, statuses indexed for the counters, connections marked once and
- * unmarked.
+ * unmarked; the direct loop (it finds libevent's epoll set and holds it,
+ * fires libevent's timers, added before a turn or by a timer's callback,
+ * runs another thread's wake-up, and ends on wsh_loop_exit).
  */
 #include <check.h>
 
 #include "network/connection.h"
 #include "network/loop.h"
 
+#include <errno.h>
+#include <event2/event.h>
+#include <pthread.h>
 #include <sys/epoll.h>
+#include <time.h>
 
 #define WSH_TEST_NAME "test_loop"
 #include "testutil.h"
@@ -75,6 +81,146 @@ START_TEST(status_index) {
 }
 END_TEST
 
+/* ---- the direct loop ----------------------------------------------------- */
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Direct: libevent's set is found, taken out of libevent's own watching
+ * (ep_ev) and held by the loop's set; asked again, nothing changes. */
+START_TEST(direct_finds_libevent_set) {
+  wsh_loop l;
+  ck_assert_int_eq(wsh_loop_init(&l, 0, NULL, NULL), 0);
+  ck_assert_int_eq(l.lev_fd, -1);
+  ck_assert_int_eq(wsh_loop_direct(&l), 0);
+  ck_assert_int_ge(l.lev_fd, 0);
+  ck_assert_int_ne(l.lev_fd, l.epfd);
+  ck_assert(!event_pending(l.ep_ev, EV_READ, NULL));
+  /* the loop's set holds libevent's: adding it again is EEXIST */
+  struct epoll_event e = {.events = EPOLLIN};
+  ck_assert_int_ne(epoll_ctl(l.epfd, EPOLL_CTL_ADD, l.lev_fd, &e), 0);
+  ck_assert_int_eq(errno, EEXIST);
+  int lev = l.lev_fd;
+  ck_assert_int_eq(wsh_loop_direct(&l), 0);
+  ck_assert_int_eq(l.lev_fd, lev);
+  wsh_loop_free(&l);
+}
+END_TEST
+
+typedef struct timer_probe {
+  wsh_loop *l;
+  struct event *again; /* added by the first one's callback */
+  int fired, fired_again;
+  uint64_t at, again_at;
+} timer_probe;
+
+static void on_probe_again(evutil_socket_t fd, short what, void *arg) {
+  timer_probe *p = arg;
+  (void)fd;
+  (void)what;
+  p->fired_again++;
+  p->again_at = now_ms();
+}
+
+static void on_probe(evutil_socket_t fd, short what, void *arg) {
+  timer_probe *p = arg;
+  (void)fd;
+  (void)what;
+  p->fired++;
+  p->at = now_ms();
+  struct timeval tv = {0, 30 * 1000};
+  wsh_loop_timer_add(p->l, p->again, &tv);
+}
+
+/* A libevent timer added before a turn wakes the turn's wait (libevent's
+ * timerfd, in the set the loop waits in), and one added by a timer's
+ * callback is armed before the next wait: each fires once, not early,
+ * and within a generous bound (not a latency test). */
+START_TEST(direct_fires_timers) {
+  wsh_loop l;
+  ck_assert_int_eq(wsh_loop_init(&l, 0, NULL, NULL), 0);
+  ck_assert_int_eq(wsh_loop_direct(&l), 0);
+  timer_probe p = {.l = &l};
+  struct event *first = evtimer_new(l.base, on_probe, &p);
+  p.again = evtimer_new(l.base, on_probe_again, &p);
+  ck_assert_ptr_nonnull(first);
+  ck_assert_ptr_nonnull(p.again);
+  wsh_loop_turn(&l, 0); /* an idle turn first: libevent armed, nothing due */
+  uint64_t t0 = now_ms();
+  struct timeval tv = {0, 20 * 1000};
+  ck_assert_int_eq(wsh_loop_timer_add(&l, first, &tv), 0);
+  /* no turn waits past 2 s: a timer that never wakes it fails the test */
+  for (int i = 0; i < 20 && !p.fired_again; i++)
+    wsh_loop_turn(&l, 2000);
+  ck_assert_int_eq(p.fired, 1);
+  ck_assert_int_eq(p.fired_again, 1);
+  ck_assert_uint_ge(p.at - t0, 19);
+  ck_assert_uint_ge(p.again_at - p.at, 29);
+  ck_assert_uint_lt(p.again_at - t0, 1500);
+  event_free(first);
+  event_free(p.again);
+  wsh_loop_free(&l);
+}
+END_TEST
+
+typedef struct wake_probe {
+  wsh_loop *l;
+  int woken;
+} wake_probe;
+
+static void on_probe_wake(void *arg) {
+  wake_probe *p = arg;
+  p->woken++;
+  wsh_loop_exit(p->l);
+}
+
+static void *wake_later(void *arg) {
+  wsh_loop *l = arg;
+  struct timespec ts = {0, 50 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  wsh_loop_wake(l);
+  return NULL;
+}
+
+/* Another thread's wsh_loop_wake runs on_wake on the loop's thread, once,
+ * and the wsh_loop_exit it calls ends wsh_loop_run, which waited with no
+ * timeout until then. */
+START_TEST(direct_wakes_and_exits) {
+  wsh_loop l;
+  ck_assert_int_eq(wsh_loop_init(&l, 0, NULL, NULL), 0);
+  wake_probe p = {.l = &l};
+  l.on_wake = on_probe_wake;
+  l.wake_arg = &p;
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, wake_later, &l), 0);
+  wsh_loop_run(&l); /* goes direct, returns on exit */
+  pthread_join(t, NULL);
+  ck_assert_int_ge(l.lev_fd, 0);
+  ck_assert_int_eq(p.woken, 1);
+  ck_assert(l.exit);
+  wsh_loop_free(&l);
+}
+END_TEST
+
+/* Nested (a test's own event_base_loop, as the connection tests run it):
+ * a wake-up still reaches on_wake, through libevent's event for the set. */
+START_TEST(nested_wakes) {
+  wsh_loop l;
+  ck_assert_int_eq(wsh_loop_init(&l, 0, NULL, NULL), 0);
+  wake_probe p = {.l = &l};
+  l.on_wake = on_probe_wake;
+  l.wake_arg = &p;
+  wsh_loop_wake(&l);
+  event_base_loop(l.base, EVLOOP_NONBLOCK);
+  ck_assert_int_eq(p.woken, 1);
+  ck_assert_int_eq(l.lev_fd, -1);
+  wsh_loop_free(&l);
+}
+END_TEST
+
 static Suite *loop_suite(void) {
   Suite *s = suite_create("loop");
   TCase *tc = tcase_create("loop");
@@ -82,6 +228,10 @@ static Suite *loop_suite(void) {
   tcase_add_test(tc, mark_once_unmark);
   tcase_add_test(tc, forget_in_batch);
   tcase_add_test(tc, status_index);
+  tcase_add_test(tc, direct_finds_libevent_set);
+  tcase_add_test(tc, direct_fires_timers);
+  tcase_add_test(tc, direct_wakes_and_exits);
+  tcase_add_test(tc, nested_wakes);
   suite_add_tcase(s, tc);
   return s;
 }
