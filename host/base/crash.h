@@ -13,6 +13,7 @@
 typedef struct wsh_crash_ctx {
   const char *route; /* NULL: not inside a plugin */
   const char *plugin;
+  const char *label;    /* its generation's, for websock_log (may be NULL) */
   const char *callback; /* "handle_in", "load", ... */
   uint64_t conn;        /* 0: no connection */
 } wsh_crash_ctx;
@@ -22,8 +23,10 @@ typedef struct wsh_crash_ctx {
 extern _Thread_local wsh_crash_ctx wsh_crash_current;
 
 static inline void wsh_crash_enter(const char *route, const char *plugin,
-                                   const char *callback, uint64_t conn) {
+                                   const char *label, const char *callback,
+                                   uint64_t conn) {
   wsh_crash_current.plugin = plugin;
+  wsh_crash_current.label = label;
   wsh_crash_current.callback = callback;
   wsh_crash_current.conn = conn;
   wsh_crash_current.route = route;

@@ -123,7 +123,11 @@ void websock_log(const websock_conn *conn, int level, const char *fmt, ...) {
             (unsigned long long)conn->id, msg);
   else if (wsh_plugin_label_at(__builtin_return_address(0), who, sizeof(who)))
     wsh_log(level, "%s: %s", who, msg); /* the generation whose code called */
-  else if (wsh_crash_current.route)     /* a plugin call on a host thread */
+  /* else inside a call the host made into a plugin on this thread, from
+   * which a tail call leaves no return address in the plugin */
+  else if (wsh_crash_current.label && wsh_crash_current.label[0])
+    wsh_log(level, "%s: %s", wsh_crash_current.label, msg);
+  else if (wsh_crash_current.route)
     wsh_log(level, "route %s plugin %s: %s", wsh_crash_current.route,
             wsh_crash_current.plugin ? wsh_crash_current.plugin : "?", msg);
   else

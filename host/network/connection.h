@@ -195,7 +195,8 @@ static inline wsh_addr_str wsh_conn_peer(websock_conn *c) {
  * is logged with its route. Returns the start time for the leave. */
 static inline uint64_t wsh_callback_enter(websock_conn *c, const char *what) {
   c->in_callback = 1;
-  wsh_crash_enter(c->gen->conf->path, wsh_conn_handler(c)->name, what, c->id);
+  wsh_crash_enter(c->gen->conf->path, wsh_conn_handler(c)->name,
+                  c->gen->plugin->label, what, c->id);
   return wsh_now_ms();
 }
 

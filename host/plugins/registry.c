@@ -108,7 +108,7 @@ static void unload_context(wsh_plugin *p, websock_options *o,
   o->context = NULL;
   if (!context || !p->h.unload_context)
     return;
-  wsh_crash_enter(route, p->h.name, "unload_context", 0);
+  wsh_crash_enter(route, p->h.name, p->label, "unload_context", 0);
   p->h.unload_context(context);
   wsh_crash_leave();
 }
@@ -116,7 +116,8 @@ static void unload_context(wsh_plugin *p, websock_options *o,
 static void generation_destroy(wsh_generation *g) {
   wsh_registry *r = g->reg;
   if (g->loaded && g->plugin->h.unload) {
-    wsh_crash_enter(g->conf->path, g->plugin->h.name, "unload", 0);
+    wsh_crash_enter(g->conf->path, g->plugin->h.name, g->plugin->label,
+                    "unload", 0);
     g->plugin->h.unload();
     wsh_crash_leave();
   }
@@ -237,7 +238,7 @@ int wsh_generation_new(wsh_registry *r, wsh_route_conf *conf,
   wsh_plugin_set_label(g->plugin, label);
   conf->options.host = r->host;
   conf->options.loading = 1;
-  wsh_crash_enter(conf->path, g->plugin->h.name, "load", 0);
+  wsh_crash_enter(conf->path, g->plugin->h.name, g->plugin->label, "load", 0);
   int refused = g->plugin->h.load && g->plugin->h.load(&conf->options) != 0;
   wsh_crash_leave();
   conf->options.loading = 0;

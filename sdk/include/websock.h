@@ -604,8 +604,9 @@ void *websock_conn_context(const websock_conn *conn);
  * 3). conn may be NULL (in load() or unload(), or on a plugin's own
  * thread): the line then names the route, the plugin and its generation,
  * found from the code that called (which generation's private copy of the
- * .so it lies in), e.g. "route /chat plugin chat generation 3: ...". Any
- * thread. */
+ * .so it lies in) or, inside a callback, from the callback the host is in
+ * (a compiler's tail call leaves no caller of the plugin's own), e.g.
+ * "route /chat plugin chat generation 3: ...". Any thread. */
 void websock_log(const websock_conn *conn, int level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))

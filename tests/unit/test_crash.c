@@ -24,7 +24,7 @@ static void *other_thread(void *arg) {
 }
 
 START_TEST(context_is_per_thread) {
-  wsh_crash_enter("/chat", "chat", "handle_in", 42);
+  wsh_crash_enter("/chat", "chat", NULL, "handle_in", 42);
   ck_assert_str_eq(wsh_crash_current.route, "/chat");
   ck_assert_uint_eq(wsh_crash_current.conn, 42);
   pthread_t t;
@@ -54,7 +54,7 @@ START_TEST(fatal_signal_names_the_callback) {
     FILE *f = fopen(path, "w");
     dup2(fileno(f), STDERR_FILENO);
     wsh_crash_install();
-    wsh_crash_enter("/faulty", "faulty", "handle_in", 7);
+    wsh_crash_enter("/faulty", "faulty", NULL, "handle_in", 7);
     raise(SIGSEGV);
     _exit(0);
   }
