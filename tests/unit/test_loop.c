@@ -172,6 +172,14 @@ static void on_probe_wake(void *arg) {
   wsh_loop_exit(p->l);
 }
 
+/* l set up with p as what its wake-ups run. */
+static void init_waking(wsh_loop *l, wake_probe *p) {
+  ck_assert_int_eq(wsh_loop_init(l, 0, NULL, NULL), 0);
+  *p = (wake_probe){.l = l};
+  l->on_wake = on_probe_wake;
+  l->wake_arg = p;
+}
+
 static void *wake_later(void *arg) {
   wsh_loop *l = arg;
   struct timespec ts = {0, 50 * 1000 * 1000};
@@ -185,10 +193,8 @@ static void *wake_later(void *arg) {
  * timeout until then. */
 START_TEST(direct_wakes_and_exits) {
   wsh_loop l;
-  ck_assert_int_eq(wsh_loop_init(&l, 0, NULL, NULL), 0);
-  wake_probe p = {.l = &l};
-  l.on_wake = on_probe_wake;
-  l.wake_arg = &p;
+  wake_probe p;
+  init_waking(&l, &p);
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, wake_later, &l), 0);
   wsh_loop_run(&l); /* goes direct, returns on exit */
@@ -204,10 +210,8 @@ END_TEST
  * a wake-up still reaches on_wake, through libevent's event for the set. */
 START_TEST(nested_wakes) {
   wsh_loop l;
-  ck_assert_int_eq(wsh_loop_init(&l, 0, NULL, NULL), 0);
-  wake_probe p = {.l = &l};
-  l.on_wake = on_probe_wake;
-  l.wake_arg = &p;
+  wake_probe p;
+  init_waking(&l, &p);
   wsh_loop_wake(&l);
   event_base_loop(l.base, EVLOOP_NONBLOCK);
   ck_assert_int_eq(p.woken, 1);
