@@ -51,12 +51,11 @@ static void conn_leave(websock_conn *c) {
 }
 
 static void set_deadline(websock_conn *c, uint64_t ms) {
-  struct timeval tv = wsh_timeval_ms(ms);
   wsh_conn_more *m = wsh_conn_more_of(c);
   if (m && !m->timer)
     m->timer = evtimer_new(c->w->base, on_timer, c);
   if (m && m->timer)
-    wsh_loop_timer_add(c->w, m->timer, &tv);
+    wsh_loop_timer_add(c->w, m->timer, ms);
 }
 
 static void clear_deadline(websock_conn *c) {

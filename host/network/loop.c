@@ -45,8 +45,8 @@ static void dispatch(wsh_loop *l, int n) {
     if (!e->data.ptr)
       continue;
     if (e->data.ptr == &l->wake_mark) {
-      uint64_t v;
-      if (read(l->wake_fd, &v, sizeof(v)) > 0 && l->on_wake)
+      eventfd_t v;
+      if (eventfd_read(l->wake_fd, &v) == 0 && l->on_wake)
         l->on_wake(l->wake_arg);
       continue;
     }
@@ -145,11 +145,10 @@ static int find_libevent_fds(int member, int *lev, int *timerfd) {
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg) {
-  uint64_t v;
+  eventfd_t v;
   (void)what;
   (void)arg;
-  if (syscall(SYS_read, fd, &v, sizeof(v)) < 0) { /* drained: nothing to do */
-  }
+  (void)eventfd_read(fd, &v); /* fails only if already drained */
 }
 
 /* libevent's turn: the kick makes its wait return at once, after it armed
@@ -162,11 +161,10 @@ static void on_kick(evutil_socket_t fd, short what, void *arg) {
  * once more before it waits. */
 static void lev_run(wsh_loop *l) {
   struct itimerspec its;
-  uint64_t one = 1;
   do {
     l->lev_due = 0;
     l->lev_deadline = l->deadlines.armed_at;
-    if (syscall(SYS_write, l->kick_fd, &one, sizeof(one)) != sizeof(one))
+    if (eventfd_write(l->kick_fd, 1) != 0)
       wsh_warn("worker %u: eventfd: %s", l->index, strerror(errno));
     event_base_loop(l->base, EVLOOP_ONCE);
   } while (!l->exit && timerfd_gettime(l->lev_timerfd, &its) == 0 &&
@@ -182,7 +180,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
   (void)arg;
 }
 
-static void kick_free(wsh_loop *l) {
+/* What wsh_loop_direct added to libevent: the kick and the tick. */
+static void direct_free(wsh_loop *l) {
   if (l->kick_ev)
     event_free(l->kick_ev);
   l->kick_ev = NULL;
@@ -210,12 +209,12 @@ int wsh_loop_direct(wsh_loop *l) {
   /* out of libevent's set first: a set cannot hold what holds it */
   if (!l->kick_ev || !l->tick_ev || event_add(l->kick_ev, NULL) != 0 ||
       event_add(l->tick_ev, &tick) != 0 || event_del(l->ep_ev) != 0) {
-    kick_free(l);
+    direct_free(l);
     return -1;
   }
   if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, lev, &e) != 0) {
     event_add(l->ep_ev, NULL);
-    kick_free(l);
+    direct_free(l);
     return -1;
   }
   l->lev_fd = lev;
@@ -253,17 +252,14 @@ void wsh_loop_exit(wsh_loop *l) {
 }
 
 void wsh_loop_wake(wsh_loop *l) {
-  uint64_t one = 1;
-  if (write(l->wake_fd, &one, sizeof(one)) < 0) { /* EAGAIN: already due */
-  }
+  (void)eventfd_write(l->wake_fd, 1); /* fails only if already due */
 }
 
-int wsh_loop_timer_add(wsh_loop *l, struct event *ev,
-                       const struct timeval *tv) {
-  if ((uint64_t)tv->tv_sec * 1000 + (uint64_t)tv->tv_usec / 1000 <
-      WSH_LOOP_TICK_MS)
+int wsh_loop_timer_add(wsh_loop *l, struct event *ev, uint64_t ms) {
+  struct timeval tv = wsh_timeval_ms(ms);
+  if (ms < WSH_LOOP_TICK_MS)
     l->lev_due = 1; /* due before the next tick: armed before the wait */
-  return evtimer_add(ev, tv);
+  return evtimer_add(ev, &tv);
 }
 
 int wsh_loop_io_set(wsh_loop *l, int fd, websock_conn *conn, unsigned had,
@@ -327,7 +323,7 @@ int wsh_loop_init(wsh_loop *l, unsigned index, wsh_conn_env *env,
 }
 
 void wsh_loop_free(wsh_loop *l) {
-  kick_free(l);
+  direct_free(l);
   if (l->ep_ev)
     event_free(l->ep_ev);
   wsh_deadlines_free(&l->deadlines);

@@ -24,7 +24,6 @@
 struct event_base;
 struct event;
 struct epoll_event;
-struct timeval;
 typedef struct wsh_conn_env wsh_conn_env;
 
 /* A frame decoder and the connection it decodes for (the
@@ -189,10 +188,11 @@ void wsh_loop_exit(wsh_loop *l);
  * one write). */
 void wsh_loop_wake(wsh_loop *l);
 
-/* Loop thread only: evtimer_add for a timer of l's base, so that a direct
- * loop arms libevent's timerfd for it before it waits again if it is due
- * before the next tick. Every timer of a worker's base is added so. */
-int wsh_loop_timer_add(wsh_loop *l, struct event *ev, const struct timeval *tv);
+/* Loop thread only: evtimer_add, ms from now, for a timer of l's base, so
+ * that a direct loop arms libevent's timerfd for it before it waits again
+ * if it is due before the next tick. Every timer of a worker's base is
+ * added so. */
+int wsh_loop_timer_add(wsh_loop *l, struct event *ev, uint64_t ms);
 
 /* Loop thread only: the readiness fd waits for in the epoll set, from what
  * it waited for (`had`; 0: not in the set) to `want` (WSH_IO_* bits; 0:

@@ -51,9 +51,8 @@ int64_t wsh_msgs_send_after(websock_conn *c, uint64_t ms, const void *data,
   t->len = len;
   if (len)
     memcpy(t->data, data, len);
-  struct timeval tv = wsh_timeval_ms(ms);
   evtimer_assign(&t->ev, c->w->base, on_due, t);
-  if (wsh_loop_timer_add(c->w, &t->ev, &tv) != 0) {
+  if (wsh_loop_timer_add(c->w, &t->ev, ms) != 0) {
     free(t);
     return WEBSOCK_ENOMEM;
   }

@@ -63,9 +63,8 @@ static void on_accept_error(struct evconnlistener *l, void *arg) {
             (int)evconnlistener_get_fd(l), evutil_socket_error_to_string(err));
   for (size_t i = 0; i < srv->nlisteners; i++)
     evconnlistener_disable(srv->listeners[i]);
-  struct timeval tv = {0, 500 * 1000};
   if (srv->accept_resume)
-    wsh_loop_timer_add(&srv->workers[0].loop, srv->accept_resume, &tv);
+    wsh_loop_timer_add(&srv->workers[0].loop, srv->accept_resume, 500);
 }
 
 static int bind_one(wsh_server *srv, const char *spec, int kind, char *err,

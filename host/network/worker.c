@@ -362,10 +362,9 @@ static void begin_stop(wsh_worker *w) {
     wsh_conn_shutdown(c);
   }
   wsh_conn_settle_all(&w->loop);
-  struct timeval tv = wsh_timeval_ms(w->grace_ms);
   w->grace = evtimer_new(w->loop.base, on_grace, w);
   if (w->grace)
-    wsh_loop_timer_add(&w->loop, w->grace, &tv);
+    wsh_loop_timer_add(&w->loop, w->grace, w->grace_ms);
   if (w->loop.nconns == 0)
     wsh_loop_exit(&w->loop);
 }
