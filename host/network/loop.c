@@ -35,6 +35,20 @@ int wsh_status_index(int status) {
   }
 }
 
+/* The thread's loop while wsh_loop_run runs it: what this thread posts to
+ * its own loop needs no eventfd (wsh_loop_wake). */
+static _Thread_local wsh_loop *running;
+
+/* Mail this thread posted to its own loop: delivered before the loop waits
+ * again, as libevent ran an event_active() before its next poll, so that a
+ * websock_send to oneself (or a publish to one's own topic) is handled
+ * before the input that arrived after it. */
+static void run_wake(wsh_loop *l) {
+  l->wake_due = 0;
+  if (l->on_wake)
+    l->on_wake(l->wake_arg);
+}
+
 /* One batch of ready sockets, each to its connection (NULL: crossed out,
  * its connection freed meanwhile), and the loop's own two entries: a wake-up
  * from another thread, and libevent's set (direct loops). */
@@ -46,8 +60,8 @@ static void dispatch(wsh_loop *l, int n) {
       continue;
     if (e->data.ptr == &l->wake_mark) {
       eventfd_t v;
-      if (eventfd_read(l->wake_fd, &v) == 0 && l->on_wake)
-        l->on_wake(l->wake_arg);
+      if (eventfd_read(l->wake_fd, &v) == 0)
+        run_wake(l);
       continue;
     }
     if (e->data.ptr == &l->lev_mark) {
@@ -64,6 +78,8 @@ static void dispatch(wsh_loop *l, int n) {
     wsh_conn_io(e->data.ptr, io);
   }
   l->nready = 0;
+  if (l->wake_due)
+    run_wake(l);
 }
 
 /* The loop's epoll set waited for `timeout_ms`: not through glibc's wrapper,
@@ -224,11 +240,14 @@ int wsh_loop_direct(wsh_loop *l) {
 }
 
 int wsh_loop_turn(wsh_loop *l, int timeout_ms) {
+  if (l->wake_due)
+    run_wake(l);
   while (!l->exit && (l->lev_due || l->deadlines.armed_at != l->lev_deadline))
     lev_run(l);
   if (l->exit)
     return 0;
-  int n = wait_ready(l, timeout_ms);
+  /* libevent's callbacks may have posted to this loop: no wait then */
+  int n = wait_ready(l, l->wake_due ? 0 : timeout_ms);
   if (n > 0)
     dispatch(l, n);
   return n;
@@ -242,8 +261,10 @@ void wsh_loop_run(wsh_loop *l) {
     event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return;
   }
+  running = l;
   while (!l->exit) /* every loopexit of a worker's base is wsh_loop_exit */
     wsh_loop_turn(l, -1);
+  running = NULL;
 }
 
 void wsh_loop_exit(wsh_loop *l) {
@@ -252,6 +273,10 @@ void wsh_loop_exit(wsh_loop *l) {
 }
 
 void wsh_loop_wake(wsh_loop *l) {
+  if (running == l) {
+    l->wake_due = 1; /* before the next wait (dispatch, wsh_loop_turn) */
+    return;
+  }
   (void)eventfd_write(l->wake_fd, 1); /* fails only if already due */
 }
 

@@ -113,6 +113,7 @@ typedef struct wsh_loop {
   struct event *tick_ev; /* WSH_LOOP_TICK_MS (lev_run, wsh_loop_timer_add) */
   uint8_t lev_due;       /* libevent has work or a timer to arm */
   uint8_t exit;          /* wsh_loop_exit was called */
+  uint8_t wake_due;      /* its own thread posted to it (wsh_loop_wake) */
   uint64_t lev_deadline; /* deadlines.armed_at when libevent last armed */
   /* Other threads wake the loop through wake_fd (an eventfd in the set):
    * on_wake(wake_arg) runs on the loop's thread (wsh_loop_wake). */
@@ -185,7 +186,9 @@ int wsh_loop_turn(wsh_loop *l, int timeout_ms);
 void wsh_loop_exit(wsh_loop *l);
 
 /* Any thread: on_wake will run on the loop's thread (async-signal-safe:
- * one write). */
+ * one write). From the thread that runs l (wsh_loop_run) it only notes it:
+ * on_wake then runs at the end of the batch being dispatched, or before the
+ * loop waits again, before any input that arrives meanwhile. */
 void wsh_loop_wake(wsh_loop *l);
 
 /* Loop thread only: evtimer_add, ms from now, for a timer of l's base, so

@@ -458,7 +458,11 @@ websock_host *websock_options_host(const websock_options *options);
  * thread to one connection arrive in the order sent. Returns 0 when the
  * message was queued for a live connection, WEBSOCK_ENOENT when the
  * connection is gone (or never existed): nothing was delivered. A connection
- * that closes after the message was queued never sees it. */
+ * that closes after the message was queued never sees it. Sent from a
+ * callback to a connection of the same worker (websock_self(conn), say), it
+ * is handled before any input read after that callback; so are the
+ * deliveries of a websock_publish() made there to that worker's
+ * subscribers. */
 int websock_send(websock_ref to, const void *data, size_t len);
 
 /* Like Process.send_after: handle_info(data) on this connection after `ms`

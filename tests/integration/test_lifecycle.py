@@ -643,6 +643,29 @@ class SendTest(unittest.TestCase):
                              ["c%d" % i for i in range(50)])
             self.assertEqual(len(infos), 100)
 
+    def test_send_to_itself_before_later_input(self):
+        """What a callback sends to its own connection (its worker's own
+        mail) reaches handle_info before input that arrived after it: the
+        message sent while the callback still runs comes after the info."""
+        d = msgs_daemon({"m": {"path": "/m"}}, workers=1)
+        with d:
+            async def go():
+                a = await open_client(d.url("/m"))
+                try:
+                    n = await a.ref()
+                    start = len(a.msgs)
+                    await a.ws.send("sendwait:300:mine")
+                    # the callback has sent and sleeps: "later" arrives
+                    # while it runs
+                    await asyncio.to_thread(wait_record, d.rec("m"),
+                                            r"sendwait %d" % n)
+                    await a.ws.send("echo:later")
+                    await a.wait_text("later", start)
+                    return a.msgs[start:]
+                finally:
+                    await close_all([a])
+            self.assertEqual(run(go()), ["sendwait:0", "info:mine", "later"])
+
     def test_send_to_closed_connection_is_enoent(self):
         d = msgs_daemon({"m": {"path": "/m"}}, workers=2)
         with d:

@@ -16,6 +16,8 @@
  *   sendref:REF:TEXT   websock_ref_parse(REF), websock_send(TEXT) to it
  *                      (on this host or another)          -> "sendref:RC"
  *   send:N:TEXT        websock_send(ref N, TEXT)            -> "sent:RC"
+ *   sendwait:MS:TEXT   websock_send(TEXT) to itself, records "sendwait N",
+ *                      then sleeps MS ms in the callback -> "sendwait:RC"
  *   thread:N:COUNT[:US] a new thread sends "t0".."t<COUNT-1>" to ref N
  *                      (sleeping US microseconds after each, default 0)
  *                      -> "thread:RC" (pthread_create's result); unload()
@@ -329,6 +331,16 @@ static int command(websock_conn *conn, msgs_state *st, const char *cmd) {
       push_fmt(conn, "sent:bad");
     else
       push_fmt(conn, "sent:%d", websock_send(ref, rest, strlen(rest)));
+  } else if (has_prefix(cmd, "sendwait:")) {
+    /* input that arrives while it sleeps comes after the mail it sent */
+    if (split_num(cmd + 9, &n, &rest)) {
+      push_fmt(conn, "sendwait:bad");
+      return WEBSOCK_OK;
+    }
+    int rc = websock_send(websock_self(conn), rest, strlen(rest));
+    record("sendwait %zu", st->n);
+    usleep((useconds_t)(n * 1000));
+    push_fmt(conn, "sendwait:%d", rc);
   } else if (has_prefix(cmd, "thread:")) {
     char *end;
     unsigned long count, pause_us = 0;

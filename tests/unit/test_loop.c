@@ -3,7 +3,8 @@
  * freed, statuses indexed for the counters, connections marked once and
  * unmarked; the direct loop (it finds libevent's epoll set and holds it,
  * fires libevent's timers, added before a turn or by a timer's callback,
- * runs another thread's wake-up, and ends on wsh_loop_exit).
+ * runs another thread's wake-up and its own thread's (without the
+ * eventfd, before it waits again), and ends on wsh_loop_exit).
  */
 #include <check.h>
 
@@ -14,6 +15,7 @@
 #include <event2/event.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 
 #define WSH_TEST_NAME "test_loop"
@@ -162,6 +164,7 @@ END_TEST
 typedef struct wake_probe {
   wsh_loop *l;
   int woken;
+  int wrote; /* the eventfd, by a wake from the loop's thread */
 } wake_probe;
 
 static void on_probe_wake(void *arg) {
@@ -204,6 +207,38 @@ START_TEST(direct_wakes_and_exits) {
 }
 END_TEST
 
+/* A timer's callback: wakes its own loop, and notes whether that wrote the
+ * eventfd (and writes it back if it did). */
+static void wake_own(evutil_socket_t fd, short what, void *arg) {
+  wake_probe *p = arg;
+  (void)fd;
+  (void)what;
+  wsh_loop_wake(p->l);
+  eventfd_t v;
+  p->wrote = eventfd_read(p->l->wake_fd, &v) == 0;
+  if (p->wrote)
+    eventfd_write(p->l->wake_fd, v);
+}
+
+/* The loop's own thread wakes it from a libevent callback (a timer's): no
+ * eventfd is written, and on_wake runs before the loop waits again (it
+ * would otherwise wait for ever: nothing else is due). */
+START_TEST(direct_own_wake) {
+  wsh_loop l;
+  wake_probe p;
+  init_waking(&l, &p);
+  struct event *t = evtimer_new(l.base, wake_own, &p);
+  ck_assert_ptr_nonnull(t);
+  ck_assert_int_eq(wsh_loop_timer_add(&l, t, 10), 0);
+  wsh_loop_run(&l);
+  ck_assert_int_ge(l.lev_fd, 0);
+  ck_assert_int_eq(p.woken, 1);
+  ck_assert_int_eq(p.wrote, 0);
+  event_free(t);
+  wsh_loop_free(&l);
+}
+END_TEST
+
 /* Nested (a test's own event_base_loop, as the connection tests run it):
  * a wake-up still reaches on_wake, through libevent's event for the set. */
 START_TEST(nested_wakes) {
@@ -228,6 +263,7 @@ static Suite *loop_suite(void) {
   tcase_add_test(tc, direct_finds_libevent_set);
   tcase_add_test(tc, direct_fires_timers);
   tcase_add_test(tc, direct_wakes_and_exits);
+  tcase_add_test(tc, direct_own_wake);
   tcase_add_test(tc, nested_wakes);
   suite_add_tcase(s, tc);
   return s;
