@@ -18,6 +18,8 @@
  *            message due on a connection already at P is counted as
  *            skipped). Latency runs from when a message was due, not from
  *            when it left, so a late client does not hide a slow server.
+ *            --slow US lists every measured echo that took US or more on
+ *            stderr, for bench/stalls.py (bench/stalls.sh).
  *   connect  N handshakes (each followed by a close handshake), C at a time
  *   idle     opens N connections, prints "open N", holds them
  *   fanout   M subscribers and one publisher; time from a publish until
@@ -94,6 +96,7 @@ typedef struct opts {
   int deflate;      /* offer permessage-deflate */
   int json, random; /* echo: the message's content */
   int tls, resume;  /* --tls, --resume */
+  double slow_us;   /* echo --slow: every measured echo this slow, listed */
 } opts;
 
 /* ---- time, randomness, statistics -------------------------------------- */
@@ -639,6 +642,9 @@ static void echo_message(wsload *w, conn *c, int op, const uint8_t *p,
     w->msgs++;
     w->bytes += len;
     hist_add(&w->lat, t - sent);
+    if (w->o.slow_us > 0 && (double)(t - sent) >= w->o.slow_us * 1e3)
+      fprintf(stderr, "slow %.3f %.1f %ld\n", (double)sent / 1e6,
+              (double)(t - sent) / 1e3, (long)(c - w->c));
   }
   if (w->running && w->o.rate <= 0)
     echo_send(w, c, t); /* --rate: the schedule sends, not the echo */
@@ -1495,6 +1501,10 @@ static void usage(FILE *f) {
         " [--warmup SECS]\n"
         "                 [--rate MSGS_PER_S (open loop; -p: most in flight per"
         " connection, default 64)]\n"
+        "                 [--slow US (each measured echo that took US or more"
+        " on stderr:\n"
+        "                 \"slow DUE_MS LATENCY_US CONN\", DUE_MS on the"
+        " monotonic clock)]\n"
         "  wsload connect [-n N] [-c CONCURRENCY]\n"
         "  wsload idle    [-n N] [-c CONCURRENCY] [--hold SECS]\n"
         "  wsload fanout  [-m SUBSCRIBERS] [-n PUBLISHES] [-s SIZE]"
@@ -1558,6 +1568,7 @@ static void parse_args(opts *o, int argc, char **argv) {
       {"rate", required_argument, 0, 'Q'},
       {"tls", no_argument, 0, 'T'},
       {"resume", no_argument, 0, 'E'},
+      {"slow", required_argument, 0, 'L'},
       {0, 0, 0, 0}};
   if (argc < 2 || argv[1][0] == '-') {
     usage(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
@@ -1658,6 +1669,9 @@ static void parse_args(opts *o, int argc, char **argv) {
     }
     case 'Q':
       o->rate = parse_secs(optarg, "--rate");
+      break;
+    case 'L':
+      o->slow_us = parse_secs(optarg, "--slow");
       break;
     case 'T':
       o->tls = 1;
