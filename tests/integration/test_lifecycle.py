@@ -666,6 +666,27 @@ class SendTest(unittest.TestCase):
                     await close_all([a])
             self.assertEqual(run(go()), ["sendwait:0", "info:mine", "later"])
 
+    def test_send_to_itself_in_a_chain_still_serves_input(self):
+        """A handle_info that sends to its own connection again and again
+        (each message the next one's sender) does not hold the worker: the
+        input that arrives meanwhile is answered long before the chain
+        ends."""
+        d = msgs_daemon({"m": {"path": "/m"}}, workers=1)
+        with d:
+            async def go():
+                a = await open_client(d.url("/m"))
+                try:
+                    start = len(a.msgs)
+                    self.assertEqual(await a.call("chain:300000", "chain:"), "0")
+                    await a.ws.send("echo:during")
+                    during = await a.wait_text("during", start)
+                    chained = await a.wait_text("chained", start, timeout=60)
+                    return during, chained
+                finally:
+                    await close_all([a])
+            during, chained = run(go())
+            self.assertLess(during, chained)
+
     def test_send_to_closed_connection_is_enoent(self):
         d = msgs_daemon({"m": {"path": "/m"}}, workers=2)
         with d:

@@ -18,6 +18,10 @@
  *   send:N:TEXT        websock_send(ref N, TEXT)            -> "sent:RC"
  *   sendwait:MS:TEXT   websock_send(TEXT) to itself, records "sendwait N",
  *                      then sleeps MS ms in the callback -> "sendwait:RC"
+ *   chain:N            websock_send("chain:N") to itself; each such
+ *                      message sends "chain:N-1" on, "chain:0" pushes
+ *                      "chained" (N messages, each sent from the
+ *                      handle_info of the one before)
  *   thread:N:COUNT[:US] a new thread sends "t0".."t<COUNT-1>" to ref N
  *                      (sleeping US microseconds after each, default 0)
  *                      -> "thread:RC" (pthread_create's result); unload()
@@ -341,6 +345,9 @@ static int command(websock_conn *conn, msgs_state *st, const char *cmd) {
     record("sendwait %zu", st->n);
     usleep((useconds_t)(n * 1000));
     push_fmt(conn, "sendwait:%d", rc);
+  } else if (has_prefix(cmd, "chain:")) {
+    push_fmt(conn, "chain:%d",
+             websock_send(websock_self(conn), cmd, strlen(cmd)));
   } else if (has_prefix(cmd, "thread:")) {
     char *end;
     unsigned long count, pause_us = 0;
@@ -448,6 +455,18 @@ static int msgs_handle_info(websock_conn *conn, void **state,
   if (len == strlen(FLOOD_TICK) && memcmp(data, FLOOD_TICK, len) == 0) {
     flood_tick(conn, st);
     return WEBSOCK_OK;
+  }
+  if (len > 6 && len < 32 && memcmp(data, "chain:", 6) == 0) {
+    char msg[32];
+    snprintf(msg, sizeof(msg), "%.*s", (int)len - 6, (const char *)data + 6);
+    unsigned long n = strtoul(msg, NULL, 10);
+    if (n == 0)
+      return websock_push(conn, WEBSOCK_OP_TEXT, "chained", 7) < 0
+                 ? WEBSOCK_STOP
+                 : WEBSOCK_OK;
+    int m = snprintf(msg, sizeof(msg), "chain:%lu", n - 1);
+    return websock_send(websock_self(conn), msg, (size_t)m) == 0 ? WEBSOCK_OK
+                                                                 : WEBSOCK_STOP;
   }
   char *buf = malloc(len + 5);
   if (!buf)
