@@ -78,7 +78,7 @@ def spin(secs, gap_ns=500_000):
             lost += t - prev
             longest = max(longest, t - prev)
         prev = t
-    return {"gaps": gaps, "lost_ms": round(lost / 1e6, 1),
+    return {"gaps": gaps, "lost_ms": round(lost / 1e6, 2),
             "longest_ms": round(longest / 1e6, 2)}
 
 
