@@ -55,21 +55,7 @@ wsload=$build_dir/bench/wsload
 redis_bin=$(command -v redis-server || echo /usr/bin/redis-server)
 
 tmp=$(mktemp -d /tmp/websockd-busbench.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do
-    kill "$p" 2>/dev/null || true
-  done
-  for p in "${pids[@]}"; do
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. bench/lib.sh # pids, cleanup (on EXIT), free_port
 
 mkdir -p "$tmp/plugins.d"
 cp "$build_dir/plugins.d/chat.so" "$tmp/plugins.d/"

@@ -39,26 +39,7 @@ for f in host/websockd bench/wsload bench/peer_lws bench/peer_raw \
 done
 
 tmp=$(mktemp -d /tmp/websockd-stalls.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-# a port nothing listens on (IPv4; state 0A is LISTEN)
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 10000))
-    awk -v p="$(printf '%04X' "$p")" 'NR > 1 && $4 == "0A" &&
-      substr($2, index($2, ":") + 1) == p { f = 1 } END { exit f }' \
-      /proc/net/tcp && { echo "$p"; return; }
-  done
-  echo "stalls.sh: no free port" >&2
-  exit 1
-}
+. bench/lib.sh # pids, cleanup (on EXIT), free_port
 
 mkdir "$tmp/plugins.d"
 cp "$build_dir/plugins.d/echo.so" "$tmp/plugins.d/"
