@@ -78,8 +78,6 @@ static void dispatch(wsh_loop *l, int n) {
     wsh_conn_io(e->data.ptr, io);
   }
   l->nready = 0;
-  if (l->wake_due)
-    run_wake(l);
 }
 
 /* The loop's epoll set waited for `timeout_ms`: not through glibc's wrapper,
@@ -274,7 +272,7 @@ void wsh_loop_exit(wsh_loop *l) {
 
 void wsh_loop_wake(wsh_loop *l) {
   if (running == l) {
-    l->wake_due = 1; /* before the next wait (dispatch, wsh_loop_turn) */
+    l->wake_due = 1; /* first thing on the next turn (wsh_loop_turn) */
     return;
   }
   (void)eventfd_write(l->wake_fd, 1); /* fails only if already due */

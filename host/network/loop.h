@@ -187,8 +187,8 @@ void wsh_loop_exit(wsh_loop *l);
 
 /* Any thread: on_wake will run on the loop's thread (async-signal-safe:
  * one write). From the thread that runs l (wsh_loop_run) it only notes it:
- * on_wake then runs at the end of the batch being dispatched, or before the
- * loop waits again, before any input that arrives meanwhile. */
+ * on_wake then runs first thing on the next turn, before the loop waits
+ * again, so before any input that arrives meanwhile. */
 void wsh_loop_wake(wsh_loop *l);
 
 /* Loop thread only: evtimer_add, ms from now, for a timer of l's base, so
