@@ -30,6 +30,9 @@
  *            times every delivery (publish to receive, p50/p99) and the
  *            delivered messages/s
  *
+ * Its sockets are edge-triggered: each turn serves the connections in the
+ * order their input arrived (poll_once).
+ *
  * Each run prints one line of key=value pairs on stdout; client_cpu_s and
  * client_cpu_pct (getrusage, over the measured window; for fanout also
  * window_cpu_pct, over the publish-to-last-delivery windows only) say
@@ -349,7 +352,8 @@ static void out_reserve(conn *c, size_t more) {
 static void set_events(wsload *w, conn *c, int want_out) {
   if (c->epoll_out == want_out)
     return;
-  struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0),
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET |
+                                     (want_out ? EPOLLOUT : 0),
                            .data.ptr = c};
   if (epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev) != 0)
     die("epoll_ctl: %s", strerror(errno));
@@ -532,7 +536,8 @@ static void conn_start(wsload *w, conn *c) {
   c->send_seq = c->recv_seq = 0;
   w->opening++;
   w->started++;
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                           .data.ptr = c};
   c->epoll_out = 1;
   if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
     die("epoll_ctl: %s", strerror(errno));
@@ -1046,30 +1051,41 @@ static ssize_t conn_recv(conn *c) {
   }
 }
 
-static void on_readable(wsload *w, conn *c, uint64_t t) {
+/* Reads until the socket is empty: it is edge-triggered (see poll_once).
+ * A read that did not fill the buffer emptied it (TLS reads until OpenSSL
+ * wants more from the socket); what arrives later is an edge of its own,
+ * but not the EOF of a peer that shut its side before this edge (hup): its
+ * socket is read on to the EOF. */
+static void on_readable(wsload *w, conn *c, uint64_t t, int hup) {
   if (c->tls_hs) {
     tls_step(w, c);
     return;
   }
-  if (c->in_cap - c->in_len < 4096) {
-    c->in_cap = c->in_cap ? c->in_cap * 2 : 4096;
-    c->in = xrealloc(c->in, c->in_cap);
+  uint64_t born = c->t_start; /* connect reuses c for its next connection */
+  for (;;) {
+    if (c->in_cap - c->in_len < 4096) {
+      c->in_cap = c->in_cap ? c->in_cap * 2 : 4096;
+      c->in = xrealloc(c->in, c->in_cap);
+    }
+    size_t room = c->in_cap - c->in_len - 1;
+    ssize_t n = conn_recv(c);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        conn_fail(w, c, "recv: %s", strerror(errno));
+      return;
+    }
+    if (n == 0) {
+      on_eof(w, c);
+      return;
+    }
+    c->in_len += (size_t)n;
+    int open = c->state != ST_HANDSHAKE || check_handshake(w, c, t) > 0;
+    if (open && (c->state == ST_OPEN || c->state == ST_CLOSING))
+      parse_frames(w, c, t);
+    if (c->fd < 0 || c->t_start != born ||
+        (!hup && (c->ssl || (size_t)n < room)))
+      return;
   }
-  ssize_t n = conn_recv(c);
-  if (n < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-      conn_fail(w, c, "recv: %s", strerror(errno));
-    return;
-  }
-  if (n == 0) {
-    on_eof(w, c);
-    return;
-  }
-  c->in_len += (size_t)n;
-  if (c->state == ST_HANDSHAKE && check_handshake(w, c, t) <= 0)
-    return;
-  if (c->state == ST_OPEN || c->state == ST_CLOSING)
-    parse_frames(w, c, t);
 }
 
 static void on_writable(wsload *w, conn *c) {
@@ -1096,7 +1112,17 @@ static void on_writable(wsload *w, conn *c) {
 }
 
 /* One turn of the loop: waits at most until `until`, handles what is ready,
- * flushes what the handlers queued. */
+ * flushes what the handlers queued.
+ *
+ * The sockets are edge-triggered so that a turn serves connections in the
+ * order their input arrived, as independent clients would be. Level-
+ * triggered, epoll puts every socket it returns back at the end of its
+ * ready list, ahead of the sockets that become ready while the turn runs:
+ * a connection served in a turn whose next echo was back by the next wait
+ * went ahead of those whose echoes had come earlier. At depth 1 the echoes
+ * that lost their place took two turns, a second mode at twice the median
+ * that set the p99 (bench/PERFORMANCE.md, "Target 3: the order connections
+ * are served"). */
 static void poll_once(wsload *w, uint64_t until) {
   struct epoll_event ev[512];
   uint64_t t = now_ns();
@@ -1120,7 +1146,7 @@ static void poll_once(wsload *w, uint64_t until) {
       on_writable(w, c);
     if (c->fd >= 0 && (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
         c->state != ST_CONNECTING)
-      on_readable(w, c, now_ns());
+      on_readable(w, c, now_ns(), !!(ev[i].events & EPOLLRDHUP));
     if (c->fd >= 0 && c->out_len > c->out_off)
       conn_flush(w, c);
   }
