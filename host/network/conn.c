@@ -876,7 +876,8 @@ static void process(websock_conn *c, uint8_t *buf, size_t len) {
   /* FLUSHING, LINGER: what the peer sends now is dropped */
 }
 
-static void do_read(websock_conn *c) {
+/* The bytes read (-1: none, 0: the peer's EOF) */
+static ssize_t do_read(websock_conn *c) {
   wsh_loop *w = c->w;
   ssize_t n = c->tp.ops->read(&c->tp, w->rbuf, w->rbuf_size);
   if (n > 0) {
@@ -889,22 +890,46 @@ static void do_read(websock_conn *c) {
   } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     c->io_error = errno;
   }
+  return n;
+}
+
+/* What the socket waits for besides what conn_events wants: edge-triggered
+ * where a short read empties it (TCP), so that connections are served in
+ * the order their input came. Level-triggered, epoll put each socket it
+ * reported back at the end of its ready list, ahead of sockets that became
+ * ready while the turn ran: one that was served and had its next message
+ * in by the next wait was served again before them (bench/PERFORMANCE.md,
+ * "Target 3: the order connections are served"). */
+static unsigned conn_edge(const websock_conn *c) {
+  return c->tp.ops->drains ? WSH_IO_EDGE : 0u;
 }
 
 /* Reads, then what the transport still holds that the socket will not
- * signal (TLS: the rest of a record a full read buffer left inside). */
-static void read_all(websock_conn *c) {
+ * signal (TLS: the rest of a record a full read buffer left inside). An
+ * edge-triggered socket whose peer has shut its side (hup) is read on
+ * after a short read, to its EOF: that came with the edge already taken.
+ * One left with more in it (a read filled the buffer, or reading paused)
+ * is undrained: conn_events has epoll look at it again, so that it comes
+ * on the next turn, behind the sockets ready now (one buffer a turn each,
+ * as level-triggered), or when reading resumes. */
+static void read_all(websock_conn *c, bool hup) {
+  ssize_t n;
   do
-    do_read(c);
-  while (c->tp.ops->pending && !c->read_paused && !c->peer_eof &&
-         !c->io_error && c->tp.ops->pending(&c->tp) > 0);
+    n = do_read(c);
+  while (!c->read_paused && !c->peer_eof && !c->io_error && !c->dead &&
+         ((c->tp.ops->pending && c->tp.ops->pending(&c->tp) > 0) ||
+          (hup && n > 0 && n < (ssize_t)c->w->rbuf_size)));
+  if ((c->io_want & WSH_IO_EDGE) && n > 0 &&
+      (n == (ssize_t)c->w->rbuf_size || c->read_paused))
+    c->undrained = 1;
 }
 
 void wsh_conn_io(websock_conn *c, unsigned io) {
+  bool hup = io & WSH_IO_HUP;
   io &= c->io_want; /* EPOLLHUP and EPOLLERR say both */
   if ((io & WSH_IO_READ) ||
       (c->tp.flip & WSH_TP_READ_WANTS_WRITE && (io & WSH_IO_WRITE)))
-    read_all(c);
+    read_all(c, hup);
   wsh_loop_mark(c->w, c);
   wsh_conn_settle_all(c->w);
 }
@@ -918,7 +943,9 @@ static void conn_events(websock_conn *c) {
     want |= c->tp.flip & WSH_TP_READ_WANTS_WRITE ? WSH_IO_WRITE : WSH_IO_READ;
   if (wsh_outq_unsent(c) > 0)
     want |= c->tp.flip & WSH_TP_WRITE_WANTS_READ ? WSH_IO_READ : WSH_IO_WRITE;
-  if (want == c->io_want)
+  if (want)
+    want |= conn_edge(c);
+  if (want == c->io_want && !(c->undrained && (want & WSH_IO_READ)))
     return;
   if (wsh_loop_io_set(c->w, c->tp.fd, c, c->io_want, want) != 0) {
     c->io_error = errno; /* it would never be woken: lost, when settled */
@@ -926,6 +953,8 @@ static void conn_events(websock_conn *c) {
     return;
   }
   c->io_want = (uint8_t)want;
+  if (want & WSH_IO_READ)
+    c->undrained = 0; /* epoll looked at it again */
 }
 
 /* The connection is lost (reset, EOF without a close frame, write error). */
@@ -965,7 +994,7 @@ void wsh_conn_settle(websock_conn *c) {
       wsh_outq_unsent(c) <= c->gen->conf->pause_reading_at / 2) {
     resume_reading(c);
     if (!c->read_paused && c->tp.ops->pending && c->tp.ops->pending(&c->tp) > 0)
-      read_all(c); /* what TLS holds will not wake the socket */
+      read_all(c, false); /* what TLS holds will not wake the socket */
     wsh_outq_write(c, c->state == WSH_CONN_FLUSHING);
   }
   /* A peer that half-closed still gets what is queued for it (FLUSHING goes
@@ -1175,9 +1204,9 @@ int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
     goto out_free;
   snprintf(c->req->remote_addr, sizeof(c->req->remote_addr), "%s", peer);
   c->req->tls = kind == WSH_LISTEN_TLS;
-  if (wsh_loop_io_set(w, c->tp.fd, c, 0, WSH_IO_READ) != 0)
+  if (wsh_loop_io_set(w, c->tp.fd, c, 0, WSH_IO_READ | conn_edge(c)) != 0)
     goto out_free_req;
-  c->io_want = WSH_IO_READ;
+  c->io_want = (uint8_t)(WSH_IO_READ | conn_edge(c));
   c->next = w->conns;
   if (w->conns)
     w->conns->prev = c;

@@ -135,6 +135,9 @@ struct websock_conn {
   uint8_t in_callback; /* inside a plugin callback of this connection */
   uint8_t dirty;       /* in the worker's list of connections to settle */
   uint8_t read_paused; /* our unsent bytes are over pause_reading_at */
+  /* edge-triggered (WSH_IO_EDGE): reading stopped before the socket was
+   * empty; the next conn_events asks epoll to look at it again */
+  uint8_t undrained;
   /* bits, read and written on the loop thread only */
   uint16_t plugin_open : 1;   /* init said OK: terminate is owed */
   uint16_t stop_kind : 2;     /* how a WEBSOCK_STOP closes (WSH_STOP_*) */

@@ -75,6 +75,8 @@ static void dispatch(wsh_loop *l, int n) {
       io |= WSH_IO_READ;
     if (e->events & EPOLLOUT)
       io |= WSH_IO_WRITE;
+    if (e->events & EPOLLRDHUP)
+      io |= WSH_IO_HUP;
     wsh_conn_io(e->data.ptr, io);
   }
   l->nready = 0;
@@ -287,9 +289,13 @@ int wsh_loop_timer_add(wsh_loop *l, struct event *ev, uint64_t ms) {
 
 int wsh_loop_io_set(wsh_loop *l, int fd, websock_conn *conn, unsigned had,
                     unsigned want) {
-  struct epoll_event e = {.events = (want & WSH_IO_READ ? EPOLLIN : 0u) |
-                                    (want & WSH_IO_WRITE ? EPOLLOUT : 0u),
+  struct epoll_event e = {.events =
+                              (want & WSH_IO_READ ? EPOLLIN : 0u) |
+                              (want & WSH_IO_WRITE ? EPOLLOUT : 0u) |
+                              (want & WSH_IO_EDGE ? EPOLLET | EPOLLRDHUP : 0u),
                           .data.ptr = conn};
+  want &= WSH_IO_READ | WSH_IO_WRITE;
+  had &= WSH_IO_READ | WSH_IO_WRITE;
   /* out of the set while nothing is wanted: epoll would still report
    * EPOLLHUP and EPOLLERR, again and again */
   int op = !want ? EPOLL_CTL_DEL : had ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;

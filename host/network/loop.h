@@ -34,8 +34,19 @@ typedef struct wsh_conn_dec {
 } wsh_conn_dec;
 
 /* What a socket waits for in the loop's epoll set, and what it is found
- * ready for (wsh_loop_io_set, wsh_conn_io). */
-enum { WSH_IO_READ = 0x02, WSH_IO_WRITE = 0x04 };
+ * ready for (wsh_loop_io_set, wsh_conn_io). WSH_IO_EDGE (waiting only):
+ * the socket is reported when its readiness comes, not while it lasts
+ * (EPOLLET), so a turn serves connections in the order their input
+ * arrived; its reader empties it, or asks again (wsh_loop_io_set with the
+ * same `want`: reported on the next turn if still readable). WSH_IO_HUP
+ * (reported only, edge-triggered sockets): the peer has shut its side, so
+ * its input ends with an EOF that no later edge will report. */
+enum {
+  WSH_IO_EDGE = 0x01,
+  WSH_IO_READ = 0x02,
+  WSH_IO_WRITE = 0x04,
+  WSH_IO_HUP = 0x08
+};
 
 #define WSH_LOOP_BATCH 256 /* sockets dispatched per turn of the loop */
 /* A direct loop runs libevent at least this often (wsh_loop_timer_add). */
@@ -198,8 +209,10 @@ void wsh_loop_wake(wsh_loop *l);
 int wsh_loop_timer_add(wsh_loop *l, struct event *ev, uint64_t ms);
 
 /* Loop thread only: the readiness fd waits for in the epoll set, from what
- * it waited for (`had`; 0: not in the set) to `want` (WSH_IO_* bits; 0:
- * taken out), reported to wsh_conn_io with conn. 0 or -1 with errno. */
+ * it waited for (`had`; 0: not in the set) to `want` (WSH_IO_* bits; 0, or
+ * WSH_IO_EDGE alone: taken out), reported to wsh_conn_io with conn. The
+ * kernel looks at the socket again: already ready, it is reported on the
+ * next turn. 0 or -1 with errno. */
 int wsh_loop_io_set(wsh_loop *l, int fd, websock_conn *conn, unsigned had,
                     unsigned want);
 

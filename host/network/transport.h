@@ -37,6 +37,10 @@ enum {
 
 typedef struct wsh_transport_ops {
   const char *name;
+  /* A read shorter than asked emptied the socket, so the socket can wait
+   * edge-triggered (WSH_IO_EDGE). Not TLS: a read there stops at the end
+   * of a record when OpenSSL holds nothing more, the socket maybe not. */
+  bool drains;
   /* Reads at most len bytes without blocking: the number read, 0 at the
    * peer's EOF, or -1 with errno (EAGAIN: nothing now). */
   ssize_t (*read)(wsh_transport *t, void *buf, size_t len);

@@ -687,6 +687,49 @@ class SendTest(unittest.TestCase):
             during, chained = run(go())
             self.assertLess(during, chained)
 
+    def test_input_is_served_in_the_order_it_came(self):
+        """A worker takes its connections' input in the order it arrived,
+        whatever it served last: A's second message, which came after B's,
+        is answered after it although A was served in the worker's last
+        turn (level-triggered, epoll kept A ahead of sockets that became
+        ready after that turn began)."""
+        d = msgs_daemon({"m": {"path": "/m"}}, workers=1)
+        with d:
+            rec = d.rec("m")
+
+            async def go():
+                y, a, x, b = clients = await open_clients(d.url("/m"), 4)
+                try:
+                    for c in clients:
+                        await c.ref()
+                    starts = [len(c.msgs) for c in clients]
+                    # the worker sleeps in Y's callback: A's and X's input
+                    # wait, in that order, and come in one turn
+                    await y.ws.send("sleep:300")
+                    await asyncio.to_thread(wait_record, rec,
+                                            r"in %d sleep:300" % y.n)
+                    await a.ws.send("order")
+                    await asyncio.sleep(0.05)
+                    await x.ws.send("sleep:400")
+                    # A is answered, then X's callback sleeps: B's input,
+                    # then A's next, wait for the next turn
+                    await asyncio.to_thread(wait_record, rec,
+                                            r"in %d sleep:400" % x.n)
+                    await b.ws.send("order")
+                    await asyncio.sleep(0.05)
+                    await a.ws.send("order")
+                    def order(m):
+                        return isinstance(m, str) and m.startswith("order:")
+                    _, bm = await b.wait(order, starts[3])
+                    i, first = await a.wait(order, starts[1])
+                    _, second = await a.wait(order, i + 1)
+                    return int(first[6:]), int(bm[6:]), int(second[6:])
+                finally:
+                    await close_all(clients)
+            a1, b1, a2 = run(go())
+            self.assertEqual(a1, 1)
+            self.assertLess(b1, a2, "A's later input was served before B's")
+
     def test_send_to_closed_connection_is_enoent(self):
         d = msgs_daemon({"m": {"path": "/m"}}, workers=2)
         with d:

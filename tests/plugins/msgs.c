@@ -18,6 +18,10 @@
  *   send:N:TEXT        websock_send(ref N, TEXT)            -> "sent:RC"
  *   sendwait:MS:TEXT   websock_send(TEXT) to itself, records "sendwait N",
  *                      then sleeps MS ms in the callback -> "sendwait:RC"
+ *   sleep:MS           sleeps MS ms in the callback         -> "slept"
+ *   order              "order:K": the K-th order command this plugin
+ *                      served (with one worker, the order its connections'
+ *                      input was taken in)
  *   chain:N            websock_send("chain:N") to itself; each such
  *                      message sends "chain:N-1" on, "chain:0" pushes
  *                      "chained" (N messages, each sent from the
@@ -90,6 +94,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static ref_entry *refs;
 static size_t nrefs, caprefs;
 static long last_closed = -1;
+static unsigned long orders;  /* "order" commands served (atomic) */
 static thread_entry *threads; /* started by thread:..., joined by unload */
 static char *record_path; /* set in load, freed in unload: read-only between */
 static const uint8_t zeros[CHUNK];
@@ -345,6 +350,12 @@ static int command(websock_conn *conn, msgs_state *st, const char *cmd) {
     record("sendwait %zu", st->n);
     usleep((useconds_t)(n * 1000));
     push_fmt(conn, "sendwait:%d", rc);
+  } else if (has_prefix(cmd, "sleep:")) {
+    usleep((useconds_t)(strtoul(cmd + 6, NULL, 10) * 1000));
+    push_fmt(conn, "slept");
+  } else if (strcmp(cmd, "order") == 0) {
+    push_fmt(conn, "order:%lu",
+             __atomic_add_fetch(&orders, 1, __ATOMIC_RELAXED));
   } else if (has_prefix(cmd, "chain:")) {
     push_fmt(conn, "chain:%d",
              websock_send(websock_self(conn), cmd, strlen(cmd)));

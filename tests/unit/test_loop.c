@@ -4,7 +4,8 @@
  * unmarked; the direct loop (it finds libevent's epoll set and holds it,
  * fires libevent's timers, added before a turn or by a timer's callback,
  * runs another thread's wake-up and its own thread's (without the
- * eventfd, before it waits again), and ends on wsh_loop_exit).
+ * eventfd, before it waits again), and ends on wsh_loop_exit); sockets
+ * waiting edge- or level-triggered (WSH_IO_EDGE).
  */
 #include <check.h>
 
@@ -16,7 +17,9 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WSH_TEST_NAME "test_loop"
 #include "testutil.h"
@@ -253,6 +256,53 @@ START_TEST(nested_wakes) {
 }
 END_TEST
 
+/* ---- what a socket waits for -------------------------------------------- */
+
+/* The sockets ready in l's set now (no wait), their events in *ev. */
+static int ready_now(wsh_loop *l, struct epoll_event *ev) {
+  return epoll_wait(l->epfd, ev, 1, 0);
+}
+
+/* WSH_IO_EDGE: a socket is reported once per arrival, not while its input
+ * lasts; asked again with the same want, it is reported again if still
+ * readable; the peer's shutdown is reported as EPOLLRDHUP (WSH_IO_HUP in
+ * dispatch). Without WSH_IO_EDGE, it is reported as long as it is
+ * readable. */
+START_TEST(edge_triggered_sockets) {
+  wsh_loop l;
+  ck_assert_int_eq(wsh_loop_init(&l, 0, NULL, NULL), 0);
+  int sv[2];
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+  static websock_conn c;
+  struct epoll_event ev;
+  unsigned want = WSH_IO_READ | WSH_IO_EDGE;
+  ck_assert_int_eq(wsh_loop_io_set(&l, sv[0], &c, 0, want), 0);
+  ck_assert_int_eq(ready_now(&l, &ev), 0);
+  ck_assert_int_eq(write(sv[1], "ab", 2), 2);
+  ck_assert_int_eq(ready_now(&l, &ev), 1);
+  ck_assert_ptr_eq(ev.data.ptr, &c);
+  ck_assert(ev.events & EPOLLIN);
+  ck_assert(!(ev.events & EPOLLRDHUP));
+  ck_assert_int_eq(ready_now(&l, &ev), 0); /* not read, not reported again */
+  ck_assert_int_eq(wsh_loop_io_set(&l, sv[0], &c, want, want), 0);
+  ck_assert_int_eq(ready_now(&l, &ev), 1); /* asked again: still readable */
+  ck_assert_int_eq(ready_now(&l, &ev), 0);
+  ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
+  ck_assert_int_eq(ready_now(&l, &ev), 1);
+  ck_assert(ev.events & EPOLLRDHUP);
+  /* level-triggered: reported while readable */
+  ck_assert_int_eq(wsh_loop_io_set(&l, sv[0], &c, want, WSH_IO_READ), 0);
+  ck_assert_int_eq(ready_now(&l, &ev), 1);
+  ck_assert_int_eq(ready_now(&l, &ev), 1);
+  /* WSH_IO_EDGE alone is nothing wanted: out of the set */
+  ck_assert_int_eq(wsh_loop_io_set(&l, sv[0], &c, WSH_IO_READ, WSH_IO_EDGE), 0);
+  ck_assert_int_eq(ready_now(&l, &ev), 0);
+  close(sv[0]);
+  close(sv[1]);
+  wsh_loop_free(&l);
+}
+END_TEST
+
 static Suite *loop_suite(void) {
   Suite *s = suite_create("loop");
   TCase *tc = tcase_create("loop");
@@ -265,6 +315,7 @@ static Suite *loop_suite(void) {
   tcase_add_test(tc, direct_wakes_and_exits);
   tcase_add_test(tc, direct_own_wake);
   tcase_add_test(tc, nested_wakes);
+  tcase_add_test(tc, edge_triggered_sockets);
   suite_add_tcase(s, tc);
   return s;
 }
