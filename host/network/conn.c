@@ -904,6 +904,11 @@ static unsigned conn_edge(const websock_conn *c) {
   return c->tp.ops->drains ? WSH_IO_EDGE : 0u;
 }
 
+/* Reading goes on: not paused, nor ended. */
+static bool reads_on(const websock_conn *c) {
+  return !c->read_paused && !c->peer_eof && !c->io_error && !c->dead;
+}
+
 /* Reads, then what the transport still holds that the socket will not
  * signal (TLS: the rest of a record a full read buffer left inside). An
  * edge-triggered socket whose peer has shut its side (hup) is read on
@@ -916,9 +921,8 @@ static void read_all(websock_conn *c, bool hup) {
   ssize_t n;
   do
     n = do_read(c);
-  while (!c->read_paused && !c->peer_eof && !c->io_error && !c->dead &&
-         ((c->tp.ops->pending && c->tp.ops->pending(&c->tp) > 0) ||
-          (hup && n > 0 && n < (ssize_t)c->w->rbuf_size)));
+  while ((hup && n > 0 && n < (ssize_t)c->w->rbuf_size && reads_on(c)) ||
+         (c->tp.ops->pending && reads_on(c) && c->tp.ops->pending(&c->tp) > 0));
   if ((c->io_want & WSH_IO_EDGE) && n > 0 &&
       (n == (ssize_t)c->w->rbuf_size || c->read_paused))
     c->undrained = 1;
