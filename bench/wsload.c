@@ -349,11 +349,14 @@ static void out_reserve(conn *c, size_t more) {
   c->out_cap = cap;
 }
 
+/* What a connection's socket always waits for: input, edge-triggered, and
+ * the peer's shutdown (poll_once, on_readable) */
+#define CONN_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
+
 static void set_events(wsload *w, conn *c, int want_out) {
   if (c->epoll_out == want_out)
     return;
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET |
-                                     (want_out ? EPOLLOUT : 0),
+  struct epoll_event ev = {.events = CONN_EVENTS | (want_out ? EPOLLOUT : 0),
                            .data.ptr = c};
   if (epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev) != 0)
     die("epoll_ctl: %s", strerror(errno));
@@ -536,8 +539,7 @@ static void conn_start(wsload *w, conn *c) {
   c->send_seq = c->recv_seq = 0;
   w->opening++;
   w->started++;
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                           .data.ptr = c};
+  struct epoll_event ev = {.events = CONN_EVENTS | EPOLLOUT, .data.ptr = c};
   c->epoll_out = 1;
   if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
     die("epoll_ctl: %s", strerror(errno));

@@ -909,6 +909,12 @@ static bool reads_on(const websock_conn *c) {
   return !c->read_paused && !c->peer_eof && !c->io_error && !c->dead;
 }
 
+/* The transport holds bytes the socket will not signal (TLS: the rest of a
+ * record a full read buffer left inside). */
+static bool transport_holds(websock_conn *c) {
+  return c->tp.ops->pending && c->tp.ops->pending(&c->tp) > 0;
+}
+
 /* Reads, then what the transport still holds that the socket will not
  * signal (TLS: the rest of a record a full read buffer left inside). An
  * edge-triggered socket whose peer has shut its side (hup) is read on
@@ -922,7 +928,7 @@ static void read_all(websock_conn *c, bool hup) {
   do
     n = do_read(c);
   while ((hup && n > 0 && n < (ssize_t)c->w->rbuf_size && reads_on(c)) ||
-         (c->tp.ops->pending && reads_on(c) && c->tp.ops->pending(&c->tp) > 0));
+         (c->tp.ops->pending && reads_on(c) && transport_holds(c)));
   if ((c->io_want & WSH_IO_EDGE) && n > 0 &&
       (n == (ssize_t)c->w->rbuf_size || c->read_paused))
     c->undrained = 1;
@@ -997,7 +1003,7 @@ void wsh_conn_settle(websock_conn *c) {
   if (c->read_paused && c->state == WSH_CONN_OPEN &&
       wsh_outq_unsent(c) <= c->gen->conf->pause_reading_at / 2) {
     resume_reading(c);
-    if (!c->read_paused && c->tp.ops->pending && c->tp.ops->pending(&c->tp) > 0)
+    if (!c->read_paused && transport_holds(c))
       read_all(c, false); /* what TLS holds will not wake the socket */
     wsh_outq_write(c, c->state == WSH_CONN_FLUSHING);
   }
@@ -1208,9 +1214,10 @@ int wsh_conn_new(wsh_loop *w, int fd, const struct sockaddr *sa, socklen_t len,
     goto out_free;
   snprintf(c->req->remote_addr, sizeof(c->req->remote_addr), "%s", peer);
   c->req->tls = kind == WSH_LISTEN_TLS;
-  if (wsh_loop_io_set(w, c->tp.fd, c, 0, WSH_IO_READ | conn_edge(c)) != 0)
+  unsigned want = WSH_IO_READ | conn_edge(c);
+  if (wsh_loop_io_set(w, c->tp.fd, c, 0, want) != 0)
     goto out_free_req;
-  c->io_want = (uint8_t)(WSH_IO_READ | conn_edge(c));
+  c->io_want = (uint8_t)want;
   c->next = w->conns;
   if (w->conns)
     w->conns->prev = c;
