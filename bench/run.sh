@@ -21,9 +21,9 @@
 #   --rounds N   rounds (default 3, or $ROUNDS)
 #   --build-dir  use an existing build tree (host/websockd, bench/wsload,
 #                bench/peer_*, plugins.d) instead of installing and building
-#   --scenarios  run only these (default: all of them: echo64 echo64r
-#                echo64d16 echo16k echo1m echo16m connect connect_half idle fanout
-#                idlemax, and
+#   --scenarios  run only these (default: all of them: echo64 echo64i
+#                echo64r echo64d16 echo16k echo1m echo16m connect connect_half
+#                idle fanout idlemax, and
 #                permessage-deflate's z256 z4k z64k zbin (JSON-like text of
 #                256 B, 4 KiB, 64 KiB; random binary of 4 KiB), z256d z4kd
 #                z64kd (websockd's dedicated mode), zidle, zfanout)
@@ -46,6 +46,15 @@
 #   --perf       also profile websockd (1 worker) during the 64 B depth-16
 #                echo of the last round: perf record -e cpu-clock -g; the top
 #                symbols land beside the results
+#
+# echo64i is echo64 with every server up at once and wsload driving them in
+# turns (wsload echo --ports: a warm-up on each, then slices of 0.5 s, each
+# after a 50 ms lead-in, the order rotated every pass, until each has the
+# same measured time): on a shared VM whose speed changes within seconds,
+# servers measured one after the other (echo64) can meet different
+# machines; in turns they meet the same one. Server CPU is each server's
+# own, as elsewhere; others' CPU is the machine's less all the servers and
+# the client.
 #
 # echo64r is echo64 as an open loop: 100 connections, 20,000 messages of
 # 64 B a second in all (ECHO_RATE), sent when due whatever came back, the
@@ -214,15 +223,20 @@ EOF
   exit 1
 }
 
-stop_server() {
-  [ -n "${srv_pid:-}" ] || return 0
-  kill -TERM "$srv_pid" 2>/dev/null || true
+# stop_pid PID: TERM, up to 15 s, then KILL.
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
   for _ in $(seq 150); do
-    kill -0 "$srv_pid" 2>/dev/null || break
+    kill -0 "$1" 2>/dev/null || break
     sleep 0.1
   done
-  kill -KILL "$srv_pid" 2>/dev/null || true
-  wait "$srv_pid" 2>/dev/null || true
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+stop_server() {
+  [ -n "${srv_pid:-}" ] || return 0
+  stop_pid "$srv_pid"
   srv_pid=""
 }
 
@@ -260,6 +274,8 @@ cg_init() {
 
 cleanup() {
   stop_server
+  local p
+  for p in "${turn_pids[@]}"; do stop_pid "$p"; done
   [ -n "${cg_dir:-}" ] && rmdir "$cg_dir" 2>/dev/null
   [ -n "${load_pid:-}" ] && kill -TERM "$load_pid" 2>/dev/null
   [ -n "${perf_pid:-}" ] && kill -INT "$perf_pid" 2>/dev/null
@@ -305,7 +321,7 @@ set_scenarios() {
     # connection too, the server a few of its own (listener, loops, plugins)
     idlemax_n=$(($(ulimit -n) - 100))
   fi
-  scenarios=(echo64 echo64r echo64d16 echo16k echo1m echo16m connect connect_half idle
+  scenarios=(echo64 echo64i echo64r echo64d16 echo16k echo1m echo16m connect connect_half idle
              fanout idlemax
              z256 z256d z4k z4kd z64k z64kd zbin zidle zfanout
              tls_connect tls_resume tls_echo64 tls_echo16k tls_idle)
@@ -317,7 +333,7 @@ set_scenarios() {
 # args_for SCENARIO: the wsload command line (the port comes after).
 args_for() {
   case "$1" in
-    echo64) echo echo -c 100 -p 1 -s 64 "${echo_t[@]}" ;;
+    echo64|echo64i) echo echo -c 100 -p 1 -s 64 "${echo_t[@]}" ;;
     echo64r) echo echo -c 100 -s 64 --rate "${ECHO_RATE:-20000}" "${echo_t[@]}" ;;
     echo64d16) echo echo -c 100 -p 16 -s 64 "${echo_t[@]}" ;;
     echo16k) echo echo -c 100 -p 1 -s 16k --binary "${echo_t[@]}" ;;
@@ -364,6 +380,7 @@ measure() {
   local round=$1 sc=$2 name=$3 line="" extra="" args prof=""
   local t0 t1 c0 c1 b0 b1 r0 r1 lf wall cl
   run_rc=0
+  [ "$sc" = echo64i ] && { measure_turns "$round" "$sc"; return; }
   wait_quiet
   cur_sc=$sc
   start_server "$name" "$([ "${sc#tls_}" != "$sc" ] && echo 1 || echo 0)"
@@ -430,6 +447,55 @@ measure() {
     [ "$run_rc" -ne 0 ] || run_rc=1
   fi
   result="round=$round scenario=$sc server=$name $line $extra"
+}
+
+# measure_turns ROUND SCENARIO: echo64i, echo64 with every server running at
+# once and wsload driving them in turn (wsload echo --ports, in slices of
+# half a second, the order rotated every pass; see run_echo_turns in
+# wsload.c), so that each meets the machine's phases as the others do. One
+# line per server in `result`; server CPU per server, as in measure.
+measure_turns() {
+  local round=$1 sc=$2 i n k name args ports="" out_l t0 t1 b0 b1 wall cl sum
+  local names=() c0=() c1=() line lines=""
+  run_rc=0
+  wait_quiet
+  cur_sc=$sc
+  turn_pids=() turn_ports=()
+  n=${#servers[@]}
+  for i in $(seq 0 $((n - 1))); do
+    name=${servers[$(((i + round - 1) % n))]}
+    applies "$sc" "$name" || continue
+    start_server "$name" 0
+    names+=("$name"); turn_pids+=("$srv_pid"); turn_ports+=("$srv_port")
+    srv_pid=""
+    ports+=${ports:+,}$srv_port
+  done
+  read -r -a args <<<"$(args_for "$sc")"
+  for k in "${!turn_pids[@]}"; do c0[k]=$(proc_ticks "${turn_pids[k]}"); done
+  b0=$(sys_busy); t0=$(date +%s%N)
+  out_l=$("${pin_client[@]}" "$wsload" "${args[@]}" --ports "$ports" \
+            2>>"$out/logs/wsload.log") || run_rc=$?
+  for k in "${!turn_pids[@]}"; do c1[k]=$(proc_ticks "${turn_pids[k]}"); done
+  b1=$(sys_busy); t1=$(date +%s%N)
+  for k in "${!turn_pids[@]}"; do stop_pid "${turn_pids[k]}"; done
+  sum=0
+  for k in "${!turn_pids[@]}"; do sum=$((sum + c1[k] - c0[k])); done
+  turn_pids=()
+  wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+  cl=$(echo "$out_l" | sed -n '1s/.*client_total_cpu_s=\([0-9.]*\).*/\1/p')
+  noise=$(awk -v a="$b0" -v b="$b1" -v s="$sum" -v w="$wall" -v t="$clk_tck" \
+    -v cl="${cl:-0}" 'BEGIN {printf "%.0f", ((b - a) - s - cl * t) / t / w * 100}')
+  for k in "${!names[@]}"; do
+    line=$(echo "$out_l" | grep " port=${turn_ports[k]} " || true)
+    if [ "$run_rc" -ne 0 ] || [ -z "$line" ]; then
+      line="${line:-mode=$sc} failed=1"
+      [ "$run_rc" -ne 0 ] || run_rc=1
+    fi
+    lines+=${lines:+$'\n'}"round=$round scenario=$sc server=${names[k]} $line"
+    lines+=" server_cpu_s=$(awk -v a="${c0[k]}" -v b="${c1[k]}" -v t="$clk_tck" \
+      'BEGIN {printf "%.2f", (b - a) / t}') wall_s=$wall others_cpu_pct=$noise"
+  done
+  result=$lines
 }
 
 # run_one ROUND SCENARIO SERVER: measures, again if others were busy.
@@ -526,6 +592,11 @@ print_table() {
       row("echo64", "p999_us", "", "latency p99.9 µs ↓")
       row("echo64", "cpu_s_per_m", "", "server CPU s per M msgs ↓")
       row("echo64", "client_cpu_pct", "", "client CPU %")
+      row("echo64i", "msgs_per_s", "the same, the servers in turns of 0.5 s", "msgs/s ↑")
+      row("echo64i", "p50_us", "", "latency p50 µs ↓")
+      row("echo64i", "p99_us", "", "latency p99 µs ↓")
+      row("echo64i", "p999_us", "", "latency p99.9 µs ↓")
+      row("echo64i", "cpu_s_per_m", "", "server CPU s per M msgs ↓")
       row("echo64r", "p50_us", "echo 64 B text, 100 conns, " rate " msgs/s offered (open loop)", "latency p50 µs ↓")
       row("echo64r", "p99_us", "", "latency p99 µs ↓")
       row("echo64r", "p999_us", "", "latency p99.9 µs ↓")
@@ -702,7 +773,7 @@ main() {
     servers=("${keep[@]}")
   fi
   set_scenarios
-  failures=0 srv_pid="" load_pid="" perf_pid="" cg_dir=""
+  failures=0 srv_pid="" load_pid="" perf_pid="" cg_dir="" turn_pids=()
   trap cleanup EXIT
   [[ " ${scenarios[*]} " == *" connect_half "* ]] && cg_init
 
@@ -712,6 +783,10 @@ main() {
   n=${#servers[@]}
   for round in $(seq "$rounds"); do
     for sc in "${scenarios[@]}"; do
+      if [ "$sc" = echo64i ]; then # every server at once, in turns
+        run_one "$round" "$sc" all
+        continue
+      fi
       for i in $(seq 0 $((n - 1))); do
         name=${servers[$(((i + round - 1) % n))]} # each round starts with the next
         if applies "$sc" "$name"; then

@@ -20,6 +20,8 @@
  *            when it left, so a late client does not hide a slow server.
  *            --slow US lists every measured echo that took US or more on
  *            stderr, for bench/stalls.py (bench/stalls.sh).
+ *            --ports P1,P2,... drives several servers in turn, in slices
+ *            of --slice seconds (run_echo_turns), one line each.
  *   connect  N handshakes (each followed by a close handshake), C at a time
  *   idle     opens N connections, prints "open N", holds them
  *   fanout   M subscribers and one publisher; time from a publish until
@@ -93,13 +95,14 @@ typedef struct opts {
   double secs, warmup, hold, settle, timeout;
   long n;        /* connect, idle: connections; fanout: publishes */
   long subs;     /* fanout: subscribers */
-  int ports[16]; /* fanout: --ports (nports 0: --port only) */
+  int ports[16]; /* fanout, echo: --ports (nports 0: --port only) */
   int nports;
   double rate;      /* fanout: publishes/s (0: one at a time); echo: msgs/s */
   int deflate;      /* offer permessage-deflate */
   int json, random; /* echo: the message's content */
   int tls, resume;  /* --tls, --resume */
   double slow_us;   /* echo --slow: every measured echo this slow, listed */
+  double slice;     /* echo --ports: seconds per turn */
 } opts;
 
 /* ---- time, randomness, statistics -------------------------------------- */
@@ -223,6 +226,7 @@ typedef struct wsload {
   long skipped; /* echo --rate: messages due on a connection at -p */
   int measuring;
   uint64_t msgs, total_msgs, bytes;
+  double m_secs, m_cpu; /* echo: measured seconds, client CPU in them */
   hist lat;
   uint8_t *tmpl;     /* echo: message pattern, size + 64 bytes */
   size_t tmpl_extra; /* and this much more: where messages start */
@@ -1245,7 +1249,8 @@ static void make_template(uint8_t *t, size_t n, const opts *o) {
   }
 }
 
-static int run_echo(wsload *w) {
+/* Opens the echo's connections and makes its message pattern. */
+static int echo_open(wsload *w) {
   opts *o = &w->o;
   alloc_conns(w, o->conns);
   conn **list = xrealloc(NULL, (size_t)o->conns * sizeof(conn *));
@@ -1264,20 +1269,28 @@ static int run_echo(wsload *w) {
   make_template(w->tmpl, n, o);
   int rc = open_all(w, list, o->conns, 512);
   free(list);
-  if (rc != 0)
-    return 1;
+  return rc;
+}
+
+/* Drives the echo from now until t_end, measuring from t_measure on (never
+ * when t_measure is 0): adds the measured seconds and client CPU to w->m_secs
+ * and w->m_cpu. Each connection starts with -p messages (closed loop) and
+ * sends one more per echo; --rate sends on the schedule instead. Returns
+ * with the last messages still in flight (echo_drain waits for them). */
+static void echo_drive(wsload *w, uint64_t t_measure, uint64_t t_end) {
+  opts *o = &w->o;
   uint64_t t = now_ns();
-  uint64_t t_measure = t + (uint64_t)(o->warmup * 1e9);
-  uint64_t t_end = t_measure + (uint64_t)(o->secs * 1e9);
   w->running = 1;
   for (long i = 0; i < w->nc && o->rate <= 0; i++) {
-    for (long k = 0; k < o->depth; k++)
+    if (w->c[i].fd < 0 || w->c[i].state != ST_OPEN)
+      continue;
+    for (long k = w->c[i].ring_count; k < o->depth; k++)
       echo_send(w, &w->c[i], t);
     conn_flush(w, &w->c[i]);
   }
   double cpu0 = 0;
   uint64_t t0 = t;
-  if (o->warmup <= 0) {
+  if (t_measure && t >= t_measure) {
     w->measuring = 1;
     cpu0 = cpu_seconds();
   }
@@ -1291,7 +1304,7 @@ static int run_echo(wsload *w) {
   long next_conn = 0;
   while (!g_stop && w->open > 0) {
     t = now_ns();
-    if (!w->measuring && t >= t_measure) {
+    if (!w->measuring && t_measure && t >= t_measure) {
       w->measuring = 1;
       t0 = t;
       cpu0 = cpu_seconds();
@@ -1311,27 +1324,99 @@ static int run_echo(wsload *w) {
       echo_send(w, c, due);
       conn_flush(w, c);
     }
-    uint64_t until = w->measuring ? t_end : t_measure;
+    uint64_t until = w->measuring || !t_measure ? t_end : t_measure;
     poll_once(w, step && due < until ? due : until);
   }
-  t = now_ns();
-  double cpu = cpu_seconds() - cpu0;
+  if (w->measuring) {
+    w->m_cpu += cpu_seconds() - cpu0;
+    w->m_secs += (double)(now_ns() - t0) / 1e9;
+  }
   w->measuring = 0;
   w->running = 0;
-  double secs = (double)(t - t0) / 1e9;
+}
+
+/* Waits (up to `secs`) until no echo is in flight: the next echo_drive
+ * then starts from -p messages per connection again. */
+static void echo_drain(wsload *w, double secs) {
+  uint64_t deadline = now_ns() + (uint64_t)(secs * 1e9);
+  for (;;) {
+    long inflight = 0;
+    for (long i = 0; i < w->nc; i++)
+      if (w->c[i].fd >= 0 && w->c[i].state == ST_OPEN)
+        inflight += w->c[i].ring_count;
+    if (!inflight || g_stop || w->open == 0 || now_ns() >= deadline)
+      return;
+    poll_once(w, deadline);
+  }
+}
+
+/* Closes the connections and prints the run's line (`extra` after the
+ * mode); 1 if any connection or echo failed or nothing was measured. */
+static int echo_report(wsload *w, const char *extra) {
+  opts *o = &w->o;
+  double secs = w->m_secs;
   long lost = o->conns - w->open;
   close_all(w, 3.0);
-  printf("mode=echo conns=%ld depth=%ld size=%zu %s msgs=%" PRIu64
+  printf("mode=echo%s conns=%ld depth=%ld size=%zu %s msgs=%" PRIu64
          " secs=%.3f msgs_per_s=%.0f mb_per_s=%.2f p50_us=%.1f p99_us=%.1f"
          " p999_us=%.1f max_us=%.1f total_msgs=%" PRIu64,
-         o->conns, o->depth, o->size, o->binary ? "binary" : "text", w->msgs,
-         secs, w->msgs / secs, (double)w->bytes / secs / 1e6,
+         extra, o->conns, o->depth, o->size, o->binary ? "binary" : "text",
+         w->msgs, secs, secs > 0 ? w->msgs / secs : 0.0,
+         secs > 0 ? (double)w->bytes / secs / 1e6 : 0.0,
          hist_pct_us(&w->lat, 0.50), hist_pct_us(&w->lat, 0.99),
          hist_pct_us(&w->lat, 0.999), (double)w->lat.max / 1e3, w->total_msgs);
   if (o->rate > 0)
     printf(" rate=%.0f skipped=%ld", o->rate, w->skipped);
-  print_common(w, cpu, secs);
+  print_common(w, w->m_cpu, secs);
   return w->errors || lost || w->msgs == 0 ? 1 : 0;
+}
+
+static int run_echo(wsload *w) {
+  opts *o = &w->o;
+  if (echo_open(w) != 0)
+    return 1;
+  uint64_t t_measure = now_ns() + (uint64_t)(o->warmup * 1e9);
+  echo_drive(w, t_measure, t_measure + (uint64_t)(o->secs * 1e9));
+  return echo_report(w, "");
+}
+
+/* echo --ports P1,P2,...: one set of -c connections per server, and the
+ * servers take turns. A warm-up of --warmup seconds on each, then slices
+ * of --slice seconds (each after a 50 ms lead-in that is not measured),
+ * the servers' order rotated by one every pass, until each has -d seconds
+ * measured; between two turns the last echoes are waited for, so that one
+ * server is driven at a time. Servers measured one after the other meet
+ * whatever the machine does then, which on a shared VM can change within
+ * seconds; taken in turn in short slices, they meet the same. One line per
+ * server, each with port=P. */
+static int run_echo_turns(wsload *ws, int n) {
+  opts *o = &ws[0].o;
+  for (int k = 0; k < n; k++)
+    if (echo_open(&ws[k]) != 0)
+      return 1;
+  for (int k = 0; k < n && o->warmup > 0; k++) {
+    echo_drive(&ws[k], 0, now_ns() + (uint64_t)(o->warmup * 1e9));
+    echo_drain(&ws[k], 3.0);
+  }
+  const uint64_t lead = 50000000; /* 50 ms */
+  long slices = (long)(o->secs / o->slice + 0.5);
+  if (slices < 1)
+    slices = 1;
+  uint64_t len = (uint64_t)(o->secs / (double)slices * 1e9);
+  for (long s = 0; s < slices && !g_stop; s++)
+    for (int j = 0; j < n; j++) {
+      wsload *w = &ws[(j + s) % n];
+      uint64_t t = now_ns();
+      echo_drive(w, t + lead, t + lead + len);
+      echo_drain(w, 3.0);
+    }
+  int rc = 0;
+  for (int k = 0; k < n; k++) {
+    char extra[64];
+    snprintf(extra, sizeof(extra), " port=%d slices=%ld", ws[k].o.port, slices);
+    rc |= echo_report(&ws[k], extra);
+  }
+  return rc;
 }
 
 static int run_connect(wsload *w) {
@@ -1524,28 +1609,31 @@ static int run_fanout(wsload *w) {
 /* ---- setting up ---------------------------------------------------------- */
 
 static void usage(FILE *f) {
-  fputs("usage: wsload MODE [options]\n"
-        "  wsload echo    [-c CONNS] [-p DEPTH] [-s SIZE] [--binary] [-d SECS]"
-        " [--warmup SECS]\n"
-        "                 [--rate MSGS_PER_S (open loop; -p: most in flight per"
-        " connection, default 64)]\n"
-        "                 [--slow US (each measured echo that took US or more"
-        " on stderr:\n"
-        "                 \"slow DUE_MS LATENCY_US CONN\", DUE_MS on the"
-        " monotonic clock)]\n"
-        "  wsload connect [-n N] [-c CONCURRENCY]\n"
-        "  wsload idle    [-n N] [-c CONCURRENCY] [--hold SECS]\n"
-        "  wsload fanout  [-m SUBSCRIBERS] [-n PUBLISHES] [-s SIZE]"
-        " [--pub-path PATH] [--settle SECS]\n"
-        "                 [--ports P1,P2,...] [--rate PUBLISHES_PER_S]\n"
-        "common: --host 127.0.0.1 --port 8080 --path /echo --timeout SECS\n"
-        "  --deflate (permessage-deflate), echo: --json | --random content\n"
-        "  --tls (wss://, the certificate not verified); connect: --resume\n"
-        "  (every handshake resumes the newest session ticket)\n"
-        "  A {i} in --path becomes the connection's index (\"pub\" for the\n"
-        "  fanout publisher, whose path is --pub-path or else --path).\n"
-        "Prints one key=value line; exit 1 if any connection or echo failed.\n",
-        f);
+  fputs(
+      "usage: wsload MODE [options]\n"
+      "  wsload echo    [-c CONNS] [-p DEPTH] [-s SIZE] [--binary] [-d SECS]"
+      " [--warmup SECS]\n"
+      "                 [--rate MSGS_PER_S (open loop; -p: most in flight per"
+      " connection, default 64)]\n"
+      "                 [--ports P1,P2,... [--slice SECS]: the servers in turn,"
+      " one line each]\n"
+      "                 [--slow US (each measured echo that took US or more"
+      " on stderr:\n"
+      "                 \"slow DUE_MS LATENCY_US CONN\", DUE_MS on the"
+      " monotonic clock)]\n"
+      "  wsload connect [-n N] [-c CONCURRENCY]\n"
+      "  wsload idle    [-n N] [-c CONCURRENCY] [--hold SECS]\n"
+      "  wsload fanout  [-m SUBSCRIBERS] [-n PUBLISHES] [-s SIZE]"
+      " [--pub-path PATH] [--settle SECS]\n"
+      "                 [--ports P1,P2,...] [--rate PUBLISHES_PER_S]\n"
+      "common: --host 127.0.0.1 --port 8080 --path /echo --timeout SECS\n"
+      "  --deflate (permessage-deflate), echo: --json | --random content\n"
+      "  --tls (wss://, the certificate not verified); connect: --resume\n"
+      "  (every handshake resumes the newest session ticket)\n"
+      "  A {i} in --path becomes the connection's index (\"pub\" for the\n"
+      "  fanout publisher, whose path is --pub-path or else --path).\n"
+      "Prints one key=value line; exit 1 if any connection or echo failed.\n",
+      f);
 }
 
 static long parse_long(const char *s, const char *what, long min) {
@@ -1597,6 +1685,7 @@ static void parse_args(opts *o, int argc, char **argv) {
       {"tls", no_argument, 0, 'T'},
       {"resume", no_argument, 0, 'E'},
       {"slow", required_argument, 0, 'L'},
+      {"slice", required_argument, 0, 'I'},
       {0, 0, 0, 0}};
   if (argc < 2 || argv[1][0] == '-') {
     usage(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
@@ -1625,7 +1714,8 @@ static void parse_args(opts *o, int argc, char **argv) {
               .settle = 0.5,
               .timeout = 60,
               .n = o->mode == MODE_FANOUT ? 20 : 10000,
-              .subs = 1000};
+              .subs = 1000,
+              .slice = 0.5};
   optind = 2;
   int ch, depth_given = 0;
   while ((ch = getopt_long(argc, argv, "c:p:s:d:n:m:", longopts, NULL)) != -1) {
@@ -1701,6 +1791,11 @@ static void parse_args(opts *o, int argc, char **argv) {
     case 'L':
       o->slow_us = parse_secs(optarg, "--slow");
       break;
+    case 'I':
+      o->slice = parse_secs(optarg, "--slice");
+      if (o->slice < 0.01)
+        die("--slice: at least 0.01 s");
+      break;
     case 'T':
       o->tls = 1;
       break;
@@ -1721,6 +1816,11 @@ static void parse_args(opts *o, int argc, char **argv) {
     o->depth = 64;
   if (o->port > 65535)
     die("--port: out of range");
+  for (int k = 0; k < o->nports; k++)
+    if (o->ports[k] > 65535)
+      die("--ports: out of range");
+  if (o->mode == MODE_ECHO && o->nports > 0 && (o->rate > 0 || o->tls))
+    die("echo --ports: a closed loop without --tls only");
 }
 
 /* Raises the open-files limit to the hard limit: idle and fanout hold
@@ -1738,6 +1838,44 @@ static void raise_nofile(long want) {
         (unsigned long long)rl.rlim_cur);
 }
 
+/* Everything a run needs before its mode starts: the address, zlib, TLS
+ * and the epoll set. */
+static void setup(wsload *w) {
+  w->addr.sin_family = AF_INET;
+  w->addr.sin_port = htons((uint16_t)w->o.port);
+  if (inet_pton(AF_INET, w->o.host, &w->addr.sin_addr) != 1) {
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM},
+                    *res;
+    if (getaddrinfo(w->o.host, NULL, &hints, &res) != 0)
+      die("cannot resolve %s", w->o.host);
+    w->addr.sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    freeaddrinfo(res);
+  }
+  snprintf(w->host_hdr, sizeof(w->host_hdr), "%s:%d", w->o.host, w->o.port);
+  if (w->o.deflate && (deflateInit2(&w->def, 1, Z_DEFLATED, -15, 8,
+                                    Z_DEFAULT_STRATEGY) != Z_OK ||
+                       inflateInit2(&w->inf, -15) != Z_OK))
+    die("zlib: out of memory");
+  if (w->o.tls) {
+    g_w = w;
+    if (!(w->ctx = SSL_CTX_new(TLS_client_method())))
+      die("SSL_CTX_new failed");
+    SSL_CTX_set_min_proto_version(w->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(w->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                 SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                 SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_verify(w->ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_session_cache_mode(
+        w->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(w->ctx, on_new_session);
+  } else if (w->o.resume) {
+    die("--resume needs --tls");
+  }
+  w->ep = epoll_create1(EPOLL_CLOEXEC);
+  if (w->ep < 0)
+    die("epoll_create1: %s", strerror(errno));
+}
+
 int main(int argc, char **argv) {
   static wsload w; /* large (histograms): not on the stack */
   parse_args(&w.o, argc, argv);
@@ -1749,44 +1887,25 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  long need = w.o.mode == MODE_ECHO     ? w.o.conns
+  long need = w.o.mode == MODE_ECHO ? w.o.conns * (w.o.nports ? w.o.nports : 1)
               : w.o.mode == MODE_FANOUT ? w.o.subs + 1
               : w.o.mode == MODE_IDLE   ? w.o.n
                                         : w.o.conns;
   raise_nofile(need);
-  w.addr.sin_family = AF_INET;
-  w.addr.sin_port = htons((uint16_t)w.o.port);
-  if (inet_pton(AF_INET, w.o.host, &w.addr.sin_addr) != 1) {
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM},
-                    *res;
-    if (getaddrinfo(w.o.host, NULL, &hints, &res) != 0)
-      die("cannot resolve %s", w.o.host);
-    w.addr.sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
-    freeaddrinfo(res);
+  if (w.o.mode == MODE_ECHO && w.o.nports > 0) {
+    int n = w.o.nports;
+    wsload *ws = calloc((size_t)n, sizeof(wsload));
+    if (!ws)
+      die("out of memory");
+    for (int k = 0; k < n; k++) {
+      ws[k].o = w.o;
+      ws[k].o.port = w.o.ports[k];
+      ws[k].o.nports = 0;
+      setup(&ws[k]);
+    }
+    return run_echo_turns(ws, n);
   }
-  snprintf(w.host_hdr, sizeof(w.host_hdr), "%s:%d", w.o.host, w.o.port);
-  if (w.o.deflate && (deflateInit2(&w.def, 1, Z_DEFLATED, -15, 8,
-                                   Z_DEFAULT_STRATEGY) != Z_OK ||
-                      inflateInit2(&w.inf, -15) != Z_OK))
-    die("zlib: out of memory");
-  if (w.o.tls) {
-    g_w = &w;
-    if (!(w.ctx = SSL_CTX_new(TLS_client_method())))
-      die("SSL_CTX_new failed");
-    SSL_CTX_set_min_proto_version(w.ctx, TLS1_2_VERSION);
-    SSL_CTX_set_mode(w.ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                                SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_verify(w.ctx, SSL_VERIFY_NONE, NULL);
-    SSL_CTX_set_session_cache_mode(w.ctx, SSL_SESS_CACHE_CLIENT |
-                                              SSL_SESS_CACHE_NO_INTERNAL_STORE);
-    SSL_CTX_sess_set_new_cb(w.ctx, on_new_session);
-  } else if (w.o.resume) {
-    die("--resume needs --tls");
-  }
-  w.ep = epoll_create1(EPOLL_CLOEXEC);
-  if (w.ep < 0)
-    die("epoll_create1: %s", strerror(errno));
+  setup(&w);
   switch (w.o.mode) {
   case MODE_ECHO:
     return run_echo(&w);
