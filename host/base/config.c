@@ -28,6 +28,7 @@ void wsh_config_init(wsh_config *c) {
   c->shutdown_grace_ms = 10000;
   c->max_connections = 10000;
   c->slow_callback_ms = 100;
+  c->busy_poll_us = WSH_DEFAULT_BUSY_POLL_US;
   c->max_buffered_memory = WSH_DEFAULT_MAX_BUFFERED;
   c->log_level = WSH_LOG_INFO;
   wsh_tls_conf_init(&c->tls);
@@ -153,6 +154,9 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
     bad = wsh_parse_u64(value, &c->max_connections) || !c->max_connections;
   } else if (strcmp(key, "slow_callback_ms") == 0) {
     bad = wsh_parse_u64(value, &c->slow_callback_ms) || !c->slow_callback_ms;
+  } else if (strcmp(key, "busy_poll_us") == 0) {
+    bad = wsh_parse_u64(value, &c->busy_poll_us) ||
+          c->busy_poll_us > WSH_MAX_BUSY_POLL_US;
   } else if (strcmp(key, "max_buffered_memory") == 0) {
     bad = wsh_parse_size(value, &c->max_buffered_memory) ||
           c->max_buffered_memory < (1u << 20);

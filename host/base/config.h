@@ -28,7 +28,10 @@ typedef struct wsh_config {
   uint64_t shutdown_grace_ms;
   uint64_t max_connections;  /* open WebSocket connections; past it: 503 */
   uint64_t slow_callback_ms; /* a plugin callback this slow is logged */
-  char *user;                /* started as root: run as this user once bound */
+  /* A worker about to sleep polls its sockets first, for a window that
+   * adapts between 0 and this (µs; 0: never polls): network/loop.c. */
+  uint64_t busy_poll_us;
+  char *user; /* started as root: run as this user once bound */
   /* Host-wide budget for buffered bytes (partial incoming messages, stashed
    * input, queued output): from 90 % of it new upgrades get 503; past it
    * the largest holders are closed with 1013. */
@@ -54,6 +57,8 @@ typedef struct wsh_config {
 
 #define WSH_DEFAULT_LISTEN "127.0.0.1:8080"
 #define WSH_DEFAULT_MAX_BUFFERED ((uint64_t)1 << 30) /* 1 GiB */
+#define WSH_DEFAULT_BUSY_POLL_US 20
+#define WSH_MAX_BUSY_POLL_US 1000
 
 void wsh_config_init(wsh_config *c);
 void wsh_config_free(wsh_config *c);

@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -239,6 +240,47 @@ int wsh_loop_direct(wsh_loop *l) {
   return 0;
 }
 
+uint32_t wsh_loop_poll_window(uint32_t window, uint64_t idle_ns, uint32_t max) {
+  uint32_t start = max / 4 ? max / 4 : max;
+  if (idle_ns > max) /* polling would not have caught it: poll less */
+    return window / 2 >= start ? window / 2 : 0;
+  if (idle_ns > window) /* polling for longer would have */
+    return window >= max / 2 ? max : window * 2 >= start ? window * 2 : start;
+  return window;
+}
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Waits as wait_ready does, but with busy polling (poll_max_ns) it first
+ * polls for the current window, and then adapts the window to how long
+ * the loop was idle. Why: on a virtual machine a thread that sleeps gives
+ * up its vCPU, and waking it takes the host tens to hundreds of µs, which
+ * the peer's send that wakes it pays. A worker that has drained its
+ * sockets and sleeps every few messages while its clients are a few µs
+ * from sending more goes that slowly; polling for about that long keeps
+ * it awake, as libwebsockets' poll() loop, which never sleeps under such
+ * load, is (bench/PERFORMANCE.md, "Target 3: a worker that sleeps"). */
+static int wait_polling(wsh_loop *l, int timeout_ms) {
+  int n = wait_ready(l, 0);
+  if (n)
+    return n; /* ready at once (not idle), or an error */
+  uint64_t t0 = mono_ns();
+  while (l->poll_ns && (n = wait_ready(l, 0)) == 0 &&
+         mono_ns() - t0 < l->poll_ns)
+    ;
+  if (n)
+    return n; /* caught while polling */
+  n = wait_ready(l, timeout_ms);
+  if (n >= 0)
+    l->poll_ns =
+        wsh_loop_poll_window(l->poll_ns, mono_ns() - t0, l->poll_max_ns);
+  return n;
+}
+
 int wsh_loop_turn(wsh_loop *l, int timeout_ms) {
   if (l->wake_due)
     run_wake(l);
@@ -247,7 +289,9 @@ int wsh_loop_turn(wsh_loop *l, int timeout_ms) {
   if (l->exit)
     return 0;
   /* libevent's callbacks may have posted to this loop: no wait then */
-  int n = wait_ready(l, l->wake_due ? 0 : timeout_ms);
+  int n = l->wake_due || !l->poll_max_ns || !timeout_ms
+              ? wait_ready(l, l->wake_due ? 0 : timeout_ms)
+              : wait_polling(l, timeout_ms);
   if (n > 0)
     dispatch(l, n);
   return n;

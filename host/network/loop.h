@@ -126,6 +126,11 @@ typedef struct wsh_loop {
   uint8_t exit;          /* wsh_loop_exit was called */
   uint8_t wake_due;      /* its own thread posted to it (wsh_loop_wake) */
   uint64_t lev_deadline; /* deadlines.armed_at when libevent last armed */
+  /* Busy polling (wsh_loop_turn): before it sleeps, a direct loop polls
+   * its set for up to poll_ns, a window that adapts between 0 and
+   * poll_max_ns (busy_poll_us; 0: it never polls) as wsh_loop_poll_window
+   * says. */
+  uint32_t poll_ns, poll_max_ns;
   /* Other threads wake the loop through wake_fd (an eventfd in the set):
    * on_wake(wake_arg) runs on the loop's thread (wsh_loop_wake). */
   int wake_fd;
@@ -191,6 +196,18 @@ int wsh_loop_direct(wsh_loop *l);
  * timeout_ms (-1: no limit) for what is ready, dispatched. Returns what
  * epoll_wait returned (tests drive the loop with it). */
 int wsh_loop_turn(wsh_loop *l, int timeout_ms);
+
+/* The next busy-poll window after a turn that found nothing within
+ * `window` ns and was idle for `idle_ns` in all (polling and sleeping),
+ * with `max` the largest window (0: none). An idle spell longer than max
+ * (input that polling would not have caught) halves the window, down to
+ * 0 below max / 4; one longer than the window but within max (input
+ * polling for longer would have caught, without a sleep and the wake-up
+ * that ends it) doubles it, starting at max / 4, up to max; otherwise it
+ * stays. A loop that sleeps for long stretches so stops polling at once,
+ * and a busy one polls for about as long as its input takes to come: the
+ * rule of Linux's haltpoll cpuidle governor, in user space. */
+uint32_t wsh_loop_poll_window(uint32_t window, uint64_t idle_ns, uint32_t max);
 
 /* Loop thread only: the loop ends after the current callback (every end
  * of a worker's loop goes through here). */

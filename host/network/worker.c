@@ -414,6 +414,8 @@ int wsh_worker_init(wsh_worker *w, unsigned index, wsh_conn_env *env,
   w->grace_ms = grace_ms;
   w->loop.on_wake = on_wake;
   w->loop.wake_arg = w;
+  if (env && env->cfg) /* µs to ns: at most WSH_MAX_BUSY_POLL_US */
+    w->loop.poll_max_ns = (uint32_t)(env->cfg->busy_poll_us * 1000);
   pthread_mutex_init(&w->lock, NULL);
   w->inited = 1;
   return 0;

@@ -663,6 +663,35 @@ class CommandLineTest(unittest.TestCase):
                                              extra_headers={"X-Big": "b" * 3000}))
             self.assertEqual(status, 431)
 
+    def test_busy_poll_setting(self):
+        """busy_poll_us off (0) and at its largest (1000): every echo of 20
+        concurrent clients comes back, in order; a value past 1000 is
+        refused at start-up (-t exits 2 naming it)."""
+        async def clients(url):
+            async def one(i):
+                async with connect(url) as ws:
+                    for k in range(100):
+                        await ws.send("%d:%d" % (i, k))
+                        self.assertEqual(await recv(ws), "%d:%d" % (i, k))
+            await asyncio.gather(*(one(i) for i in range(20)))
+        for us in ("0", "1000"):
+            with self.subTest(busy_poll_us=us):
+                d = CommandDaemon({"echo": {"path": "/echo", "plugin": ECHO_SO}}, [])
+                cfg = d.path("websockd.conf")
+                with open(cfg, "w") as f:
+                    f.write("[server]\nlisten = 127.0.0.1:0\nplugins = %s\n"
+                            "workers = 2\nbusy_poll_us = %s\n" % (d.plugins_d, us))
+                d.argv = ["--config", cfg]
+                with d:
+                    run(clients(d.url("/echo")))
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = os.path.join(tmp, "websockd.conf")
+            with open(cfg, "w") as f:
+                f.write("[server]\nbusy_poll_us = 5000\n")
+            p = run_websockd(["-t", "--config", cfg, "--plugins", tmp])
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn("busy_poll_us", p.stderr)
+
     def test_cli_workers_overrides_config(self):
         d = CommandDaemon({"echo": {"path": "/echo", "plugin": ECHO_SO}}, [])
         cfg = d.path("websockd.conf")

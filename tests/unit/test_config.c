@@ -1,7 +1,8 @@
 /*
  * test_config.c - unit tests for host/base/config.c: defaults, the command line
  * and the --config file it names (flags override the file), every value
- * checked, listen addresses parsed and formatted.
+ * checked (busy_poll_us's range among them), listen addresses parsed and
+ * formatted.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -9,6 +10,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/config.h"
@@ -43,6 +45,7 @@ START_TEST(defaults) {
   ck_assert_uint_ge(c.workers, 1);
   ck_assert_uint_eq(c.max_connections, 10000);
   ck_assert_int_eq(c.log_level, WSH_LOG_INFO);
+  ck_assert_uint_eq(c.busy_poll_us, 20);
   wsh_config_free(&c);
 }
 END_TEST
@@ -104,6 +107,39 @@ START_TEST(file_then_flags) {
   ck_assert_uint_eq(c.workers, 2);
   ck_assert_uint_eq(c.max_connections, 9); /* the flag wins */
   wsh_config_free(&c);
+}
+END_TEST
+
+/* busy_poll_us: 0 (off) to 1000 µs; anything else is refused, named. */
+START_TEST(busy_poll_key) {
+  char path[PATH_MAX];
+  tmp_path(path, "poll.conf");
+  static const char *const good[][2] = {{"0", "0"}, {"1000", "1000"},
+                                        {"50", "50"}};
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    char text[64];
+    snprintf(text, sizeof(text), "[server]\nbusy_poll_us = %s\n", good[i][0]);
+    write_file(path, text);
+    wsh_config c;
+    wsh_config_init(&c);
+    char err[512];
+    ck_assert_msg(wsh_config_load_file(&c, path, err, sizeof(err)) == 0, "%s",
+                  err);
+    ck_assert_uint_eq(c.busy_poll_us, strtoull(good[i][1], NULL, 10));
+    wsh_config_free(&c);
+  }
+  static const char *const bad[] = {"1001", "-1", "20us", ""};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char text[64];
+    snprintf(text, sizeof(text), "[server]\nbusy_poll_us = %s\n", bad[i]);
+    write_file(path, text);
+    wsh_config c;
+    wsh_config_init(&c);
+    char err[512];
+    ck_assert_int_lt(wsh_config_load_file(&c, path, err, sizeof(err)), 0);
+    ck_assert_has(err, "busy_poll_us: invalid value");
+    wsh_config_free(&c);
+  }
 }
 END_TEST
 
@@ -229,6 +265,7 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, file_then_flags);
   tcase_add_test(tc, file_errors_name_file_and_line);
   tcase_add_test(tc, redis_keys);
+  tcase_add_test(tc, busy_poll_key);
   tcase_add_test(tc, listen_parse_and_format);
   tcase_add_test(tc, finish_checks_listen);
   suite_add_tcase(s, tc);

@@ -5,7 +5,9 @@
  * fires libevent's timers, added before a turn or by a timer's callback,
  * runs another thread's wake-up and its own thread's (without the
  * eventfd, before it waits again), and ends on wsh_loop_exit); sockets
- * waiting edge- or level-triggered (WSH_IO_EDGE).
+ * waiting edge- or level-triggered (WSH_IO_EDGE); busy polling (its
+ * window's rule, input caught without a sleep, the window opening, halving
+ * and closing).
  */
 #include <check.h>
 
@@ -15,8 +17,10 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -263,6 +267,95 @@ static int ready_now(wsh_loop *l, struct epoll_event *ev) {
   return epoll_wait(l->epfd, ev, 1, 0);
 }
 
+/* The busy-poll window's rule (wsh_loop_poll_window), max 20 µs. */
+START_TEST(poll_window_rule) {
+  const uint32_t max = 20000;
+  /* idle within the window: kept */
+  ck_assert_uint_eq(wsh_loop_poll_window(10000, 8000, max), 10000);
+  ck_assert_uint_eq(wsh_loop_poll_window(0, 0, max), 0);
+  /* longer than the window, within max: opens at max / 4, doubles, to max */
+  ck_assert_uint_eq(wsh_loop_poll_window(0, 3000, max), 5000);
+  ck_assert_uint_eq(wsh_loop_poll_window(5000, 7000, max), 10000);
+  ck_assert_uint_eq(wsh_loop_poll_window(10000, 15000, max), 20000);
+  ck_assert_uint_eq(wsh_loop_poll_window(15000, 18000, max), 20000);
+  ck_assert_uint_eq(wsh_loop_poll_window(20000, 20000, max), 20000);
+  /* longer than max: halved, closed below max / 4 */
+  ck_assert_uint_eq(wsh_loop_poll_window(20000, 20001, max), 10000);
+  ck_assert_uint_eq(wsh_loop_poll_window(10000, 1000000, max), 5000);
+  ck_assert_uint_eq(wsh_loop_poll_window(5000, 1000000, max), 0);
+  ck_assert_uint_eq(wsh_loop_poll_window(0, 1000000, max), 0);
+  /* no busy polling */
+  ck_assert_uint_eq(wsh_loop_poll_window(0, 10, 0), 0);
+  ck_assert_uint_eq(wsh_loop_poll_window(0, 1000000, 0), 0);
+}
+END_TEST
+
+typedef struct wake_after {
+  wsh_loop *l;
+  long ms;
+} wake_after;
+
+static void *wake_after_run(void *arg) {
+  wake_after *a = arg;
+  struct timespec ts = {a->ms / 1000, (a->ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+  wsh_loop_wake(a->l);
+  return NULL;
+}
+
+/* The times this thread went to sleep. */
+static long thread_sleeps(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_nvcsw;
+}
+
+/* One turn of l, whose input (another thread's wake-up) comes `ms` later;
+ * returns whether the loop slept meanwhile. */
+static bool turn_woken_after(wsh_loop *l, wake_probe *p, long ms) {
+  wake_after a = {l, ms};
+  pthread_t t;
+  int woken = p->woken;
+  l->exit = 0; /* on_probe_wake ends the loop: go on */
+  ck_assert_int_eq(pthread_create(&t, NULL, wake_after_run, &a), 0);
+  long s0 = thread_sleeps();
+  ck_assert_int_eq(wsh_loop_turn(l, 5000), 1);
+  bool slept = thread_sleeps() > s0;
+  pthread_join(t, NULL);
+  ck_assert_int_eq(p->woken, woken + 1);
+  return slept;
+}
+
+/* Busy polling in a direct loop: input that comes within the window is
+ * caught without a sleep; the window opens after an idle spell within the
+ * largest window, halves and closes after longer ones, and with none
+ * (busy_poll_us = 0) the loop never polls. */
+START_TEST(busy_poll_adapts) {
+  wsh_loop l;
+  wake_probe p;
+  init_waking(&l, &p);
+  ck_assert_int_eq(wsh_loop_direct(&l), 0);
+  wsh_loop_turn(&l, 0); /* libevent armed, nothing due */
+  l.poll_max_ns = 1000000000u; /* 1 s: the 5 ms below are within it */
+  ck_assert_uint_eq(l.poll_ns, 0);
+  ck_assert(turn_woken_after(&l, &p, 5)); /* not polling yet: it slept */
+  ck_assert_uint_eq(l.poll_ns, 250000000u);
+  ck_assert(!turn_woken_after(&l, &p, 5)); /* caught while polling */
+  ck_assert_uint_eq(l.poll_ns, 250000000u);
+  l.poll_max_ns = l.poll_ns = 2000000u; /* 2 ms: 50 ms idle is longer */
+  ck_assert(turn_woken_after(&l, &p, 50));
+  ck_assert_uint_eq(l.poll_ns, 1000000u);
+  ck_assert(turn_woken_after(&l, &p, 50));
+  ck_assert_uint_eq(l.poll_ns, 500000u);
+  ck_assert(turn_woken_after(&l, &p, 50));
+  ck_assert_uint_eq(l.poll_ns, 0);
+  l.poll_max_ns = 0; /* off: never opens */
+  ck_assert(turn_woken_after(&l, &p, 5));
+  ck_assert_uint_eq(l.poll_ns, 0);
+  wsh_loop_free(&l);
+}
+END_TEST
+
 /* WSH_IO_EDGE: a socket is reported once per arrival, not while its input
  * lasts; asked again with the same want, it is reported again if still
  * readable; the peer's shutdown is reported as EPOLLRDHUP (WSH_IO_HUP in
@@ -316,6 +409,8 @@ static Suite *loop_suite(void) {
   tcase_add_test(tc, direct_own_wake);
   tcase_add_test(tc, nested_wakes);
   tcase_add_test(tc, edge_triggered_sockets);
+  tcase_add_test(tc, poll_window_rule);
+  tcase_add_test(tc, busy_poll_adapts);
   suite_add_tcase(s, tc);
   return s;
 }
