@@ -120,6 +120,13 @@ static double cpu_seconds(void) {
          (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
+/* The times the client went to sleep (voluntary context switches). */
+static long sleeps(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_nvcsw;
+}
+
 /* xorshift64*: mask keys need only be unpredictable to a proxy, not secret. */
 static uint64_t rng_state;
 
@@ -227,6 +234,7 @@ typedef struct wsload {
   int measuring;
   uint64_t msgs, total_msgs, bytes;
   double m_secs, m_cpu; /* echo: measured seconds, client CPU in them */
+  long waits, m_sleeps; /* echo: epoll waits, and sleeps, in them */
   hist lat;
   uint8_t *tmpl;     /* echo: message pattern, size + 64 bytes */
   size_t tmpl_extra; /* and this much more: where messages start */
@@ -1139,6 +1147,7 @@ static void poll_once(wsload *w, uint64_t until) {
   struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000),
                         .tv_nsec = (long)(wait % 1000000000)};
   int n = epoll_pwait2(w->ep, ev, 512, &ts, NULL);
+  w->waits += w->measuring;
   if (n < 0) {
     if (errno == EINTR)
       return;
@@ -1289,10 +1298,12 @@ static void echo_drive(wsload *w, uint64_t t_measure, uint64_t t_end) {
     conn_flush(w, &w->c[i]);
   }
   double cpu0 = 0;
+  long sl0 = 0;
   uint64_t t0 = t;
   if (t_measure && t >= t_measure) {
     w->measuring = 1;
     cpu0 = cpu_seconds();
+    sl0 = sleeps();
   }
   /* --rate: message k is due at t + k × step, on connection k mod C; the
    * waits end on time (1 µs of timer slack, not the default 50) */
@@ -1308,6 +1319,7 @@ static void echo_drive(wsload *w, uint64_t t_measure, uint64_t t_end) {
       w->measuring = 1;
       t0 = t;
       cpu0 = cpu_seconds();
+      sl0 = sleeps();
     }
     if (t >= t_end)
       break;
@@ -1329,6 +1341,7 @@ static void echo_drive(wsload *w, uint64_t t_measure, uint64_t t_end) {
   }
   if (w->measuring) {
     w->m_cpu += cpu_seconds() - cpu0;
+    w->m_sleeps += sleeps() - sl0;
     w->m_secs += (double)(now_ns() - t0) / 1e9;
   }
   w->measuring = 0;
@@ -1367,6 +1380,7 @@ static int echo_report(wsload *w, const char *extra) {
          hist_pct_us(&w->lat, 0.999), (double)w->lat.max / 1e3, w->total_msgs);
   if (o->rate > 0)
     printf(" rate=%.0f skipped=%ld", o->rate, w->skipped);
+  printf(" client_waits=%ld client_sleeps=%ld", w->waits, w->m_sleeps);
   print_common(w, w->m_cpu, secs);
   return w->errors || lost || w->msgs == 0 ? 1 : 0;
 }
