@@ -268,6 +268,10 @@ static void usage(FILE *out, const char *prog) {
       "      --slow-callback-ms N   log a plugin callback that blocks its "
       "worker\n"
       "                             this long (default 100)\n"
+      "      --busy-poll-us N       a worker polls up to N microseconds before "
+      "it\n"
+      "                             sleeps (adaptive; default 20, at most "
+      "1000, 0: off)\n"
       "      --max-buffered-memory SIZE  bytes all connections may buffer "
       "(partial\n"
       "                             messages, queued output; default 1G, at "
@@ -383,6 +387,7 @@ static const struct option long_opts[] = {
     {"tls-key", required_argument, NULL, 23},
     {"tls-client-ca", required_argument, NULL, 24},
     {"tls-ktls", required_argument, NULL, 25},
+    {"busy-poll-us", required_argument, NULL, 26},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -414,7 +419,8 @@ static const char *const long_keys[] = {NULL,
                                         "tls_cert",
                                         "tls_key",
                                         "tls_client_ca",
-                                        "tls_ktls"};
+                                        "tls_ktls",
+                                        "busy_poll_us"};
 
 static void free_tls_listen(wsh_tls_conf *t) {
   for (size_t i = 0; i < t->nlisten; i++)
@@ -528,6 +534,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 23:
     case 24:
     case 25:
+    case 26:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:

@@ -77,6 +77,7 @@ START_TEST(bad_flags) {
       {"--max-connections", "0", "max_connections"},
       {"--log-level", "loud", "log_level"},
       {"--max-header-size", "10", "max_header_size"},
+      {"--busy-poll-us", "1001", "busy_poll_us"},
       {"--bogus", NULL, "unknown or incomplete option"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -114,8 +115,8 @@ END_TEST
 START_TEST(busy_poll_key) {
   char path[PATH_MAX];
   tmp_path(path, "poll.conf");
-  static const char *const good[][2] = {{"0", "0"}, {"1000", "1000"},
-                                        {"50", "50"}};
+  static const char *const good[][2] = {
+      {"0", "0"}, {"1000", "1000"}, {"50", "50"}};
   for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
     char text[64];
     snprintf(text, sizeof(text), "[server]\nbusy_poll_us = %s\n", good[i][0]);
