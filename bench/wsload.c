@@ -1908,7 +1908,8 @@ int main(int argc, char **argv) {
   raise_nofile(need);
   if (w.o.mode == MODE_ECHO && w.o.nports > 0) {
     int n = w.o.nports;
-    wsload *ws = calloc((size_t)n, sizeof(wsload));
+    static wsload *ws; /* held until exit, as w is */
+    ws = calloc((size_t)n, sizeof(wsload));
     if (!ws)
       die("out of memory");
     for (int k = 0; k < n; k++) {
