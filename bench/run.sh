@@ -283,6 +283,14 @@ cleanup() {
 }
 
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# ticks_s A B: clock ticks from A to B, in seconds.
+ticks_s() { awk -v a="$1" -v b="$2" -v t="$clk_tck" 'BEGIN {printf "%.2f", (b - a) / t}'; }
+# others_pct BUSY0 BUSY1 SERVER_TICKS WALL_S CLIENT_S: what the machine did
+# meanwhile but the servers and the client, in % of a core.
+others_pct() {
+  awk -v a="$1" -v b="$2" -v s="$3" -v w="$4" -v cl="$5" -v t="$clk_tck" \
+    'BEGIN {printf "%.0f", ((b - a) - s - cl * t) / t / w * 100}'
+}
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 sys_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
@@ -438,10 +446,8 @@ measure() {
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
   # Everything the machine did meanwhile but the server and the client.
   cl=$(echo "$line" | sed -n 's/.*client_total_cpu_s=\([0-9.]*\).*/\1/p')
-  noise=$(awk -v a="$b0" -v b="$b1" -v s0="$c0" -v s1="$c1" -v w="$wall" -v t="$clk_tck" \
-    -v cl="${cl:-0}" 'BEGIN {printf "%.0f", ((b - a) - (s1 - s0) - cl * t) / t / w * 100}')
-  extra+=" server_cpu_s=$(awk -v a="$c0" -v b="$c1" -v t="$clk_tck" \
-    'BEGIN {printf "%.2f", (b - a) / t}') wall_s=$wall others_cpu_pct=$noise"
+  noise=$(others_pct "$b0" "$b1" $((c1 - c0)) "$wall" "${cl:-0}")
+  extra+=" server_cpu_s=$(ticks_s "$c0" "$c1") wall_s=$wall others_cpu_pct=$noise"
   if [ "$run_rc" -ne 0 ] || [ -z "$line" ]; then
     line="${line:-mode=$sc} failed=1"
     [ "$run_rc" -ne 0 ] || run_rc=1
@@ -483,8 +489,7 @@ measure_turns() {
   turn_pids=()
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
   cl=$(echo "$out_l" | sed -n '1s/.*client_total_cpu_s=\([0-9.]*\).*/\1/p')
-  noise=$(awk -v a="$b0" -v b="$b1" -v s="$sum" -v w="$wall" -v t="$clk_tck" \
-    -v cl="${cl:-0}" 'BEGIN {printf "%.0f", ((b - a) - s - cl * t) / t / w * 100}')
+  noise=$(others_pct "$b0" "$b1" "$sum" "$wall" "${cl:-0}")
   for k in "${!names[@]}"; do
     line=$(echo "$out_l" | grep " port=${turn_ports[k]} " || true)
     if [ "$run_rc" -ne 0 ] || [ -z "$line" ]; then
@@ -492,8 +497,8 @@ measure_turns() {
       [ "$run_rc" -ne 0 ] || run_rc=1
     fi
     lines+=${lines:+$'\n'}"round=$round scenario=$sc server=${names[k]} $line"
-    lines+=" server_cpu_s=$(awk -v a="${c0[k]}" -v b="${c1[k]}" -v t="$clk_tck" \
-      'BEGIN {printf "%.2f", (b - a) / t}') wall_s=$wall others_cpu_pct=$noise"
+    lines+=" server_cpu_s=$(ticks_s "${c0[k]}" "${c1[k]}") wall_s=$wall"
+    lines+=" others_cpu_pct=$noise"
   done
   result=$lines
 }

@@ -14,7 +14,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -249,12 +248,6 @@ uint32_t wsh_loop_poll_window(uint32_t window, uint64_t idle_ns, uint32_t max) {
   return window;
 }
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Waits as wait_ready does, but with busy polling (poll_max_ns) it first
  * polls for the current window, and then adapts the window to how long
  * the loop was idle. Why: on a virtual machine a thread that sleeps gives
@@ -268,16 +261,16 @@ static int wait_polling(wsh_loop *l, int timeout_ms) {
   int n = wait_ready(l, 0);
   if (n)
     return n; /* ready at once (not idle), or an error */
-  uint64_t t0 = mono_ns();
+  uint64_t t0 = wsh_now_ns();
   while (l->poll_ns && (n = wait_ready(l, 0)) == 0 &&
-         mono_ns() - t0 < l->poll_ns)
+         wsh_now_ns() - t0 < l->poll_ns)
     ;
   if (n)
     return n; /* caught while polling */
   n = wait_ready(l, timeout_ms);
   if (n >= 0)
     l->poll_ns =
-        wsh_loop_poll_window(l->poll_ns, mono_ns() - t0, l->poll_max_ns);
+        wsh_loop_poll_window(l->poll_ns, wsh_now_ns() - t0, l->poll_max_ns);
   return n;
 }
 

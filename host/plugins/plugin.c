@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/timeutil.h"
+
 extern char **environ;
 
 /* Every open plugin, so that a log line written by a plugin's own thread
@@ -377,9 +379,7 @@ out_free_env:
 }
 
 static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+  return wsh_now_ns() / 1000000;
 }
 
 /* Starts `exe --probe-plugin copy so_path` with its stdout on *out_fd. */
