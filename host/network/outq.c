@@ -57,11 +57,47 @@ struct evbuffer *wsh_outq_buffer(websock_conn *c) {
   return c->out;
 }
 
+static bool try_later(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+/* A big payload with nothing queued before it: written from where it lies
+ * (its header first, held back with MSG_MORE to leave with it), and only
+ * what the socket does not take is copied into the queue. The copy was
+ * about 30 % of a 1 MiB echo's CPU (bench/PERFORMANCE.md, "Big
+ * messages"). Only when nothing is queued, staged or held by reference:
+ * the stream keeps its order. A write error sets c->io_error (the
+ * connection is settled, closed, at the end of the turn). */
+static int write_through(websock_conn *c, const uint8_t *a, size_t alen,
+                         const uint8_t *b, size_t blen) {
+  size_t sa = 0, sb = 0;
+  ssize_t n = c->tp.ops->write(&c->tp, a, alen, true);
+  if (n > 0)
+    sa = (size_t)n;
+  if (sa == alen) {
+    n = c->tp.ops->write(&c->tp, b, blen, false);
+    if (n > 0)
+      sb = (size_t)n;
+  }
+  if (n < 0 && !try_later(errno)) {
+    c->io_error = errno;
+    return 0;
+  }
+  if (sb == blen)
+    return 0;
+  if (!wsh_outq_buffer(c) || (sa < alen && out_add(c, a + sa, alen - sa)))
+    return WEBSOCK_ENOMEM;
+  return blen - sb >= OUT_BIG ? out_add_big(c, b + sb, blen - sb)
+                              : out_add(c, b + sb, blen - sb);
+}
+
 int wsh_outq_add(websock_conn *c, const void *a, size_t alen, const void *b,
                  size_t blen) {
   wsh_loop *w = c->w;
   size_t n = alen + blen;
   wsh_loop_mark(w, c);
+  if (blen >= OUT_BIG && wsh_outq_unsent(c) == 0)
+    return write_through(c, a, alen, b, blen);
   if (c->dirty && (!c->out || !evbuffer_get_length(c->out)) &&
       n <= w->obuf_size - w->obuf_used &&
       (!c->stage_len || c->stage_off + c->stage_len == w->obuf_used)) {
@@ -79,10 +115,6 @@ int wsh_outq_add(websock_conn *c, const void *a, size_t alen, const void *b,
   if (blen >= OUT_BIG)
     return out_add_big(c, b, blen);
   return blen ? out_add(c, b, blen) : 0;
-}
-
-static bool try_later(int err) {
-  return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
 int wsh_outq_add_ref(websock_conn *c, const void *p, size_t len,

@@ -6,6 +6,8 @@
  * loop turn, whatever the number of messages, and no allocation. Only what
  * a short write leaves (or what does not fit the area, or a broadcast frame
  * held by reference) goes to the connection's evbuffer, freed once empty.
+ * A big payload (256 KiB or more) with nothing queued before it is written
+ * at once from where it lies, and only what the socket leaves is copied.
  * All writing goes through the connection's transport.
  */
 #ifndef WSH_OUTQ_H
@@ -17,8 +19,10 @@
 
 #include "network/connection.h"
 
-/* Queues a then b (b may be empty). Returns 0 or WEBSOCK_ENOMEM (the
- * connection is then dropped: its stream would have a hole). */
+/* Queues a then b (b may be empty), or writes them now if b is big and
+ * nothing is queued (a write error then sets c->io_error). Returns 0 or
+ * WEBSOCK_ENOMEM (the connection is then dropped: its stream would have a
+ * hole). */
 int wsh_outq_add(websock_conn *c, const void *a, size_t alen, const void *b,
                  size_t blen);
 

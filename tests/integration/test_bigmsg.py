@@ -19,6 +19,10 @@ The matrix (kept short for ASan; say 20-40 s in all):
                       64 KiB and 1 MiB
   half-close          a 4 MiB echo, then the client's FIN: the whole echo
                       arrives before websockd closes (issue 11, section 5)
+  written through     echoes of 256 KiB or more leave from the message
+                      itself when nothing is queued before them: big and
+                      small messages in one burst to a slow reader, and a
+                      pong queued before a big echo, come back in order
 """
 
 import asyncio
@@ -62,7 +66,8 @@ def payload_of(size, text, seed):
     binary; different for every case."""
     rng = random.Random(repr(seed))
     if text:
-        return bytes(rng.randrange(32, 127) for _ in range(4096)) * (size // 4096)
+        block = bytes(rng.randrange(32, 127) for _ in range(4096))
+        return (block * (size // 4096 + 1))[:size]
     return rng.randbytes(size)
 
 
@@ -317,6 +322,57 @@ class BigMessageTest(unittest.TestCase):
                 self.assertTrue(payload == msgs[i], "message %d differs" % i)
         finally:
             s.close()
+
+
+    def test_big_and_small_to_a_slow_reader(self):
+        """Big echoes are written from the message itself when nothing is
+        queued before them (256 KiB or more), and only what the socket does
+        not take is queued: sent in one burst to a reader that takes 16 KiB
+        every 2 ms, big and small messages, text and binary, some just
+        under and at the size that is written through, come back whole and
+        in order."""
+        sizes = [256 * KIB, 10, 256 * KIB - 1, 1 * MIB, 125, 300 * KIB, 2,
+                 2 * MIB, 64 * KIB, 256 * KIB + 1, 0, 1 * MIB]
+        rng = random.Random(11)
+        msgs = [(OP_TEXT if i % 3 == 1 else OP_BINARY,
+                 payload_of(n, i % 3 == 1, ("slow", i))) for i, n in enumerate(sizes)]
+        wire = b"".join(client_frames(op, m, None, rng) for op, m in msgs)
+        s, r = raw_open(self.d)
+        r.slow = True
+        try:
+            got = send_all_and_read(s, r, wire, len(msgs))
+            for i, ((op, m), (got_op, payload)) in enumerate(zip(msgs, got)):
+                self.assertEqual(got_op, op, "message %d" % i)
+                self.assertEqual(len(payload), len(m), "message %d" % i)
+                self.assertTrue(payload == m, "message %d differs" % i)
+        finally:
+            s.close()
+
+    def test_pong_queued_before_a_big_echo_goes_first(self):
+        """A ping between the fragments of a big message: its pong is
+        queued in the turn the message ends in, so the echo, which is
+        written through only when nothing is queued, must follow it."""
+        OP_PING, OP_PONG = 9, 10
+        data = payload_of(512 * KIB + 100, False, ("pong-first",))
+        rng = random.Random(5)
+        keys = [rng.randbytes(4) for _ in range(3)]
+        head, tail = data[:512 * KIB], data[512 * KIB:]
+        wire = (frame_head(False, OP_BINARY, len(head), keys[0]) +
+                mask(head, keys[0]) +
+                frame_head(True, OP_PING, 2, keys[1]) + mask(b"p1", keys[1]) +
+                frame_head(True, OP_CONT, len(tail), keys[2]) +
+                mask(tail, keys[2]))
+        for _ in range(3):
+            s, r = raw_open(self.d)
+            try:
+                s.sendall(wire)
+                fin, op, payload = r.frame()
+                self.assertEqual((fin, op, payload), (True, OP_PONG, b"p1"))
+                got_op, got = r.message()
+                self.assertEqual(got_op, OP_BINARY)
+                self.assertTrue(got == data, "echo differs")
+            finally:
+                s.close()
 
 
 class HalfCloseTest(unittest.TestCase):
