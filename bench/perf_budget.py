@@ -2,9 +2,10 @@
 """perf_budget - the regression guard on websockd's hot path (issue 18).
 
 Counts the instructions the real daemon executes (valgrind's callgrind, all
-threads) per echoed 64 B text message and per WebSocket connection (TCP
-accept, upgrade to 101, close handshake), and compares them with the budget
-checked in as bench/budget.json: the test fails when either grows by more
+threads) per echoed 64 B text message, per WebSocket connection (TCP
+accept, upgrade to 101, close handshake) and per echoed 1 MiB message, and
+its page faults per 1 MiB echo, and compares them with the budget
+checked in as bench/budget.json: the test fails when an instruction count grows by more
 than the budget's tolerance (5 %). Instruction counts, unlike wall-clock
 figures, do not depend on what else the machine is doing.
 
@@ -17,6 +18,15 @@ or of connections, and the differences are divided by those numbers:
     run A: ECHO_A echoes, HS_A extra connections
     run B: ECHO_B echoes, HS_A           -> per echo = (B - A) / (ECHO_B - ECHO_A)
     run C: ECHO_A echoes, HS_C           -> per connection = (C - A) / (HS_C - HS_A)
+
+Big messages: run D is run A plus BIG_D echoes of a 1 MiB binary message
+in lock-step on one connection (per 1 MiB echo = (D - A) / BIG_D, against
+instructions_per_mib_echo: a copy of the payload is about a million
+instructions under callgrind), and the daemon is run once more natively,
+8 connections each with a 1 MiB message in flight, counting its page
+faults per echo after a warm-up (/proc/PID/stat minflt), against
+page_faults_per_mib_echo, a ceiling: a daemon that gives a big message's
+memory back to the kernel and faults it in again takes 100-270 per echo.
 
 Under valgrind /proc/self/exe is valgrind's tool, so the daemon's plugin
 probe is pointed at the real binary with WEBSOCKD_PROBE_EXE (the probe still
@@ -118,7 +128,7 @@ def ws_close(s, buf):
     s.close()
 
 
-def client(port, echoes, handshakes):
+def client(port, echoes, handshakes, bigs=0):
     conns = [list(ws_open(port)) for _ in range(CONNS)]
     frame = masked(0x1, PAYLOAD)
     for i in range(echoes):
@@ -127,6 +137,15 @@ def client(port, echoes, handshakes):
         op, payload, c[1] = read_frame(c[0], c[1])
         if op != 0x1 or payload != PAYLOAD:
             raise AssertionError("echo %d: opcode %d, %r" % (i, op, payload[:16]))
+    if bigs:
+        big, payload = big_frame()
+        c = conns[0]
+        for i in range(bigs):
+            c[0].sendall(big)
+            buf = recv_exact(c[0], 10 + BIG, c[1])
+            if buf[:2] != b"\x82\x7f" or buf[10:10 + BIG] != payload:
+                raise AssertionError("big echo %d differs" % i)
+            c[1] = buf[10 + BIG:]
     for c in conns:
         ws_close(c[0], c[1])
     for _ in range(handshakes):
@@ -138,14 +157,14 @@ WORKERS = 1
 ROUTE_SETTINGS = []
 
 
-def measure(websockd, echo_so, echoes, handshakes, tmp):
+def measure(websockd, echo_so, echoes, handshakes, tmp, bigs=0):
     """Runs the daemon under callgrind once; returns its instruction count."""
     run = tempfile.mkdtemp(prefix="run-", dir=tmp)
     plugins = os.path.join(run, "plugins.d")
     os.mkdir(plugins)
     shutil.copy(echo_so, os.path.join(plugins, "echo.so"))
     with open(os.path.join(plugins, "echo.conf"), "w") as f:
-        f.write("path = /echo\nplugin = echo.so\n")
+        f.write("path = /echo\nplugin = echo.so\nmax_message_size = 2M\n")
         for kv in ROUTE_SETTINGS:
             key, _, value = kv.partition("=")
             f.write("%s = %s\n" % (key, value))
@@ -172,7 +191,7 @@ def measure(websockd, echo_so, echoes, handshakes, tmp):
         if port is None:
             raise AssertionError("websockd did not start under valgrind:\n" +
                                  open(log_path).read())
-        client(port, echoes, handshakes)
+        client(port, echoes, handshakes, bigs)
         proc.send_signal(signal.SIGTERM)
         status = proc.wait(timeout=START_TIMEOUT)
         if status != 0:
@@ -189,11 +208,93 @@ def measure(websockd, echo_so, echoes, handshakes, tmp):
     raise AssertionError("no totals in %s" % out)
 
 
+BIG = 1 << 20       # the big echo: 1 MiB binary messages
+BIG_CONNS = 8       # each with one in flight, as bench/run.sh's echo1m
+BIG_WARM, BIG_ROUNDS = 5, 20
+
+
+def big_frame():
+    """One masked 1 MiB binary frame (the same payload every time)."""
+    payload = bytes(range(256)) * (BIG // 256)
+    key = int.from_bytes(KEY * (BIG // 4), "big")
+    body = (int.from_bytes(payload, "big") ^ key).to_bytes(BIG, "big")
+    return (bytes([0x82, 0x80 | 127]) + BIG.to_bytes(8, "big") + KEY + body,
+            payload)
+
+
+def minor_faults(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])  # field 10
+
+
+def measure_big(websockd, echo_so, tmp):
+    """Page faults the daemon takes per echoed 1 MiB message, natively (no
+    valgrind): BIG_CONNS connections, each sending one message per round
+    and reading its echo back, BIG_WARM rounds before counting. A daemon
+    that gives a big message's memory back to the kernel and takes it
+    again faults on every echo (bench/PERFORMANCE.md, "Big messages")."""
+    run = tempfile.mkdtemp(prefix="big-", dir=tmp)
+    plugins = os.path.join(run, "plugins.d")
+    os.mkdir(plugins)
+    shutil.copy(echo_so, os.path.join(plugins, "echo.so"))
+    with open(os.path.join(plugins, "echo.conf"), "w") as f:
+        f.write("path = /echo\nplugin = echo.so\nmax_message_size = 2M\n")
+    log_path = os.path.join(run, "log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [websockd, "--listen", "127.0.0.1:0", "--plugins", plugins,
+             "--workers", "1", "--log-level", "info"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        port = None
+        deadline = time.time() + START_TIMEOUT
+        while time.time() < deadline and proc.poll() is None:
+            text = open(log_path).read()
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
+            if m and "websockd ready" in text:
+                port = int(m.group(1))
+                break
+            time.sleep(0.05)
+        if port is None:
+            raise AssertionError("websockd did not start:\n" +
+                                 open(log_path).read())
+        frame, payload = big_frame()
+        conns = [list(ws_open(port)) for _ in range(BIG_CONNS)]
+        before = 0
+        for r in range(BIG_WARM + BIG_ROUNDS):
+            if r == BIG_WARM:
+                before = minor_faults(proc.pid)
+            for c in conns:
+                c[0].sendall(frame)
+            for i, c in enumerate(conns):
+                buf = recv_exact(c[0], 10 + BIG, c[1])
+                if buf[:2] != b"\x82\x7f" or buf[10:10 + BIG] != payload:
+                    raise AssertionError("big echo %d on connection %d differs"
+                                         % (r, i))
+                c[1] = buf[10 + BIG:]
+        faults = minor_faults(proc.pid) - before
+        for c in conns:
+            ws_close(c[0], c[1])
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=START_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    return faults / (BIG_ROUNDS * BIG_CONNS)
+
+
+BIG_D = 10          # big echoes in run D
+
+
 def one_measurement(websockd, echo_so, tmp):
+    """(per echo, per connection, per 1 MiB echo, run A's count)."""
     a = measure(websockd, echo_so, ECHO_A, HS_A, tmp)
     b = measure(websockd, echo_so, ECHO_B, HS_A, tmp)
     c = measure(websockd, echo_so, ECHO_A, HS_C, tmp)
-    return ((b - a) / (ECHO_B - ECHO_A), (c - a) / (HS_C - HS_A), a)
+    d = measure(websockd, echo_so, ECHO_A, HS_A, tmp, BIG_D)
+    return ((b - a) / (ECHO_B - ECHO_A), (c - a) / (HS_C - HS_A),
+            (d - a) / BIG_D, a)
 
 
 def main():
@@ -228,27 +329,39 @@ def main():
     try:
         runs = [one_measurement(websockd, args.echo_so, tmp)
                 for _ in range(args.runs)]
+        faults = measure_big(websockd, args.echo_so, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     per_echo = sorted(r[0] for r in runs)[len(runs) // 2]
     per_hs = sorted(r[1] for r in runs)[len(runs) // 2]
-    for i, (e, h, a) in enumerate(runs):
-        print("measurement %d: %.1f instructions per echo, %.1f per connection "
-              "(run A in all: %d)" % (i + 1, e, h, a))
+    per_big = sorted(r[2] for r in runs)[len(runs) // 2]
+    for i, (e, h, g, a) in enumerate(runs):
+        print("measurement %d: %.1f instructions per echo, %.1f per connection, "
+              "%.0f per 1 MiB echo (run A in all: %d)" % (i + 1, e, h, g, a))
+    print("page faults per 1 MiB echo (natively, %d connections): %.2f" %
+          (BIG_CONNS, faults))
     if len(runs) > 1:
-        for name, k in (("echo", 0), ("connection", 1)):
+        for name, k in (("echo", 0), ("connection", 1), ("1 MiB echo", 2)):
             vals = [r[k] for r in runs]
             print("spread per %s: %.2f %% (min %.1f, max %.1f)" %
                   (name, (max(vals) - min(vals)) / min(vals) * 100,
                    min(vals), max(vals)))
     if args.write or WORKERS != 1 or ROUTE_SETTINGS:
         print(json.dumps({"instructions_per_echo": round(per_echo),
-                          "instructions_per_connection": round(per_hs)}))
+                          "instructions_per_connection": round(per_hs),
+                          "instructions_per_mib_echo": round(per_big)}))
         return 0
     tol = budget["tolerance"]
     failed = 0
+    limit = budget["page_faults_per_mib_echo"]
+    verdict = "ok" if faults <= limit else "OVER BUDGET"
+    print("per 1 MiB echo: %.2f page faults; at most %g: %s" %
+          (faults, limit, verdict))
+    if faults > limit:
+        failed = 1
     for name, got, key in (("echo", per_echo, "instructions_per_echo"),
-                           ("connection", per_hs, "instructions_per_connection")):
+                           ("connection", per_hs, "instructions_per_connection"),
+                           ("1 MiB echo", per_big, "instructions_per_mib_echo")):
         limit = budget[key] * (1 + tol)
         verdict = "ok" if got <= limit else "OVER BUDGET"
         print("per %s: %.0f instructions; budget %d (+%.0f %% = %.0f): %s" %
