@@ -9,7 +9,9 @@
  *
  * The bytes are decoded whole, one byte at a time (also with
  * wsh_decoder_trim after every call) and in chunks of random sizes (with
- * trims and empty calls thrown in), each chunk in a malloc'd block of
+ * trims and empty calls thrown in; and again with the rest of a frame's
+ * payload read straight into the decoder's buffer where it offers room,
+ * wsh_decoder_room and wsh_decode_in_place), each chunk in a malloc'd block of
  * exactly its size that is freed once consumed, so that reading past a
  * chunk or keeping a pointer into one trips ASan. Every way
  * must give the same events (type, opcode, close code, error, data) ending
@@ -114,7 +116,7 @@ static void expect_same(const recs *want, const recs *got, const char *what) {
 /* Decoding with wsh_decode                                                  */
 /* ------------------------------------------------------------------------ */
 
-typedef enum mode { WHOLE, BYTES, CHUNKS } mode;
+typedef enum mode { WHOLE, BYTES, CHUNKS, DIRECT } mode;
 
 typedef struct run {
   mode mode;
@@ -244,6 +246,42 @@ static bool feed_chunk(wsh_decoder *d, uint8_t *chunk, size_t len, size_t base,
   return false;
 }
 
+/* DIRECT: payload read straight into the reassembly buffer, as the
+ * connection reads the rest of a big frame (wsh_decoder_room, at least a
+ * random 0-63 bytes to come, at most the chunk); *n is then what it took,
+ * 0 if it offered no room. Returns true once dead. */
+static bool feed_direct(wsh_decoder *d, const uint8_t *stream, size_t len,
+                        size_t start, size_t *n, run *r, recs *out) {
+  uint8_t *at = NULL;
+  size_t room = wsh_decoder_room(d, fuzz_rand(&r->rng) % 64, *n, &at), used;
+  wsh_event ev;
+
+  if (!room) {
+    *n = 0;
+    return false;
+  }
+  FUZZ_CHECK(room <= *n && at != NULL, "room over the asked maximum");
+  *n = room;
+  memcpy(at, stream + start, room);
+  used = wsh_decode_in_place(d, room, &ev);
+  FUZZ_CHECK(used <= room, "consumed more than read");
+  if (ev.type == WSH_EV_NONE) {
+    FUZZ_CHECK(used == room, "no event, yet bytes left over");
+  } else {
+    check_event(d, &ev, at, used, r->max_message);
+    recs_add(out, &ev, start + used);
+    if (ev.type == WSH_EV_ERROR) {
+      uint8_t *rest = fuzz_dup(stream + start + used, len - start - used);
+      check_dead(d, &ev, rest, len - start - used);
+      free(rest);
+      return true;
+    }
+  }
+  if (trim_now(r))
+    wsh_decoder_trim(d);
+  return false;
+}
+
 static void decode(const uint8_t *stream, size_t len, run r, recs *out) {
   wsh_decoder d;
   bool dead = false;
@@ -251,8 +289,17 @@ static void decode(const uint8_t *stream, size_t len, run r, recs *out) {
   wsh_decoder_init(&d, r.max_message);
   for (size_t start = 0, n; start < len && !dead; start += n) {
     uint8_t *chunk;
+    size_t took;
 
     n = chunk_len(&r, len - start);
+    if (r.mode == DIRECT) {
+      took = n;
+      dead = feed_direct(&d, stream, len, start, &took, &r, out);
+      if (took) {
+        n = took;
+        continue;
+      }
+    }
     chunk = fuzz_dup(stream + start, n);
     dead = feed_chunk(&d, chunk, n, start, &r, out);
     free(chunk);
@@ -581,6 +628,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   r.trim = 4;
   decode(s, len, r, &other);
   expect_same(&whole, &other, "random chunks");
+  recs_free(&other);
+  r.mode = DIRECT;
+  decode(s, len, r, &other);
+  expect_same(&whole, &other, "random chunks, payload read in place");
   recs_free(&other);
   r.trim = 0;
 

@@ -3,7 +3,9 @@
  * it accumulates each frame header, checks it as soon as the byte that
  * decides a rule arrives, unmasks payload in place, validates text as it
  * arrives and reassembles fragmented messages; a message or control frame
- * that lies whole in one call's input is handed over without a copy. The
+ * that lies whole in one call's input is handed over without a copy, and
+ * the rest of a big frame can be read straight into the reassembly buffer
+ * (wsh_decoder_room, wsh_decode_in_place) instead of copied there. The
  * encoder side writes server frame headers and close payloads. No I/O.
  * With permessage-deflate negotiated (wsh_decoder_allow_rsv1), RSV1 on a
  * message's first frame marks it compressed: it is delivered flagged, its
@@ -373,6 +375,38 @@ size_t wsh_decode(wsh_decoder *d, uint8_t *in, size_t len, wsh_event *ev) {
     }
   }
   return off;
+}
+
+size_t wsh_decoder_room(wsh_decoder *d, size_t min, size_t max, uint8_t **at) {
+  if (d->failed || d->delivered || d->hdr_len < d->hdr_need ||
+      d->remaining < min || d->remaining == 0 || is_control(d->opcode) ||
+      (d->msg_compressed && d->sink))
+    return 0;
+  size_t n = d->remaining < max ? (size_t)d->remaining : max;
+  if (!buf_reserve(d, n))
+    return 0;
+  *at = d->buf + d->buf_len;
+  return n;
+}
+
+size_t wsh_decode_in_place(wsh_decoder *d, size_t n, wsh_event *ev) {
+  uint8_t *p = d->buf + d->buf_len;
+
+  memset(ev, 0, sizeof *ev);
+  wsh_mask(p, n, d->mask, d->payload_off);
+  if (d->msg_opcode == OP_TEXT && !d->msg_compressed) {
+    size_t ok = wsh_utf8_feed(&d->utf8, p, n);
+
+    if (ok < n)
+      return fail(d, ev, WSH_CLOSE_INVALID_DATA, "invalid UTF-8 in text",
+                  ok + 1);
+  }
+  d->buf_len += n;
+  d->payload_off += n;
+  d->remaining -= n;
+  if (d->remaining == 0)
+    frame_end(d, d->buf, d->buf_len, false, ev);
+  return n;
 }
 
 size_t wsh_frame_header(uint8_t *out, bool fin, uint8_t opcode, uint64_t len) {

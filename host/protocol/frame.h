@@ -197,6 +197,25 @@ static inline void wsh_decoder_rebind(wsh_decoder *d, uint64_t max_message) {
  */
 size_t wsh_decode(wsh_decoder *d, uint8_t *in, size_t len, wsh_event *ev);
 
+/*
+ * Reading a big frame's payload straight into the reassembly buffer,
+ * without the copy from the caller's read buffer. While a text or binary
+ * frame that is being reassembled (not one handed over whole, not a
+ * compressed one going to a sink) has at least `min` payload bytes to
+ * come, wsh_decoder_room reserves room for up to `max` of them (no more
+ * than the frame has left, so nothing of the next frame lands there) and
+ * returns how many, with *at where they go; else 0 (feed wsh_decode).
+ * Out of memory is 0 too: wsh_decode then reports it.
+ */
+size_t wsh_decoder_room(wsh_decoder *d, size_t min, size_t max, uint8_t **at);
+
+/* Takes n (> 0, at most what wsh_decoder_room gave) payload bytes read to
+ * *at, as wsh_decode would have taken them: unmasked, text checked, the
+ * frame ended (ev: the message's event, an error, or WSH_EV_NONE). Returns
+ * the bytes consumed as wsh_decode counts them (n, or up to the first bad
+ * byte of text); after an error the rest is the dead decoder's. */
+size_t wsh_decode_in_place(wsh_decoder *d, size_t n, wsh_event *ev);
+
 /* Writes a server frame header (unmasked; FIN set when fin is true) for a
  * payload of `len` bytes into out[WSH_MAX_HEADER]. Returns its length
  * (2, 4 or 10). */

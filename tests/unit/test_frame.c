@@ -929,6 +929,161 @@ END_TEST
 
 /* ---- max_message ---- */
 
+/* ---- reading straight into the reassembly buffer ---- */
+
+/* Puts n bytes of the stream at the room wsh_decoder_room gave. */
+static void direct(wsh_decoder *d, const struct bytes *b, size_t *pos, size_t n,
+                   uint8_t *at, wsh_event *ev) {
+  memcpy(at, b->p + *pos, n);
+  *pos += n;
+  wsh_decode_in_place(d, n, ev);
+}
+
+START_TEST(test_direct_whole_frame) {
+  uint8_t *p = pattern(100000), *at = NULL;
+  struct bytes b = {0};
+  wsh_decoder d;
+  wsh_event ev;
+  size_t pos, n;
+
+  put_frame(&b, FIN | BINARY, p, 100000);
+  put_str(&b, FIN | TEXT, "hi");
+  wsh_decoder_init(&d, 1 << 20);
+  ck_assert_uint_eq(wsh_decoder_room(&d, 16, 65536, &at), 0); /* no header */
+  pos = wsh_decode(&d, b.p, 14 + 100, &ev);
+  ck_assert_uint_eq(pos, 114);
+  ck_assert_int_eq(ev.type, WSH_EV_NONE);
+  /* at most max, then exactly what the frame has left */
+  ck_assert_uint_eq(n = wsh_decoder_room(&d, 16384, 65536, &at), 65536);
+  direct(&d, &b, &pos, 1000, at, &ev); /* a short read */
+  ck_assert_int_eq(ev.type, WSH_EV_NONE);
+  ck_assert_uint_eq(n = wsh_decoder_room(&d, 16384, 65536, &at), 65536);
+  direct(&d, &b, &pos, n, at, &ev);
+  ck_assert_int_eq(ev.type, WSH_EV_NONE);
+  ck_assert_uint_eq(n = wsh_decoder_room(&d, 16384, 65536, &at),
+                    100000 - 100 - 1000 - 65536);
+  direct(&d, &b, &pos, n, at, &ev);
+  ck_assert_int_eq(ev.type, WSH_EV_MESSAGE);
+  ck_assert_uint_eq(ev.opcode, BINARY);
+  ck_assert_uint_eq(ev.len, 100000);
+  ck_assert_mem_eq(ev.data, p, 100000);
+  /* between frames: none, and the next frame decodes as usual */
+  ck_assert_uint_eq(wsh_decoder_room(&d, 1, 65536, &at), 0);
+  n = wsh_decode(&d, b.p + pos, b.len - pos, &ev);
+  ck_assert_uint_eq(pos + n, b.len);
+  ck_assert_int_eq(ev.type, WSH_EV_MESSAGE);
+  ck_assert_uint_eq(ev.len, 2);
+  ck_assert_mem_eq(ev.data, "hi", 2);
+  wsh_decoder_free(&d);
+  free(b.p);
+  free(p);
+}
+END_TEST
+
+START_TEST(test_direct_fragments_and_ping) {
+  uint8_t *p = pattern(80000), *at = NULL;
+  struct bytes b = {0};
+  wsh_decoder d;
+  wsh_event ev;
+  size_t pos, n, ping_at;
+
+  put_frame(&b, BINARY, p, 50000);
+  ping_at = b.len;
+  put_str(&b, FIN | PING, "p");
+  put_frame(&b, FIN | CONT, p + 50000, 30000);
+  wsh_decoder_init(&d, 1 << 20);
+  pos = wsh_decode(&d, b.p, 20, &ev);
+  while ((n = wsh_decoder_room(&d, 16384, 16384, &at)) > 0) {
+    direct(&d, &b, &pos, n, at, &ev);
+    ck_assert_int_eq(ev.type, WSH_EV_NONE); /* not FIN */
+  }
+  /* less than min left: decoded as usual, then the ping (control: none) */
+  pos += wsh_decode(&d, b.p + pos, ping_at + 2 - pos, &ev);
+  ck_assert_uint_eq(pos, ping_at + 2);
+  ck_assert_uint_eq(wsh_decoder_room(&d, 0, 16384, &at), 0);
+  pos += wsh_decode(&d, b.p + pos, 5, &ev); /* the ping's mask and "p" */
+  ck_assert_int_eq(ev.type, WSH_EV_PING);
+  pos += wsh_decode(&d, b.p + pos, 8, &ev); /* the continuation's header */
+  ck_assert_int_eq(ev.type, WSH_EV_NONE);
+  ck_assert_uint_eq(n = wsh_decoder_room(&d, 16384, 1 << 20, &at), 30000);
+  direct(&d, &b, &pos, n, at, &ev);
+  ck_assert_uint_eq(pos, b.len);
+  ck_assert_int_eq(ev.type, WSH_EV_MESSAGE);
+  ck_assert_uint_eq(ev.len, 80000);
+  ck_assert_mem_eq(ev.data, p, 80000);
+  wsh_decoder_free(&d);
+  free(b.p);
+  free(p);
+}
+END_TEST
+
+START_TEST(test_direct_text_checked) {
+  size_t len = 40000, pos, n;
+  uint8_t *t = malloc(len), *at = NULL;
+  struct bytes b = {0}, e = {0};
+  wsh_decoder d;
+  wsh_event ev;
+
+  memset(t, 'a', len);
+  t[30000] = 0xFF;
+  put_frame(&b, FIN | TEXT, t, len);
+  wsh_decoder_init(&d, 1 << 20);
+  pos = wsh_decode(&d, b.p, 20, &ev); /* a 4-byte header, 12 of payload */
+  ck_assert_uint_eq(n = wsh_decoder_room(&d, 16384, 1 << 20, &at), len - 12);
+  direct(&d, &b, &pos, n, at, &ev);
+  ck_assert_int_eq(ev.type, WSH_EV_ERROR);
+  ck_assert_uint_eq(ev.close_code, WSH_CLOSE_INVALID_DATA);
+  check_dead(&d, &ev);
+  ck_assert_uint_eq(wsh_decoder_room(&d, 0, 1 << 20, &at), 0);
+  wsh_decoder_free(&d);
+  /* text ending inside a code point: the frame's end says so */
+  memset(t, 'a', len);
+  t[len - 2] = 0xE2;
+  t[len - 1] = 0x82;
+  put_frame(&e, FIN | TEXT, t, len);
+  wsh_decoder_init(&d, 1 << 20);
+  pos = wsh_decode(&d, e.p, 8, &ev);
+  ck_assert_uint_eq(n = wsh_decoder_room(&d, 16384, 1 << 20, &at), len);
+  direct(&d, &e, &pos, n, at, &ev);
+  ck_assert_int_eq(ev.type, WSH_EV_ERROR);
+  ck_assert_uint_eq(ev.close_code, WSH_CLOSE_INVALID_DATA);
+  wsh_decoder_free(&d);
+  free(b.p);
+  free(e.p);
+  free(t);
+}
+END_TEST
+
+START_TEST(test_direct_refused) {
+  uint8_t *p = pattern(40000), *at = NULL;
+  struct bytes b = {0};
+  wsh_decoder d;
+  wsh_event ev;
+
+  /* a frame with less than min to come */
+  put_frame(&b, FIN | BINARY, p, 20000);
+  wsh_decoder_init(&d, 1 << 20);
+  ck_assert_uint_eq(wsh_decode(&d, b.p, 8 + 5000, &ev), 8 + 5000);
+  ck_assert_uint_eq(wsh_decoder_room(&d, 16384, 65536, &at), 0);
+  ck_assert_uint_eq(wsh_decoder_room(&d, 1000, 65536, &at), 15000);
+  wsh_decoder_free(&d);
+  /* a compressed message going to a sink */
+  b.len = 0;
+  put_frame(&b, FIN | RSV1 | BINARY, p, 40000);
+  wsh_decoder_init(&d, 1 << 20);
+  wsh_decoder_allow_rsv1(&d);
+  wsh_decoder_set_sink(&d, test_sink);
+  sunk.len = 0;
+  ck_assert_uint_eq(wsh_decode(&d, b.p, 8 + 10, &ev), 8 + 10);
+  ck_assert_uint_eq(wsh_decoder_room(&d, 1, 65536, &at), 0);
+  wsh_decoder_free(&d);
+  free(sunk.p);
+  sunk = (struct bytes){0};
+  free(b.p);
+  free(p);
+}
+END_TEST
+
 START_TEST(test_max_message_single_frame) {
   struct bytes b = {0};
   const struct xev x[] = {X_ERR(WSH_CLOSE_TOO_BIG, 6)};
@@ -1543,6 +1698,10 @@ static Suite *frame_suite(void) {
   tcase_add_test(err, test_close);
   tcase_add_test(err, test_close_errors);
   tcase_add_test(err, test_max_message_single_frame);
+  tcase_add_test(dec, test_direct_whole_frame);
+  tcase_add_test(dec, test_direct_fragments_and_ping);
+  tcase_add_test(err, test_direct_text_checked);
+  tcase_add_test(err, test_direct_refused);
   tcase_add_test(err, test_max_message_fragments);
   tcase_add_test(err, test_dead_after_error);
   tcase_add_test(dec, test_ping_between_fragments);
