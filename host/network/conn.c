@@ -712,6 +712,8 @@ static void stash(websock_conn *c, const uint8_t *buf, size_t len) {
   m->npend = len;
 }
 
+/* Decodes len bytes at buf; buf NULL: len payload bytes were read straight
+ * into the message being reassembled (direct_room). */
 static void read_frames(websock_conn *c, uint8_t *buf, size_t len) {
   if (!len)
     return;
@@ -726,10 +728,15 @@ static void read_frames(websock_conn *c, uint8_t *buf, size_t len) {
       break;
     }
     wsh_event ev;
-    size_t used = wsh_decode(d, buf, len, &ev);
+    size_t used = len;
+    if (buf)
+      used = wsh_decode(d, buf, len, &ev);
+    else
+      wsh_decode_in_place(d, len, &ev);
     if (ev.type != WSH_EV_NONE)
       on_frame_event(c, &ev);
-    buf += used;
+    if (buf)
+      buf += used;
     len -= used;
   }
   dec_give_back(c);
@@ -876,13 +883,36 @@ static void process(websock_conn *c, uint8_t *buf, size_t len) {
   /* FLUSHING, LINGER: what the peer sends now is dropped */
 }
 
-/* The bytes read (-1: none, 0: the peer's EOF) */
-static ssize_t do_read(websock_conn *c) {
+/* The rest of a big frame is read into the message itself, not through
+ * the loop's read buffer and a copy (bench/PERFORMANCE.md, "Big
+ * messages"): from 16 KiB to come, at most a read buffer's worth a read. */
+#define DIRECT_MIN (16 * 1024)
+
+/* Where the next read goes straight into the message being reassembled
+ * (its size; 0: through the read buffer). Only while the connection is
+ * open and holds no stashed input, which comes first. */
+static size_t direct_room(websock_conn *c, uint8_t **at) {
+  if (!c->dec || c->state != WSH_CONN_OPEN || c->read_paused ||
+      (c->more && c->more->pend))
+    return 0;
+  return wsh_decoder_room(&c->dec->d, DIRECT_MIN, c->w->rbuf_size, at);
+}
+
+/* The bytes read (-1: none, 0: the peer's EOF); *full: as many as asked,
+ * so the socket may hold more. */
+static ssize_t do_read(websock_conn *c, bool *full) {
   wsh_loop *w = c->w;
-  ssize_t n = c->tp.ops->read(&c->tp, w->rbuf, w->rbuf_size);
+  uint8_t *at = NULL;
+  size_t room = direct_room(c, &at);
+  size_t ask = room ? room : w->rbuf_size;
+  ssize_t n = c->tp.ops->read(&c->tp, room ? at : w->rbuf, ask);
+  *full = n == (ssize_t)ask;
   if (n > 0) {
     c->last_read_ms = wsh_now_ms();
-    process(c, w->rbuf, (size_t)n);
+    if (room)
+      read_frames(c, NULL, (size_t)n);
+    else
+      process(c, w->rbuf, (size_t)n);
   } else if (n == 0) {
     c->peer_eof = 1;
   } else if (c->tp.answered && c->state == WSH_CONN_HANDSHAKE) {
@@ -919,18 +949,19 @@ static bool transport_holds(websock_conn *c) {
  * signal (TLS: the rest of a record a full read buffer left inside). An
  * edge-triggered socket whose peer has shut its side (hup) is read on
  * after a short read, to its EOF: that came with the edge already taken.
- * One left with more in it (a read filled the buffer, or reading paused)
+ * One left with more in it (a read filled the buffer, or the rest of a
+ * big frame asked for, or reading paused)
  * is undrained: conn_events has epoll look at it again, so that it comes
  * on the next turn, behind the sockets ready now (one buffer a turn each,
  * as level-triggered), or when reading resumes. */
 static void read_all(websock_conn *c, bool hup) {
   ssize_t n;
+  bool full;
   do
-    n = do_read(c);
-  while ((hup && n > 0 && n < (ssize_t)c->w->rbuf_size && reads_on(c)) ||
+    n = do_read(c, &full);
+  while ((hup && n > 0 && !full && reads_on(c)) ||
          (c->tp.ops->pending && reads_on(c) && transport_holds(c)));
-  if ((c->io_want & WSH_IO_EDGE) && n > 0 &&
-      (n == (ssize_t)c->w->rbuf_size || c->read_paused))
+  if ((c->io_want & WSH_IO_EDGE) && n > 0 && (full || c->read_paused))
     c->undrained = 1;
 }
 

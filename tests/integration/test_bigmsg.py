@@ -348,6 +348,30 @@ class BigMessageTest(unittest.TestCase):
         finally:
             s.close()
 
+    def test_bad_utf8_deep_in_a_big_text_message(self):
+        """The rest of a big frame is read straight into the message (no
+        copy) and checked there: a 1 MiB text message with one bad byte at
+        700,000, whole or in two fragments, is closed with 1007, and the
+        daemon echoes the next client's message."""
+        for frag in (None, 512 * KIB):
+            with self.subTest(frag=frag):
+                data = bytearray(payload_of(MIB, True, ("bad", frag)))
+                data[700000] = 0xFF
+                wire = client_frames(OP_TEXT, bytes(data), frag,
+                                     random.Random(3))
+                s, r = raw_open(self.d)
+                try:
+                    try:
+                        s.sendall(wire)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # closed while we sent: the close frame came
+                    fin, op, payload = r.frame()
+                    self.assertEqual(op, OP_CLOSE)
+                    self.assertEqual(payload[:2], struct.pack("!H", 1007))
+                finally:
+                    s.close()
+        self.raw_echo(2 * MIB, True, None)
+
     def test_pong_queued_before_a_big_echo_goes_first(self):
         """A ping between the fragments of a big message: its pong is
         queued in the turn the message ends in, so the echo, which is
