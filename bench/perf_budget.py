@@ -161,46 +161,58 @@ WORKERS = 1
 ROUTE_SETTINGS = []
 
 
-def measure(websockd, echo_so, echoes, handshakes, tmp, bigs=0):
-    """Runs the daemon under callgrind once; returns its instruction count."""
-    run = tempfile.mkdtemp(prefix="run-", dir=tmp)
+def echo_plugins(run, echo_so, settings=()):
+    """plugins.d/ in run with the echo route (2M messages, plus settings)."""
     plugins = os.path.join(run, "plugins.d")
     os.mkdir(plugins)
     shutil.copy(echo_so, os.path.join(plugins, "echo.so"))
     with open(os.path.join(plugins, "echo.conf"), "w") as f:
         f.write("path = /echo\nplugin = echo.so\nmax_message_size = 2M\n")
-        for kv in ROUTE_SETTINGS:
+        for kv in settings:
             key, _, value = kv.partition("=")
             f.write("%s = %s\n" % (key, value))
+    return plugins
+
+
+def start(cmd, run, what, env=None):
+    """Starts cmd with its output in run/log; returns (proc, port) once it
+    says it is ready."""
+    log_path = os.path.join(run, "log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + START_TIMEOUT
+    while time.time() < deadline and proc.poll() is None:
+        text = open(log_path).read()
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
+        if m and "websockd ready" in text:
+            return proc, int(m.group(1))
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+    raise AssertionError("websockd did not start%s:\n%s" %
+                         (what, open(log_path).read()))
+
+
+def measure(websockd, echo_so, echoes, handshakes, tmp, bigs=0):
+    """Runs the daemon under callgrind once; returns its instruction count."""
+    run = tempfile.mkdtemp(prefix="run-", dir=tmp)
+    plugins = echo_plugins(run, echo_so, ROUTE_SETTINGS)
     out = os.path.join(run, "callgrind.out")
     env = dict(os.environ, WEBSOCKD_PROBE_EXE=websockd)
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
            "--dump-instr=no", "--compress-strings=no",
            websockd, "--listen", "127.0.0.1:0", "--plugins", plugins,
            "--workers", str(WORKERS), "--log-level", "info"]
-    log_path = os.path.join(run, "log")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=env)
+    proc, port = start(cmd, run, " under valgrind", env)
     try:
-        port = None
-        deadline = time.time() + START_TIMEOUT
-        while time.time() < deadline and proc.poll() is None:
-            text = open(log_path).read()
-            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
-            if m and "websockd ready" in text:
-                port = int(m.group(1))
-                break
-            time.sleep(0.05)
-        if port is None:
-            raise AssertionError("websockd did not start under valgrind:\n" +
-                                 open(log_path).read())
         client(port, echoes, handshakes, bigs)
         proc.send_signal(signal.SIGTERM)
         status = proc.wait(timeout=START_TIMEOUT)
         if status != 0:
             raise AssertionError("websockd exited %d:\n%s" %
-                                 (status, open(log_path).read()))
+                                 (status, open(os.path.join(run, "log")).read()))
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -240,30 +252,11 @@ def measure_big(websockd, echo_so, tmp):
     that gives a big message's memory back to the kernel and takes it
     again faults on every echo (bench/PERFORMANCE.md, "Big messages")."""
     run = tempfile.mkdtemp(prefix="big-", dir=tmp)
-    plugins = os.path.join(run, "plugins.d")
-    os.mkdir(plugins)
-    shutil.copy(echo_so, os.path.join(plugins, "echo.so"))
-    with open(os.path.join(plugins, "echo.conf"), "w") as f:
-        f.write("path = /echo\nplugin = echo.so\nmax_message_size = 2M\n")
-    log_path = os.path.join(run, "log")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [websockd, "--listen", "127.0.0.1:0", "--plugins", plugins,
-             "--workers", "1", "--log-level", "info"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    plugins = echo_plugins(run, echo_so)
+    proc, port = start([websockd, "--listen", "127.0.0.1:0", "--plugins",
+                        plugins, "--workers", "1", "--log-level", "info"],
+                       run, "")
     try:
-        port = None
-        deadline = time.time() + START_TIMEOUT
-        while time.time() < deadline and proc.poll() is None:
-            text = open(log_path).read()
-            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
-            if m and "websockd ready" in text:
-                port = int(m.group(1))
-                break
-            time.sleep(0.05)
-        if port is None:
-            raise AssertionError("websockd did not start:\n" +
-                                 open(log_path).read())
         frame, payload = big_frame()
         conns = [list(ws_open(port)) for _ in range(BIG_CONNS)]
         counts = []
