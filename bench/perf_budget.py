@@ -259,16 +259,8 @@ def measure_big(websockd, echo_so, tmp):
     try:
         frame, payload = big_frame()
         conns = [list(ws_open(port)) for _ in range(BIG_CONNS)]
-        counts = []
-        before = 0
-        for r in range(BIG_WARM + BIG_WINDOWS * BIG_ROUNDS + 1):
-            if r >= BIG_WARM and (r - BIG_WARM) % BIG_ROUNDS == 0:
-                now = minor_faults(proc.pid)
-                if r > BIG_WARM:
-                    counts.append(now - before)
-                before = now
-            if len(counts) == BIG_WINDOWS:
-                break
+
+        def echo_round(r):
             for c in conns:
                 c[0].sendall(frame)
             for i, c in enumerate(conns):
@@ -277,6 +269,15 @@ def measure_big(websockd, echo_so, tmp):
                     raise AssertionError("big echo %d on connection %d differs"
                                          % (r, i))
                 c[1] = buf[10 + BIG:]
+
+        for r in range(BIG_WARM):
+            echo_round(r)
+        counts = []
+        for w in range(BIG_WINDOWS):
+            before = minor_faults(proc.pid)
+            for r in range(BIG_ROUNDS):
+                echo_round(BIG_WARM + w * BIG_ROUNDS + r)
+            counts.append(minor_faults(proc.pid) - before)
         for c in conns:
             ws_close(c[0], c[1])
         proc.send_signal(signal.SIGTERM)
