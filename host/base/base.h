@@ -4,8 +4,9 @@
  * callback running and the crash line it leaves (crash.h), the host's
  * settings from the command line and the config file (config.h; the TLS
  * ones in tls_conf.h), INI
- * reading shared with route files (inifile.h), the clock (timeutil.h) and
- * the string hash of the host's tables (hash.h).
+ * reading shared with route files (inifile.h), the clock (timeutil.h),
+ * the string hash of the host's tables (hash.h) and how the host uses
+ * malloc (heap.h).
  *
  * May include: libc, inih. Nothing else of host/.
  */
@@ -15,6 +16,7 @@
 #include "base/config.h"
 #include "base/crash.h"
 #include "base/hash.h"
+#include "base/heap.h"
 #include "base/inifile.h"
 #include "base/log.h"
 #include "base/timeutil.h"

@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 
+#include "base/heap.h"
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "network/conn.h"
@@ -189,11 +190,26 @@ static void lev_run(wsh_loop *l) {
 
 /* Once a second: libevent runs and arms its timerfd for its first timer,
  * so a timer added at least a tick ahead needs no run of its own
- * (wsh_loop_timer_add). */
+ * (wsh_loop_timer_add). And a worker that moved WSH_LOOP_RELEASE_BYTES or
+ * more (in and out, its counters) since it last gave its free heap back,
+ * and nothing since the last tick, gives it back now (base/heap.h): after a
+ * burst of big messages its arena's free top goes back to the kernel one to
+ * two ticks after the last byte, not when the next burst reuses it. */
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
+  wsh_loop *l = arg;
   (void)fd;
   (void)what;
-  (void)arg;
+  unsigned long long moved =
+      atomic_load_explicit(&l->stats.bytes_in, memory_order_relaxed) +
+      atomic_load_explicit(&l->stats.bytes_out, memory_order_relaxed);
+  if (moved == l->heap_seen &&
+      moved - l->heap_released >= WSH_LOOP_RELEASE_BYTES &&
+      wsh_heap_release()) {
+    l->heap_released = moved;
+    wsh_debug("worker %u: quiet after %llu bytes: free heap given back",
+              l->index, moved);
+  }
+  l->heap_seen = moved;
 }
 
 /* What wsh_loop_direct added to libevent: the kick and the tick. */
@@ -219,7 +235,7 @@ int wsh_loop_direct(wsh_loop *l) {
   if (l->kick_fd >= 0)
     l->kick_ev =
         event_new(l->base, l->kick_fd, EV_READ | EV_PERSIST, on_kick, l);
-  l->tick_ev = event_new(l->base, -1, EV_PERSIST, on_tick, NULL);
+  l->tick_ev = event_new(l->base, -1, EV_PERSIST, on_tick, l);
   struct timeval tick = wsh_timeval_ms(WSH_LOOP_TICK_MS);
   struct epoll_event e = {.events = EPOLLIN, .data.ptr = &l->lev_mark};
   /* out of libevent's set first: a set cannot hold what holds it */

@@ -51,6 +51,8 @@ enum {
 #define WSH_LOOP_BATCH 256 /* sockets dispatched per turn of the loop */
 /* A direct loop runs libevent at least this often (wsh_loop_timer_add). */
 #define WSH_LOOP_TICK_MS 1000u
+/* What a worker moves before a quiet tick gives its free heap back. */
+#define WSH_LOOP_RELEASE_BYTES (1024ull * 1024ull)
 
 /* Counters for /metrics: written by the worker, read by any thread. */
 #define WSH_STATUS_MAP(XX)                                                     \
@@ -126,6 +128,9 @@ typedef struct wsh_loop {
   uint8_t exit;          /* wsh_loop_exit was called */
   uint8_t wake_due;      /* its own thread posted to it (wsh_loop_wake) */
   uint64_t lev_deadline; /* deadlines.armed_at when libevent last armed */
+  /* Bytes moved (stats) at the last tick and when the free heap was last
+   * given back (on_tick, wsh_heap_release). */
+  unsigned long long heap_seen, heap_released;
   /* Busy polling (wsh_loop_turn): before it sleeps, a direct loop polls
    * its set for up to poll_ns, a window that adapts between 0 and
    * poll_max_ns (busy_poll_us; 0: it never polls) as wsh_loop_poll_window

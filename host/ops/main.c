@@ -3,7 +3,6 @@
  * check everything and exit; or, re-executed as a plugin probe, open one
  * plugin and exit).
  */
-#include <malloc.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include "base/config.h"
 #include "protocol/realip.h"
 #include "base/crash.h"
+#include "base/heap.h"
 #include "base/log.h"
 #include "ops/console.h"
 #include "ops/metrics.h"
@@ -20,24 +20,6 @@
 #include "network/server.h"
 #include "network/tls.h"
 #include "ops/service.h"
-
-/* Big messages are served from memory malloc keeps: blocks up to 32 MiB
- * come from the heap, not mmap, and free memory at the heap's top is given
- * back to the kernel only beyond 64 MiB. glibc's own rule gets there too,
- * but only after it has seen a block that big freed, and in a worker
- * thread's arena it then gave each 1 MiB echo's pages back and faulted them
- * in again (huge pages cleared, on this VM a trap each): nearly 3x the
- * CPU per echoed MB (bench/PERFORMANCE.md, "Big messages"). 32 MiB is glibc's
- * own ceiling for that rule (DEFAULT_MMAP_THRESHOLD_MAX), 64 MiB twice it, as
- * the rule sets. An operator's GLIBC_TUNABLES malloc thresholds win. */
-static void tune_malloc(void) {
-  const char *t = getenv("GLIBC_TUNABLES");
-  if (t && (strstr(t, "malloc.mmap_threshold") ||
-            strstr(t, "malloc.trim_threshold")))
-    return;
-  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-}
 
 /* GET /metrics, as the server's connections ask for it. */
 static int render_metrics(void *srv, char **out) {
@@ -121,7 +103,7 @@ int main(int argc, char **argv) {
   wsh_log_set_level(cfg.log_level);
   wsh_log_set_format(cfg.log_format);
   wsh_crash_install();
-  tune_malloc();
+  wsh_heap_tune(); /* before any thread: base/heap.h */
   if (wsh_registry_new(&reg, err, sizeof(err)) != 0) {
     fprintf(stderr, "websockd: %s\n", err);
     goto out_config;
