@@ -5,8 +5,8 @@
  * settings from the command line and the config file (config.h; the TLS
  * ones in tls_conf.h), INI
  * reading shared with route files (inifile.h), the clock (timeutil.h),
- * the string hash of the host's tables (hash.h) and how the host uses
- * malloc (heap.h).
+ * the string hash of the host's tables (hash.h), how the host uses
+ * malloc (heap.h) and copies payloads (copy.h).
  *
  * May include: libc, inih. Nothing else of host/.
  */
@@ -14,6 +14,7 @@
 #define WSH_BASE_H
 
 #include "base/config.h"
+#include "base/copy.h"
 #include "base/crash.h"
 #include "base/hash.h"
 #include "base/heap.h"

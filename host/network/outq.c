@@ -9,15 +9,31 @@
 
 #include <event2/buffer.h>
 
+#include "base/copy.h"
+
 /* Appends to the evbuffer, created on first use (idle connections hold
  * none). Out of memory drops the connection (its stream would have a hole):
  * io_error is set and WEBSOCK_ENOMEM returned. */
 static int out_add(websock_conn *c, const void *p, size_t n) {
-  if ((!c->out && !(c->out = evbuffer_new())) || evbuffer_add(c->out, p, n)) {
-    c->io_error = ENOMEM;
-    return WEBSOCK_ENOMEM;
+  struct evbuffer_iovec v;
+  if (!c->out && !(c->out = evbuffer_new()))
+    goto oom;
+  if (n <= WSH_COPY_PIECE) {
+    if (evbuffer_add(c->out, p, n) != 0)
+      goto oom;
+    return 0;
   }
+  /* longer: copied by wsh_copy, not by libevent's memcpy (base/copy.h) */
+  if (evbuffer_reserve_space(c->out, (ev_ssize_t)n, &v, 1) != 1)
+    goto oom;
+  wsh_copy(v.iov_base, p, n);
+  v.iov_len = n;
+  if (evbuffer_commit_space(c->out, &v, 1) != 0)
+    goto oom;
   return 0;
+oom:
+  c->io_error = ENOMEM;
+  return WEBSOCK_ENOMEM;
 }
 
 /* A payload this big is copied into a malloc'd block the evbuffer takes by
@@ -39,7 +55,7 @@ static int out_add_big(websock_conn *c, const void *p, size_t n) {
     c->io_error = ENOMEM;
     return WEBSOCK_ENOMEM;
   }
-  memcpy(block, p, n);
+  wsh_copy(block, p, n);
   if (evbuffer_add_reference(c->out, block, n, free_block, NULL) != 0) {
     free(block);
     c->io_error = ENOMEM;
@@ -105,7 +121,7 @@ int wsh_outq_add(websock_conn *c, const void *a, size_t alen, const void *b,
       c->stage_off = (uint32_t)w->obuf_used;
     memcpy(w->obuf + w->obuf_used, a, alen);
     if (blen)
-      memcpy(w->obuf + w->obuf_used + alen, b, blen);
+      wsh_copy(w->obuf + w->obuf_used + alen, b, blen);
     w->obuf_used += n;
     c->stage_len += (uint32_t)n;
     return 0;

@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/copy.h"
+
 #define OP_CONT 0x0
 #define OP_TEXT 0x1
 #define OP_BINARY 0x2
@@ -301,7 +303,7 @@ static bool store(wsh_decoder *d, const uint8_t *p, size_t n) {
   }
   if (!buf_reserve(d, n))
     return false;
-  memcpy(d->buf + d->buf_len, p, n);
+  wsh_copy(d->buf + d->buf_len, p, n);
   d->buf_len += n;
   return true;
 }
