@@ -77,6 +77,43 @@ START_TEST(buffer_keeps_the_order) {
 }
 END_TEST
 
+/* Payloads queued behind output already in the evbuffer go in through
+ * evbuffer_reserve_space and wsh_copy above 2 KiB (base/copy.h): every
+ * byte arrives, in order. */
+START_TEST(queued_payloads_arrive_whole) {
+  websock_conn *c = fix_connect();
+  static uint8_t pay[3][20000];
+  static const size_t len[3] = {2049, 16384, 20000};
+  static uint8_t want[64 * 1024];
+  size_t nwant = 0;
+  ck_assert_int_eq(wsh_outq_add(c, "first", 5, NULL, 0), 0);
+  ck_assert_ptr_nonnull(wsh_outq_buffer(c)); /* the rest goes behind it */
+  memcpy(want, "first", 5);
+  nwant = 5;
+  for (int k = 0; k < 3; k++) {
+    for (size_t i = 0; i < len[k]; i++)
+      pay[k][i] = (uint8_t)(i * 131 + (size_t)k * 7);
+    ck_assert_int_eq(wsh_outq_add(c, "hdr", 3, pay[k], len[k]), 0);
+    memcpy(want + nwant, "hdr", 3);
+    memcpy(want + nwant + 3, pay[k], len[k]);
+    nwant += 3 + len[k];
+  }
+  ck_assert_uint_eq(c->stage_len, 0);
+  ck_assert_uint_eq(evbuffer_get_length(c->out), nwant);
+  size_t got = 0;
+  static uint8_t buf[64 * 1024];
+  for (int i = 0; i < 1000 && got < nwant; i++) {
+    wsh_outq_write(c, false);
+    ssize_t n;
+    while ((n = recv(fx.peer, buf + got, sizeof(buf) - got, MSG_DONTWAIT)) > 0)
+      got += (size_t)n;
+  }
+  ck_assert_uint_eq(got, nwant);
+  ck_assert_int_eq(memcmp(buf, want, nwant), 0);
+  ck_assert_int_eq(c->io_error, 0);
+}
+END_TEST
+
 START_TEST(write_error_is_kept) {
   websock_conn *c = fix_connect();
   close(fx.peer);
@@ -165,6 +202,7 @@ static Suite *outq_suite(void) {
   tcase_add_test(tc, staged_in_one_run);
   tcase_add_test(tc, too_big_goes_to_the_buffer_in_order);
   tcase_add_test(tc, buffer_keeps_the_order);
+  tcase_add_test(tc, queued_payloads_arrive_whole);
   tcase_add_test(tc, write_error_is_kept);
   tcase_add_test(tc, add_ref_writes_the_first_output_at_once);
   tcase_add_test(tc, add_ref_behind_staged_output_keeps_the_order);
