@@ -6,7 +6,7 @@
  * the AMD EPYC this project is measured on, `rep movsb` runs at about
  * 3.5 GB/s instead of 90 when the destination lies 1 to 15 bytes past the
  * source modulo 4 KiB (4K aliasing: the stores seem to overlap the loads
- * still in flight); glibc avoids that case on Intel CPUs only. A payload
+ * still in flight); Debian 12's glibc does not avoid it here. A payload
  * copied behind a frame header lands there often: a 16 KiB echo read at
  * offset 8 of the read buffer (its masked header) and staged at offset 4
  * (the server's header) of the next message's place in the staging area.
