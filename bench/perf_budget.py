@@ -273,15 +273,17 @@ OPT_OUT = "glibc.malloc.mmap_threshold=131072"
 OPT_OUT_FAULTS_MIN = 50
 
 
-def measure_big(websockd, echo_so, tmp, env=None, windows=BIG_WINDOWS):
+def measure_big(websockd, echo_so, tmp, env=None, windows=BIG_WINDOWS,
+                release=True):
     """Page faults the daemon takes per echoed 1 MiB message, natively (no
     valgrind): BIG_CONNS connections, each sending one message per round
     and reading its echo back, BIG_WARM rounds before counting, then
     `windows` windows of BIG_ROUNDS; the least window counts. A daemon
     that gives a big message's memory back to the kernel and takes it
     again faults on every echo (bench/PERFORMANCE.md, "Big messages").
-    Then, the connections open and quiet, its RSS until it is back within
-    a quarter of what the burst added (or RELEASE_WAIT has passed).
+    Then (release), the connections open and quiet, its RSS until it is
+    back within a quarter of what the burst added (or RELEASE_WAIT has
+    passed).
     Returns (faults per echo in each window, (RSS in KiB before the first
     big message, after the last echo, at the end of the wait; the wait in
     seconds))."""
@@ -315,7 +317,7 @@ def measure_big(websockd, echo_so, tmp, env=None, windows=BIG_WINDOWS):
             counts.append(minor_faults(proc.pid) - before)
         rss_burst = rss_after = rss_kib(proc.pid)
         t0 = time.time()
-        while (time.time() - t0 < RELEASE_WAIT and
+        while (release and time.time() - t0 < RELEASE_WAIT and
                rss_after - rss_before > (rss_burst - rss_before) / 4):
             time.sleep(0.1)
             rss_after = rss_kib(proc.pid)
@@ -380,7 +382,7 @@ def main():
         windows, rss = measure_big(websockd, args.echo_so, tmp)
         opt_out, _ = measure_big(websockd, args.echo_so, tmp,
                                  dict(os.environ, GLIBC_TUNABLES=OPT_OUT),
-                                 windows=1)
+                                 windows=1, release=False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     per_echo = sorted(r[0] for r in runs)[len(runs) // 2]
@@ -415,8 +417,7 @@ def main():
     elif rss_after - rss_before > added / 4:
         print("the free heap was not given back: %d of the %d KiB the big "
               "echoes added still held after %.1f s quiet (base/heap.h, "
-              "wsh_heap_release)" % (rss_after - rss_before, added,
-                                     RELEASE_WAIT))
+              "wsh_heap_release)" % (rss_after - rss_before, added, waited))
         failed = 1
     else:
         print("given back once quiet: %d of %d KiB: ok" %
