@@ -12,7 +12,7 @@ if [ "${1:-}" = "--list" ]; then
   shift
 fi
 pkgs=(gcc make cmake pkg-config libevent-dev libhttp-parser-dev libssl-dev
-      libinih-dev libsystemd-dev libhiredis-dev python3 python3-websockets curl)
+      libinih-dev libsystemd-dev libhiredis-dev liburing-dev python3 python3-websockets curl)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(check clang libclang-rt-14-dev libwebsockets-dev dpkg-dev
         systemd adduser man-db nginx redis-server chromium openssl

@@ -29,6 +29,7 @@ void wsh_config_init(wsh_config *c) {
   c->max_connections = 10000;
   c->slow_callback_ms = 100;
   c->busy_poll_us = WSH_DEFAULT_BUSY_POLL_US;
+  c->io_uring = 1;
   c->max_buffered_memory = WSH_DEFAULT_MAX_BUFFERED;
   c->log_level = WSH_LOG_INFO;
   wsh_tls_conf_init(&c->tls);
@@ -157,6 +158,8 @@ static int set_key(wsh_config *c, const char *key, const char *value, char *err,
   } else if (strcmp(key, "busy_poll_us") == 0) {
     bad = wsh_parse_u64(value, &c->busy_poll_us) ||
           c->busy_poll_us > WSH_MAX_BUSY_POLL_US;
+  } else if (strcmp(key, "io_uring") == 0) {
+    bad = parse_on_off(value, &c->io_uring);
   } else if (strcmp(key, "max_buffered_memory") == 0) {
     bad = wsh_parse_size(value, &c->max_buffered_memory) ||
           c->max_buffered_memory < (1u << 20);
@@ -272,6 +275,8 @@ static void usage(FILE *out, const char *prog) {
       "it\n"
       "                             sleeps (adaptive; default 20, at most "
       "1000, 0: off)\n"
+      "      --io-uring on|off      a broadcast's sends many per system call "
+      "(default on)\n"
       "      --max-buffered-memory SIZE  bytes all connections may buffer "
       "(partial\n"
       "                             messages, queued output; default 1G, at "
@@ -388,6 +393,7 @@ static const struct option long_opts[] = {
     {"tls-client-ca", required_argument, NULL, 24},
     {"tls-ktls", required_argument, NULL, 25},
     {"busy-poll-us", required_argument, NULL, 26},
+    {"io-uring", required_argument, NULL, 27},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -420,7 +426,8 @@ static const char *const long_keys[] = {NULL,
                                         "tls_key",
                                         "tls_client_ca",
                                         "tls_ktls",
-                                        "busy_poll_us"};
+                                        "busy_poll_us",
+                                        "io_uring"};
 
 static void free_tls_listen(wsh_tls_conf *t) {
   for (size_t i = 0; i < t->nlisten; i++)
@@ -535,6 +542,7 @@ int wsh_config_from_args(wsh_config *c, int argc, char **argv, char *err,
     case 24:
     case 25:
     case 26:
+    case 27:
       rc = set_key(c, long_keys[opt], optarg, what, sizeof(what));
       break;
     default:

@@ -31,6 +31,9 @@ typedef struct wsh_config {
   /* A worker about to sleep polls its sockets first, for a window that
    * adapts between 0 and this (µs; 0: never polls): network/loop.c. */
   uint64_t busy_poll_us;
+  /* A broadcast's sends go to the kernel many per system call through
+   * io_uring where it allows (network/sendq.h); 0: a send() each. */
+  int io_uring;
   char *user; /* started as root: run as this user once bound */
   /* Host-wide budget for buffered bytes (partial incoming messages, stashed
    * input, queued output): from 90 % of it new upgrades get 503; past it

@@ -29,6 +29,7 @@
 #include "network/http.h"
 #include "network/msgs.h"
 #include "network/outq.h"
+#include "network/sendq.h"
 #include "plugins/statebuf.h"
 #include "protocol/proxyproto.h"
 #include "bus/topic.h"
@@ -1175,12 +1176,18 @@ static void unref_shared(const void *data, size_t len, void *arg) {
   wsh_shared_unref(arg);
 }
 
-void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
+static void hold_shared(void *arg) {
+  wsh_shared_ref(arg);
+}
+
+void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh, bool batch) {
   if (c->state != WSH_CONN_OPEN || c->overflow)
     return;
   if (check_room(c) != 0) {
-    if (c->overflow)
+    if (c->overflow) {
+      wsh_sendq_flush(c->w); /* before its closing runs any callback */
       conn_overflow(c);
+    }
     return;
   }
   wsh_stat_add(&c->w->stats.msgs_out, 1);
@@ -1191,6 +1198,12 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh) {
   }
   if (c->pmd_on) /* a plain frame otherwise: no call per subscriber */
     sh = wsh_compress_shared(c, sh);
+  if (batch && c->tp.ops->fd_sends && !c->dirty && wsh_outq_unsent(c) == 0) {
+    wsh_sendq_entry e = {c, sh->data, sh->len, unref_shared, hold_shared, sh};
+    wsh_loop_mark(c->w, c); /* the rest of this turn's output waits */
+    wsh_sendq_add(c->w, &e);
+    return;
+  }
   /* Written at once if it is c's first output: a reference is taken only
    * when the queue holds the bytes (unref_shared drops it once written; not
    * before this returns, as the queue is written when c is settled). */

@@ -65,8 +65,10 @@ int wsh_conn_push_as(websock_conn *c, uint8_t opcode, const void *data,
 void wsh_conn_info(websock_conn *c, int kind, int64_t timer_id,
                    const char *topic, const uint8_t *data, size_t len);
 
-/* A broadcast frame: its bytes referenced, not copied. */
-void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh);
+/* A broadcast frame: its bytes referenced, not copied. batch: its send may
+ * wait in the worker's batch (sendq.h; wsh_sendq_ready said yes), sent
+ * with the others by wsh_sendq_flush before the delivery ends. */
+void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh, bool batch);
 
 /* websock_send_after(): handle_info(data) after ms (msgs.c keeps it).
  * Returns the timer's id or WEBSOCK_ENOMEM. */

@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "network/conn.h"
+#include "network/sendq.h"
 
 int wsh_status_index(int status) {
   switch (status) {
@@ -418,6 +419,7 @@ void wsh_loop_free(wsh_loop *l) {
   wsh_slots_free(&l->slots);
   wsh_topics_free(&l->topics);
   wsh_pmd_shared_free(&l->pmd);
+  wsh_sendq_free(l);
   free(l->rbuf);
   free(l->obuf);
   free(l->dirty);

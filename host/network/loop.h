@@ -81,6 +81,8 @@ typedef struct wsh_stats {
   /* permessage-deflate broadcasts: publishes that wanted a compressed
    * frame, the deflate calls made for them, compressed frames queued */
   atomic_ullong bcast_z_publishes, bcast_z_deflates, bcast_z_sends;
+  /* broadcast sends made through io_uring, and the calls that made them */
+  atomic_ullong uring_sends, uring_enters;
 } wsh_stats;
 
 /* Adds to a counter of this worker's wsh_stats. Each counter has one writer,
@@ -158,6 +160,11 @@ typedef struct wsh_loop {
    * a connection keeps a decoder of its own only while a read ends inside
    * a frame (conn.c). */
   wsh_conn_dec dec;
+  /* A broadcast's sends, many per system call (sendq.h): NULL until the
+   * first broadcast to WSH_SENDQ_MIN members sets it up; sendq_off once
+   * that failed or `io_uring = off`. */
+  struct wsh_sendq *sendq;
+  uint8_t sendq_off;
   /* Frames queued during one loop callback land here, each connection's in
    * one contiguous run, and are sent with one write when it is settled; the
    * area is reused once every dirty connection is settled, so the echo path

@@ -45,6 +45,7 @@ static int tcp_peer(wsh_transport *t, struct sockaddr_storage *ss,
 static const wsh_transport_ops tcp_ops = {
     .name = "tcp",
     .drains = true,
+    .fd_sends = true,
     .read = tcp_read,
     .write = tcp_write,
     .write_buffer = tcp_write_buffer,

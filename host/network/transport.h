@@ -41,6 +41,10 @@ typedef struct wsh_transport_ops {
    * edge-triggered (WSH_IO_EDGE). Not TLS: a read there stops at the end
    * of a record when OpenSSL holds nothing more, the socket maybe not. */
   bool drains;
+  /* write() is one send() on fd, with MSG_DONTWAIT | MSG_NOSIGNAL (and
+   * MSG_MORE when asked): another way of making the same call may stand in
+   * for it (sendq.h). Not TLS. */
+  bool fd_sends;
   /* Reads at most len bytes without blocking: the number read, 0 at the
    * peer's EOF, or -1 with errno (EAGAIN: nothing now). */
   ssize_t (*read)(wsh_transport *t, void *buf, size_t len);

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "network/conn.h"
+#include "network/sendq.h"
 #include "plugins/registry.h"
 #include "protocol/frame.h"
 #include "base/log.h"
@@ -223,12 +224,12 @@ void wsh_worker_post_stop(wsh_worker *w) {
 
 /* ---- delivery (worker thread) -------------------------------------------- */
 
-static void deliver_to(websock_conn *c, wsh_mail *m) {
+static void deliver_to(websock_conn *c, wsh_mail *m, bool batch) {
   if (m->kind == WSH_MAIL_PUBLISH)
     wsh_conn_info(c, WEBSOCK_INFO_PUBLISH, 0, m->shared->topic, m->shared->data,
                   m->shared->len);
   else
-    wsh_conn_push_shared(c, m->shared);
+    wsh_conn_push_shared(c, m->shared, batch);
 }
 
 /* A member's connection asked of memory ahead of its delivery: with
@@ -256,7 +257,7 @@ static void deliver_shared(wsh_worker *w, wsh_mail *m) {
     return;
   websock_conn *first = tp->members[0];
   uint64_t changes = topics->changes;
-  deliver_to(first, m);
+  deliver_to(first, m, false);
   size_t from = 1;
   if (topics->changes != changes) {
     if (!(tp = wsh_topics_find(topics, m->shared->topic)))
@@ -274,14 +275,19 @@ static void deliver_shared(wsh_worker *w, wsh_mail *m) {
     w->capsnap = n;
   }
   memcpy(w->snap, tp->members + from, n * sizeof(*w->snap));
+  /* A broadcast (no callback per member) sends to the others many per
+   * system call where it can (sendq.h); the first went out on its own. */
+  bool batch = m->kind != WSH_MAIL_PUBLISH && n >= WSH_SENDQ_MIN &&
+               wsh_sendq_ready(&w->loop);
   for (size_t i = 0; i < n; i++) {
     if (i + 2 < n)
       prefetch_conn(w->snap[i + 2]);
     if (i + 1 < n && w->snap[i + 1]->logs) /* its tail, past the struct */
       __builtin_prefetch(&w->snap[i + 1]->log->bytes_out);
     if (w->snap[i] != first)
-      deliver_to(w->snap[i], m);
+      deliver_to(w->snap[i], m, batch);
   }
+  wsh_sendq_flush(&w->loop);
 }
 
 /* reload = handoff: every open connection of g moves to next, between two

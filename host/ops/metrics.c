@@ -279,10 +279,20 @@ static void compression(FILE *f, wsh_server *srv) {
           "# HELP websockd_broadcast_compressed_sends_total Compressed "
           "broadcast frames queued to subscribers (sharing those bytes).\n"
           "# TYPE websockd_broadcast_compressed_sends_total counter\n"
-          "websockd_broadcast_compressed_sends_total %llu\n",
+          "websockd_broadcast_compressed_sends_total %llu\n"
+          "# HELP websockd_broadcast_uring_sends_total Broadcast frames "
+          "sent through io_uring, many per system call.\n"
+          "# TYPE websockd_broadcast_uring_sends_total counter\n"
+          "websockd_broadcast_uring_sends_total %llu\n"
+          "# HELP websockd_broadcast_uring_enters_total The io_uring_enter "
+          "calls that sent them.\n"
+          "# TYPE websockd_broadcast_uring_enters_total counter\n"
+          "websockd_broadcast_uring_enters_total %llu\n",
           zlib, sum_workers(srv, offsetof(wsh_stats, bcast_z_publishes)),
           sum_workers(srv, offsetof(wsh_stats, bcast_z_deflates)),
-          sum_workers(srv, offsetof(wsh_stats, bcast_z_sends)));
+          sum_workers(srv, offsetof(wsh_stats, bcast_z_sends)),
+          sum_workers(srv, offsetof(wsh_stats, uring_sends)),
+          sum_workers(srv, offsetof(wsh_stats, uring_enters)));
 }
 
 static const int status_codes[] = {

@@ -1096,6 +1096,98 @@ class ShutdownTest(unittest.TestCase):
 
 
 # ---------------------------------------------------------------------------
+# A broadcast's sends through io_uring (network/sendq.c), and without it
+# ---------------------------------------------------------------------------
+
+def uring_counts(port):
+    """(sends, enters) of /metrics' io_uring broadcast counters."""
+    text = harness.metrics_text(port)
+    sends = re.search(r"^websockd_broadcast_uring_sends_total (\d+)$", text, re.M)
+    enters = re.search(r"^websockd_broadcast_uring_enters_total (\d+)$", text, re.M)
+    if not sends or not enters:
+        raise AssertionError("no io_uring counters in /metrics:\n" + text)
+    return int(sends.group(1)), int(enters.group(1))
+
+
+class BroadcastUringTest(unittest.TestCase):
+    """websock_broadcast to 40 python3-websockets clients, two raw clients
+    that read nothing until the end (their sockets fill: what the kernel
+    does not take is queued and written later) and one that resets its
+    connection first, on one worker: with io_uring on (the default) and
+    off. Every member gets every frame once and in order either way; with
+    it on, /metrics counts the sends made many per io_uring_enter, with it
+    off none; the daemon goes on serving."""
+
+    READERS = 40
+    FRAMES = 60
+    BODY = 8 * 1024
+
+    def check(self, mode):
+        d = msgs_daemon({"b": {"path": "/b"}}, workers=1,
+                        args=["--io-uring", mode])
+        with d:
+            slow = [raw_open(d, "/b", rcvbuf=8 * 1024) for _ in range(2)]
+            gone = raw_open(d, "/b")
+            try:
+                for s, fr in slow + [gone]:
+                    self.assertEqual(raw_call(s, fr, "sub:wide", "sub:"), "0")
+                # a reset, not a close: the server finds out when it writes
+                gone[0].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                   struct.pack("ii", 1, 0))
+                gone[0].close()
+                body = "x" * self.BODY
+
+                async def go():
+                    readers = await open_clients(d.url("/b"), self.READERS)
+                    pub = await open_client(d.url("/b"))
+                    try:
+                        starts = []
+                        for r in readers:
+                            self.assertEqual(await r.call("sub:wide", "sub:"), "0")
+                            starts.append(len(r.msgs))
+                        for i in range(self.FRAMES):
+                            self.assertEqual(await pub.call(
+                                "bcast:wide:%03d%s" % (i, body), "bcast:"), "0")
+                        last = "%03d" % (self.FRAMES - 1)
+                        got = []
+                        for r, start in zip(readers, starts):
+                            await r.wait(lambda m: m.startswith(last), start, 30)
+                            got.append([m[:3] for m in r.msgs[start:]
+                                        if len(m) == 3 + self.BODY])
+                        return got
+                    finally:
+                        await close_all(readers + [pub])
+                got = run(go(), timeout=120)
+                want = ["%03d" % i for i in range(self.FRAMES)]
+                for g in got:
+                    self.assertEqual(g, want)
+                for s, fr in slow:  # now they read: everything, in order
+                    s.settimeout(OP_TIMEOUT)
+                    seen = []
+                    while len(seen) < self.FRAMES:
+                        _, op, payload = fr.frame()
+                        if op == OP_TEXT and len(payload) == 3 + self.BODY:
+                            seen.append(payload[:3].decode())
+                    self.assertEqual(seen, want)
+                    # and the connection still answers
+                    self.assertEqual(raw_call(s, fr, "sub:other", "sub:"), "0")
+            finally:
+                for s, _ in slow:
+                    s.close()
+            return uring_counts(d.port)
+
+    def test_on(self):
+        sends, enters = self.check("on")
+        # 43 members, the first of each broadcast sent by itself
+        self.assertGreaterEqual(sends, self.FRAMES * (self.READERS + 1))
+        self.assertGreater(enters, 0)
+        self.assertLess(enters * 10, sends)
+
+    def test_off(self):
+        self.assertEqual(self.check("off"), (0, 0))
+
+
+# ---------------------------------------------------------------------------
 # Backpressure: a client that never reads
 # ---------------------------------------------------------------------------
 

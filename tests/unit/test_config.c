@@ -46,6 +46,7 @@ START_TEST(defaults) {
   ck_assert_uint_eq(c.max_connections, 10000);
   ck_assert_int_eq(c.log_level, WSH_LOG_INFO);
   ck_assert_uint_eq(c.busy_poll_us, 20);
+  ck_assert_int_eq(c.io_uring, 1);
   wsh_config_free(&c);
 }
 END_TEST
@@ -78,6 +79,7 @@ START_TEST(bad_flags) {
       {"--log-level", "loud", "log_level"},
       {"--max-header-size", "10", "max_header_size"},
       {"--busy-poll-us", "1001", "busy_poll_us"},
+      {"--io-uring", "maybe", "io_uring"},
       {"--bogus", NULL, "unknown or incomplete option"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -141,6 +143,30 @@ START_TEST(busy_poll_key) {
     ck_assert_has(err, "busy_poll_us: invalid value");
     wsh_config_free(&c);
   }
+}
+END_TEST
+
+/* io_uring: on or off (yes/no, true/false, 1/0), in the file or as
+ * --io-uring (which wins); anything else is refused, named. */
+START_TEST(io_uring_key) {
+  char path[PATH_MAX];
+  tmp_path(path, "uring.conf");
+  write_file(path, "[server]\nio_uring = off\n");
+  wsh_config c;
+  wsh_config_init(&c);
+  char err[512];
+  ck_assert_msg(wsh_config_load_file(&c, path, err, sizeof(err)) == 0, "%s",
+                err);
+  ck_assert_int_eq(c.io_uring, 0);
+  ck_assert_int_eq(from_args(&c, err, sizeof(err), "--io-uring", "on", NULL),
+                   0);
+  ck_assert_int_eq(c.io_uring, 1);
+  wsh_config_free(&c);
+  write_file(path, "[server]\nio_uring = sometimes\n");
+  wsh_config_init(&c);
+  ck_assert_int_lt(wsh_config_load_file(&c, path, err, sizeof(err)), 0);
+  ck_assert_has(err, "io_uring: invalid value");
+  wsh_config_free(&c);
 }
 END_TEST
 
@@ -267,6 +293,7 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, file_errors_name_file_and_line);
   tcase_add_test(tc, redis_keys);
   tcase_add_test(tc, busy_poll_key);
+  tcase_add_test(tc, io_uring_key);
   tcase_add_test(tc, listen_parse_and_format);
   tcase_add_test(tc, finish_checks_listen);
   suite_add_tcase(s, tc);

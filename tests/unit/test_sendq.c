@@ -1,0 +1,296 @@
+/*
+ * test_sendq.c - unit tests for host/network/sendq.c, a broadcast's sends
+ * many per io_uring_enter, on socketpairs (connfix.h): every member gets
+ * the frame whole and once, through the worker's real delivery; a batch
+ * waits until flushed and a full one is sent before the next; what a full
+ * socket does not take is queued by reference and written in order later;
+ * a member whose peer is gone gets the error, not the others; a member
+ * closed over max_unsent sends the batch first; `io_uring = off` sends
+ * none of it through the ring.
+ *
+ * The machine must allow io_uring (the tests say so when it does not): a
+ * kernel that refuses it makes websockd fall back to a send() per member,
+ * which the off test covers.
+ */
+#include <check.h>
+#include <errno.h>
+#include <event2/buffer.h>
+
+#define WSH_TEST_NAME "test_sendq"
+#define WSH_TEST_SET_TMPDIR
+#include "testutil.h"
+
+#include "bus/topic.h"
+#include "connfix.h"
+#include "network/msgs.h"
+#include "network/outq.h"
+#include "network/sendq.h"
+
+#define MEMBERS 8
+
+static websock_conn *conns[MEMBERS];
+static int peers[MEMBERS];
+
+/* MEMBERS open connections to /rec, each with its own peer end. */
+static void open_members(int n) {
+  for (int i = 0; i < n; i++) {
+    conns[i] = fix_connect();
+    fix_upgrade();
+    peers[i] = fx.peer;
+  }
+  fx.peer = -1;
+}
+
+static void close_peers(int n) {
+  for (int i = 0; i < n; i++)
+    if (peers[i] >= 0)
+      close(peers[i]);
+}
+
+/* Reads everything peer i has now (bounded waits) into buf: its length. */
+static size_t drain(int i, uint8_t *buf, size_t cap, size_t want) {
+  size_t got = 0;
+  for (int k = 0; k < 200 && got < want; k++) {
+    fix_run();
+    ssize_t n = recv(peers[i], buf + got, cap - got, MSG_DONTWAIT);
+    if (n > 0)
+      got += (size_t)n;
+    else if (n == 0)
+      break;
+    else
+      poll(NULL, 0, 5);
+  }
+  return got;
+}
+
+static wsh_shared *frame_of(const char *text) {
+  size_t n = strlen(text);
+  wsh_shared *sh = wsh_shared_new("t", n + 2);
+  ck_assert_ptr_nonnull(sh);
+  sh->data[0] = 0x81;
+  sh->data[1] = (uint8_t)n;
+  memcpy(sh->data + 2, text, n);
+  sh->hdr_len = 2;
+  return sh;
+}
+
+static unsigned long long stat_of(atomic_ullong *v) {
+  return atomic_load(v);
+}
+
+static void need_ring(void) {
+  ck_assert_msg(wsh_sendq_ready(&fx.w.loop),
+                "io_uring refused on this machine (see the log line): "
+                "websockd would send a send() per member");
+}
+
+/* websock_broadcast to a topic of MEMBERS: through the worker's mail and
+ * deliver_shared, the first member by send() and the others through one
+ * io_uring_enter; every peer gets the frame once. */
+START_TEST(broadcast_reaches_every_member_once) {
+  open_members(MEMBERS);
+  for (int i = 0; i < MEMBERS; i++)
+    ck_assert_int_eq(wsh_msgs_subscribe(conns[i], "t"), 0);
+  ck_assert_int_eq(websock_broadcast(&fx.host, "t", WEBSOCK_OP_TEXT, "news", 4),
+                   0);
+  for (int i = 0; i < MEMBERS; i++) {
+    uint8_t buf[64];
+    ck_assert_uint_eq(drain(i, buf, sizeof(buf), 6), 6);
+    ck_assert_int_eq(memcmp(buf, "\x81\x04news", 6), 0);
+    poll(NULL, 0, 5);
+    ck_assert_int_eq(recv(peers[i], buf, sizeof(buf), MSG_DONTWAIT), -1);
+  }
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_sends), MEMBERS - 1);
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_enters), 1);
+  close_peers(MEMBERS);
+}
+END_TEST
+
+/* Sends wait in the batch until it is flushed (or is full: the next add
+ * sends it first); the frame's references are back where they were. */
+START_TEST(batch_waits_for_its_flush) {
+  open_members(MEMBERS);
+  need_ring();
+  wsh_shared *sh = frame_of("abc");
+  for (int i = 0; i < MEMBERS; i++)
+    wsh_conn_push_shared(conns[i], sh, true);
+  uint8_t buf[64];
+  for (int i = 0; i < MEMBERS; i++) {
+    ck_assert_int_eq(recv(peers[i], buf, sizeof(buf), MSG_DONTWAIT), -1);
+    ck_assert(conns[i]->dirty); /* marked: the turn's other output waits */
+  }
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_enters), 0);
+  wsh_sendq_flush(&fx.w.loop);
+  for (int i = 0; i < MEMBERS; i++) {
+    ck_assert_int_eq(recv(peers[i], buf, sizeof(buf), MSG_DONTWAIT), 5);
+    ck_assert_int_eq(memcmp(buf,
+                            "\x81\x03"
+                            "abc",
+                            5),
+                     0);
+    ck_assert_uint_eq(wsh_outq_unsent(conns[i]), 0);
+  }
+  ck_assert_int_eq(atomic_load(&sh->refs), 1); /* nothing queued holds it */
+  wsh_sendq_flush(&fx.w.loop);                 /* empty: nothing to do */
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_enters), 1);
+  wsh_conn_settle_all(&fx.w.loop);
+  wsh_shared_unref(sh);
+  close_peers(MEMBERS);
+}
+END_TEST
+
+START_TEST(full_batch_goes_before_the_next) {
+  open_members(1);
+  need_ring();
+  wsh_shared *sh = frame_of("x");
+  for (int i = 0; i < WSH_SENDQ_BATCH + 1; i++) {
+    wsh_sendq_entry e = {conns[0], sh->data, sh->len, NULL, NULL, NULL};
+    wsh_sendq_add(&fx.w.loop, &e);
+  }
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_enters), 1);
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_sends), WSH_SENDQ_BATCH);
+  wsh_sendq_flush(&fx.w.loop);
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_sends), WSH_SENDQ_BATCH + 1);
+  static uint8_t buf[3 * (WSH_SENDQ_BATCH + 1)];
+  size_t n = drain(0, buf, sizeof(buf), 3 * (WSH_SENDQ_BATCH + 1));
+  ck_assert_uint_eq(n, 3 * (WSH_SENDQ_BATCH + 1));
+  for (size_t i = 0; i < n; i += 3)
+    ck_assert_int_eq(memcmp(buf + i, "\x81\x01x", 3), 0);
+  wsh_shared_unref(sh);
+  close_peers(1);
+}
+END_TEST
+
+/* Fills c's socket until it takes nothing more: the bytes written. */
+static size_t fill(websock_conn *c) {
+  static uint8_t junk[65536];
+  size_t total = 0;
+  for (;;) {
+    ssize_t n = send(c->tp.fd, junk, sizeof(junk), MSG_DONTWAIT);
+    if (n <= 0)
+      break;
+    total += (size_t)n;
+  }
+  return total;
+}
+
+/* A socket with no room answers EAGAIN: the frame is queued by reference
+ * (the queue holds a reference) and written after what the socket held,
+ * in order, once the peer reads. */
+START_TEST(full_socket_queues_the_frame) {
+  open_members(2);
+  need_ring();
+  size_t junk = fill(conns[0]);
+  ck_assert_uint_gt(junk, 0);
+  wsh_shared *sh = frame_of("late");
+  wsh_conn_push_shared(conns[0], sh, true);
+  wsh_conn_push_shared(conns[1], sh, true);
+  wsh_sendq_flush(&fx.w.loop);
+  ck_assert_uint_eq(wsh_outq_unsent(conns[0]), 6);
+  ck_assert_int_eq(atomic_load(&sh->refs), 2);
+  ck_assert_int_eq(conns[0]->io_error, 0);
+  ck_assert_uint_eq(wsh_outq_unsent(conns[1]), 0); /* the other: sent */
+  wsh_conn_settle_all(&fx.w.loop);
+  static uint8_t buf[8 << 20];
+  size_t n = drain(0, buf, sizeof(buf), junk + 6);
+  ck_assert_uint_eq(n, junk + 6);
+  ck_assert_int_eq(memcmp(buf + junk, "\x81\x04late", 6), 0);
+  wsh_conn_settle_all(&fx.w.loop);
+  ck_assert_int_eq(atomic_load(&sh->refs), 1); /* written: released */
+  ck_assert_uint_eq(drain(1, buf, sizeof(buf), 6), 6);
+  wsh_shared_unref(sh);
+  close_peers(2);
+}
+END_TEST
+
+/* A member whose peer is gone gets its error (closed when settled); the
+ * members after it in the batch still get the frame. */
+START_TEST(error_is_the_members_own) {
+  open_members(3);
+  need_ring();
+  close(peers[1]);
+  peers[1] = -1;
+  wsh_shared *sh = frame_of("hi");
+  for (int i = 0; i < 3; i++)
+    wsh_conn_push_shared(conns[i], sh, true);
+  wsh_sendq_flush(&fx.w.loop);
+  ck_assert_int_eq(conns[0]->io_error, 0);
+  ck_assert_int_eq(conns[1]->io_error, EPIPE);
+  ck_assert_int_eq(conns[2]->io_error, 0);
+  size_t before = fx.w.loop.nconns;
+  wsh_conn_settle_all(&fx.w.loop);
+  ck_assert_uint_eq(fx.w.loop.nconns, before - 1); /* the lost one freed */
+  uint8_t buf[16];
+  ck_assert_uint_eq(drain(0, buf, sizeof(buf), 4), 4);
+  ck_assert_uint_eq(drain(2, buf, sizeof(buf), 4), 4);
+  ck_assert_int_eq(memcmp(buf, "\x81\x02hi", 4), 0);
+  wsh_shared_unref(sh);
+  close_peers(3);
+}
+END_TEST
+
+/* A member over max_unsent is closed (1008), which may run callbacks that
+ * write: the sends waiting before it go out first. */
+START_TEST(overflow_sends_the_batch_first) {
+  open_members(2);
+  need_ring();
+  wsh_shared *sh = frame_of("one");
+  wsh_conn_push_shared(conns[0], sh, true);
+  /* conns[1]: more unsent than its route allows */
+  struct evbuffer *out = wsh_outq_buffer(conns[1]);
+  ck_assert_ptr_nonnull(out);
+  static uint8_t big[1 << 20];
+  size_t over = conns[1]->gen->conf->max_unsent + 1;
+  while (evbuffer_get_length(out) < over)
+    evbuffer_add(out, big, sizeof(big));
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_enters), 0);
+  wsh_conn_push_shared(conns[1], sh, true);
+  ck_assert(conns[1]->overflow);
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_enters), 1);
+  uint8_t buf[16];
+  ck_assert_int_eq(recv(peers[0], buf, sizeof(buf), MSG_DONTWAIT), 5);
+  wsh_conn_settle_all(&fx.w.loop);
+  wsh_shared_unref(sh);
+  close_peers(2);
+}
+END_TEST
+
+/* io_uring = off: no ring; a broadcast is a send() per member, as before. */
+START_TEST(off_sends_each_by_itself) {
+  fx.cfg.io_uring = 0;
+  open_members(MEMBERS);
+  ck_assert(!wsh_sendq_ready(&fx.w.loop));
+  ck_assert_ptr_null(fx.w.loop.sendq);
+  for (int i = 0; i < MEMBERS; i++)
+    ck_assert_int_eq(wsh_msgs_subscribe(conns[i], "t"), 0);
+  ck_assert_int_eq(websock_broadcast(&fx.host, "t", WEBSOCK_OP_TEXT, "n", 1),
+                   0);
+  for (int i = 0; i < MEMBERS; i++) {
+    uint8_t buf[16];
+    ck_assert_uint_eq(drain(i, buf, sizeof(buf), 3), 3);
+    ck_assert_int_eq(memcmp(buf, "\x81\x01n", 3), 0);
+  }
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_sends), 0);
+  close_peers(MEMBERS);
+}
+END_TEST
+
+static Suite *sendq_suite(void) {
+  Suite *s = suite_create("sendq");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, fix_setup, fix_teardown);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, broadcast_reaches_every_member_once);
+  tcase_add_test(tc, batch_waits_for_its_flush);
+  tcase_add_test(tc, full_batch_goes_before_the_next);
+  tcase_add_test(tc, full_socket_queues_the_frame);
+  tcase_add_test(tc, error_is_the_members_own);
+  tcase_add_test(tc, overflow_sends_the_batch_first);
+  tcase_add_test(tc, off_sends_each_by_itself);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return run_suite(sendq_suite());
+}
