@@ -1070,13 +1070,31 @@ void wsh_conn_settle(websock_conn *c) {
   conn_events(c);
 }
 
+/* Many connections settle at once (a publish's members, a turn's mail,
+ * deadlines due together): each one's first write goes to the kernel in
+ * the worker's batch (sendq.h), then each is settled as usual, its write
+ * already done. Not a connection about to close (its last bytes leave
+ * with the FIN) nor TLS. */
+__attribute__((noinline)) static void settle_batched(wsh_loop *w) {
+  for (size_t i = 0; i < w->ndirty; i++) {
+    websock_conn *c = w->dirty[i];
+    if (!c->dead && !c->io_error && c->state != WSH_CONN_FLUSHING &&
+        c->tp.ops->fd_sends)
+      wsh_outq_write_batched(c);
+  }
+  wsh_sendq_flush(w);
+}
+
 void wsh_conn_settle_all(wsh_loop *w) {
+  if (__builtin_expect(w->writers >= WSH_SENDQ_MIN, 0) && wsh_sendq_ready(w))
+    settle_batched(w);
   while (w->ndirty) {
     websock_conn *c = w->dirty[--w->ndirty];
     c->dirty = 0;
     wsh_conn_settle(c); /* may free c */
   }
   w->obuf_used = 0; /* every staged run was sent or moved */
+  w->writers = 0;
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg) {
@@ -1199,7 +1217,8 @@ void wsh_conn_push_shared(websock_conn *c, wsh_shared *sh, bool batch) {
   if (c->pmd_on) /* a plain frame otherwise: no call per subscriber */
     sh = wsh_compress_shared(c, sh);
   if (batch && c->tp.ops->fd_sends && !c->dirty && wsh_outq_unsent(c) == 0) {
-    wsh_sendq_entry e = {c, sh->data, sh->len, unref_shared, hold_shared, sh};
+    wsh_sendq_entry e = {
+        c, sh->data, sh->len, wsh_outq_ref_sent, unref_shared, hold_shared, sh};
     wsh_loop_mark(c->w, c); /* the rest of this turn's output waits */
     wsh_sendq_add(c->w, &e);
     return;

@@ -160,8 +160,9 @@ typedef struct wsh_loop {
    * a connection keeps a decoder of its own only while a read ends inside
    * a frame (conn.c). */
   wsh_conn_dec dec;
-  /* A broadcast's sends, many per system call (sendq.h): NULL until the
-   * first broadcast to WSH_SENDQ_MIN members sets it up; sendq_off once
+  /* Sends many per system call (sendq.h: a broadcast's, and the first
+   * writes of connections settled together): NULL until the first
+   * broadcast to, or settling of, WSH_SENDQ_MIN sets it up; sendq_off once
    * that failed or `io_uring = off`. */
   struct wsh_sendq *sendq;
   uint8_t sendq_off;
@@ -176,6 +177,7 @@ typedef struct wsh_loop {
   websock_conn **dirty; /* connections to settle before the callback ends */
   size_t ndirty;
   size_t capdirty;
+  size_t writers;  /* of them, those wsh_outq_add gave their first output */
   size_t buffered; /* what this loop's connections hold (its thread only) */
   wsh_zmem zmem; /* zlib state and buffers of this loop (permessage-deflate) */
   wsh_pmd_shared pmd;      /* the streams `shared` connections borrow */

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 
 #include "base/copy.h"
+#include "network/sendq.h"
 
 /* Appends to the evbuffer, created on first use (idle connections hold
  * none). Out of memory drops the connection (its stream would have a hole):
@@ -111,6 +112,8 @@ int wsh_outq_add(websock_conn *c, const void *a, size_t alen, const void *b,
                  size_t blen) {
   wsh_loop *w = c->w;
   size_t n = alen + blen;
+  if (!c->stage_len && !c->out) /* (out is freed once empty) */
+    w->writers++; /* one more connection to write to when settled */
   wsh_loop_mark(w, c);
   if (blen >= OUT_BIG && wsh_outq_unsent(c) == 0)
     return write_through(c, a, alen, b, blen);
@@ -153,6 +156,74 @@ int wsh_outq_add_ref(websock_conn *c, const void *p, size_t len,
                                      done, arg) != 0)
     return WEBSOCK_ENOMEM;
   return 1;
+}
+
+/* ---- through the worker's batch (sendq.h) ----------------------------------
+ */
+
+/* Whether the answer to a send is "try later" (the socket is full), with
+ * what it wrote in *n. False: an error, now c's. */
+static bool answered(websock_conn *c, int res, size_t *n) {
+  *n = 0;
+  if (res >= 0) {
+    *n = (size_t)res;
+    return true;
+  }
+  if (try_later(-res))
+    return true;
+  c->io_error = -res; /* closed when settled */
+  return false;
+}
+
+void wsh_outq_ref_sent(const wsh_sendq_entry *e, int res) {
+  websock_conn *c = e->c;
+  size_t n;
+  if (!answered(c, res, &n) || n == e->len)
+    return;
+  struct evbuffer *out = wsh_outq_buffer(c);
+  if (!out || evbuffer_add_reference(out, (const uint8_t *)e->p + n, e->len - n,
+                                     e->done, e->arg) != 0) {
+    c->io_error = ENOMEM; /* its stream would have a hole */
+    return;
+  }
+  e->hold(e->arg);
+}
+
+/* The staged run sent: what the socket left is copied to the evbuffer, as
+ * wsh_outq_write does after a short write. */
+static void staged_sent(const wsh_sendq_entry *e, int res) {
+  websock_conn *c = e->c;
+  size_t n;
+  c->stage_len = 0;
+  if (answered(c, res, &n) && n < e->len)
+    out_add(c, (const uint8_t *)e->p + n, e->len - n);
+}
+
+/* The evbuffer's first piece sent: drained (a frame held by reference is
+ * released once all of it is). */
+static void buffer_sent(const wsh_sendq_entry *e, int res) {
+  size_t n;
+  if (answered(e->c, res, &n) && n > 0)
+    evbuffer_drain(e->c->out, n);
+}
+
+void wsh_outq_write_batched(websock_conn *c) {
+  wsh_sendq_entry e = {.c = c};
+  if (c->stage_len) { /* out is empty */
+    e.p = c->w->obuf + c->stage_off;
+    e.len = c->stage_len;
+    e.sent = staged_sent;
+  } else if (c->out && evbuffer_get_length(c->out) > 0) {
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(c->out, -1, NULL, &v, 1) < 1)
+      return;
+    e.p = v.iov_base;
+    e.len = v.iov_len;
+    e.sent = buffer_sent;
+  } else {
+    return;
+  }
+  wsh_sendq_add(c->w, &e);
 }
 
 void wsh_outq_write(websock_conn *c, bool more) {

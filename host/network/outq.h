@@ -18,6 +18,7 @@
 #include <event2/buffer.h>
 
 #include "network/connection.h"
+#include "network/sendq.h"
 
 /* Queues a then b (b may be empty), or writes them now if b is big and
  * nothing is queued (a write error then sets c->io_error). Returns 0 or
@@ -40,6 +41,18 @@ struct evbuffer *wsh_outq_buffer(websock_conn *c);
  * c->io_error), or WEBSOCK_ENOMEM. */
 int wsh_outq_add_ref(websock_conn *c, const void *p, size_t len,
                      evbuffer_ref_cleanup_cb done, void *arg);
+
+/* A broadcast frame's send through the worker's batch answered
+ * (sendq.h; e->done, e->hold and e->arg as for wsh_outq_add_ref): written;
+ * what the socket did not take queued by reference, hold(arg) first; or
+ * c->io_error. */
+void wsh_outq_ref_sent(const wsh_sendq_entry *e, int res);
+
+/* The first write of c's settling (what is staged, or the evbuffer's first
+ * piece) goes into the worker's batch (sendq.h) instead, if c has output;
+ * its answer is handled as wsh_outq_write would. Not the bytes before our
+ * FIN (wsh_outq_write's `more`), and only on plain TCP. */
+void wsh_outq_write_batched(websock_conn *c);
 
 /* Bytes queued and not yet written. */
 static inline size_t wsh_outq_unsent(const websock_conn *c) {

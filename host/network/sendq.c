@@ -13,9 +13,8 @@
 #include <liburing.h>
 
 #include "base/log.h"
-#include "network/conn.h"
+#include "network/connection.h"
 #include "network/loop.h"
-#include "network/outq.h"
 
 struct wsh_sendq {
   struct io_uring ring;
@@ -62,29 +61,6 @@ bool wsh_sendq_ready(wsh_loop *l) {
   return true;
 }
 
-/* What the kernel answered for one send, handled as a send() result. */
-static void sent(const wsh_sendq_entry *e, int res) {
-  websock_conn *c = e->c;
-  size_t done = 0;
-  if (res < 0) {
-    if (res != -EAGAIN && res != -EINTR) {
-      c->io_error = -res; /* closed when settled */
-      return;
-    }
-  } else {
-    done = (size_t)res;
-  }
-  if (done == e->len)
-    return;
-  struct evbuffer *out = wsh_outq_buffer(c);
-  if (!out || evbuffer_add_reference(out, (const uint8_t *)e->p + done,
-                                     e->len - done, e->done, e->arg) != 0) {
-    c->io_error = ENOMEM; /* its stream would have a hole */
-    return;
-  }
-  e->hold(e->arg);
-}
-
 /* Takes the answers there are: how many. */
 static unsigned reap(wsh_sendq *q, unsigned n) {
   struct io_uring_cqe *cqe;
@@ -93,7 +69,7 @@ static unsigned reap(wsh_sendq *q, unsigned n) {
     uint64_t i = cqe->user_data;
     if (i < n && !q->answered[i]) {
       q->answered[i] = 1;
-      sent(&q->e[i], cqe->res);
+      q->e[i].sent(&q->e[i], cqe->res);
     }
     seen++;
   }

@@ -10,10 +10,14 @@
  * Where the kernel refuses io_uring (seccomp, io_uring_disabled, an old
  * kernel) or `io_uring = off`, every send is a send() call, as before.
  *
- * Only plain TCP sockets (transport ops with `fd_sends`), only from the
- * worker's broadcast delivery, only between callbacks: nothing else
- * writes to a connection while its send waits here (wsh_sendq_flush runs
- * before anything that could, and before the delivery ends).
+ * The same goes for the first write of each connection when many are
+ * settled together (a publish's members, a turn's mail: conn.c), from the
+ * loop's staging area or the connection's queue.
+ *
+ * Only plain TCP sockets (transport ops with `fd_sends`), only between
+ * callbacks: nothing else writes to a connection while its send waits
+ * here (wsh_sendq_flush runs before anything that could, and before the
+ * delivery or the settling ends).
  */
 #ifndef WSH_SENDQ_H
 #define WSH_SENDQ_H
@@ -29,16 +33,21 @@ typedef struct wsh_loop wsh_loop;
 
 /* Sends per io_uring_enter (the ring's size). */
 #define WSH_SENDQ_BATCH 256
-/* Members a delivery needs before it sets the ring up and uses it. */
+/* Members a delivery (or connections with output a settling) needs
+ * before the ring is set up and used. */
 #define WSH_SENDQ_MIN 4
 
-/* One send waiting for the batch's system call. */
+/* One send waiting for the batch's system call: len bytes at p to c's
+ * socket; sent(e, res) is told what send() would have returned (-errno
+ * for an error) once the batch is sent (outq.c's handlers). done, hold
+ * and arg are sent's to use. */
 typedef struct wsh_sendq_entry {
   websock_conn *c;
   const void *p;
   size_t len;
-  evbuffer_ref_cleanup_cb done; /* the queue's cleanup if it holds p */
-  void (*hold)(void *arg);      /* called first: the queue holds p */
+  void (*sent)(const struct wsh_sendq_entry *e, int res);
+  evbuffer_ref_cleanup_cb done;
+  void (*hold)(void *arg);
   void *arg;
 } wsh_sendq_entry;
 
@@ -49,10 +58,8 @@ typedef struct wsh_sendq wsh_sendq;
  * when the server's `io_uring = off`. Loop thread only. */
 bool wsh_sendq_ready(wsh_loop *l);
 
-/* Adds a send of p to c (c's queue empty, c marked for settling) to l's
- * batch; a full batch is sent first. The result is handled as
- * wsh_outq_add_ref's: written, queued by reference (hold(arg), then the
- * queue calls done), or c->io_error. Only after wsh_sendq_ready(l). */
+/* Adds e's send to l's batch (nothing may write to e->c until the batch
+ * is sent); a full batch is sent first. Only after wsh_sendq_ready(l). */
 void wsh_sendq_add(wsh_loop *l, const wsh_sendq_entry *e);
 
 /* Sends what the batch holds, one io_uring_enter, and handles each

@@ -1110,19 +1110,24 @@ def uring_counts(port):
 
 
 class BroadcastUringTest(unittest.TestCase):
-    """websock_broadcast to 40 python3-websockets clients, two raw clients
-    that read nothing until the end (their sockets fill: what the kernel
-    does not take is queued and written later) and one that resets its
-    connection first, on one worker: with io_uring on (the default) and
-    off. Every member gets every frame once and in order either way; with
-    it on, /metrics counts the sends made many per io_uring_enter, with it
-    off none; the daemon goes on serving."""
+    """websock_broadcast (and websock_publish: a handle_info per member,
+    whose pushes are written when the members are settled together) to 40
+    python3-websockets clients, two raw clients that read nothing until the
+    end (their sockets fill: what the kernel does not take is queued and
+    written later) and one that resets its connection first, on one
+    worker: with io_uring on (the default) and off. Every member gets every
+    message once and in order either way; with it on, /metrics counts the
+    sends made many per io_uring_enter, with it off none; the daemon goes
+    on serving."""
 
     READERS = 40
     FRAMES = 60
     BODY = 8 * 1024
 
-    def check(self, mode):
+    def check(self, mode, verb="bcast"):
+        """The run; verb bcast or pub. Returns the io_uring counters."""
+        # what a member gets: the frame itself, or msgs' "info:" + it
+        head = "" if verb == "bcast" else "info:"
         d = msgs_daemon({"b": {"path": "/b"}}, workers=1,
                         args=["--io-uring", mode])
         with d:
@@ -1147,13 +1152,16 @@ class BroadcastUringTest(unittest.TestCase):
                             starts.append(len(r.msgs))
                         for i in range(self.FRAMES):
                             self.assertEqual(await pub.call(
-                                "bcast:wide:%03d%s" % (i, body), "bcast:"), "0")
-                        last = "%03d" % (self.FRAMES - 1)
+                                "%s:wide:%03d%s" % (verb, i, body), verb + ":"),
+                                "0")
+                        last = "%s%03d" % (head, self.FRAMES - 1)
+                        size = len(head) + 3 + self.BODY
                         got = []
                         for r, start in zip(readers, starts):
                             await r.wait(lambda m: m.startswith(last), start, 30)
-                            got.append([m[:3] for m in r.msgs[start:]
-                                        if len(m) == 3 + self.BODY])
+                            got.append([m[len(head):len(head) + 3]
+                                        for m in r.msgs[start:]
+                                        if len(m) == size])
                         return got
                     finally:
                         await close_all(readers + [pub])
@@ -1166,8 +1174,9 @@ class BroadcastUringTest(unittest.TestCase):
                     seen = []
                     while len(seen) < self.FRAMES:
                         _, op, payload = fr.frame()
-                        if op == OP_TEXT and len(payload) == 3 + self.BODY:
-                            seen.append(payload[:3].decode())
+                        if (op == OP_TEXT and
+                                len(payload) == len(head) + 3 + self.BODY):
+                            seen.append(payload[len(head):len(head) + 3].decode())
                     self.assertEqual(seen, want)
                     # and the connection still answers
                     self.assertEqual(raw_call(s, fr, "sub:other", "sub:"), "0")
@@ -1185,6 +1194,15 @@ class BroadcastUringTest(unittest.TestCase):
 
     def test_off(self):
         self.assertEqual(self.check("off"), (0, 0))
+
+    def test_publish_on(self):
+        sends, enters = self.check("on", "pub")
+        # each publish: 42 members' pushes settled together
+        self.assertGreaterEqual(sends, self.FRAMES * (self.READERS + 1))
+        self.assertLess(enters * 10, sends)
+
+    def test_publish_off(self):
+        self.assertEqual(self.check("off", "pub"), (0, 0))
 
 
 # ---------------------------------------------------------------------------

@@ -6,7 +6,10 @@
  * socket does not take is queued by reference and written in order later;
  * a member whose peer is gone gets the error, not the others; a member
  * closed over max_unsent sends the batch first; `io_uring = off` sends
- * none of it through the ring.
+ * none of it through the ring. Connections settled together write their
+ * first bytes the same way: staged or queued, in order, a short write's
+ * rest kept, not the bytes before a FIN, not for fewer than
+ * WSH_SENDQ_MIN.
  *
  * The machine must allow io_uring (the tests say so when it does not): a
  * kernel that refuses it makes websockd fall back to a send() per member,
@@ -139,17 +142,30 @@ START_TEST(batch_waits_for_its_flush) {
 }
 END_TEST
 
+static int answers, answered_bytes;
+
+static void count_sent(const wsh_sendq_entry *e, int res) {
+  ck_assert_ptr_eq(e->c, conns[0]);
+  answers++;
+  answered_bytes += res;
+}
+
 START_TEST(full_batch_goes_before_the_next) {
+  answers = answered_bytes = 0;
   open_members(1);
   need_ring();
   wsh_shared *sh = frame_of("x");
   for (int i = 0; i < WSH_SENDQ_BATCH + 1; i++) {
-    wsh_sendq_entry e = {conns[0], sh->data, sh->len, NULL, NULL, NULL};
+    wsh_sendq_entry e = {
+        .c = conns[0], .p = sh->data, .len = sh->len, .sent = count_sent};
     wsh_sendq_add(&fx.w.loop, &e);
   }
   ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_enters), 1);
   ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_sends), WSH_SENDQ_BATCH);
+  ck_assert_int_eq(answers, WSH_SENDQ_BATCH); /* each answer, once */
   wsh_sendq_flush(&fx.w.loop);
+  ck_assert_int_eq(answers, WSH_SENDQ_BATCH + 1);
+  ck_assert_int_eq(answered_bytes, 3 * (WSH_SENDQ_BATCH + 1));
   ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_sends), WSH_SENDQ_BATCH + 1);
   static uint8_t buf[3 * (WSH_SENDQ_BATCH + 1)];
   size_t n = drain(0, buf, sizeof(buf), 3 * (WSH_SENDQ_BATCH + 1));
@@ -255,6 +271,76 @@ START_TEST(overflow_sends_the_batch_first) {
 }
 END_TEST
 
+/* Connections settled together (a publish's members, a turn's mail): the
+ * first write of each, staged or in its evbuffer, goes in one
+ * io_uring_enter; the last bytes before a FIN do not. */
+START_TEST(settle_writes_many_in_one_call) {
+  open_members(MEMBERS);
+  need_ring();
+  for (int i = 0; i < MEMBERS - 2; i++)
+    ck_assert_int_eq(wsh_outq_add(conns[i], "ab", 2, "cd", 2), 0);
+  struct evbuffer *out = wsh_outq_buffer(conns[MEMBERS - 2]);
+  ck_assert_ptr_nonnull(out);
+  evbuffer_add(out, "queued", 6);
+  websock_conn *last = conns[MEMBERS - 1];
+  ck_assert_int_eq(wsh_outq_add(last, "bye", 3, NULL, 0), 0);
+  last->state = WSH_CONN_FLUSHING; /* its bytes leave with the FIN */
+  ck_assert_uint_eq(fx.w.loop.writers, MEMBERS - 1);
+  wsh_conn_settle_all(&fx.w.loop);
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_enters), 1);
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_sends), MEMBERS - 1);
+  ck_assert_uint_eq(fx.w.loop.writers, 0);
+  uint8_t buf[16];
+  for (int i = 0; i < MEMBERS - 2; i++) {
+    ck_assert_uint_eq(drain(i, buf, sizeof(buf), 4), 4);
+    ck_assert_int_eq(memcmp(buf, "abcd", 4), 0);
+  }
+  ck_assert_uint_eq(drain(MEMBERS - 2, buf, sizeof(buf), 6), 6);
+  ck_assert_int_eq(memcmp(buf, "queued", 6), 0);
+  ck_assert_ptr_null(conns[MEMBERS - 2]->out); /* emptied, freed */
+  ck_assert_uint_ge(drain(MEMBERS - 1, buf, sizeof(buf), 3), 3);
+  ck_assert_int_eq(memcmp(buf, "bye", 3), 0);
+  close_peers(MEMBERS);
+}
+END_TEST
+
+/* Fewer than WSH_SENDQ_MIN connections with output: a send() each. */
+START_TEST(settle_few_sends_each) {
+  open_members(3);
+  need_ring();
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(wsh_outq_add(conns[i], "ab", 2, NULL, 0), 0);
+  wsh_conn_settle_all(&fx.w.loop);
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_sends), 0);
+  uint8_t buf[16];
+  for (int i = 0; i < 3; i++)
+    ck_assert_uint_eq(drain(i, buf, sizeof(buf), 2), 2);
+  close_peers(3);
+}
+END_TEST
+
+/* A staged run the socket does not take: what is left moves to the
+ * evbuffer and follows what the socket held, in order. */
+START_TEST(settle_short_write_keeps_the_rest) {
+  open_members(4);
+  need_ring();
+  size_t junk = fill(conns[0]);
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq(wsh_outq_add(conns[i], "tail", 4, NULL, 0), 0);
+  wsh_conn_settle_all(&fx.w.loop);
+  ck_assert_uint_eq(stat_of(&fx.w.loop.stats.uring_sends), 4);
+  ck_assert_uint_eq(conns[0]->stage_len, 0);
+  ck_assert_uint_eq(wsh_outq_unsent(conns[0]), 4);
+  ck_assert_int_eq(conns[0]->io_error, 0);
+  static uint8_t buf[8 << 20];
+  ck_assert_uint_eq(drain(0, buf, sizeof(buf), junk + 4), junk + 4);
+  ck_assert_int_eq(memcmp(buf + junk, "tail", 4), 0);
+  for (int i = 1; i < 4; i++)
+    ck_assert_uint_eq(drain(i, buf, sizeof(buf), 4), 4);
+  close_peers(4);
+}
+END_TEST
+
 /* io_uring = off: no ring; a broadcast is a send() per member, as before. */
 START_TEST(off_sends_each_by_itself) {
   fx.cfg.io_uring = 0;
@@ -286,6 +372,9 @@ static Suite *sendq_suite(void) {
   tcase_add_test(tc, full_socket_queues_the_frame);
   tcase_add_test(tc, error_is_the_members_own);
   tcase_add_test(tc, overflow_sends_the_batch_first);
+  tcase_add_test(tc, settle_writes_many_in_one_call);
+  tcase_add_test(tc, settle_few_sends_each);
+  tcase_add_test(tc, settle_short_write_keeps_the_rest);
   tcase_add_test(tc, off_sends_each_by_itself);
   suite_add_tcase(s, tc);
   return s;
