@@ -1,0 +1,14 @@
+date='2026-12-02'
+rounds=3
+short=0
+servers='websockd-1w websockd-2w lws raw'
+workers2=2
+machine='2 × AMD EPYC (a virtual machine), 24 GiB, Linux 6.18.44-fc-v1045, Debian 12.11'
+idle_n=10000
+idlemax_n=19900
+fd_limit=20000
+fan_m=10000
+fan_k=20
+have_chat=1
+noisy_kept=14
+NOISE_MAX=25
