@@ -16,9 +16,10 @@
 bool wsh_heap_tune(void);
 
 /* Gives the free top of the calling thread's heap back to the kernel, as
- * glibc would have done at its last free with its default thresholds: for a
- * worker that has gone quiet after big messages, which would otherwise keep up
- * to 64 MiB. Only after wsh_heap_tune() set the thresholds (returns false
+ * glibc would have done at its last free with its default thresholds, and
+ * then every arena's free pages between live blocks (malloc_trim): for a
+ * worker that has gone quiet after big messages, which would otherwise keep
+ * up to 64 MiB. Only after wsh_heap_tune() set the thresholds (returns false
  * otherwise: glibc's rules, or the operator's, apply). Any thread; calls are
  * serialized (the threshold is global and lowered for the moment of one free).
  */
