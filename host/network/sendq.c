@@ -112,9 +112,14 @@ void wsh_sendq_flush(wsh_loop *l) {
 }
 
 void wsh_sendq_add(wsh_loop *l, const wsh_sendq_entry *e) {
-  wsh_sendq *q = l->sendq;
-  if (q->n == WSH_SENDQ_BATCH)
+  if (l->sendq && l->sendq->n == WSH_SENDQ_BATCH)
     wsh_sendq_flush(l);
+  wsh_sendq *q = l->sendq;
+  if (!q) { /* the ring failed (and is gone): this send by itself */
+    ssize_t r = send(e->c->tp.fd, e->p, e->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    e->sent(e, r < 0 ? -errno : (int)r);
+    return;
+  }
   struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
   io_uring_prep_send(sqe, e->c->tp.fd, e->p, e->len,
                      MSG_DONTWAIT | MSG_NOSIGNAL);

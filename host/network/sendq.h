@@ -59,7 +59,9 @@ typedef struct wsh_sendq wsh_sendq;
 bool wsh_sendq_ready(wsh_loop *l);
 
 /* Adds e's send to l's batch (nothing may write to e->c until the batch
- * is sent); a full batch is sent first. Only after wsh_sendq_ready(l). */
+ * is sent); a full batch is sent first. Only after wsh_sendq_ready(l); if
+ * the ring has failed since (wsh_sendq_flush gave it up), the send is made
+ * at once by send() and answered. */
 void wsh_sendq_add(wsh_loop *l, const wsh_sendq_entry *e);
 
 /* Sends what the batch holds, one io_uring_enter, and handles each

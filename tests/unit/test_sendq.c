@@ -280,6 +280,50 @@ START_TEST(overflow_sends_the_batch_first) {
 }
 END_TEST
 
+/* The ring fd of this process (the one wsh_sendq_ready made): -1 if none. */
+static int ring_fd(void) {
+  for (int fd = 3; fd < 1024; fd++) {
+    char link[64], target[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n > 0) {
+      target[n] = '\0';
+      if (strstr(target, "io_uring"))
+        return fd;
+    }
+  }
+  return -1;
+}
+
+/* A ring whose io_uring_enter fails (its fd closed behind its back): the
+ * sends waiting are lost as a failed send() would be (EIO, closed when
+ * settled), the worker gives the ring up, and a send added after that in
+ * the same delivery goes out by send() at once. */
+START_TEST(failed_ring_is_given_up) {
+  open_members(3);
+  need_ring();
+  int fd = ring_fd();
+  ck_assert_int_ge(fd, 0);
+  wsh_shared *sh = frame_of("lost");
+  wsh_conn_push_shared(conns[0], sh, true);
+  wsh_conn_push_shared(conns[1], sh, true);
+  close(fd);
+  wsh_sendq_flush(&fx.w.loop);
+  ck_assert_int_eq(conns[0]->io_error, EIO);
+  ck_assert_int_eq(conns[1]->io_error, EIO);
+  ck_assert_ptr_null(fx.w.loop.sendq);
+  ck_assert(!wsh_sendq_ready(&fx.w.loop));
+  wsh_conn_push_shared(conns[2], sh, true); /* batch still asked for */
+  uint8_t buf[16];
+  ck_assert_int_eq(recv(peers[2], buf, sizeof(buf), MSG_DONTWAIT), 6);
+  ck_assert_int_eq(memcmp(buf, "\x81\x04lost", 6), 0);
+  wsh_conn_settle_all(&fx.w.loop);
+  ck_assert_int_eq(atomic_load(&sh->refs), 1);
+  wsh_shared_unref(sh);
+  close_peers(3);
+}
+END_TEST
+
 /* Connections settled together (a publish's members, a turn's mail): the
  * first write of each, staged or in its evbuffer, goes in one
  * io_uring_enter; the last bytes before a FIN do not. */
@@ -372,6 +416,7 @@ static Suite *sendq_suite(void) {
   tcase_add_test(tc, full_socket_queues_the_frame);
   tcase_add_test(tc, error_is_the_members_own);
   tcase_add_test(tc, overflow_sends_the_batch_first);
+  tcase_add_test(tc, failed_ring_is_given_up);
   tcase_add_test(tc, settle_writes_many_in_one_call);
   tcase_add_test(tc, settle_few_sends_each);
   tcase_add_test(tc, settle_short_write_keeps_the_rest);
