@@ -158,8 +158,7 @@ int wsh_outq_add_ref(websock_conn *c, const void *p, size_t len,
   return 1;
 }
 
-/* ---- through the worker's batch (sendq.h) ----------------------------------
- */
+/* ---- through the worker's batch (sendq.h) ------------------------------ */
 
 /* Whether the answer to a send is "try later" (the socket is full), with
  * what it wrote in *n. False: an error, now c's. */
