@@ -136,6 +136,45 @@ int wsh_outq_add(websock_conn *c, const void *a, size_t alen, const void *b,
   return blen ? out_add(c, b, blen) : 0;
 }
 
+/* What a write of p left (len - sent bytes), queued by reference: 1, 0
+ * when nothing was left, or WEBSOCK_ENOMEM. */
+static int ref_rest(websock_conn *c, const void *p, size_t len, size_t sent,
+                    evbuffer_ref_cleanup_cb done, void *arg) {
+  if (sent == len)
+    return 0;
+  struct evbuffer *out = wsh_outq_buffer(c);
+  if (!out || evbuffer_add_reference(out, (const uint8_t *)p + sent, len - sent,
+                                     done, arg) != 0)
+    return WEBSOCK_ENOMEM;
+  return 1;
+}
+
+/* A send's answer (bytes written, or -errno): true when it wrote *n bytes
+ * or said "try later" (*n = 0: the socket is full); false for an error,
+ * now c's. */
+static bool answered(websock_conn *c, int res, size_t *n) {
+  *n = 0;
+  if (res >= 0) {
+    *n = (size_t)res;
+    return true;
+  }
+  if (try_later(-res))
+    return true;
+  c->io_error = -res; /* closed when settled */
+  return false;
+}
+
+/* A write of the staged run (res: written, or -errno) done: the run is
+ * consumed; what the socket left goes to the evbuffer; an error other than
+ * "try later" is c's. */
+static void staged_written(websock_conn *c, const uint8_t *p, size_t len,
+                           int res) {
+  size_t n;
+  c->stage_len = 0;
+  if (answered(c, res, &n) && n < len)
+    out_add(c, p + n, len - n);
+}
+
 int wsh_outq_add_ref(websock_conn *c, const void *p, size_t len,
                      evbuffer_ref_cleanup_cb done, void *arg) {
   size_t sent = 0;
@@ -149,53 +188,26 @@ int wsh_outq_add_ref(websock_conn *c, const void *p, size_t len,
     sent = n > 0 ? (size_t)n : 0;
   }
   wsh_loop_mark(c->w, c); /* the rest of this turn's output is batched */
-  if (sent == len)
-    return 0;
-  struct evbuffer *out = wsh_outq_buffer(c);
-  if (!out || evbuffer_add_reference(out, (const uint8_t *)p + sent, len - sent,
-                                     done, arg) != 0)
-    return WEBSOCK_ENOMEM;
-  return 1;
+  return ref_rest(c, p, len, sent, done, arg);
 }
 
 /* ---- through the worker's batch (sendq.h) ------------------------------ */
 
-/* Whether the answer to a send is "try later" (the socket is full), with
- * what it wrote in *n. False: an error, now c's. */
-static bool answered(websock_conn *c, int res, size_t *n) {
-  *n = 0;
-  if (res >= 0) {
-    *n = (size_t)res;
-    return true;
-  }
-  if (try_later(-res))
-    return true;
-  c->io_error = -res; /* closed when settled */
-  return false;
-}
-
 void wsh_outq_ref_sent(const wsh_sendq_entry *e, int res) {
   websock_conn *c = e->c;
   size_t n;
-  if (!answered(c, res, &n) || n == e->len)
+  if (!answered(c, res, &n))
     return;
-  struct evbuffer *out = wsh_outq_buffer(c);
-  if (!out || evbuffer_add_reference(out, (const uint8_t *)e->p + n, e->len - n,
-                                     e->done, e->arg) != 0) {
+  int rc = ref_rest(c, e->p, e->len, n, e->done, e->arg);
+  if (rc == 1)
+    e->hold(e->arg);
+  else if (rc < 0)
     c->io_error = ENOMEM; /* its stream would have a hole */
-    return;
-  }
-  e->hold(e->arg);
 }
 
-/* The staged run sent: what the socket left is copied to the evbuffer, as
- * wsh_outq_write does after a short write. */
+/* The staged run sent: as wsh_outq_write's own write of it. */
 static void staged_sent(const wsh_sendq_entry *e, int res) {
-  websock_conn *c = e->c;
-  size_t n;
-  c->stage_len = 0;
-  if (answered(c, res, &n) && n < e->len)
-    out_add(c, (const uint8_t *)e->p + n, e->len - n);
+  staged_written(e->c, e->p, e->len, res);
 }
 
 /* The evbuffer's first piece sent: drained (a frame held by reference is
@@ -230,16 +242,7 @@ void wsh_outq_write(websock_conn *c, bool more) {
     const uint8_t *p = c->w->obuf + c->stage_off;
     size_t len = c->stage_len;
     ssize_t n = c->tp.ops->write(&c->tp, p, len, more);
-    c->stage_len = 0;
-    if (n < 0) {
-      if (!try_later(errno)) {
-        c->io_error = errno;
-        return;
-      }
-      n = 0;
-    }
-    if ((size_t)n < len)
-      out_add(c, p + n, len - (size_t)n);
+    staged_written(c, p, len, n < 0 ? -errno : (int)n);
     return; /* the socket's buffer is full, or everything is sent */
   }
   while (c->out && evbuffer_get_length(c->out) > 0) {

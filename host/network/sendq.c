@@ -116,7 +116,7 @@ void wsh_sendq_add(wsh_loop *l, const wsh_sendq_entry *e) {
     wsh_sendq_flush(l);
   wsh_sendq *q = l->sendq;
   if (!q) { /* the ring failed (and is gone): this send by itself */
-    ssize_t r = send(e->c->tp.fd, e->p, e->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t r = e->c->tp.ops->write(&e->c->tp, e->p, e->len, false);
     e->sent(e, r < 0 ? -errno : (int)r);
     return;
   }
